@@ -1,0 +1,89 @@
+// Command onecast is the project's one CLI: the cluster benchmark, the
+// simulator, the characterization and evaluation reports, a node, the
+// key-value replica and the capture analyser.
+//
+// Each subcommand lives in its own file and is listed in commands below.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	// run executes the command with its arguments (the command name
+	// excluded). ctx ends on SIGINT or SIGTERM.
+	run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands lists every subcommand. Add one line per command file.
+func commands() []command {
+	return []command{}
+}
+
+// errUsage marks an error whose message is a usage complaint: exit code 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
+	usage := func() {
+		fmt.Fprintln(stderr, "usage: onecast <command> [flags]\n\ncommands:")
+		for _, c := range cmds {
+			fmt.Fprintf(stderr, "  %-13s %s\n", c.name, c.summary)
+		}
+		fmt.Fprintln(stderr, "\nRun 'onecast <command> -h' for a command's flags.")
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range cmds {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "onecast %s: %v\n", c.name, err)
+			return 2
+		case errors.Is(err, errViolation):
+			fmt.Fprintf(stderr, "onecast %s: %v\n", c.name, err)
+			return 1
+		default:
+			fmt.Fprintf(stderr, "onecast %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "onecast: unknown command %q\n\n", args[0])
+	usage()
+	return 2
+}
+
+// errViolation marks a run that found a protocol property violated (exit 1).
+var errViolation = errors.New("property violated")
