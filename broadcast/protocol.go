@@ -99,7 +99,8 @@ func (rd *Ready) Release() {
 }
 
 // Outbound is a message and its destination: one node, or Everyone (every
-// node but the sender).
+// node but the sender). Drivers never loop a message back to its sender: a
+// protocol counts its own vote itself.
 type Outbound struct {
 	To  NodeID
 	Msg Message
