@@ -146,7 +146,7 @@ func (mt *Metrics) Snapshot() Snapshot {
 }
 
 // Totals sums the rows of a snapshot.
-func (s *Snapshot) Totals() TypeTraffic {
+func (s Snapshot) Totals() TypeTraffic {
 	var t TypeTraffic
 	for _, r := range s.Types {
 		t.SentMessages += r.SentMessages
@@ -161,7 +161,7 @@ func (s *Snapshot) Totals() TypeTraffic {
 
 // PayloadDupFactor is payload bytes received ÷ payload bytes delivered from
 // other nodes; 0 when nothing was delivered.
-func (s *Snapshot) PayloadDupFactor() float64 {
+func (s Snapshot) PayloadDupFactor() float64 {
 	if s.RemoteDeliveredBytes == 0 {
 		return 0
 	}
@@ -170,7 +170,7 @@ func (s *Snapshot) PayloadDupFactor() float64 {
 
 // WireFactor is all message bytes received ÷ payload bytes delivered from
 // other nodes; 0 when nothing was delivered.
-func (s *Snapshot) WireFactor() float64 {
+func (s Snapshot) WireFactor() float64 {
 	if s.RemoteDeliveredBytes == 0 {
 		return 0
 	}

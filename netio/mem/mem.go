@@ -47,12 +47,13 @@ type Stats struct {
 
 // Network is a set of connected in-process endpoints.
 type Network struct {
-	mu     sync.Mutex
-	eps    []*Endpoint
-	fault  Fault
-	rng    *rand.Rand
-	timers map[*time.Timer]struct{}
-	closed bool
+	mu       sync.Mutex
+	eps      []*Endpoint
+	fault    Fault
+	rng      *rand.Rand
+	timers   map[*time.Timer]*netio.Inbound // delayed messages in flight
+	inflight sync.WaitGroup                 // their callbacks
+	closed   bool
 
 	sent, delivered, dropped, duplicated, reordered, delayed atomic.Uint64
 }
@@ -70,7 +71,7 @@ func WithSeed(seed uint64) Option {
 
 // NewNetwork connects n endpoints, with IDs 0 … n-1.
 func NewNetwork(n int, opts ...Option) *Network {
-	net := &Network{rng: rand.New(rand.NewPCG(1, 2)), timers: map[*time.Timer]struct{}{}}
+	net := &Network{rng: rand.New(rand.NewPCG(1, 2)), timers: map[*time.Timer]*netio.Inbound{}}
 	for _, o := range opts {
 		o(net)
 	}
@@ -101,11 +102,17 @@ func (n *Network) Stats() Stats {
 func (n *Network) Close() {
 	n.mu.Lock()
 	n.closed = true
-	for t := range n.timers {
-		t.Stop()
+	for t, in := range n.timers {
+		// A timer that has not fired will not: release its message here. One
+		// that has fired finds itself gone from the map and releases its own.
+		if t.Stop() {
+			in.Release()
+			n.inflight.Done()
+		}
 	}
 	n.timers = nil
 	n.mu.Unlock()
+	n.inflight.Wait()
 	for _, ep := range n.eps {
 		ep.Close()
 	}
@@ -158,18 +165,21 @@ func (e *Endpoint) Send(to broadcast.NodeID, m *broadcast.Message) error {
 		if d.Delay > 0 {
 			net.delayed.Add(1)
 			var t *time.Timer
+			held := &in
+			net.inflight.Add(1)
 			t = time.AfterFunc(d.Delay, func() {
+				defer net.inflight.Done()
 				net.mu.Lock()
 				_, live := net.timers[t]
 				delete(net.timers, t)
 				net.mu.Unlock()
 				if live {
-					dst.push(in, pos)
+					dst.push(*held, pos)
 				} else {
-					in.Release()
+					held.Release()
 				}
 			})
-			net.timers[t] = struct{}{}
+			net.timers[t] = held
 			continue
 		}
 		dst.push(in, pos)
