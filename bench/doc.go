@@ -1,0 +1,17 @@
+// Package bench runs onecast clusters under load and reports what the
+// duplication costs and what removing it buys.
+//
+// A [Sweep] expands command-line lists into [Point]s (their cartesian
+// product). Each point runs a cluster — in process, one process per node on
+// loopback, one network namespace per node, or remote hosts — offers it a
+// load (open loop at a rate, or closed loop with a window of payloads in
+// flight), measures after a warm-up, and yields a [Result]: throughput,
+// latency percentiles from an HdrHistogram, the payload duplication factor
+// and wire factor from the nodes' counters, user-space copies per payload
+// byte, allocations and CPU per delivery, peak RSS, retransmissions.
+//
+// Results print as a table with the ratio digest ÷ full for every figure
+// (the point of the exercise), as JSON or CSV, and with an output directory
+// as a Markdown report with PNG plots. Every output records the
+// [Environment]: commit, flags, Go version, kernel, CPU and cores.
+package bench

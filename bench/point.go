@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+)
+
+// Point is one benchmark configuration: one cluster, one protocol setting,
+// one load.
+type Point struct {
+	Protocol     string
+	Mode         broadcast.Mode
+	Transport    string // mem, udp, xdp
+	Cluster      string // inproc, local, netns, remote
+	N, F         int
+	PayloadBytes int
+	Batch        int
+	// Rate is the offered load in payloads per second across the cluster
+	// (open loop); 0 means closed loop with Inflight payloads outstanding.
+	Rate     float64
+	Inflight int
+	Duration time.Duration
+	Warmup   time.Duration
+	// Byzantine lists faulty nodes and their behaviour ("1:silent").
+	Byzantine []Byzantine
+	Auth      broadcast.Scheme
+}
+
+// Byzantine is k nodes that behave as Behaviour.
+type Byzantine struct {
+	Count     int
+	Behaviour string
+}
+
+func (b Byzantine) String() string { return fmt.Sprintf("%d:%s", b.Count, b.Behaviour) }
+
+// ParseByzantine parses "k:behaviour".
+func ParseByzantine(s string) (Byzantine, error) {
+	k, beh, ok := strings.Cut(s, ":")
+	if !ok || beh == "" {
+		return Byzantine{}, fmt.Errorf("byzantine %q: want k:behaviour, e.g. 1:silent", s)
+	}
+	n, err := strconv.Atoi(k)
+	if err != nil || n < 0 {
+		return Byzantine{}, fmt.Errorf("byzantine %q: count %q is not a non-negative integer", s, k)
+	}
+	return Byzantine{Count: n, Behaviour: beh}, nil
+}
+
+// Faulty returns the number of Byzantine nodes of the point.
+func (p Point) Faulty() int {
+	t := 0
+	for _, b := range p.Byzantine {
+		t += b.Count
+	}
+	return t
+}
+
+// Key names the point in tables and file names.
+func (p Point) Key() string {
+	s := fmt.Sprintf("%s/%s/%s/%s/n%d/f%d/%s/b%d", p.Protocol, p.Mode, p.Transport, p.Cluster, p.N, p.F, FormatSize(p.PayloadBytes), p.Batch)
+	for _, b := range p.Byzantine {
+		s += "/byz" + b.String()
+	}
+	return s
+}
+
+// ParseSize parses a byte size: 512, 16KiB, 1MiB, 4k, 2M (binary units).
+func ParseSize(s string) (int, error) {
+	t := strings.TrimSpace(strings.ToLower(s))
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"k", 1 << 10}, {"m", 1 << 20}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(t))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive size such as 512, 16KiB or 1MiB", s)
+	}
+	if n > (64<<20)/mult {
+		return 0, fmt.Errorf("size %q exceeds the 64 MiB payload limit", s)
+	}
+	return n * mult, nil
+}
+
+// FormatSize prints a byte size the way ParseSize reads it.
+func FormatSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// Sweep holds a list of values per parameter; its points are the cartesian
+// product.
+type Sweep struct {
+	Protocols  []string
+	Modes      []broadcast.Mode
+	Transports []string
+	Clusters   []string
+	Ns         []int
+	Fs         []int // empty: the largest f each protocol tolerates at each n
+	Payloads   []int
+	Batches    []int
+	Rates      []float64
+	Inflight   []int
+	Byzantine  []Byzantine // applied to every point
+	Duration   time.Duration
+	Warmup     time.Duration
+	Auth       broadcast.Scheme
+}
+
+// Points expands the sweep, in a stable order (the last list varies
+// fastest), resolving f per protocol. specs gives each protocol's MinN.
+func (s Sweep) Points(specs []broadcast.Spec) ([]Point, error) {
+	var out []Point
+	for _, proto := range s.Protocols {
+		spec, err := broadcast.FindSpec(specs, proto)
+		if err != nil {
+			return nil, err
+		}
+		for _, cl := range s.Clusters {
+			for _, tr := range s.Transports {
+				for _, n := range s.Ns {
+					fs := s.Fs
+					if len(fs) == 0 {
+						fs = []int{maxF(spec, n)}
+					}
+					for _, f := range fs {
+						if f < 0 || n < spec.MinN(f) {
+							return nil, fmt.Errorf("%s needs n ≥ %d for f = %d, got n = %d", proto, spec.MinN(f), f, n)
+						}
+						for _, size := range s.Payloads {
+							for _, batch := range s.Batches {
+								for _, rate := range s.Rates {
+									for _, inflight := range s.Inflight {
+										for _, mode := range s.Modes {
+											out = append(out, Point{
+												Protocol: proto, Mode: mode, Transport: tr, Cluster: cl,
+												N: n, F: f, PayloadBytes: size, Batch: batch,
+												Rate: rate, Inflight: inflight,
+												Duration: s.Duration, Warmup: s.Warmup,
+												Byzantine: s.Byzantine, Auth: s.Auth,
+											})
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// maxF is the largest f the protocol tolerates with n nodes.
+func maxF(spec broadcast.Spec, n int) int {
+	f := 0
+	for spec.MinN(f+1) <= n {
+		f++
+	}
+	return f
+}
