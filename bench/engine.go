@@ -1,0 +1,376 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// Cluster is a running cluster under test, whatever its kind (in process,
+// processes, namespaces, remote hosts).
+type Cluster interface {
+	// Submit hands node id an application payload, taking the reference.
+	// Safe for concurrent use.
+	Submit(id broadcast.NodeID, p bufpool.Buf) error
+	// Correct lists the nodes that follow the protocol; load goes to them and
+	// figures are taken over them.
+	Correct() []broadcast.NodeID
+	// Counters returns a node's cumulative counters.
+	Counters(id broadcast.NodeID) NodeCounters
+	// PeakRSSMB returns the peak resident set of a node's process.
+	PeakRSSMB(id broadcast.NodeID) float64
+	// Close stops the cluster and releases its resources.
+	Close() error
+}
+
+// NodeCounters are the cumulative counters the bench reads from a node.
+type NodeCounters struct {
+	Metrics broadcast.Snapshot
+	// CopiedBytes counts payload bytes copied in user space on the node
+	// (transport receive path, flattening, copy-outs).
+	CopiedBytes     uint64
+	Retransmissions uint64
+}
+
+// DeliveryFunc is how a cluster reports a delivery to the bench: node id
+// delivered payload p (borrowed) at time at.
+type DeliveryFunc func(id broadcast.NodeID, p bufpool.Buf, at time.Time)
+
+// stampSize is the prefix of every bench payload: the payload's number and
+// its submit time, so that a delivery anywhere can be matched and timed
+// without shared state.
+const stampSize = 16
+
+// stamp writes payload number seq and time t into the first bytes of b.
+func stamp(b []byte, seq uint64, t time.Time) {
+	binary.LittleEndian.PutUint64(b[0:], seq)
+	binary.LittleEndian.PutUint64(b[8:], uint64(t.UnixNano()))
+}
+
+func readStamp(p bufpool.Buf) (seq uint64, at time.Time, ok bool) {
+	if p.Len() < stampSize {
+		return 0, time.Time{}, false
+	}
+	var hdr [stampSize]byte
+	if p.Contiguous() {
+		copy(hdr[:], p.Bytes()[:stampSize])
+	} else {
+		// Reading 16 bytes across a frame boundary is not a payload copy
+		// worth counting; go through the segments.
+		n := 0
+		for seg := range p.Slice(0, stampSize).Segments() {
+			n += copy(hdr[n:], seg)
+		}
+	}
+	return binary.LittleEndian.Uint64(hdr[0:]), time.Unix(0, int64(binary.LittleEndian.Uint64(hdr[8:]))), true
+}
+
+// tracker follows payloads from submit to delivery at every correct node.
+type tracker struct {
+	correct int
+	slots   []slot // ring indexed by payload number
+	window  chan struct{}
+
+	mu       sync.Mutex
+	hist     *hdrhistogram.Histogram
+	measure  atomic.Bool
+	complete atomic.Uint64 // payloads delivered by every correct node
+	measured atomic.Uint64 // deliveries counted in the window
+	unknown  atomic.Uint64 // deliveries of payloads not in the ring any more
+}
+
+type slot struct {
+	seq       atomic.Uint64
+	delivered atomic.Int32
+}
+
+func newTracker(correct, ring int, window int) *tracker {
+	t := &tracker{correct: correct, slots: make([]slot, ring), hist: hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)}
+	if window > 0 {
+		t.window = make(chan struct{}, window)
+		for range window {
+			t.window <- struct{}{}
+		}
+	}
+	return t
+}
+
+func (t *tracker) submitted(seq uint64) {
+	s := &t.slots[seq%uint64(len(t.slots))]
+	s.delivered.Store(0)
+	s.seq.Store(seq)
+}
+
+func (t *tracker) deliver(_ broadcast.NodeID, p bufpool.Buf, at time.Time) {
+	seq, sent, ok := readStamp(p)
+	if !ok {
+		return
+	}
+	if t.measure.Load() {
+		t.measured.Add(1)
+		us := at.Sub(sent).Microseconds()
+		t.mu.Lock()
+		_ = t.hist.RecordValue(max(us, 1))
+		t.mu.Unlock()
+	}
+	s := &t.slots[seq%uint64(len(t.slots))]
+	if s.seq.Load() != seq {
+		t.unknown.Add(1)
+		return
+	}
+	if int(s.delivered.Add(1)) == t.correct {
+		t.complete.Add(1)
+		if t.window != nil {
+			select {
+			case t.window <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Load is what drives a point: how payloads are made and offered.
+type Load struct {
+	Pool *bufpool.Pool // payload buffers; nil: heap buffers
+}
+
+// errNoDeliveries marks a point during which nothing was delivered.
+var errNoDeliveries = errors.New("no payload was delivered during the measurement window")
+
+// Measure offers pt's load to a running cluster and measures it. deliveries
+// must be wired (by whoever built c) to the returned tracker's deliver.
+// It returns when pt's warm-up and duration have passed or ctx ends.
+func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (Result, error) {
+	res := resultFor(pt)
+	correct := c.Correct()
+	if len(correct) == 0 {
+		return res, fmt.Errorf("no correct node to offer load to")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var seq atomic.Uint64
+	var submitErr atomic.Pointer[error]
+	submit := func() bool {
+		n := seq.Add(1)
+		origin := correct[int(n)%len(correct)]
+		size := max(pt.PayloadBytes, stampSize)
+		var buf bufpool.Buf
+		if load.Pool != nil {
+			b, err := load.Pool.Alloc(size)
+			if err != nil {
+				return false // out of frames: back-pressure, not an error
+			}
+			buf = b
+		} else {
+			buf = bufpool.Wrap(make([]byte, size))
+		}
+		first := true
+		for seg := range buf.WritableSegments() {
+			if first {
+				stamp(seg, n, time.Now())
+				fillPattern(seg[stampSize:], n)
+				first = false
+			} else {
+				fillPattern(seg, n)
+			}
+		}
+		tr.submitted(n)
+		if err := c.Submit(origin, buf); err != nil {
+			submitErr.CompareAndSwap(nil, &err)
+			return false
+		}
+		return true
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if pt.Rate > 0 {
+			openLoop(ctx, pt.Rate, submit)
+			return
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tr.window:
+				if !submit() {
+					// Give the token back after a pause so that a cluster out of
+					// buffers recovers instead of stalling the loop for good.
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(time.Millisecond):
+					}
+					tr.window <- struct{}{}
+				}
+			}
+		}
+	}()
+
+	sleep := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	if !sleep(pt.Warmup) {
+		cancel()
+		wg.Wait()
+		return res, ctx.Err()
+	}
+
+	before := snapshotAll(c, correct)
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cpu0 := cpuTime()
+	start := time.Now()
+	tr.measure.Store(true)
+
+	completed := sleep(pt.Duration)
+
+	tr.measure.Store(false)
+	elapsed := time.Since(start)
+	cpu1 := cpuTime()
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	after := snapshotAll(c, correct)
+	cancel()
+	wg.Wait()
+	if errp := submitErr.Load(); errp != nil {
+		return res, fmt.Errorf("submit: %w", *errp)
+	}
+	if !completed {
+		return res, context.Canceled
+	}
+
+	deliveries := tr.measured.Load()
+	res.Deliveries = deliveries
+	res.DurationSec = elapsed.Seconds()
+	if deliveries == 0 {
+		return res, errNoDeliveries
+	}
+	d := after.sub(before)
+	perNode := float64(deliveries) / float64(len(correct))
+	res.DeliveriesPerSec = perNode / elapsed.Seconds()
+	res.PayloadMBPerSec = res.DeliveriesPerSec * float64(pt.PayloadBytes) / 1e6
+	if d.remoteDelivered > 0 {
+		res.PayloadDupFactor = float64(d.recvPayload) / float64(d.remoteDelivered)
+		res.WireFactor = float64(d.recvPayload+d.recvHeader) / float64(d.remoteDelivered)
+	}
+	if d.deliveries > 0 {
+		res.WireBytesPerDelivery = float64(d.recvPayload+d.recvHeader) / float64(d.deliveries)
+	}
+	if d.deliveredBytes > 0 {
+		res.CopiesPerPayloadByte = float64(d.copied) / float64(d.deliveredBytes)
+	}
+	res.AllocsPerDelivery = float64(ms1.Mallocs-ms0.Mallocs) / float64(deliveries)
+	res.CPUMicrosPerDelivery = float64((cpu1 - cpu0).Microseconds()) / float64(deliveries)
+	res.Retransmissions = d.retransmissions
+	for _, id := range correct {
+		res.PeakRSSMB = max(res.PeakRSSMB, c.PeakRSSMB(id))
+	}
+	tr.mu.Lock()
+	res.LatencyP50Ms = float64(tr.hist.ValueAtQuantile(50)) / 1e3
+	res.LatencyP90Ms = float64(tr.hist.ValueAtQuantile(90)) / 1e3
+	res.LatencyP99Ms = float64(tr.hist.ValueAtQuantile(99)) / 1e3
+	res.LatencyCDF = cdfOf(tr.hist)
+	tr.mu.Unlock()
+	return res, nil
+}
+
+// openLoop calls submit at rate per second until ctx ends, catching up in
+// bursts when the timer falls behind (so the offered rate holds).
+func openLoop(ctx context.Context, rate float64, submit func() bool) {
+	interval := time.Duration(float64(time.Second) / rate)
+	tick := time.NewTicker(max(interval, time.Millisecond))
+	defer tick.Stop()
+	start := time.Now()
+	var sent float64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			due := now.Sub(start).Seconds() * rate
+			for sent < due && ctx.Err() == nil {
+				submit()
+				sent++
+			}
+		}
+	}
+}
+
+func fillPattern(b []byte, seed uint64) {
+	x := seed*0x9e3779b97f4a7c15 + 1
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = byte(x)
+	}
+}
+
+type totals struct {
+	recvPayload, recvHeader, remoteDelivered, deliveredBytes, deliveries uint64
+	copied, retransmissions                                              uint64
+}
+
+func (a totals) sub(b totals) totals {
+	return totals{a.recvPayload - b.recvPayload, a.recvHeader - b.recvHeader, a.remoteDelivered - b.remoteDelivered,
+		a.deliveredBytes - b.deliveredBytes, a.deliveries - b.deliveries, a.copied - b.copied, a.retransmissions - b.retransmissions}
+}
+
+func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
+	var t totals
+	for _, id := range ids {
+		nc := c.Counters(id)
+		tt := nc.Metrics.Totals()
+		t.recvPayload += tt.RecvPayload
+		t.recvHeader += tt.RecvHeaderBytes
+		t.remoteDelivered += nc.Metrics.RemoteDeliveredBytes
+		t.deliveredBytes += nc.Metrics.DeliveredBytes
+		t.deliveries += nc.Metrics.Deliveries
+		t.copied += nc.CopiedBytes + nc.Metrics.CopiedBytes
+		t.retransmissions += nc.Retransmissions
+	}
+	return t
+}
+
+// cdfOf samples a histogram's cumulative distribution, in milliseconds.
+func cdfOf(h *hdrhistogram.Histogram) [][2]float64 {
+	if h.TotalCount() == 0 {
+		return nil
+	}
+	var out [][2]float64
+	for _, q := range []float64{0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.9, 100} {
+		out = append(out, [2]float64{float64(h.ValueAtQuantile(q)) / 1e3, q / 100})
+	}
+	return out
+}
+
+func resultFor(pt Point) Result {
+	r := Result{Protocol: pt.Protocol, Mode: pt.Mode.String(), Transport: pt.Transport, Cluster: pt.Cluster,
+		N: pt.N, F: pt.F, PayloadBytes: pt.PayloadBytes, Batch: pt.Batch, Auth: pt.Auth.String()}
+	for i, b := range pt.Byzantine {
+		if i > 0 {
+			r.Byzantine += ","
+		}
+		r.Byzantine += b.String()
+	}
+	return r
+}
