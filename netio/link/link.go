@@ -1,0 +1,506 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lni/goutils/syncutil"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/netio"
+)
+
+// ErrBacklog is returned by Send when a peer's send queue is full: the peer
+// has stopped acknowledging (or is slower than the sender) and the link
+// bounds the memory it spends on it. The message is not sent to that peer.
+var ErrBacklog = errors.New("link: peer send queue full")
+
+// Config configures a Link.
+type Config struct {
+	// Self is this node's ID and N the number of nodes (IDs 0 … N-1).
+	Self broadcast.NodeID
+	N    int
+	// Conduit carries the link's datagrams. Required. The link owns it and
+	// closes it.
+	Conduit netio.Conduit
+	// Window is the number of frames in flight per peer, unacknowledged
+	// (default 256, at most 65536). It is also the receive reorder window.
+	Window int
+	// MaxQueue bounds the frames waiting for the window, per peer (default
+	// 8192). A Send beyond it fails with ErrBacklog.
+	MaxQueue int
+	// RecvQueue bounds the messages received and not yet taken by Recv
+	// (default 4096). When it is full, frames stay unacknowledged and the
+	// senders' windows close: flow control end to end.
+	RecvQueue int
+	// RTOInit, RTOMin and RTOMax bound the retransmission timeout (defaults
+	// 50 ms, 4 ms, 1 s). The timeout adapts to the measured round trip
+	// (RFC 6298) and doubles on each timeout up to RTOMax.
+	RTOInit, RTOMin, RTOMax time.Duration
+	// Tick is the period of the timer that sends delayed acks, probes and
+	// retransmissions (default 1 ms).
+	Tick time.Duration
+	// AckEvery sends an ack at once after this many in-order frames
+	// (default 4); fewer are acknowledged within Tick, or piggybacked on data.
+	AckEvery int
+	// Limits bound what the decoder accepts (default broadcast.DefaultLimits).
+	Limits *broadcast.Limits
+	// Metrics, when set, receives user-space copies on the receive path and
+	// rejected frames.
+	Metrics *broadcast.Metrics
+	// Epoch names this incarnation; it must grow across restarts of a node
+	// (default: the current time in nanoseconds).
+	Epoch uint64
+	// Logger receives the link's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() error {
+	if c.Window == 0 {
+		c.Window = 256
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = 8192
+	}
+	if c.RecvQueue == 0 {
+		c.RecvQueue = 4096
+	}
+	if c.RTOInit == 0 {
+		c.RTOInit = 50 * time.Millisecond
+	}
+	if c.RTOMin == 0 {
+		c.RTOMin = 4 * time.Millisecond
+	}
+	if c.RTOMax == 0 {
+		c.RTOMax = time.Second
+	}
+	if c.Tick == 0 {
+		c.Tick = time.Millisecond
+	}
+	if c.AckEvery == 0 {
+		c.AckEvery = 4
+	}
+	if c.Limits == nil {
+		c.Limits = &broadcast.DefaultLimits
+	}
+	if c.Epoch == 0 {
+		c.Epoch = uint64(time.Now().UnixNano())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.Conduit == nil:
+		return errors.New("link: Config.Conduit is required")
+	case c.N <= 0:
+		return fmt.Errorf("link: Config.N must be positive, got %d", c.N)
+	case int(c.Self) >= c.N:
+		return fmt.Errorf("link: Config.Self %d outside the cluster of %d", c.Self, c.N)
+	case c.Window < 1 || c.Window > 1<<16:
+		return fmt.Errorf("link: Config.Window %d outside [1, 65536]", c.Window)
+	case c.MaxQueue < 1:
+		return fmt.Errorf("link: Config.MaxQueue must be positive, got %d", c.MaxQueue)
+	case c.RecvQueue < 1:
+		return fmt.Errorf("link: Config.RecvQueue must be positive, got %d", c.RecvQueue)
+	case c.RTOMin <= 0 || c.RTOMax < c.RTOMin || c.RTOInit < c.RTOMin || c.RTOInit > c.RTOMax:
+		return fmt.Errorf("link: Config.RTOMin %v ≤ RTOInit %v ≤ RTOMax %v does not hold", c.RTOMin, c.RTOInit, c.RTOMax)
+	case c.Conduit.MTU() < HeaderSize+broadcast.HeaderSize+64:
+		return fmt.Errorf("link: conduit MTU %d is too small for the link and onecast headers", c.Conduit.MTU())
+	}
+	return nil
+}
+
+// Stats are a link's counters, summed over its peers.
+type Stats struct {
+	// MessagesSent counts Send calls accepted; FramesSent the data frames
+	// they became (fragments included), first transmissions only.
+	MessagesSent, FramesSent uint64
+	// Fragments counts continuation frames sent.
+	Fragments uint64
+	// Retransmits counts data frames sent again: after a timeout or on a
+	// gap in the selective acks.
+	Retransmits uint64
+	// Timeouts counts retransmission timeouts.
+	Timeouts uint64
+	// AcksSent counts ack-only frames (acks and probes).
+	AcksSent uint64
+	// FramesReceived counts data frames received; Duplicates the ones
+	// suppressed because they had been received before; OutOfOrder the ones
+	// held for a gap; BeyondWindow the ones dropped beyond the window.
+	FramesReceived, Duplicates, OutOfOrder, BeyondWindow uint64
+	// MessagesReceived counts messages handed to Recv; Reassembled the ones
+	// put together from fragments.
+	MessagesReceived, Reassembled uint64
+	// Backlogged counts Send calls refused with ErrBacklog.
+	Backlogged uint64
+	// Rejected counts frames refused as malformed.
+	Rejected uint64
+	// Restarts counts peers seen to restart (a new epoch).
+	Restarts uint64
+	// RecvCopiedPayload counts payload bytes the conduit copied into user
+	// memory on receive (0 on a zero-copy conduit).
+	RecvCopiedPayload uint64
+}
+
+// PeerStats describe the link with one peer.
+type PeerStats struct {
+	Epoch                   uint64
+	FramesSent, Retransmits uint64
+	InFlight, Queued        int
+	RTO, SRTT               time.Duration
+	Backoff                 int
+}
+
+// Link is a reliable, ordered, duplicate-free netio.Transport on a Conduit.
+//
+// Each ordered pair of nodes has a stream of data frames numbered from 1.
+// The receiver acknowledges with a cumulative ack and a 64-bit selective-ack
+// bitmap, piggybacked on its own data or in ack-only frames; the sender
+// keeps each unacknowledged frame in a retransmit buffer (the link and
+// onecast prefix bytes, and a retained reference to the payload, never a
+// copy of it) and resends it after an adaptive timeout or when selective
+// acks show a gap. At most Window frames are in flight; more wait in a
+// bounded queue. A peer that stops acknowledging is backed off
+// exponentially and probed with one frame per timeout.
+//
+// A message whose prefix and payload exceed the conduit's MTU is sent as a
+// first frame (header, body, authenticator, first chunk) and continuation
+// frames (header with Fragment set, a chunk); the receiver links the chunks'
+// frames into one chain without copying.
+//
+// Restarts: every frame carries the sender's epoch and the receiver's epoch
+// as the sender knows it. A node sends no data to a peer until it knows the
+// peer's epoch (a probe and its answer); frames for an older epoch are
+// dropped and answered. When a peer shows a new epoch, both streams with it
+// start over: frames not yet acknowledged by the old incarnation are sent
+// again, renumbered, to the new one.
+type Link struct {
+	cfg     Config
+	conduit netio.Conduit
+	log     *slog.Logger
+	peers   []*peer
+	copies  bool
+	mtu     int
+
+	inbound  chan netio.Inbound
+	reserved atomic.Int64
+	stopper  *syncutil.Stopper
+	done     chan struct{}
+	closed   atomic.Bool
+	closeMu  sync.Mutex
+
+	entryPool sync.Pool
+
+	messagesSent, framesSent, fragments, retransmits, timeouts, acksSent atomic.Uint64
+	framesRecv, dups, ooo, beyond, messagesRecv, reassembled         atomic.Uint64
+	backlogged, rejected, restarts, copiedPayload                    atomic.Uint64
+}
+
+var _ netio.Transport = (*Link)(nil)
+
+// copier is implemented by conduits that copy received bytes into user
+// memory (kernel sockets).
+type copier interface{ RecvCopies() bool }
+
+// buffered is implemented by conduits that receive in batches: Buffered
+// says how many datagrams Recv returns without a system call.
+type buffered interface{ Buffered() int }
+
+// New builds a link on cfg.Conduit and starts its receive and timer loops.
+func New(cfg Config) (*Link, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	l := &Link{cfg: cfg, conduit: cfg.Conduit, mtu: cfg.Conduit.MTU(),
+		log:     cfg.Logger.With("link", cfg.Self, "epoch", cfg.Epoch),
+		inbound: make(chan netio.Inbound, cfg.RecvQueue), stopper: syncutil.NewStopper(), done: make(chan struct{})}
+	l.entryPool.New = func() any { return &entry{} }
+	if c, ok := cfg.Conduit.(copier); ok {
+		l.copies = c.RecvCopies()
+	}
+	for i := range cfg.N {
+		if broadcast.NodeID(i) == cfg.Self {
+			l.peers = append(l.peers, nil)
+			continue
+		}
+		l.peers = append(l.peers, newPeer(l, broadcast.NodeID(i)))
+	}
+	// Announce this incarnation at once, so that first contact costs one
+	// round trip before the first message rather than a probe period.
+	now := time.Now()
+	for _, p := range l.peers {
+		if p != nil {
+			p.mu.Lock()
+			p.probe(now)
+			p.mu.Unlock()
+		}
+	}
+	_ = l.conduit.Flush()
+	l.stopper.RunWorker(l.recvLoop)
+	l.stopper.RunWorker(l.timerLoop)
+	return l, nil
+}
+
+// Epoch returns this incarnation's epoch.
+func (l *Link) Epoch() uint64 { return l.cfg.Epoch }
+
+// Conduit returns the conduit the link runs on.
+func (l *Link) Conduit() netio.Conduit { return l.conduit }
+
+// Send queues m for node `to` and transmits it as far as the window allows.
+// It borrows m: the retransmit buffer copies the prefix (header, body,
+// authenticator) and retains m.Payload until the peer acknowledges every
+// frame of it. Call Flush to push the queued datagrams to the wire.
+func (l *Link) Send(to broadcast.NodeID, m *broadcast.Message) error {
+	if l.closed.Load() {
+		return netio.ErrClosed
+	}
+	if int(to) >= len(l.peers) || l.peers[to] == nil {
+		return fmt.Errorf("link: send to %v: not a peer of %v", to, l.cfg.Self)
+	}
+	if m.Flags&broadcast.HasPayload != 0 && uint32(m.Payload.Len()) != m.PayloadLen {
+		return fmt.Errorf("link: send to %v: message carries %d of %d payload bytes", to, m.Payload.Len(), m.PayloadLen)
+	}
+	if m.Flags&broadcast.Fragment != 0 {
+		return fmt.Errorf("link: send to %v: the Fragment flag belongs to the link", to)
+	}
+	room := l.mtu - HeaderSize
+	prefix := m.PrefixLen()
+	plen := m.Payload.Len()
+	frames := 1
+	if prefix+plen > room {
+		if prefix >= room {
+			return fmt.Errorf("link: send to %v: prefix of %d bytes does not fit the MTU %d", to, prefix, l.mtu)
+		}
+		rest := plen - (room - prefix)
+		chunk := room - broadcast.HeaderSize
+		frames += (rest + chunk - 1) / chunk
+		if frames > 1<<16 {
+			return fmt.Errorf("link: send to %v: payload of %d bytes needs %d fragments", to, plen, frames)
+		}
+	}
+	p := l.peers[to]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l.closed.Load() {
+		return netio.ErrClosed
+	}
+	if p.queue.len()+frames > l.cfg.MaxQueue {
+		l.backlogged.Add(1)
+		return fmt.Errorf("link: send to %v (%d frames queued): %w", to, p.queue.len(), ErrBacklog)
+	}
+	// First frame: link header | onecast prefix, body = first chunk.
+	e := l.newEntry()
+	var err error
+	if e.hdr, err = broadcast.AppendPrefix(e.hdr, m); err != nil {
+		l.freeEntry(e)
+		return fmt.Errorf("link: send to %v: %w", to, err)
+	}
+	first := min(plen, room-prefix)
+	if first > 0 {
+		e.body = m.Payload.Slice(0, first).Retain()
+	}
+	p.queue.push(e)
+	if frames > 1 {
+		h := m.Header
+		h.Flags = broadcast.HasPayload | broadcast.Fragment
+		h.BodyLen, h.AuthLen = 0, 0
+		chunk := room - broadcast.HeaderSize
+		for off, idx := first, 1; off < plen; off, idx = off+chunk, idx+1 {
+			n := min(chunk, plen-off)
+			h.FragIndex = uint16(idx)
+			h.FragOffset = uint32(off)
+			f := l.newEntry()
+			f.hdr = f.hdr[:HeaderSize+broadcast.HeaderSize]
+			h.Put(f.hdr[HeaderSize:])
+			f.body = m.Payload.Slice(off, n).Retain()
+			p.queue.push(f)
+			l.fragments.Add(1)
+		}
+	}
+	l.messagesSent.Add(1)
+	p.fill(time.Now())
+	return nil
+}
+
+// Flush pushes every queued datagram to the wire.
+func (l *Link) Flush() error {
+	if err := l.conduit.Flush(); err != nil && !errors.Is(err, netio.ErrClosed) {
+		return fmt.Errorf("link: flush: %w", err)
+	}
+	return nil
+}
+
+// Recv blocks until a message arrives, ctx ends, or the link closes. The
+// caller releases the Inbound.
+func (l *Link) Recv(ctx context.Context) (netio.Inbound, error) {
+	select {
+	case in := <-l.inbound:
+		l.reserved.Add(-1)
+		return in, nil
+	default:
+	}
+	select {
+	case in := <-l.inbound:
+		l.reserved.Add(-1)
+		return in, nil
+	case <-ctx.Done():
+		return netio.Inbound{}, ctx.Err()
+	case <-l.done:
+		return netio.Inbound{}, netio.ErrClosed
+	}
+}
+
+// Close stops the loops, closes the conduit and releases every buffer the
+// link holds: retransmit buffers, queued and reordered frames, partial
+// reassemblies and undelivered messages.
+func (l *Link) Close() error {
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	if l.closed.Swap(true) {
+		return nil
+	}
+	close(l.done)
+	err := l.conduit.Close()
+	l.stopper.Stop()
+	for _, p := range l.peers {
+		if p != nil {
+			p.mu.Lock()
+			p.resetSend(false)
+			p.resetRecv()
+			p.mu.Unlock()
+		}
+	}
+	for {
+		select {
+		case in := <-l.inbound:
+			in.Release()
+			continue
+		default:
+		}
+		break
+	}
+	if err != nil {
+		return fmt.Errorf("link: close conduit: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the link's counters.
+func (l *Link) Stats() Stats {
+	return Stats{
+		MessagesSent: l.messagesSent.Load(), FramesSent: l.framesSent.Load(), Fragments: l.fragments.Load(),
+		Retransmits: l.retransmits.Load(), Timeouts: l.timeouts.Load(), AcksSent: l.acksSent.Load(),
+		FramesReceived: l.framesRecv.Load(), Duplicates: l.dups.Load(), OutOfOrder: l.ooo.Load(),
+		BeyondWindow: l.beyond.Load(), MessagesReceived: l.messagesRecv.Load(), Reassembled: l.reassembled.Load(),
+		Backlogged: l.backlogged.Load(), Rejected: l.rejected.Load(), Restarts: l.restarts.Load(),
+		RecvCopiedPayload: l.copiedPayload.Load(),
+	}
+}
+
+// PeerStats returns the state of the link with node id.
+func (l *Link) PeerStats(id broadcast.NodeID) PeerStats {
+	if int(id) >= len(l.peers) || l.peers[id] == nil {
+		return PeerStats{}
+	}
+	p := l.peers[id]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return PeerStats{Epoch: p.epoch, FramesSent: p.framesSent, Retransmits: p.retransmits,
+		InFlight: int(p.nxt - p.una), Queued: p.queue.len(), RTO: p.rto(), SRTT: p.srtt, Backoff: p.backoff}
+}
+
+func (l *Link) newEntry() *entry {
+	e := l.entryPool.Get().(*entry)
+	if cap(e.hdr) < HeaderSize {
+		e.hdr = make([]byte, HeaderSize, 256)
+	}
+	e.hdr = e.hdr[:HeaderSize]
+	return e
+}
+
+func (l *Link) freeEntry(e *entry) {
+	e.body.Release()
+	e.body = bufpool.Buf{}
+	e.seq, e.xmits, e.sacked, e.sentAt = 0, 0, false, time.Time{}
+	l.entryPool.Put(e)
+}
+
+// reject counts a malformed frame.
+func (l *Link) reject(from broadcast.NodeID, err error) {
+	l.rejected.Add(1)
+	if l.cfg.Metrics != nil {
+		l.cfg.Metrics.Rejects.Count(err)
+	}
+	l.log.Debug("frame rejected", "from", from, "err", err)
+}
+
+// recvLoop takes datagrams from the conduit and hands them to their peer.
+func (l *Link) recvLoop() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stopper.ShouldStop():
+		case <-l.done:
+		}
+		cancel()
+	}()
+	for {
+		d, err := l.conduit.Recv(ctx)
+		if err != nil {
+			if l.closed.Load() || ctx.Err() != nil || errors.Is(err, netio.ErrClosed) {
+				return
+			}
+			l.log.Warn("conduit receive failed", "err", err)
+			continue
+		}
+		if int(d.From) >= len(l.peers) || l.peers[d.From] == nil {
+			d.Frame.Release()
+			continue
+		}
+		l.peers[d.From].receive(d.Frame, time.Now())
+		// Flush what the datagram caused (acks, newly opened window) once
+		// the conduit's current batch is consumed.
+		if b, ok := l.conduit.(buffered); !ok || b.Buffered() == 0 {
+			_ = l.conduit.Flush()
+		}
+	}
+}
+
+// timerLoop sends delayed acks, probes and retransmissions, and resumes
+// deliveries held back by a full receive queue.
+func (l *Link) timerLoop() {
+	t := time.NewTicker(l.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stopper.ShouldStop():
+			return
+		case now := <-t.C:
+			for _, p := range l.peers {
+				if p != nil {
+					p.mu.Lock()
+					p.tick(now)
+					p.mu.Unlock()
+				}
+			}
+			_ = l.conduit.Flush()
+		}
+	}
+}
+
+// tryReserve takes one slot of the receive queue.
+func (l *Link) tryReserve() bool {
+	if l.reserved.Add(1) > int64(l.cfg.RecvQueue) {
+		l.reserved.Add(-1)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,564 @@
+package link
+
+import (
+	"sync"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/netio"
+)
+
+// entry is one data frame in the retransmit buffer or the send queue: the
+// link header and onecast prefix (or fragment header) bytes, and a retained
+// reference to the payload chunk the frame carries. Its payload reference is
+// released when the peer acknowledges the frame.
+type entry struct {
+	seq    uint64
+	hdr    []byte // HeaderSize bytes of link header, then the onecast prefix
+	body   bufpool.Buf
+	sentAt time.Time
+	xmits  int
+	sacked bool
+}
+
+// deque is a growable ring of entries.
+type deque struct {
+	buf  []*entry
+	head int
+	n    int
+}
+
+func (q *deque) len() int { return q.n }
+
+func (q *deque) grow() {
+	nb := make([]*entry, max(16, 2*len(q.buf)))
+	for i := range q.n {
+		nb[i] = q.buf[(q.head+i)%len(q.buf)]
+	}
+	q.buf, q.head = nb, 0
+}
+
+func (q *deque) push(e *entry) {
+	if q.n == len(q.buf) {
+		q.grow()
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = e
+	q.n++
+}
+
+func (q *deque) pushFront(e *entry) {
+	if q.n == len(q.buf) {
+		q.grow()
+	}
+	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
+	q.buf[q.head] = e
+	q.n++
+}
+
+func (q *deque) pop() *entry {
+	e := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	return e
+}
+
+// reassembly is the message being put together from fragments. Frames of
+// a stream are handed up in order and a message's fragments are consecutive
+// in it, so one reassembly per peer is all there is: its memory is bounded
+// by Limits.MaxPayload.
+type reassembly struct {
+	active bool
+	msg    broadcast.Message // header, and Body/Auth on prefix
+	prefix []byte            // a copy of the first frame's body and authenticator
+	parts  []bufpool.Buf     // one per frame: the payload window, owning the frame
+	got    uint32
+	next   uint16
+	// skip names a payload stripped from its first frame, whose
+	// continuation frames are consumed without reassembly.
+	skip       bool
+	skipDigest broadcast.Digest
+}
+
+func (r *reassembly) abort() {
+	for i := range r.parts {
+		r.parts[i].Release()
+		r.parts[i] = bufpool.Buf{}
+	}
+	r.parts = r.parts[:0]
+	r.active = false
+	r.msg = broadcast.Message{}
+	r.prefix = nil
+	r.got, r.next = 0, 0
+}
+
+// peer is the link's state with one other node: the stream to it and the
+// stream from it. Everything is under mu.
+type peer struct {
+	l  *Link
+	id broadcast.NodeID
+	mu sync.Mutex
+
+	// epoch is the peer's incarnation, 0 until first heard from.
+	epoch        uint64
+	probeAt      time.Time
+	probeBackoff int
+
+	// Send stream: entries [una, nxt) are in flight in ring[seq % Window];
+	// queue holds entries waiting for the window or for the peer's epoch.
+	queue    deque
+	ring     []*entry
+	una, nxt uint64
+	srtt     time.Duration
+	rttvar   time.Duration
+	haveRTT  bool
+	backoff  int
+
+	framesSent, retransmits uint64
+
+	// Receive stream: frames ≥ rcvNxt wait in rcvRing[seq % Window] until
+	// the frames before them arrive.
+	rcvRing []bufpool.Buf
+	rcvNxt  uint64
+	rcvHigh uint64
+	ackOwed int
+	ackNow  bool
+	ackBuf  [HeaderSize]byte
+
+	re reassembly
+}
+
+func newPeer(l *Link, id broadcast.NodeID) *peer {
+	return &peer{l: l, id: id, ring: make([]*entry, l.cfg.Window), rcvRing: make([]bufpool.Buf, l.cfg.Window),
+		una: 1, nxt: 1, rcvNxt: 1}
+}
+
+// rto is the current retransmission timeout, backoff included.
+func (p *peer) rto() time.Duration {
+	c := &p.l.cfg
+	base := c.RTOInit
+	if p.haveRTT {
+		base = min(max(p.srtt+4*p.rttvar, c.RTOMin), c.RTOMax)
+	}
+	return min(base<<min(p.backoff, 16), c.RTOMax)
+}
+
+// sampleRTT folds a round-trip sample in (RFC 6298).
+func (p *peer) sampleRTT(r time.Duration) {
+	if !p.haveRTT {
+		p.srtt, p.rttvar, p.haveRTT = r, r/2, true
+		return
+	}
+	d := p.srtt - r
+	if d < 0 {
+		d = -d
+	}
+	p.rttvar = (3*p.rttvar + d) / 4
+	p.srtt = (7*p.srtt + r) / 8
+}
+
+// putHeader writes the link header of a frame to the peer, with the
+// current acknowledgement state of the reverse stream.
+func (p *peer) putHeader(b []byte, kind Kind, seq uint64) {
+	h := Header{Kind: kind, SrcEpoch: p.l.cfg.Epoch, DstEpoch: p.epoch, Seq: seq, Ack: p.rcvNxt - 1,
+		Window: uint32(max(int64(p.l.cfg.RecvQueue)-p.l.reserved.Load(), 0))}
+	if p.rcvHigh > p.rcvNxt {
+		w := uint64(len(p.rcvRing))
+		for i := uint64(0); i < SACKBits; i++ {
+			s := p.rcvNxt + 1 + i
+			if s > p.rcvHigh {
+				break
+			}
+			if !p.rcvRing[s%w].IsZero() {
+				h.SACK |= 1 << i
+			}
+		}
+	}
+	h.Put(b)
+	p.ackOwed, p.ackNow = 0, false
+}
+
+// transmit sends e (a first transmission or a retransmission).
+func (p *peer) transmit(e *entry, now time.Time) {
+	p.putHeader(e.hdr[:HeaderSize], KindData, e.seq)
+	if err := p.l.conduit.Send(p.id, e.hdr, e.body); err != nil {
+		p.l.log.Debug("send failed", "to", p.id, "seq", e.seq, "err", err)
+	}
+	if e.xmits > 0 {
+		p.l.retransmits.Add(1)
+		p.retransmits++
+	} else {
+		p.l.framesSent.Add(1)
+		p.framesSent++
+	}
+	e.xmits++
+	e.sentAt = now
+}
+
+// sendAck sends an ack-only frame.
+func (p *peer) sendAck() {
+	p.putHeader(p.ackBuf[:], KindAck, 0)
+	if err := p.l.conduit.Send(p.id, p.ackBuf[:], bufpool.Buf{}); err != nil {
+		p.l.log.Debug("ack send failed", "to", p.id, "err", err)
+	}
+	p.l.acksSent.Add(1)
+}
+
+// probe announces this incarnation to a peer whose epoch is unknown.
+func (p *peer) probe(now time.Time) {
+	p.sendAck()
+	p.probeAt = now.Add(min(p.l.cfg.RTOInit<<min(p.probeBackoff, 16), p.l.cfg.RTOMax))
+	p.probeBackoff++
+}
+
+// fill moves queued entries into the window and sends them.
+func (p *peer) fill(now time.Time) {
+	if p.epoch == 0 {
+		return
+	}
+	w := uint64(len(p.ring))
+	for p.nxt-p.una < w && p.queue.len() > 0 {
+		e := p.queue.pop()
+		e.seq = p.nxt
+		p.nxt++
+		p.ring[e.seq%w] = e
+		p.transmit(e, now)
+	}
+}
+
+// tick runs the peer's timers.
+func (p *peer) tick(now time.Time) {
+	if p.l.closed.Load() {
+		return
+	}
+	if p.epoch == 0 {
+		if !now.Before(p.probeAt) {
+			p.probe(now)
+		}
+		return
+	}
+	if p.ackOwed > 0 || p.ackNow {
+		p.sendAck()
+	}
+	if p.una < p.nxt {
+		w := uint64(len(p.ring))
+		oldest := p.ring[p.una%w]
+		rto := p.rto()
+		if now.Sub(oldest.sentAt) >= rto {
+			p.l.timeouts.Add(1)
+			p.backoff++
+			if p.backoff == 1 {
+				// First timeout: resend what has waited a full timeout.
+				sent := 0
+				for s := p.una; s < p.nxt && sent < SACKBits; s++ {
+					if e := p.ring[s%w]; !e.sacked && now.Sub(e.sentAt) >= rto {
+						p.transmit(e, now)
+						sent++
+					}
+				}
+			} else {
+				// The peer is silent: probe it with one frame per timeout,
+				// the timeout doubling each time.
+				p.transmit(oldest, now)
+			}
+		}
+	}
+	p.deliver()
+}
+
+// onAck processes the acknowledgement state of a frame from the peer.
+func (p *peer) onAck(h *Header, now time.Time) {
+	w := uint64(len(p.ring))
+	if h.Ack >= p.nxt {
+		return // acknowledges frames never sent: not from this stream
+	}
+	if h.Ack >= p.una {
+		for s := p.una; s <= h.Ack; s++ {
+			e := p.ring[s%w]
+			p.ring[s%w] = nil
+			if s == h.Ack && e.xmits == 1 {
+				p.sampleRTT(now.Sub(e.sentAt))
+			}
+			p.l.freeEntry(e)
+		}
+		p.una = h.Ack + 1
+		p.backoff = 0
+	}
+	if h.SACK == 0 {
+		return
+	}
+	var highest uint64
+	for i := uint64(0); i < SACKBits; i++ {
+		if h.SACK&(1<<i) == 0 {
+			continue
+		}
+		s := h.Ack + 2 + i
+		if s >= p.una && s < p.nxt {
+			p.ring[s%w].sacked = true
+			highest = s
+		}
+	}
+	// Gaps below the highest selectively acknowledged frame are losses:
+	// resend each, at most once per smoothed round trip.
+	thresh := max(p.srtt+p.srtt/4, p.l.cfg.RTOMin)
+	for s := p.una; s < highest; s++ {
+		if e := p.ring[s%w]; !e.sacked && now.Sub(e.sentAt) >= thresh {
+			p.transmit(e, now)
+		}
+	}
+}
+
+// receive processes one datagram from the peer. It takes frame.
+func (p *peer) receive(frame bufpool.Buf, now time.Time) {
+	l := p.l
+	h, err := ParseHeader(frame.Bytes())
+	if err != nil {
+		l.reject(p.id, err)
+		frame.Release()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l.closed.Load() {
+		frame.Release()
+		return
+	}
+	switch {
+	case h.SrcEpoch < p.epoch:
+		frame.Release() // from an older incarnation of the peer
+		return
+	case h.SrcEpoch > p.epoch:
+		if p.epoch != 0 {
+			l.restarts.Add(1)
+			l.log.Info("peer restarted", "peer", p.id, "old_epoch", p.epoch, "epoch", h.SrcEpoch,
+				"resent", p.nxt-p.una)
+			p.resetRecv()
+			p.resetSend(true)
+		}
+		p.epoch = h.SrcEpoch
+		p.probeBackoff = 0
+	}
+	if h.DstEpoch != l.cfg.Epoch {
+		// A probe, or a frame for an older incarnation of this node: tell
+		// the peer who is here now.
+		frame.Release()
+		p.sendAck()
+		p.fill(now)
+		return
+	}
+	p.onAck(&h, now)
+	if h.Kind == KindData {
+		p.onData(h.Seq, frame)
+	} else {
+		frame.Release()
+	}
+	p.fill(now)
+	if p.ackNow || p.ackOwed >= l.cfg.AckEvery {
+		p.sendAck()
+	}
+}
+
+// onData files a data frame in the receive window and hands up what is in
+// order. It takes frame.
+func (p *peer) onData(seq uint64, frame bufpool.Buf) {
+	l := p.l
+	l.framesRecv.Add(1)
+	w := uint64(len(p.rcvRing))
+	switch {
+	case seq < p.rcvNxt:
+		l.dups.Add(1)
+		frame.Release()
+		p.ackNow = true // the sender missed an ack
+		return
+	case seq >= p.rcvNxt+w:
+		l.beyond.Add(1)
+		frame.Release()
+		p.ackNow = true
+		return
+	}
+	slot := seq % w
+	if !p.rcvRing[slot].IsZero() {
+		l.dups.Add(1)
+		frame.Release()
+		return
+	}
+	p.rcvRing[slot] = frame
+	if seq != p.rcvNxt {
+		l.ooo.Add(1)
+		p.ackNow = true
+	}
+	p.rcvHigh = max(p.rcvHigh, seq)
+	p.ackOwed++
+	p.deliver()
+}
+
+// deliver hands up the frames that are next in order, while the receive
+// queue has room.
+func (p *peer) deliver() {
+	l := p.l
+	w := uint64(len(p.rcvRing))
+	for {
+		slot := p.rcvNxt % w
+		f := p.rcvRing[slot]
+		if f.IsZero() || !l.tryReserve() {
+			return
+		}
+		p.rcvRing[slot] = bufpool.Buf{}
+		p.rcvNxt++
+		if in, ok := p.process(f); ok {
+			l.messagesRecv.Add(1)
+			l.inbound <- in // a slot is reserved: never blocks
+		} else {
+			l.reserved.Add(-1)
+		}
+	}
+}
+
+// countCopy records the payload bytes of one received frame as copied when
+// the conduit copies.
+func (p *peer) countCopy(n int) {
+	if !p.l.copies || n == 0 {
+		return
+	}
+	p.l.copiedPayload.Add(uint64(n))
+	if m := p.l.cfg.Metrics; m != nil {
+		m.CountCopy(n)
+	}
+}
+
+// process decodes one in-order data frame. It takes f; it returns a
+// message when f completes one.
+func (p *peer) process(f bufpool.Buf) (netio.Inbound, bool) {
+	l := p.l
+	frame := f.Slice(HeaderSize, f.Len()-HeaderSize)
+	b := frame.Bytes()
+	if len(b) >= broadcast.HeaderSize && broadcast.Flags(b[broadcast.FlagsOffset])&broadcast.Fragment != 0 {
+		return p.continuation(f, frame)
+	}
+	m, err := broadcast.DecodeFrame(frame, l.cfg.Limits)
+	if err != nil {
+		l.reject(p.id, err)
+		p.re.abort()
+		f.Release()
+		return netio.Inbound{}, false
+	}
+	if p.re.active {
+		l.reject(p.id, broadcast.Reject(broadcast.ReasonLength, "message from %v cut short after %d of %d payload bytes",
+			p.id, p.re.got, p.re.msg.PayloadLen))
+		p.re.abort()
+	}
+	p.re.skip = false
+	p.countCopy(m.Payload.Len())
+	if m.Flags&broadcast.HasPayload != 0 && uint32(m.Payload.Len()) < m.PayloadLen {
+		// The first frame of a fragmented message: keep a copy of its small
+		// prefix (body, authenticator), and its payload window, which owns
+		// the frame.
+		r := &p.re
+		pre := make([]byte, len(m.Body)+len(m.Auth))
+		copy(pre, m.Body)
+		copy(pre[len(m.Body):], m.Auth)
+		r.prefix = pre
+		r.msg = m
+		r.msg.Body, r.msg.Auth = nil, nil
+		if len(m.Body) > 0 {
+			r.msg.Body = pre[:len(m.Body):len(m.Body)]
+		}
+		if len(m.Auth) > 0 {
+			r.msg.Auth = pre[len(m.Body):]
+		}
+		r.msg.Payload = bufpool.Buf{}
+		r.parts = append(r.parts[:0], m.Payload)
+		r.got = uint32(m.Payload.Len())
+		r.next = 1
+		r.active = true
+		return netio.Inbound{}, false
+	}
+	if m.Flags&broadcast.Stripped != 0 && m.PayloadLen > 0 {
+		p.re.skip, p.re.skipDigest = true, m.Digest
+	}
+	return netio.NewInbound(p.id, m, f, bufpool.Buf{}), true
+}
+
+// continuation adds a continuation frame to the reassembly. It takes f;
+// frame is f's onecast part.
+func (p *peer) continuation(f, frame bufpool.Buf) (netio.Inbound, bool) {
+	l := p.l
+	r := &p.re
+	b := frame.Bytes()
+	if !r.active && r.skip && broadcast.Digest(b[broadcast.DigestOffset:broadcast.DigestOffset+len(broadcast.Digest{})]) == r.skipDigest {
+		f.Release() // the tail of a payload stripped on the way in
+		return netio.Inbound{}, false
+	}
+	m, err := broadcast.DecodeFrame(frame, l.cfg.Limits)
+	if err == nil && !r.active {
+		err = broadcast.Reject(broadcast.ReasonFlags, "fragment %d from %v without a first frame", m.FragIndex, p.id)
+	}
+	if err == nil {
+		h := &r.msg.Header
+		if m.Digest != h.Digest || m.PayloadLen != h.PayloadLen || m.Sender != h.Sender || m.Instance != h.Instance ||
+			m.Protocol != h.Protocol || m.Type != h.Type || m.Round != h.Round {
+			err = broadcast.Reject(broadcast.ReasonFlags, "fragment %d from %v does not match its first frame", m.FragIndex, p.id)
+		} else if m.FragIndex != r.next || m.FragOffset != r.got {
+			err = broadcast.Reject(broadcast.ReasonLength, "fragment %d at %d from %v, want fragment %d at %d",
+				m.FragIndex, m.FragOffset, p.id, r.next, r.got)
+		}
+	}
+	if err != nil {
+		l.reject(p.id, err)
+		r.abort()
+		f.Release()
+		return netio.Inbound{}, false
+	}
+	p.countCopy(m.Payload.Len())
+	r.parts = append(r.parts, m.Payload)
+	r.got += uint32(m.Payload.Len())
+	r.next++
+	if r.got < r.msg.PayloadLen {
+		return netio.Inbound{}, false
+	}
+	chain := bufpool.Link(r.parts...)
+	msg := r.msg
+	msg.Payload = chain
+	clear(r.parts)
+	r.parts = r.parts[:0]
+	r.active = false
+	r.msg = broadcast.Message{}
+	r.prefix = nil
+	l.reassembled.Add(1)
+	return netio.NewInbound(p.id, msg, bufpool.Buf{}, chain), true
+}
+
+// resetSend empties the send stream. With requeue, the frames in flight go
+// back to the head of the queue, to be renumbered and sent to the peer's
+// new incarnation; otherwise every entry is released.
+func (p *peer) resetSend(requeue bool) {
+	w := uint64(len(p.ring))
+	for s := p.nxt; s > p.una; s-- {
+		e := p.ring[(s-1)%w]
+		p.ring[(s-1)%w] = nil
+		if requeue {
+			e.seq, e.xmits, e.sacked = 0, 0, false
+			p.queue.pushFront(e)
+		} else {
+			p.l.freeEntry(e)
+		}
+	}
+	if !requeue {
+		for p.queue.len() > 0 {
+			p.l.freeEntry(p.queue.pop())
+		}
+	}
+	p.una, p.nxt, p.backoff = 1, 1, 0
+}
+
+// resetRecv empties the receive stream.
+func (p *peer) resetRecv() {
+	for i := range p.rcvRing {
+		p.rcvRing[i].Release()
+		p.rcvRing[i] = bufpool.Buf{}
+	}
+	p.re.abort()
+	p.re.skip = false
+	p.rcvNxt, p.rcvHigh, p.ackOwed, p.ackNow = 1, 0, 0, false
+}
