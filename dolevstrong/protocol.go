@@ -1,0 +1,548 @@
+package dolevstrong
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// TypeRelay is Dolev–Strong's one message type: a value (or its digest) and
+// the proof that a set of nodes, the sender first, signed it. Header.Round
+// is the sender's round number of the instance when it sent the relay.
+// Fetches use the shared broadcast.TypeFetch and broadcast.TypePayload.
+const TypeRelay broadcast.MsgType = 1
+
+// TypeName names a Dolev–Strong message type, for reports.
+func TypeName(t broadcast.MsgType) string {
+	switch t {
+	case TypeRelay:
+		return "relay"
+	case broadcast.TypeFetch:
+		return "fetch"
+	case broadcast.TypePayload:
+		return "payload"
+	}
+	return fmt.Sprintf("type%d", uint8(t))
+}
+
+// DefaultRoundDuration is Δ when the configuration leaves it zero.
+const DefaultRoundDuration = 20 * time.Millisecond
+
+// MaxValues is the number of distinct values per instance a node accepts
+// and relays: two are enough to know the sender equivocated (the output is
+// then ⊥), so a third is never relayed.
+const MaxValues = 2
+
+// Config configures one node.
+type Config struct {
+	broadcast.Params
+	// Store holds the node's payloads. Required.
+	Store *broadcast.PayloadStore
+	// Keys are the node's Ed25519 keys, for signature chains. Required
+	// unless BLS is set.
+	Keys *broadcast.Keyring
+	// BLS, when set, selects the aggregate variant: every relay carries one
+	// BLS aggregate signature and a signer bitmap instead of a chain.
+	BLS *BLSKeyring
+	// RoundDuration is Δ, the length of a round: in full mode the bound on
+	// one message's delay, in digest mode on a relay plus a fetch round trip
+	// (3 message delays). Default DefaultRoundDuration.
+	RoundDuration time.Duration
+	// MaxDigests bounds the distinct digests one instance tracks (a
+	// Byzantine sender can sign any number). Default 2 + 2n.
+	MaxDigests int
+	// UnsafeRounds, when positive, runs that many rounds instead of f+1. It
+	// exists so that tests can show that f rounds are not enough; never set
+	// it otherwise.
+	UnsafeRounds int
+}
+
+// Stats are a node's protocol counters.
+type Stats struct {
+	Instances uint64 // instances decided
+	Bottoms   uint64 // of which decided ⊥ (the sender equivocated)
+	Relays    uint64 // relay messages sent (one per destination set)
+	Signs     uint64 // statements signed
+	Verifies  uint64 // signature verifications (Ed25519 signatures or BLS aggregates)
+	Fetches   uint64 // fetches sent
+	Served    uint64 // fetches answered
+	Early     uint64 // relays for an instance that has not started, ignored
+	Late      uint64 // messages for an instance that has ended, ignored
+	Stale     uint64 // relays whose proof is shorter than the round needs
+	Dropped   uint64 // relays for digests beyond MaxDigests or after ⊥, ignored
+}
+
+// Node is one node's Dolev–Strong state machine, for every instance at
+// once: its own broadcasts and every other origin's. It implements
+// broadcast.Protocol.
+type Node struct {
+	n, f       int
+	self       broadcast.NodeID
+	mode       broadcast.Mode
+	rounds     int
+	delta      time.Duration
+	maxDigests int
+	store      *broadcast.PayloadStore
+	sch        scheme
+
+	now      time.Duration
+	nextSlot uint64 // first slot this node's next own instance may start in
+	queued   []queuedSubmit
+	insts    map[broadcast.Instance]*instance
+
+	out  []broadcast.Outbound
+	dels []broadcast.Delivery
+	// spare slices, swapped with out and dels by Ready.
+	outSpare  []broadcast.Outbound
+	delsSpare []broadcast.Delivery
+
+	stats Stats
+}
+
+var _ broadcast.Protocol = (*Node)(nil)
+
+type queuedSubmit struct {
+	slot   uint64
+	digest broadcast.Digest
+	length int
+}
+
+// instance is one broadcast in progress.
+type instance struct {
+	id       broadcast.Instance
+	end      time.Duration // decision time: end of the last round
+	digests  map[broadcast.Digest]*value
+	accepted []broadcast.Digest // in acceptance order, at most MaxValues
+}
+
+// value is what a node knows about one digest of one instance.
+type value struct {
+	digest   broadcast.Digest
+	stmt     []byte
+	proof    proof
+	length   int
+	held     bool // payload held (and pinned) in the store
+	accepted bool
+	asked    []bool // fetch sent to node i (digest not held yet)
+	served   []bool // payload sent to node i in answer to a fetch
+}
+
+// New builds a node from cfg.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Params.Validate(func(f int) int { return f + 1 }); err != nil {
+		return nil, fmt.Errorf("dolevstrong: %w", err)
+	}
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("dolevstrong: Store is required")
+	}
+	if cfg.RoundDuration < 0 {
+		return nil, fmt.Errorf("dolevstrong: RoundDuration %v is negative", cfg.RoundDuration)
+	}
+	if cfg.UnsafeRounds < 0 {
+		return nil, fmt.Errorf("dolevstrong: UnsafeRounds %d is negative", cfg.UnsafeRounds)
+	}
+	p := &Node{n: cfg.N, f: cfg.F, self: cfg.Self, mode: cfg.Mode, rounds: cfg.F + 1,
+		delta: cfg.RoundDuration, maxDigests: cfg.MaxDigests, store: cfg.Store,
+		insts: map[broadcast.Instance]*instance{}}
+	if cfg.UnsafeRounds > 0 {
+		p.rounds = cfg.UnsafeRounds
+	}
+	if p.delta == 0 {
+		p.delta = DefaultRoundDuration
+	}
+	if p.maxDigests <= 0 {
+		p.maxDigests = MaxValues + 2*cfg.N
+	}
+	if cfg.BLS != nil {
+		if cfg.BLS.Self != cfg.Self || len(cfg.BLS.pubs) != cfg.N {
+			return nil, fmt.Errorf("dolevstrong: BLS keyring of node %v with %d keys for node %v of %d", cfg.BLS.Self, len(cfg.BLS.pubs), cfg.Self, cfg.N)
+		}
+		p.sch = &blsScheme{k: cfg.BLS, verifies: &p.stats.Verifies}
+	} else {
+		ed, err := newEdScheme(cfg.Keys, cfg.N, &p.stats.Verifies)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Keys.Self != cfg.Self {
+			return nil, fmt.Errorf("dolevstrong: keyring of node %v given to node %v", cfg.Keys.Self, cfg.Self)
+		}
+		p.sch = ed
+	}
+	return p, nil
+}
+
+// Rounds is the number of synchronous rounds an instance runs (f+1).
+func (p *Node) Rounds() int { return p.rounds }
+
+// RoundDuration is Δ.
+func (p *Node) RoundDuration() time.Duration { return p.delta }
+
+// Stats returns the node's counters.
+func (p *Node) Stats() Stats { return p.stats }
+
+// slot is the index of the Δ-long slot that holds t.
+func (p *Node) slot(t time.Duration) uint64 { return uint64(t / p.delta) }
+
+// roundOf is instance seq's round number at the node's current time: 1 in
+// the slot the instance starts in, rounds+1 once it has ended, and 0 before
+// it starts.
+func (p *Node) roundOf(seq uint64) int {
+	cur := p.slot(p.now)
+	if seq > cur {
+		return 0
+	}
+	if cur-seq >= uint64(p.rounds) {
+		return p.rounds + 1
+	}
+	return int(cur-seq) + 1
+}
+
+// Submit broadcasts payload as a new instance of this node, taking the
+// reference. The instance's sequence number is the slot its first round
+// runs in: the next slot boundary (now, if now is on one), and never a slot
+// an earlier instance of this node started in.
+func (p *Node) Submit(payload bufpool.Buf) error {
+	defer payload.Release()
+	d := broadcast.DigestOf(payload)
+	if err := p.store.Put(p.self, d, payload); err != nil {
+		return fmt.Errorf("dolevstrong: store own value: %w", err)
+	}
+	if !p.store.Pin(d) {
+		return fmt.Errorf("dolevstrong: own value %v evicted before it was pinned", d)
+	}
+	slot := uint64((p.now + p.delta - 1) / p.delta)
+	slot = max(slot, p.nextSlot)
+	p.nextSlot = slot + 1
+	q := queuedSubmit{slot: slot, digest: d, length: payload.Len()}
+	if time.Duration(slot)*p.delta <= p.now {
+		p.start(q)
+	} else {
+		p.queued = append(p.queued, q)
+	}
+	return nil
+}
+
+// start runs round 1 of an own instance: sign, accept, send the value to
+// everyone. The value's pin (taken by Submit) passes to the instance.
+func (p *Node) start(q queuedSubmit) {
+	id := broadcast.Instance{Origin: p.self, Seq: q.slot}
+	in := p.instance(id)
+	v := p.value(in, q.digest)
+	v.held, v.length = true, q.length
+	p.tryAccept(in, v)
+}
+
+func (p *Node) instance(id broadcast.Instance) *instance {
+	in := p.insts[id]
+	if in == nil {
+		in = &instance{id: id, end: time.Duration(id.Seq+uint64(p.rounds)) * p.delta,
+			digests: map[broadcast.Digest]*value{}}
+		p.insts[id] = in
+	}
+	return in
+}
+
+func (p *Node) value(in *instance, d broadcast.Digest) *value {
+	v := in.digests[d]
+	if v == nil {
+		v = &value{digest: d, stmt: Statement(in.id, d), proof: p.sch.newProof(p.n),
+			asked: make([]bool, p.n), served: make([]bool, p.n)}
+		in.digests[d] = v
+	}
+	return v
+}
+
+// Step consumes one message. It borrows m.
+func (p *Node) Step(from broadcast.NodeID, m *broadcast.Message) error {
+	if m.Protocol != broadcast.ProtoDolevStrong {
+		return broadcast.Reject(broadcast.ReasonProtocol, "dolevstrong got a %v message", m.Protocol)
+	}
+	if int(from) >= p.n || from == p.self {
+		return broadcast.Reject(broadcast.ReasonSender, "message from %v in a cluster of %d (self %v)", from, p.n, p.self)
+	}
+	if int(m.Instance.Origin) >= p.n {
+		return broadcast.Reject(broadcast.ReasonBody, "instance origin %v outside the cluster of %d", m.Instance.Origin, p.n)
+	}
+	switch m.Type {
+	case TypeRelay:
+		return p.onRelay(from, m)
+	case broadcast.TypeFetch:
+		p.onFetch(from, m)
+		return nil
+	case broadcast.TypePayload:
+		return p.onPayload(from, m)
+	}
+	return broadcast.Reject(broadcast.ReasonType, "dolevstrong type %d", m.Type)
+}
+
+// completePayload returns m's payload if the message carries all of it.
+func completePayload(m *broadcast.Message) (bufpool.Buf, bool) {
+	if m.Flags&broadcast.HasPayload == 0 || m.Flags&broadcast.Fragment != 0 || uint32(m.Payload.Len()) != m.PayloadLen {
+		return bufpool.Buf{}, false
+	}
+	return m.Payload, true
+}
+
+func (p *Node) onRelay(from broadcast.NodeID, m *broadcast.Message) error {
+	r := p.roundOf(m.Instance.Seq)
+	switch {
+	case r == 0:
+		p.stats.Early++
+		return nil
+	case r > p.rounds:
+		p.stats.Late++
+		return nil
+	}
+	body, err := DecodeBody(m.Body, p.n)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(body.Signers, m.Instance.Origin) {
+		return broadcast.Reject(broadcast.ReasonBody, "relay of %v lacks its sender's signature", m.Instance)
+	}
+	in := p.instance(m.Instance)
+	v := in.digests[m.Digest]
+	if v == nil {
+		if len(in.accepted) >= MaxValues || len(in.digests) >= p.maxDigests {
+			p.stats.Dropped++
+			return nil
+		}
+		v = p.value(in, m.Digest)
+	}
+	payload, hasPayload := completePayload(m)
+	if v.accepted {
+		if hasPayload {
+			p.store.CountDuplicate(payload.Len())
+		}
+		return nil
+	}
+	if err := v.proof.absorb(v.stmt, &body); err != nil {
+		if v.proof.count() == 0 && !v.held {
+			delete(in.digests, m.Digest) // forget a digest nobody signed
+		}
+		return err
+	}
+	if err := p.hold(from, v, payload, hasPayload); err != nil {
+		return err
+	}
+	if !v.held && !v.asked[from] {
+		v.asked[from] = true
+		p.fetch(from, in, v)
+	}
+	p.tryAccept(in, v)
+	return nil
+}
+
+// hold makes v's payload held and pinned: from the message, if it carries
+// the payload, or from the store, if another instance already holds it.
+func (p *Node) hold(from broadcast.NodeID, v *value, payload bufpool.Buf, has bool) error {
+	if v.held {
+		if has {
+			p.store.CountDuplicate(payload.Len())
+		}
+		return nil
+	}
+	if has {
+		if err := p.store.Put(from, v.digest, payload); err != nil {
+			return err
+		}
+	}
+	if p.store.Pin(v.digest) {
+		buf, _ := p.store.Get(v.digest)
+		v.held, v.length = true, buf.Len()
+		buf.Release()
+	}
+	return nil
+}
+
+// fetch asks `to`, which vouched for v's digest, for its payload.
+func (p *Node) fetch(to broadcast.NodeID, in *instance, v *value) {
+	p.stats.Fetches++
+	p.out = append(p.out, broadcast.Outbound{To: to, Msg: broadcast.Message{Header: broadcast.Header{
+		Protocol: broadcast.ProtoDolevStrong, Type: broadcast.TypeFetch, Instance: in.id,
+		Round: uint32(p.roundOf(in.id.Seq)), Digest: v.digest}}})
+}
+
+func (p *Node) onFetch(from broadcast.NodeID, m *broadcast.Message) {
+	in := p.insts[m.Instance]
+	if in == nil {
+		p.stats.Late++
+		return
+	}
+	v := in.digests[m.Digest]
+	if v == nil || !v.held || v.served[from] {
+		return
+	}
+	buf, ok := p.store.Get(v.digest)
+	if !ok {
+		return
+	}
+	v.served[from] = true
+	p.stats.Served++
+	msg := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoDolevStrong,
+		Type: broadcast.TypePayload, Instance: in.id, Round: uint32(p.roundOf(in.id.Seq))}}
+	msg.SetPayload(buf, v.digest)
+	p.out = append(p.out, broadcast.Outbound{To: from, Msg: msg})
+}
+
+func (p *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
+	payload, ok := completePayload(m)
+	if !ok {
+		return broadcast.Reject(broadcast.ReasonLength, "payload message without its whole payload")
+	}
+	in := p.insts[m.Instance]
+	if in == nil {
+		p.stats.Late++
+		return nil
+	}
+	v := in.digests[m.Digest]
+	if v == nil || !v.asked[from] {
+		return nil // unsolicited
+	}
+	if err := p.hold(from, v, payload, true); err != nil {
+		return err
+	}
+	p.tryAccept(in, v)
+	return nil
+}
+
+// tryAccept accepts v if the node holds its payload and a proof at least
+// as long as the current round number, in a round of the instance; on
+// acceptance before the last round it signs and relays. Holding the payload
+// is part of acceptance: a node signs only what it can hand to whoever
+// fetches it.
+func (p *Node) tryAccept(in *instance, v *value) {
+	if v.accepted || !v.held || len(in.accepted) >= MaxValues {
+		return
+	}
+	r := p.roundOf(in.id.Seq)
+	if r < 1 || r > p.rounds {
+		return
+	}
+	self := p.self == in.id.Origin
+	if !self && v.proof.count() < r {
+		p.stats.Stale++
+		return
+	}
+	v.accepted = true
+	in.accepted = append(in.accepted, v.digest)
+	// The origin sends in round 1 whatever the number of rounds; others
+	// relay what they accept before the last round.
+	if (!self && r >= p.rounds) || v.proof.has(p.self) {
+		return
+	}
+	p.stats.Signs++
+	v.proof.addOwn(p.self, p.sch.sign(v.stmt))
+	p.relay(in, v, r)
+}
+
+// relay sends v with a proof of r+1 signatures (or all it has, for an
+// aggregate) to everyone. The origin's relay (round 1) carries the payload
+// in both modes; others carry it only in full mode.
+func (p *Node) relay(in *instance, v *value, r int) {
+	p.stats.Relays++
+	msg := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoDolevStrong,
+		Type: TypeRelay, Instance: in.id, Round: uint32(r), Digest: v.digest, PayloadLen: uint32(v.length)}}
+	msg.Body = v.proof.appendRelay(nil, p.n, in.id.Origin, p.self, r+1)
+	if p.mode == broadcast.ModeFull || in.id.Origin == p.self {
+		if buf, ok := p.store.Get(v.digest); ok {
+			msg.SetPayload(buf, v.digest)
+		}
+	}
+	p.out = append(p.out, broadcast.Outbound{To: broadcast.Everyone, Msg: msg})
+}
+
+// Tick advances the clock: own instances whose slot has come start, and
+// instances whose last round has ended decide.
+func (p *Node) Tick(now time.Duration) {
+	if now < p.now {
+		return
+	}
+	p.now = now
+	for len(p.queued) > 0 && time.Duration(p.queued[0].slot)*p.delta <= now {
+		q := p.queued[0]
+		p.queued = p.queued[1:]
+		p.start(q)
+	}
+	var done []*instance
+	for _, in := range p.insts {
+		if in.end <= now {
+			done = append(done, in)
+		}
+	}
+	slices.SortFunc(done, func(a, b *instance) int {
+		if a.id.Seq != b.id.Seq {
+			return compare(a.id.Seq, b.id.Seq)
+		}
+		return compare(a.id.Origin, b.id.Origin)
+	})
+	for _, in := range done {
+		p.decide(in)
+	}
+}
+
+func compare[T uint64 | broadcast.NodeID](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// decide ends an instance: one accepted value is the output, two are ⊥
+// (a Delivery with a zero Digest and a zero Payload), none is no output at
+// all — every correct node then accepted nothing, so none outputs.
+func (p *Node) decide(in *instance) {
+	delete(p.insts, in.id)
+	switch len(in.accepted) {
+	case 0:
+	case 1:
+		p.stats.Instances++
+		d := in.accepted[0]
+		buf, _ := p.store.Get(d)
+		p.dels = append(p.dels, broadcast.Delivery{Instance: in.id, Digest: d, Payload: buf})
+	default:
+		p.stats.Instances++
+		p.stats.Bottoms++
+		p.dels = append(p.dels, broadcast.Delivery{Instance: in.id})
+	}
+	for _, v := range in.digests {
+		if v.held {
+			p.store.Unpin(v.digest)
+		}
+	}
+}
+
+// Ready returns the messages and deliveries accumulated since the last call.
+// NextWake is always the next round boundary: a synchronous protocol needs
+// its clock ticked every Δ, idle or not, so that it can place any message
+// that arrives in its round.
+func (p *Node) Ready() broadcast.Ready {
+	rd := broadcast.Ready{Messages: p.out, Deliveries: p.dels,
+		NextWake: time.Duration(p.slot(p.now)+1) * p.delta}
+	p.out, p.outSpare = p.outSpare[:0], p.out
+	p.dels, p.delsSpare = p.delsSpare[:0], p.dels
+	return rd
+}
+
+// Close releases every pin the node's live instances hold, for a driver
+// that stops it mid-run.
+func (p *Node) Close() {
+	for _, in := range p.insts {
+		for _, v := range in.digests {
+			if v.held {
+				p.store.Unpin(v.digest)
+			}
+		}
+	}
+	for _, q := range p.queued {
+		p.store.Unpin(q.digest)
+	}
+	p.insts = map[broadcast.Instance]*instance{}
+	p.queued = nil
+}
