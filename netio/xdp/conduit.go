@@ -1,0 +1,615 @@
+package xdp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	axdp "github.com/asavie/xdp"
+	"golang.org/x/sys/unix"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/netio"
+)
+
+// Peer is where a node is reached on the wire.
+type Peer struct {
+	MAC  net.HardwareAddr
+	Addr netip.AddrPort
+}
+
+// Config configures a Conduit.
+type Config struct {
+	// Ifindex and Queue name the interface and receive queue the socket is
+	// bound to, in the network namespace New runs in. Required: Ifindex.
+	Ifindex int
+	Queue   int
+	// Self is this node; MAC and Addr its interface's hardware address and
+	// its IPv4 address and onecast UDP port. Required.
+	Self broadcast.NodeID
+	MAC  net.HardwareAddr
+	Addr netip.AddrPort
+	// Peers maps every other node to its address. Required.
+	Peers map[broadcast.NodeID]Peer
+
+	// Frames and FrameSize shape the UMEM. Defaults 4096 and 2048.
+	Frames, FrameSize int
+	// RingSize is the number of descriptors of each ring (a power of two).
+	// Default 1024.
+	RingSize int
+	// Watermark is the number of free UMEM frames under which the conduit
+	// asks the watched PayloadStore to copy long-held payloads out to the
+	// heap and give their frames back. Default Frames/8; negative disables.
+	Watermark int
+	// LinkHeaderSize is the size of the reliable-link header in front of
+	// each onecast header (tells the XDP program where to find it).
+	// Default DefaultLinkHeaderSize; NoLinkHeader for bare onecast frames.
+	LinkHeaderSize int
+	// HeldMax bounds the kernel's map of held digests. Default 65536.
+	HeldMax int
+	// Mode is the XDP attach mode. Default ModeAuto.
+	Mode Mode
+	// Checked runs the UMEM pool in checked mode (tests).
+	Checked bool
+	// Backlog is the number of received datagrams queued for Recv.
+	// Default RingSize.
+	Backlog int
+	// Logger receives the conduit's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats are the conduit's counters beyond netio.ConduitStats.
+type Stats struct {
+	netio.ConduitStats
+	// Kernel are the XDP program's counters.
+	Kernel KernelCounters
+	// Mode is the mode the XDP program runs in.
+	Mode Mode
+	// ZeroCopy reports whether the socket is bound in zero-copy mode (the
+	// NIC writes into UMEM); false means copy mode (the kernel copies each
+	// frame into UMEM once, as veth requires).
+	ZeroCopy bool
+	// Pool are the UMEM pool's counters.
+	Pool bufpool.Stats
+	// RehomedPayloads and RehomedBytes count payloads the store copied out
+	// of UMEM to the heap because free frames ran under the watermark.
+	RehomedPayloads, RehomedBytes uint64
+	// FillStarved counts refills that found the pool empty.
+	FillStarved uint64
+	// Rejected counts frames whose Ethernet/IP/UDP headers were bad.
+	Rejected uint64
+	// Socket are the AF_XDP socket's kernel statistics.
+	Socket unix.XDPStatistics
+}
+
+// Conduit is a netio.Conduit over an AF_XDP socket. See the package doc.
+type Conduit struct {
+	cfg   Config
+	log   *slog.Logger
+	prog  *Program
+	xsk   *axdp.Socket
+	pool  *bufpool.Pool
+	umem  []byte
+	self  endpoint
+	peers map[broadcast.NodeID]*endpoint
+	from  map[netip.AddrPort]broadcast.NodeID
+	mtu   int
+	zc    bool
+	comp  *compRing
+
+	// mu guards the socket's rings and the frame maps below.
+	mu      sync.Mutex
+	onRing  []bufpool.Buf // frame index → the Buf of a frame on the fill or TX ring
+	pending []axdp.Desc   // queued by Send, not yet on the TX ring
+	fillBuf []axdp.Desc
+	ipID    uint16
+
+	store atomic.Pointer[broadcast.PayloadStore]
+
+	rx      chan netio.Datagram
+	closing chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+
+	framesSent, framesRecv, bytesSent, bytesRecv atomic.Uint64
+	sendCopied, dropped, rejected, starved       atomic.Uint64
+	rehomed, rehomedBytes                        atomic.Uint64
+}
+
+// ErrNoFrame is returned by Send when no UMEM frame is free for the datagram.
+var ErrNoFrame = errors.New("xdp: no free UMEM frame")
+
+const pollTimeoutMs = 20
+
+// DefaultLinkHeaderSize is netio/link's HeaderSize (a test keeps them equal;
+// a constant here keeps this package buildable while link changes).
+const DefaultLinkHeaderSize = 48
+
+// NoLinkHeader, as Config.LinkHeaderSize, says datagrams start with the
+// onecast header itself.
+const NoLinkHeader = -1
+
+// New opens an AF_XDP socket on cfg.Ifindex/cfg.Queue, loads and attaches
+// the XDP program, and starts the receive loop. It must run in the network
+// namespace the interface lives in (netns.Topology.Do); the conduit may be
+// used from any goroutine afterwards.
+func New(cfg Config) (_ *Conduit, err error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	c := &Conduit{
+		cfg: cfg, log: cfg.Logger,
+		self:    newEndpoint(cfg.MAC, cfg.Addr),
+		peers:   make(map[broadcast.NodeID]*endpoint, len(cfg.Peers)),
+		from:    make(map[netip.AddrPort]broadcast.NodeID, len(cfg.Peers)),
+		rx:      make(chan netio.Datagram, cfg.Backlog),
+		closing: make(chan struct{}),
+	}
+	for id, p := range cfg.Peers {
+		e := newEndpoint(p.MAC, p.Addr)
+		c.peers[id] = &e
+		c.from[p.Addr] = id
+	}
+	ifc, err := net.InterfaceByIndex(cfg.Ifindex)
+	if err != nil {
+		return nil, fmt.Errorf("xdp: interface %d: %w", cfg.Ifindex, err)
+	}
+	c.mtu = min(ifc.MTU, cfg.FrameSize-256) - ipv4Len - udpLen
+
+	defer func() {
+		if err != nil {
+			c.teardown()
+		}
+	}()
+	c.prog, err = LoadProgram(ProgramConfig{Port: cfg.Addr.Port(), LinkHeaderSize: cfg.LinkHeaderSize, HeldMax: cfg.HeldMax})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.prog.Attach(cfg.Ifindex, cfg.Mode, c.log); err != nil {
+		return nil, err
+	}
+	c.xsk, err = axdp.NewSocket(cfg.Ifindex, cfg.Queue, &axdp.SocketOptions{
+		NumFrames: cfg.Frames, FrameSize: cfg.FrameSize,
+		FillRingNumDescs: cfg.RingSize, CompletionRingNumDescs: cfg.RingSize,
+		RxRingNumDescs: cfg.RingSize, TxRingNumDescs: cfg.RingSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("xdp: AF_XDP socket on ifindex %d queue %d: %w", cfg.Ifindex, cfg.Queue, err)
+	}
+	c.zc = zeroCopy(c.xsk.FD())
+	if c.comp, err = mapCompletionRing(c.xsk.FD(), cfg.RingSize); err != nil {
+		return nil, err
+	}
+	c.umem = c.xsk.GetFrame(axdp.Desc{Addr: 0, Len: uint32(cfg.Frames * cfg.FrameSize)})
+	c.pool, err = bufpool.New(bufpool.Config{Region: c.umem, FrameSize: cfg.FrameSize, Checked: cfg.Checked, Name: "umem"})
+	if err != nil {
+		return nil, fmt.Errorf("xdp: UMEM pool: %w", err)
+	}
+	c.onRing = make([]bufpool.Buf, cfg.Frames)
+	c.fillBuf = make([]axdp.Desc, 0, cfg.RingSize)
+	c.pending = make([]axdp.Desc, 0, cfg.RingSize)
+	c.refill()
+	if err := c.prog.Register(cfg.Queue, c.xsk.FD()); err != nil {
+		return nil, err
+	}
+	c.log.Info("xdp: conduit up", "ifindex", cfg.Ifindex, "queue", cfg.Queue, "addr", cfg.Addr,
+		"mode", c.prog.Mode(), "zerocopy", c.zc, "frames", cfg.Frames)
+	c.wg.Add(1)
+	go c.recvLoop()
+	return c, nil
+}
+
+func (cfg *Config) fill() error {
+	switch {
+	case cfg.Ifindex <= 0:
+		return fmt.Errorf("xdp: Config.Ifindex must be positive, got %d", cfg.Ifindex)
+	case len(cfg.MAC) != 6:
+		return fmt.Errorf("xdp: Config.MAC must be 6 bytes, got %d", len(cfg.MAC))
+	case !cfg.Addr.Addr().Is4() || cfg.Addr.Port() == 0:
+		return fmt.Errorf("xdp: Config.Addr must be an IPv4 address and port, got %v", cfg.Addr)
+	case len(cfg.Peers) == 0:
+		return errors.New("xdp: Config.Peers is empty")
+	}
+	for id, p := range cfg.Peers {
+		if id == cfg.Self {
+			return fmt.Errorf("xdp: Config.Peers includes Self (%v)", id)
+		}
+		if len(p.MAC) != 6 || !p.Addr.Addr().Is4() || p.Addr.Port() == 0 {
+			return fmt.Errorf("xdp: Config.Peers[%v] = %v/%v is not a MAC and IPv4 address and port", id, p.MAC, p.Addr)
+		}
+	}
+	switch {
+	case cfg.LinkHeaderSize == 0:
+		cfg.LinkHeaderSize = DefaultLinkHeaderSize
+	case cfg.LinkHeaderSize == NoLinkHeader:
+		cfg.LinkHeaderSize = 0
+	}
+	if cfg.Frames == 0 {
+		cfg.Frames = 4096
+	}
+	if cfg.FrameSize == 0 {
+		cfg.FrameSize = 2048
+	}
+	if cfg.FrameSize != 2048 && cfg.FrameSize != 4096 {
+		return fmt.Errorf("xdp: Config.FrameSize must be 2048 or 4096, got %d", cfg.FrameSize)
+	}
+	if cfg.RingSize == 0 {
+		cfg.RingSize = 1024
+	}
+	if cfg.RingSize&(cfg.RingSize-1) != 0 || cfg.RingSize < 16 {
+		return fmt.Errorf("xdp: Config.RingSize must be a power of two ≥ 16, got %d", cfg.RingSize)
+	}
+	if cfg.Frames < 2*cfg.RingSize {
+		return fmt.Errorf("xdp: Config.Frames (%d) must be at least twice RingSize (%d)", cfg.Frames, cfg.RingSize)
+	}
+	if cfg.Watermark == 0 {
+		cfg.Watermark = cfg.Frames / 8
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = cfg.RingSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Program returns the conduit's XDP program. It is the broadcast.StoreObserver
+// that keeps the kernel's dedup map in step with a PayloadStore:
+//
+//	store := broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: c.Program()})
+func (c *Conduit) Program() *Program { return c.prog }
+
+// Pool returns the UMEM pool received frames come from.
+func (c *Conduit) Pool() *bufpool.Pool { return c.pool }
+
+// WatchStore tells the conduit which store to ask to rehome payloads when
+// free UMEM frames run under the watermark.
+func (c *Conduit) WatchStore(s *broadcast.PayloadStore) { c.store.Store(s) }
+
+// RecvCopies reports that received bytes are not copied in user space (the
+// reliable link asks, to count copies on its receive path).
+func (c *Conduit) RecvCopies() bool { return false }
+
+// MTU is the largest datagram Send accepts.
+func (c *Conduit) MTU() int { return c.mtu }
+
+// Send builds one Ethernet/IPv4/UDP frame in a UMEM frame: headers, hdr,
+// then body's bytes (copied: counted in SendCopiedBytes), and queues it for
+// the TX ring. It borrows hdr and body. The frame returns to the pool when
+// the kernel reports its transmission complete.
+func (c *Conduit) Send(to broadcast.NodeID, hdr []byte, body bufpool.Buf) error {
+	dst, ok := c.peers[to]
+	if !ok {
+		return fmt.Errorf("xdp: send to unknown node %v", to)
+	}
+	n := len(hdr) + body.Len()
+	if n > c.mtu {
+		return fmt.Errorf("xdp: datagram of %d bytes exceeds MTU %d", n, c.mtu)
+	}
+	select {
+	case <-c.closing:
+		return netio.ErrClosed
+	default:
+	}
+	b, err := c.pool.Get()
+	if err != nil {
+		c.mu.Lock()
+		c.complete()
+		c.mu.Unlock()
+		if b, err = c.pool.Get(); err != nil {
+			return ErrNoFrame
+		}
+	}
+	mem := c.frameMem(b)
+	c.mu.Lock()
+	c.ipID++
+	id := c.ipID
+	c.mu.Unlock()
+	putHeaders(mem, &c.self, dst, n, id)
+	off := HeadersLen + copy(mem[HeadersLen:], hdr)
+	for seg := range body.Segments() {
+		off += copy(mem[off:], seg)
+	}
+	c.sendCopied.Add(uint64(body.Len()))
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	idx := b.FrameIndex()
+	c.onRing[idx] = b
+	c.pending = append(c.pending, axdp.Desc{Addr: uint64(idx * c.cfg.FrameSize), Len: uint32(off)})
+	c.framesSent.Add(1)
+	c.bytesSent.Add(uint64(n))
+	if len(c.pending) >= c.cfg.RingSize/2 {
+		return c.flushLocked()
+	}
+	return nil
+}
+
+// frameMem returns the whole UMEM frame b holds, writable: b must be a
+// frame fresh from the pool, owned by the caller alone.
+func (c *Conduit) frameMem(b bufpool.Buf) []byte {
+	start := b.FrameIndex() * c.cfg.FrameSize
+	return c.umem[start : start+c.cfg.FrameSize : start+c.cfg.FrameSize]
+}
+
+// Flush puts the queued frames on the TX ring and kicks the kernel.
+func (c *Conduit) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *Conduit) flushLocked() error {
+	deadline := time.Time{}
+	for len(c.pending) > 0 {
+		c.complete()
+		sent, err := c.transmit(c.pending)
+		if err != nil {
+			return err
+		}
+		c.pending = c.pending[:copy(c.pending, c.pending[sent:])]
+		if len(c.pending) == 0 {
+			break
+		}
+		// TX ring full: wait for the kernel to consume, boundedly.
+		if deadline.IsZero() {
+			deadline = time.Now().Add(time.Second)
+		} else if time.Now().After(deadline) {
+			for _, d := range c.pending {
+				c.releaseOnRing(int(d.Addr) / c.cfg.FrameSize)
+			}
+			c.dropped.Add(uint64(len(c.pending)))
+			c.pending = c.pending[:0]
+			return errors.New("xdp: TX ring stuck, queued frames dropped")
+		}
+		c.mu.Unlock()
+		time.Sleep(50 * time.Microsecond)
+		c.mu.Lock()
+	}
+	return nil
+}
+
+// transmit calls the socket's Transmit, which panics on unexpected sendto
+// errors; the panic becomes an error.
+func (c *Conduit) transmit(descs []axdp.Desc) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("xdp: transmit: %v", r)
+		}
+	}()
+	return c.xsk.Transmit(descs), nil
+}
+
+// complete reaps the completion ring and releases transmitted frames.
+// c.mu is held.
+func (c *Conduit) complete() {
+	n := c.xsk.NumCompleted()
+	if n == 0 || c.comp == nil {
+		return
+	}
+	for i := range n {
+		c.releaseOnRing(int(c.comp.addr(i)) / c.cfg.FrameSize)
+	}
+	c.xsk.Complete(n) // hands the slots back to the kernel
+}
+
+func (c *Conduit) releaseOnRing(idx int) {
+	b := c.onRing[idx]
+	c.onRing[idx] = bufpool.Buf{}
+	b.Release()
+}
+
+// refill puts free pool frames on the fill ring. c.mu is held or the
+// receive loop is not running.
+func (c *Conduit) refill() {
+	want := c.xsk.NumFreeFillSlots()
+	if want == 0 {
+		return
+	}
+	descs := c.fillBuf[:0]
+	for range want {
+		b, err := c.pool.Get()
+		if err != nil {
+			c.starved.Add(1)
+			break
+		}
+		idx := b.FrameIndex()
+		c.onRing[idx] = b
+		descs = append(descs, axdp.Desc{Addr: uint64(idx * c.cfg.FrameSize), Len: uint32(c.cfg.FrameSize)})
+	}
+	if len(descs) > 0 {
+		c.xsk.Fill(descs)
+	}
+}
+
+// recvLoop polls the socket, hands received frames up by reference and keeps
+// the fill ring stocked.
+func (c *Conduit) recvLoop() {
+	defer c.wg.Done()
+	pfd := []unix.PollFd{{Fd: int32(c.xsk.FD()), Events: unix.POLLIN}}
+	var batch []bufpool.Buf
+	var lens []netip.AddrPort
+	for {
+		select {
+		case <-c.closing:
+			return
+		default:
+		}
+		_, err := unix.Poll(pfd, pollTimeoutMs)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			c.log.Error("xdp: poll", "err", err)
+			time.Sleep(pollTimeoutMs * time.Millisecond)
+		}
+		batch, lens = batch[:0], lens[:0]
+		c.mu.Lock()
+		descs := c.xsk.Receive(c.xsk.NumReceived())
+		for _, d := range descs {
+			idx := int(d.Addr) / c.cfg.FrameSize
+			off := int(d.Addr) % c.cfg.FrameSize
+			b := c.onRing[idx]
+			c.onRing[idx] = bufpool.Buf{}
+			if b.IsZero() || off+int(d.Len) > c.cfg.FrameSize {
+				c.log.Error("xdp: RX descriptor for a frame not on the fill ring", "addr", d.Addr, "len", d.Len)
+				b.Release()
+				continue
+			}
+			frame := b.Slice(off, int(d.Len))
+			doff, n, from, perr := parseUDP(frame.Bytes(), c.cfg.Addr.Port())
+			if perr != nil {
+				c.rejected.Add(1)
+				b.Release()
+				continue
+			}
+			batch = append(batch, frame.Slice(doff, n))
+			lens = append(lens, from)
+		}
+		c.complete()
+		c.mu.Unlock()
+
+		for i, dg := range batch {
+			id, ok := c.from[lens[i]]
+			if !ok {
+				c.dropped.Add(1)
+				dg.Release()
+				continue
+			}
+			c.framesRecv.Add(1)
+			c.bytesRecv.Add(uint64(dg.Len()))
+			select {
+			case c.rx <- netio.Datagram{From: id, Frame: dg}:
+			case <-c.closing:
+				for _, rest := range batch[i:] {
+					rest.Release()
+				}
+				return
+			}
+		}
+		c.maybeRehome()
+		c.mu.Lock()
+		c.refill()
+		c.mu.Unlock()
+	}
+}
+
+// maybeRehome asks the watched store to move payloads out of UMEM when free
+// frames run under the watermark.
+func (c *Conduit) maybeRehome() {
+	s := c.store.Load()
+	if s == nil || c.cfg.Watermark < 0 {
+		return
+	}
+	free := c.pool.Free()
+	if free >= c.cfg.Watermark {
+		return
+	}
+	n, bytes := s.Rehome(c.pool, c.cfg.Watermark-free+c.cfg.RingSize/4)
+	if n > 0 {
+		c.rehomed.Add(uint64(n))
+		c.rehomedBytes.Add(uint64(bytes))
+	}
+}
+
+// Recv blocks for the next datagram, ctx's end, or Close. The datagram's
+// Frame is a view on the UMEM frame it arrived in: the caller takes its
+// reference, and the frame goes back to the fill ring after the last Release.
+func (c *Conduit) Recv(ctx context.Context) (netio.Datagram, error) {
+	select {
+	case d := <-c.rx:
+		return d, nil
+	default:
+	}
+	select {
+	case d := <-c.rx:
+		return d, nil
+	case <-ctx.Done():
+		return netio.Datagram{}, ctx.Err()
+	case <-c.closing:
+		return netio.Datagram{}, netio.ErrClosed
+	}
+}
+
+// Stats returns the conduit's wire counters. RecvCopiedBytes is always zero:
+// received bytes are handed up in the UMEM frame the kernel wrote them into.
+func (c *Conduit) Stats() netio.ConduitStats {
+	return netio.ConduitStats{
+		FramesSent: c.framesSent.Load(), FramesReceived: c.framesRecv.Load(),
+		BytesSent: c.bytesSent.Load(), BytesReceived: c.bytesRecv.Load(),
+		SendCopiedBytes: c.sendCopied.Load(),
+		Dropped:         c.dropped.Load(),
+	}
+}
+
+// XDPStats returns every counter of the conduit, the kernel's included.
+func (c *Conduit) XDPStats() (Stats, error) {
+	st := Stats{
+		ConduitStats: c.Stats(), Mode: c.prog.Mode(), ZeroCopy: c.zc, Pool: c.pool.Stats(),
+		RehomedPayloads: c.rehomed.Load(), RehomedBytes: c.rehomedBytes.Load(),
+		FillStarved: c.starved.Load(), Rejected: c.rejected.Load(),
+	}
+	var err error
+	st.Kernel, err = c.prog.Counters()
+	c.mu.Lock()
+	s, serr := c.xsk.Stats()
+	c.mu.Unlock()
+	st.Socket = s.KernelStats
+	return st, errors.Join(err, serr)
+}
+
+// Close stops the receive loop, detaches the program, closes the socket and
+// releases every frame the conduit holds. Datagrams already handed up stay
+// valid: the UMEM stays mapped until the process exits if any is still
+// referenced (the kernel lets go of it when the socket closes).
+func (c *Conduit) Close() error {
+	var err error
+	c.once.Do(func() {
+		close(c.closing)
+		c.wg.Wait()
+		err = c.teardown()
+	})
+	return err
+}
+
+func (c *Conduit) teardown() error {
+	var errs []error
+	if c.prog != nil {
+		errs = append(errs, c.prog.Close())
+	}
+	for {
+		select {
+		case d := <-c.rx:
+			d.Frame.Release()
+			continue
+		default:
+		}
+		break
+	}
+	c.mu.Lock()
+	for i := range c.onRing {
+		c.releaseOnRing(i)
+	}
+	c.pending = c.pending[:0]
+	c.mu.Unlock()
+	if c.comp != nil {
+		errs = append(errs, c.comp.close())
+	}
+	if c.xsk != nil {
+		if c.pool != nil && c.pool.Outstanding() > 0 {
+			// Frames still referenced: close the socket, keep the memory.
+			errs = append(errs, unix.Close(c.xsk.FD()))
+			c.log.Warn("xdp: conduit closed with UMEM frames still referenced; UMEM stays mapped", "outstanding", c.pool.Outstanding())
+		} else {
+			errs = append(errs, c.xsk.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var _ netio.Conduit = (*Conduit)(nil)

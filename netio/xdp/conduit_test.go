@@ -1,0 +1,390 @@
+package xdp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/lni/goutils/leaktest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/netio"
+	"github.com/onecast/onecast/netio/link"
+	"github.com/onecast/onecast/netio/netns"
+)
+
+const testPort = 7700
+
+func skipUnlessRoot(t testing.TB) {
+	t.Helper()
+	if ok, why := netns.Available(); !ok {
+		t.Skip("AF_XDP tests need real namespaces and XDP: " + why)
+	}
+}
+
+// pair builds a two-node topology and one conduit per node. Everything is
+// closed at the end of the test, leaks checked.
+func pair(t testing.TB, tweak func(i int, cfg *Config)) (*netns.Topology, []*Conduit) {
+	t.Helper()
+	return cluster(t, 2, tweak)
+}
+
+func cluster(t testing.TB, n int, tweak func(i int, cfg *Config)) (*netns.Topology, []*Conduit) {
+	t.Helper()
+	skipUnlessRoot(t)
+	topo, err := netns.New(netns.Config{Nodes: n, Subnet: netip.MustParsePrefix("10.77.2.0/24")})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
+	cs, err := OpenTopology(topo, testPort, func(i int, cfg *Config) {
+		cfg.Checked = true
+		cfg.Frames, cfg.RingSize = 1024, 256
+		if tweak != nil {
+			tweak(i, cfg)
+		}
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, c := range cs {
+			require.NoError(t, c.Close())
+			require.NoError(t, c.Pool().CheckLeaks())
+		}
+	})
+	return topo, cs
+}
+
+func recvOne(t testing.TB, c *Conduit, timeout time.Duration) (netio.Datagram, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return c.Recv(ctx)
+}
+
+func TestDatagramsArriveByReferenceInUMEM(t *testing.T) {
+	t.Cleanup(leaktest.AfterTest(t)) // runs after the conduits' cleanup
+	_, cs := pair(t, nil)
+	a, b := cs[0], cs[1]
+	const count = 500
+	sizes := []int{4, 64, 700, a.MTU()}
+	go func() {
+		for i := range count {
+			n := sizes[i%len(sizes)]
+			body := make([]byte, n-4)
+			for j := range body {
+				body[j] = byte(i + j)
+			}
+			var hdr [4]byte
+			binary.LittleEndian.PutUint32(hdr[:], uint32(i))
+			if err := a.Send(1, hdr[:], bufpool.Wrap(body)); err != nil {
+				t.Errorf("send %d: %v", i, err)
+			}
+			if i%32 == 31 {
+				_ = a.Flush()
+				time.Sleep(200 * time.Microsecond) // stay under the ring sizes
+			}
+		}
+		_ = a.Flush()
+	}()
+	got := 0
+	for got < count {
+		d, err := recvOne(t, b, 3*time.Second)
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		require.NoError(t, err)
+		require.Equal(t, broadcast.NodeID(0), d.From)
+		require.Equal(t, b.Pool(), d.Frame.Pool(), "the datagram is a view on a UMEM frame")
+		p := d.Frame.Bytes()
+		require.GreaterOrEqual(t, len(p), 4)
+		i := int(binary.LittleEndian.Uint32(p))
+		require.Equal(t, sizes[i%len(sizes)], len(p), "datagram %d", i)
+		for j, c := range p[4:] {
+			if c != byte(i+j) {
+				t.Fatalf("datagram %d byte %d: %d, want %d", i, j, c, byte(i+j))
+			}
+		}
+		d.Frame.Release()
+		got++
+	}
+	want := count
+	assert.GreaterOrEqual(t, got, want*99/100, "at most 1%% loss on an idle veth")
+	st, err := b.XDPStats()
+	require.NoError(t, err)
+	assert.Zero(t, st.RecvCopiedBytes, "no user-space copy on receive")
+	assert.Zero(t, st.Pool.CopiedBytes, "no user-space copy through the UMEM pool")
+	assert.EqualValues(t, got, st.FramesReceived)
+	assert.GreaterOrEqual(t, st.Kernel.Redirected, uint64(got))
+	t.Logf("mode %v zerocopy %v; received %d; kernel %+v", st.Mode, st.ZeroCopy, got, st.Kernel)
+}
+
+func TestNativeModeOnVeth(t *testing.T) {
+	_, cs := pair(t, func(i int, cfg *Config) { cfg.Mode = ModeNative })
+	assert.Equal(t, ModeNative, cs[0].Program().Mode())
+}
+
+func TestOtherTrafficPassesToTheKernelStack(t *testing.T) {
+	topo, cs := pair(t, nil)
+	_ = cs
+	var rx, tx, onecastPort *net.UDPConn
+	require.NoError(t, topo.Do(1, func() (err error) {
+		if rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: topo.Nodes[1].Addr.AsSlice(), Port: testPort + 1}); err != nil {
+			return err
+		}
+		onecastPort, err = net.ListenUDP("udp4", &net.UDPAddr{IP: topo.Nodes[1].Addr.AsSlice(), Port: testPort})
+		return err
+	}))
+	defer rx.Close()
+	defer onecastPort.Close()
+	require.NoError(t, topo.Do(0, func() (err error) {
+		tx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: topo.Nodes[0].Addr.AsSlice()})
+		return err
+	}))
+	defer tx.Close()
+	_, err := tx.WriteToUDP([]byte("to the kernel"), &net.UDPAddr{IP: topo.Nodes[1].Addr.AsSlice(), Port: testPort + 1})
+	require.NoError(t, err)
+	_, err = tx.WriteToUDP([]byte("to onecast"), &net.UDPAddr{IP: topo.Nodes[1].Addr.AsSlice(), Port: testPort})
+	require.NoError(t, err)
+
+	buf := make([]byte, 100)
+	require.NoError(t, rx.SetReadDeadline(time.Now().Add(2*time.Second)))
+	n, err := rx.Read(buf)
+	require.NoError(t, err, "a datagram to another port reaches the kernel's socket")
+	assert.Equal(t, "to the kernel", string(buf[:n]))
+
+	require.NoError(t, onecastPort.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	_, err = onecastPort.Read(buf)
+	assert.Error(t, err, "a datagram to the onecast port goes to the AF_XDP socket, not the kernel's")
+	// It came from an ephemeral port, not a peer's: the conduit drops it.
+	require.Eventually(t, func() bool { return cs[1].Stats().Dropped == 1 }, 2*time.Second, 5*time.Millisecond)
+}
+
+// onecastFrame builds link header | onecast header | auth | payload, as the
+// reliable link sends a message, with the given flags and digest.
+func onecastFrame(flags broadcast.Flags, d broadcast.Digest, payload []byte) []byte {
+	auth := make([]byte, 64)
+	for i := range auth {
+		auth[i] = 0xA5
+	}
+	h := broadcast.Header{Protocol: broadcast.ProtoTest, Type: 1, Flags: flags, Sender: 0,
+		PayloadLen: uint32(len(payload)), Digest: d, AuthLen: uint16(len(auth))}
+	if flags&broadcast.Fragment != 0 {
+		h.AuthLen, auth = 0, nil
+		h.FragIndex, h.FragOffset = 1, 0
+		h.PayloadLen = uint32(2 * len(payload))
+	}
+	lh := link.Header{Kind: link.KindData, SrcEpoch: 1, Seq: 1}
+	out := make([]byte, link.HeaderSize+broadcast.HeaderSize)
+	lh.Put(out)
+	h.Put(out[link.HeaderSize:])
+	out = append(out, auth...)
+	return append(out, payload...)
+}
+
+func TestDefaultLinkHeaderSizeIsTheLinkLayers(t *testing.T) {
+	assert.Equal(t, link.HeaderSize, DefaultLinkHeaderSize)
+}
+
+func TestKernelStripsPayloadsOfHeldDigests(t *testing.T) {
+	_, cs := pair(t, nil)
+	a, b := cs[0], cs[1]
+	payload := make([]byte, 1000)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	held := broadcast.DigestOfBytes(payload)
+	other := broadcast.DigestOfBytes([]byte("not held"))
+	store := broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: b.Program()})
+	defer store.Close()
+	require.NoError(t, store.Put(0, held, bufpool.Wrap(payload)))
+	require.True(t, b.Program().IsHeld(held), "Put inserts the digest into the kernel's map")
+
+	send := func(frame []byte) {
+		require.NoError(t, a.Send(1, frame, bufpool.Buf{}))
+		require.NoError(t, a.Flush())
+	}
+	prefix := link.HeaderSize + broadcast.HeaderSize + 64
+
+	t.Run("held first frame loses its payload, keeps header and authenticator", func(t *testing.T) {
+		send(onecastFrame(broadcast.HasPayload, held, payload))
+		d, err := recvOne(t, b, 2*time.Second)
+		require.NoError(t, err)
+		defer d.Frame.Release()
+		require.Equal(t, prefix, d.Frame.Len())
+		m, err := broadcast.DecodeFrame(d.Frame.Slice(link.HeaderSize, d.Frame.Len()-link.HeaderSize), nil)
+		require.NoError(t, err, "the stripped frame still decodes")
+		assert.Equal(t, broadcast.Stripped, m.Flags)
+		assert.Equal(t, held, m.Digest)
+		assert.EqualValues(t, len(payload), m.PayloadLen)
+		assert.Len(t, m.Auth, 64)
+		assert.Equal(t, byte(0xA5), m.Auth[63])
+		assert.True(t, m.Payload.IsZero())
+	})
+	t.Run("frame of a digest not held arrives whole", func(t *testing.T) {
+		send(onecastFrame(broadcast.HasPayload, other, payload))
+		d, err := recvOne(t, b, 2*time.Second)
+		require.NoError(t, err)
+		defer d.Frame.Release()
+		require.Equal(t, prefix+len(payload), d.Frame.Len())
+		m, err := broadcast.DecodeFrame(d.Frame.Slice(link.HeaderSize, d.Frame.Len()-link.HeaderSize), nil)
+		require.NoError(t, err)
+		assert.Equal(t, broadcast.HasPayload, m.Flags)
+		assert.Equal(t, payload, m.Payload.Bytes())
+	})
+	t.Run("continuation fragment of a held digest is dropped", func(t *testing.T) {
+		send(onecastFrame(broadcast.HasPayload|broadcast.Fragment, held, payload[:500]))
+		send(onecastFrame(broadcast.HasPayload|broadcast.Fragment, other, payload[:500]))
+		d, err := recvOne(t, b, 2*time.Second)
+		require.NoError(t, err)
+		defer d.Frame.Release()
+		m, err := broadcast.DecodeFrame(d.Frame.Slice(link.HeaderSize, d.Frame.Len()-link.HeaderSize), nil)
+		require.NoError(t, err)
+		assert.Equal(t, other, m.Digest, "only the fragment of the digest not held arrives")
+	})
+	t.Run("after eviction the payload passes again", func(t *testing.T) {
+		require.True(t, store.Pin(held))
+		store.Unpin(held) // last pin: evicted
+		require.False(t, b.Program().IsHeld(held), "eviction deletes the digest from the kernel's map")
+		send(onecastFrame(broadcast.HasPayload, held, payload))
+		d, err := recvOne(t, b, 2*time.Second)
+		require.NoError(t, err)
+		defer d.Frame.Release()
+		assert.Equal(t, prefix+len(payload), d.Frame.Len())
+	})
+	st, err := b.XDPStats()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, st.Kernel.StrippedFrames)
+	assert.EqualValues(t, len(payload), st.Kernel.StrippedBytes)
+	assert.EqualValues(t, 1, st.Kernel.DroppedFrags)
+	assert.EqualValues(t, 500, st.Kernel.DroppedBytes)
+}
+
+// TestReplayedPayloadsAreStrippedInKernel is the acceptance check: a peer
+// that replays full payloads for digests already held gets ≥ 99 % of those
+// payload bytes cut in the kernel, and none of them reach user space.
+func TestReplayedPayloadsAreStrippedInKernel(t *testing.T) {
+	_, cs := pair(t, nil)
+	a, b := cs[0], cs[1]
+	store := broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: b.Program()})
+	defer store.Close()
+	const distinct, rounds = 50, 20
+	frames := make([][]byte, distinct)
+	for i := range frames {
+		p := fmt.Appendf(nil, "payload %d ", i)
+		for len(p) < 1200 {
+			p = append(p, byte(i))
+		}
+		d := broadcast.DigestOfBytes(p)
+		require.NoError(t, store.Put(0, d, bufpool.Wrap(p)))
+		frames[i] = onecastFrame(broadcast.HasPayload, d, p)
+	}
+	sent := 0
+	go func() {
+		for r := range rounds {
+			for _, f := range frames {
+				if err := a.Send(1, f, bufpool.Buf{}); err != nil {
+					t.Errorf("round %d: %v", r, err)
+					return
+				}
+			}
+			_ = a.Flush()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var userPayload uint64
+	got := 0
+	for got < distinct*rounds {
+		d, err := recvOne(t, b, 2*time.Second)
+		if err != nil {
+			break
+		}
+		m, err := broadcast.DecodeFrame(d.Frame.Slice(link.HeaderSize, d.Frame.Len()-link.HeaderSize), nil)
+		require.NoError(t, err)
+		userPayload += uint64(m.Payload.Len())
+		d.Frame.Release()
+		got++
+	}
+	sent = distinct * rounds * 1200
+	st, err := b.XDPStats()
+	require.NoError(t, err)
+	t.Logf("replayed %d payload bytes; kernel stripped %d in %d frames; %d reached user space", sent, st.Kernel.StrippedBytes, st.Kernel.StrippedFrames, userPayload)
+	assert.GreaterOrEqual(t, st.Kernel.StrippedBytes*100, uint64(sent)*99, "≥ 99 %% of replayed payload bytes stripped in the kernel")
+	assert.Zero(t, userPayload, "no replayed payload byte reaches user space")
+	assert.GreaterOrEqual(t, got*100, distinct*rounds*99, "the stripped votes still arrive")
+}
+
+func TestStoreRehomesPayloadsUnderTheFrameWatermark(t *testing.T) {
+	_, cs := pair(t, func(i int, cfg *Config) {
+		cfg.Frames, cfg.RingSize, cfg.Watermark = 128, 32, 24
+	})
+	a, b := cs[0], cs[1]
+	store := broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: b.Program()})
+	defer store.Close()
+	b.WatchStore(store)
+	const count = 300 // more than twice the UMEM's frames
+	go func() {
+		for i := range count {
+			if err := a.Send(1, fmt.Appendf(nil, "distinct payload %d", i), bufpool.Buf{}); err != nil {
+				t.Errorf("send %d: %v", i, err)
+				return
+			}
+			if err := a.Flush(); err != nil {
+				t.Errorf("flush: %v", err)
+				return
+			}
+			time.Sleep(300 * time.Microsecond)
+		}
+	}()
+	got := 0
+	for got < count {
+		d, err := recvOne(t, b, 3*time.Second)
+		if err != nil {
+			break
+		}
+		// The store keeps every payload in the frame it arrived in.
+		require.NoError(t, store.Put(d.From, broadcast.DigestOf(d.Frame), d.Frame))
+		d.Frame.Release()
+		got++
+	}
+	st, err := b.XDPStats()
+	require.NoError(t, err)
+	t.Logf("received %d, rehomed %d payloads (%d B), fill starved %d", got, st.RehomedPayloads, st.RehomedBytes, st.FillStarved)
+	assert.GreaterOrEqual(t, got, count*95/100, "receiving goes on past the UMEM's size")
+	assert.Positive(t, st.RehomedPayloads, "the store moved payloads out of UMEM")
+	assert.Equal(t, st.RehomedBytes, st.Pool.CopiedBytes, "each moved byte is one counted copy")
+	assert.EqualValues(t, got, store.Stats().Held, "nothing stored is lost")
+}
+
+func TestConfigIsValidated(t *testing.T) {
+	good := func() Config {
+		return Config{Ifindex: 1, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Addr: netip.MustParseAddrPort("10.77.9.1:7700"),
+			Peers: map[broadcast.NodeID]Peer{1: {MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, Addr: netip.MustParseAddrPort("10.77.9.2:7700")}}}
+	}
+	for name, mut := range map[string]func(*Config){
+		"no ifindex":     func(c *Config) { c.Ifindex = 0 },
+		"short MAC":      func(c *Config) { c.MAC = c.MAC[:4] },
+		"no port":        func(c *Config) { c.Addr = netip.MustParseAddrPort("10.77.9.1:0") },
+		"IPv6":           func(c *Config) { c.Addr = netip.MustParseAddrPort("[fd00::1]:7700") },
+		"no peers":       func(c *Config) { c.Peers = nil },
+		"self as peer":   func(c *Config) { c.Peers[0] = c.Peers[1] },
+		"odd frame size": func(c *Config) { c.FrameSize = 3000 },
+		"ring not pow2":  func(c *Config) { c.RingSize = 100 },
+		"too few frames": func(c *Config) { c.Frames, c.RingSize = 100, 64 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := good()
+			mut(&cfg)
+			_, err := New(cfg)
+			assert.Error(t, err)
+		})
+	}
+	cfg := good()
+	require.NoError(t, cfg.fill())
+	assert.Equal(t, DefaultLinkHeaderSize, cfg.LinkHeaderSize)
+}

@@ -1,0 +1,229 @@
+package xdp
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/onecast/onecast/broadcast"
+)
+
+// Mode is how the XDP program is attached to an interface.
+type Mode int
+
+// Attach modes.
+const (
+	// ModeAuto tries native (driver) mode and falls back to generic (SKB)
+	// mode, logging that it did.
+	ModeAuto Mode = iota
+	// ModeNative requires the driver's XDP hook (veth has one).
+	ModeNative
+	// ModeGeneric uses the kernel's generic hook, after an skb is built:
+	// works everywhere, costs an skb allocation per frame.
+	ModeGeneric
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeNative:
+		return "native"
+	case ModeGeneric:
+		return "generic"
+	}
+	return fmt.Sprintf("mode%d", int(m))
+}
+
+// KernelCounters are the XDP program's counters, summed over CPUs.
+type KernelCounters struct {
+	// Redirected counts onecast frames handed to the AF_XDP socket.
+	Redirected uint64
+	// Passed counts frames passed to the kernel stack (ARP, other ports).
+	Passed uint64
+	// StrippedFrames and StrippedBytes count first frames whose payload the
+	// kernel cut because its digest was held, and the payload bytes cut.
+	StrippedFrames, StrippedBytes uint64
+	// DroppedFrags and DroppedBytes count continuation fragments of held
+	// payloads dropped in the kernel, and the payload bytes they carried.
+	DroppedFrags, DroppedBytes uint64
+	// Malformed counts frames to the onecast port too short for a header;
+	// they go on to user space, which rejects and counts them.
+	Malformed uint64
+}
+
+// PayloadBytesRemoved is the payload bytes the kernel kept from user space.
+func (k KernelCounters) PayloadBytesRemoved() uint64 { return k.StrippedBytes + k.DroppedBytes }
+
+// ProgramConfig configures the XDP program at load time.
+type ProgramConfig struct {
+	// Port is the UDP port onecast traffic arrives on. Required.
+	Port uint16
+	// LinkHeaderSize is the size of the reliable-link header between the
+	// UDP header and the onecast header (0 ≤ size ≤ 256).
+	LinkHeaderSize int
+	// HeldMax bounds the kernel's map of held digests. Default 65536.
+	HeldMax int
+}
+
+// Program is onecast's XDP program, loaded, with its maps. Close detaches
+// and unloads it; an unreferenced program is also detached when the process
+// exits, because it is attached through a BPF link.
+type Program struct {
+	objs onecastObjects
+	link link.Link
+	mode Mode
+
+	heldErrs atomic.Uint64 // map updates that failed (map full)
+}
+
+// LoadProgram loads the program into the kernel without attaching it.
+func LoadProgram(cfg ProgramConfig) (*Program, error) {
+	if cfg.Port == 0 {
+		return nil, errors.New("xdp: ProgramConfig.Port is required")
+	}
+	if cfg.LinkHeaderSize < 0 || cfg.LinkHeaderSize > 256 {
+		return nil, fmt.Errorf("xdp: ProgramConfig.LinkHeaderSize %d out of [0, 256]", cfg.LinkHeaderSize)
+	}
+	if cfg.HeldMax <= 0 {
+		cfg.HeldMax = 65536
+	}
+	spec, err := loadOnecast()
+	if err != nil {
+		return nil, fmt.Errorf("xdp: parse program: %w", err)
+	}
+	if err := spec.Variables["onecast_port"].Set(cfg.Port); err != nil {
+		return nil, fmt.Errorf("xdp: set port: %w", err)
+	}
+	if err := spec.Variables["link_header_size"].Set(uint32(cfg.LinkHeaderSize)); err != nil {
+		return nil, fmt.Errorf("xdp: set link header size: %w", err)
+	}
+	spec.Maps["held"].MaxEntries = uint32(cfg.HeldMax)
+	p := &Program{}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("xdp: load program: %+v", verr)
+		}
+		return nil, fmt.Errorf("xdp: load program: %w", err)
+	}
+	return p, nil
+}
+
+// Attach attaches the program to interface ifindex of the calling thread's
+// network namespace. ModeAuto tries native mode first and logs a fallback to
+// generic mode.
+func (p *Program) Attach(ifindex int, mode Mode, log *slog.Logger) error {
+	if p.link != nil {
+		return errors.New("xdp: program already attached")
+	}
+	try := func(flags link.XDPAttachFlags) (link.Link, error) {
+		return link.AttachXDP(link.XDPOptions{Program: p.objs.OnecastXdp, Interface: ifindex, Flags: flags})
+	}
+	var err error
+	switch mode {
+	case ModeNative:
+		p.link, err = try(link.XDPDriverMode)
+		p.mode = ModeNative
+	case ModeGeneric:
+		p.link, err = try(link.XDPGenericMode)
+		p.mode = ModeGeneric
+	default:
+		p.link, err = try(link.XDPDriverMode)
+		p.mode = ModeNative
+		if err != nil {
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Warn("xdp: native XDP unavailable, falling back to generic (SKB) mode", "ifindex", ifindex, "err", err)
+			p.link, err = try(link.XDPGenericMode)
+			p.mode = ModeGeneric
+		}
+	}
+	if err != nil {
+		p.link = nil
+		return fmt.Errorf("xdp: attach to ifindex %d (%v mode): %w", ifindex, p.mode, err)
+	}
+	return nil
+}
+
+// Mode returns the mode the program was attached in.
+func (p *Program) Mode() Mode { return p.mode }
+
+// Register steers onecast frames received on queue to the AF_XDP socket fd.
+func (p *Program) Register(queue, fd int) error {
+	if err := p.objs.Xsks.Put(uint32(queue), uint32(fd)); err != nil {
+		return fmt.Errorf("xdp: register socket for queue %d: %w", queue, err)
+	}
+	return nil
+}
+
+// Unregister stops steering queue's frames to a socket.
+func (p *Program) Unregister(queue int) error {
+	if err := p.objs.Xsks.Delete(uint32(queue)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("xdp: unregister queue %d: %w", queue, err)
+	}
+	return nil
+}
+
+// Counters reads the program's per-CPU counters and sums them.
+func (p *Program) Counters() (KernelCounters, error) {
+	var per []onecastCounters
+	if err := p.objs.Stats.Lookup(uint32(0), &per); err != nil {
+		return KernelCounters{}, fmt.Errorf("xdp: read counters: %w", err)
+	}
+	var k KernelCounters
+	for _, c := range per {
+		k.Redirected += c.Redirected
+		k.Passed += c.Passed
+		k.StrippedFrames += c.StrippedFrames
+		k.StrippedBytes += c.StrippedBytes
+		k.DroppedFrags += c.DroppedFrags
+		k.DroppedBytes += c.DroppedBytes
+		k.Malformed += c.Malformed
+	}
+	return k, nil
+}
+
+// Held implements broadcast.StoreObserver: the kernel starts stripping d's
+// payload from arriving frames. A full map is counted (HeldErrors) and
+// otherwise ignored: dedup in the kernel is an optimization, and user space
+// still drops duplicates.
+func (p *Program) Held(d broadcast.Digest) {
+	one := uint8(1)
+	if err := p.objs.Held.Update(unsafe.Pointer(&d), unsafe.Pointer(&one), ebpf.UpdateAny); err != nil {
+		p.heldErrs.Add(1)
+	}
+}
+
+// Evicted implements broadcast.StoreObserver: d's payload passes again.
+func (p *Program) Evicted(d broadcast.Digest) {
+	_ = p.objs.Held.Delete(unsafe.Pointer(&d))
+}
+
+// IsHeld reports whether d is in the kernel's map (for tests).
+func (p *Program) IsHeld(d broadcast.Digest) bool {
+	var v uint8
+	return p.objs.Held.Lookup(unsafe.Pointer(&d), unsafe.Pointer(&v)) == nil
+}
+
+// HeldErrors counts digests the kernel map could not take.
+func (p *Program) HeldErrors() uint64 { return p.heldErrs.Load() }
+
+var _ broadcast.StoreObserver = (*Program)(nil)
+
+// Close detaches the program and frees it and its maps.
+func (p *Program) Close() error {
+	var errs []error
+	if p.link != nil {
+		errs = append(errs, p.link.Close())
+		p.link = nil
+	}
+	errs = append(errs, p.objs.Close())
+	return errors.Join(errs...)
+}
