@@ -14,6 +14,9 @@ import (
 // signatures travel in every relay.
 type blsGroup = bls.KeyG2SigG1
 
+// blsPrivateKey is a BLS secret key of the aggregate variant.
+type blsPrivateKey = bls.PrivateKey[blsGroup]
+
 // blsDST is the hash-to-curve domain circl's BASIC scheme signs under.
 const blsDST = "BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_"
 

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"math/bits"
 
-	"github.com/onecast/onecast/broadcast"
 	"github.com/cloudflare/circl/sign/ed25519"
+	"github.com/onecast/onecast/broadcast"
 )
 
 // Body kinds: the first byte of every relay body says which proof follows.

@@ -17,11 +17,13 @@ func MinN(f int) int { return f + 1 }
 // need authentic senders only for fetches; relays carry their own
 // signatures, so the default link authenticator is the cheap MAC.
 var Spec = broadcast.Spec{
-	Name:          "dolevstrong",
-	ID:            broadcast.ProtoDolevStrong,
-	Class:         broadcast.ByzantineBroadcast,
-	MinN:          MinN,
-	New:           func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) { return newFromEnv(p, env, nil) },
+	Name:  "dolevstrong",
+	ID:    broadcast.ProtoDolevStrong,
+	Class: broadcast.ByzantineBroadcast,
+	MinN:  MinN,
+	New: func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
+		return newFromEnv(p, env, nil)
+	},
 	TypeName:      TypeName,
 	DefaultScheme: broadcast.SchemeMAC,
 }
