@@ -1,0 +1,191 @@
+package pbft
+
+import (
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// Result is a request's outcome as the client accepted it: f+1 replicas
+// returned the same result, so at least one correct replica did.
+type Result struct {
+	Timestamp uint64
+	Op        broadcast.Digest
+	Value     []byte
+}
+
+// Client is the client side of PBFT as a pure state machine. A client is
+// hosted by a node and speaks through its links: its identity is that
+// node's ID, which is what authenticates its requests to the replicas.
+//
+// It numbers requests 1, 2, 3 …, keeps at most Window of them outstanding
+// (more wait in a backlog), sends each to every replica, and accepts a
+// result once f+1 replicas sent matching replies and it holds the result's
+// bytes. A request unanswered after Timeout is retransmitted to all
+// replicas, flagged so that replicas that executed it resend their result.
+type Client struct {
+	id      broadcast.NodeID
+	n, f    int
+	window  int
+	timeout time.Duration
+	now     time.Duration
+
+	nextTS  uint64
+	pending map[uint64]*clientReq
+	backlog []bufpool.Buf
+	out     []broadcast.Outbound
+	results []Result
+}
+
+type clientReq struct {
+	op       bufpool.Buf
+	digest   broadcast.Digest
+	deadline time.Duration
+	votes    []broadcast.Digest // per replica: the result digest it replied
+	voted    []bool
+	values   map[broadcast.Digest][]byte
+}
+
+// NewClient builds the client hosted by node id.
+func NewClient(id broadcast.NodeID, n, f, window int, timeout time.Duration) *Client {
+	return &Client{id: id, n: n, f: f, window: window, timeout: timeout, pending: map[uint64]*clientReq{}}
+}
+
+// Request issues op (taking the reference). It is sent now, or once the
+// window has room.
+func (c *Client) Request(op bufpool.Buf) {
+	if len(c.pending) >= c.window {
+		c.backlog = append(c.backlog, op)
+		return
+	}
+	c.issue(op)
+}
+
+func (c *Client) issue(op bufpool.Buf) {
+	c.nextTS++
+	r := &clientReq{op: op, digest: broadcast.DigestOf(op), deadline: c.now + c.timeout,
+		votes: make([]broadcast.Digest, c.n), voted: make([]bool, c.n), values: map[broadcast.Digest][]byte{}}
+	c.pending[c.nextTS] = r
+	c.send(c.nextTS, r, 0)
+}
+
+func (c *Client) send(ts uint64, r *clientReq, flags uint8) {
+	m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeRequest,
+		Instance: broadcast.Instance{Seq: ts}}}
+	m.Body = appendRequestBody(nil, c.id, flags)
+	m.SetPayload(r.op.Retain(), r.digest)
+	c.out = append(c.out, broadcast.Outbound{To: broadcast.Everyone, Msg: m})
+}
+
+// OnReply records replica from's reply to request ts with result digest d
+// and, if it carried one, the result bytes (borrowed).
+func (c *Client) OnReply(from broadcast.NodeID, ts uint64, d broadcast.Digest, value []byte, hasValue bool) error {
+	if int(from) >= c.n {
+		return broadcast.Reject(broadcast.ReasonSender, "pbft: reply from %v outside the cluster", from)
+	}
+	r := c.pending[ts]
+	if r == nil {
+		return nil // late or unknown: nothing to do
+	}
+	if hasValue {
+		if broadcast.DigestOfBytes(value) != d {
+			return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: reply result from %v does not match its digest", from)
+		}
+		if _, ok := r.values[d]; !ok && len(r.values) < c.n {
+			r.values[d] = append([]byte(nil), value...)
+		}
+	}
+	r.votes[from], r.voted[from] = d, true
+	c.check(ts, r)
+	return nil
+}
+
+func (c *Client) check(ts uint64, r *clientReq) {
+	for i := range c.n {
+		if !r.voted[i] {
+			continue
+		}
+		d, cnt := r.votes[i], 0
+		for j := range c.n {
+			if r.voted[j] && r.votes[j] == d {
+				cnt++
+			}
+		}
+		if cnt < c.f+1 {
+			continue
+		}
+		v, ok := r.values[d]
+		if !ok {
+			return // wait for the bytes (a retransmission asks everyone)
+		}
+		c.results = append(c.results, Result{Timestamp: ts, Op: r.digest, Value: v})
+		r.op.Release()
+		delete(c.pending, ts)
+		if len(c.backlog) > 0 {
+			op := c.backlog[0]
+			c.backlog[0] = bufpool.Buf{}
+			c.backlog = c.backlog[1:]
+			c.issue(op)
+		}
+		return
+	}
+}
+
+// Tick retransmits requests whose timeout passed.
+func (c *Client) Tick(now time.Duration) {
+	c.now = now
+	for ts, r := range c.pending {
+		if r.deadline <= now {
+			r.deadline = now + c.timeout
+			c.send(ts, r, requestFlagRetransmit)
+		}
+	}
+}
+
+// NextWake is the earliest retransmission deadline, or 0.
+func (c *Client) NextWake() time.Duration {
+	var w time.Duration
+	for _, r := range c.pending {
+		if w == 0 || r.deadline < w {
+			w = r.deadline
+		}
+	}
+	return w
+}
+
+// Outstanding is the number of requests sent and not yet answered, plus the
+// backlog.
+func (c *Client) Outstanding() int { return len(c.pending) + len(c.backlog) }
+
+// TakeMessages returns the messages to send (each owning its payload
+// reference) and clears them.
+func (c *Client) TakeMessages(dst []broadcast.Outbound) []broadcast.Outbound {
+	dst = append(dst, c.out...)
+	clear(c.out)
+	c.out = c.out[:0]
+	return dst
+}
+
+// TakeResults returns accepted results in acceptance order and clears them.
+func (c *Client) TakeResults(dst []Result) []Result {
+	dst = append(dst, c.results...)
+	c.results = c.results[:0]
+	return dst
+}
+
+// Close releases every request the client holds.
+func (c *Client) Close() {
+	for ts, r := range c.pending {
+		r.op.Release()
+		delete(c.pending, ts)
+	}
+	for _, b := range c.backlog {
+		b.Release()
+	}
+	c.backlog = nil
+	for i := range c.out {
+		c.out[i].Msg.Payload.Release()
+	}
+	c.out = c.out[:0]
+}

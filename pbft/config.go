@@ -1,0 +1,231 @@
+package pbft
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+)
+
+// Message types of PBFT (Header.Type). Fetch and payload use the shared
+// broadcast.TypeFetch / TypePayload.
+const (
+	TypeRequest    broadcast.MsgType = 1
+	TypePrePrepare broadcast.MsgType = 2
+	TypePrepare    broadcast.MsgType = 3
+	TypeCommit     broadcast.MsgType = 4
+	TypeReply      broadcast.MsgType = 5
+	TypeCheckpoint broadcast.MsgType = 6
+	TypeViewChange broadcast.MsgType = 7
+	TypeNewView    broadcast.MsgType = 8
+)
+
+// TypeName names a PBFT message type.
+func TypeName(t broadcast.MsgType) string {
+	switch t {
+	case TypeRequest:
+		return "REQUEST"
+	case TypePrePrepare:
+		return "PRE-PREPARE"
+	case TypePrepare:
+		return "PREPARE"
+	case TypeCommit:
+		return "COMMIT"
+	case TypeReply:
+		return "REPLY"
+	case TypeCheckpoint:
+		return "CHECKPOINT"
+	case TypeViewChange:
+		return "VIEW-CHANGE"
+	case TypeNewView:
+		return "NEW-VIEW"
+	case broadcast.TypeFetch:
+		return "FETCH"
+	case broadcast.TypePayload:
+		return "PAYLOAD"
+	}
+	return fmt.Sprintf("type%d", uint8(t))
+}
+
+// Signer makes and checks the signatures inside certificates (PRE-PREPARE,
+// PREPARE, CHECKPOINT, VIEW-CHANGE, NEW-VIEW), which must convince a third
+// party even when links are authenticated with MACs.
+type Signer interface {
+	Sign(d *broadcast.Digest) []byte
+	Verify(from broadcast.NodeID, d *broadcast.Digest, sig []byte) error
+}
+
+// NewEd25519Signer signs certificates with the node's Ed25519 key.
+func NewEd25519Signer(k *broadcast.Keyring) (Signer, error) {
+	a, err := broadcast.NewEd25519(k)
+	if err != nil {
+		return nil, fmt.Errorf("pbft: certificate signer: %w", err)
+	}
+	return edSigner{a}, nil
+}
+
+type edSigner struct{ a *broadcast.Ed25519 }
+
+func (s edSigner) Sign(d *broadcast.Digest) []byte { return s.a.Authenticate(nil, 0, d) }
+func (s edSigner) Verify(from broadcast.NodeID, d *broadcast.Digest, sig []byte) error {
+	return s.a.Verify(from, d, sig)
+}
+
+// OracleSigner is a simulated signature scheme for the simulator: an HMAC
+// under a secret that only the harness holds, keyed per node. Byzantine code
+// that is not handed the secret cannot forge another node's signature, which
+// is all the protocol needs, at a fraction of Ed25519's cost.
+type OracleSigner struct {
+	Secret [32]byte
+	Self   broadcast.NodeID
+}
+
+func (o OracleSigner) mac(node broadcast.NodeID, d *broadcast.Digest) []byte {
+	m := hmac.New(sha256.New, o.Secret[:])
+	m.Write([]byte{byte(node), byte(node >> 8), byte(node >> 16), byte(node >> 24)})
+	m.Write(d[:])
+	return m.Sum(nil)[:16]
+}
+
+// Sign returns the node's simulated signature of d.
+func (o OracleSigner) Sign(d *broadcast.Digest) []byte { return o.mac(o.Self, d) }
+
+// Verify checks a simulated signature of from.
+func (o OracleSigner) Verify(from broadcast.NodeID, d *broadcast.Digest, sig []byte) error {
+	if !hmac.Equal(o.mac(from, d), sig) {
+		return broadcast.Reject(broadcast.ReasonAuth, "pbft: certificate signature of %v does not verify", from)
+	}
+	return nil
+}
+
+// Config configures a replica (and the client it hosts).
+type Config struct {
+	broadcast.Params
+	// Store holds request payloads, batches and view-change certificates by
+	// digest. Required.
+	Store *broadcast.PayloadStore
+	// Signer signs certificates. Default: Ed25519 from Keys; with neither,
+	// certificates are unsigned and trusted, which is safe only when no
+	// replica is Byzantine (crash-fault tests).
+	Signer Signer
+	// Keys are the node's keys, for the default Signer.
+	Keys *broadcast.Keyring
+	// StateMachine is the application. Default: a HashChain.
+	StateMachine StateMachine
+
+	// Batch is the most requests per PRE-PREPARE (default 16, max 1024).
+	Batch int
+	// Pipeline is the most batches the primary has in flight, pre-prepared
+	// but not executed (default 4). Requests that arrive meanwhile fill the
+	// next batch.
+	Pipeline int
+	// CheckpointInterval K: a checkpoint every K sequence numbers (default 32).
+	CheckpointInterval uint64
+	// Window L: sequence numbers are accepted in (h, h+L], h the last stable
+	// checkpoint (default 2K).
+	Window uint64
+	// ClientWindow is the most outstanding requests per client (default 64):
+	// a replica holds at most this many of one client's requests.
+	ClientWindow int
+	// MaxRequest bounds a request's payload (default 1 MiB).
+	MaxRequest int
+	// Timeout is the base view-change and retransmission timeout (logical
+	// time, default 200ms); it doubles with each view change in a row.
+	Timeout time.Duration
+	// Logger, default slog.Default().
+	Logger *slog.Logger
+
+	// UnsafeCommitQuorum, when positive, replaces the commit quorum 2f+1.
+	// It exists so that tests can prove the checkers catch a broken PBFT;
+	// never set it otherwise.
+	UnsafeCommitQuorum int
+}
+
+// MinN is PBFT's bound: n ≥ 3f+1.
+func MinN(f int) int { return 3*f + 1 }
+
+func (c *Config) setDefaults() error {
+	if err := c.Params.Validate(MinN); err != nil {
+		return fmt.Errorf("pbft: %w", err)
+	}
+	if c.Store == nil {
+		return fmt.Errorf("pbft: Config.Store is required")
+	}
+	if c.Batch == 0 {
+		c.Batch = 16
+	}
+	if c.Batch < 1 || c.Batch > 1024 {
+		return fmt.Errorf("pbft: Config.Batch = %d outside 1…1024", c.Batch)
+	}
+	if c.Pipeline == 0 {
+		c.Pipeline = 4
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 32
+	}
+	if c.Window == 0 {
+		c.Window = 2 * c.CheckpointInterval
+	}
+	if c.Window < c.CheckpointInterval || c.Window%c.CheckpointInterval != 0 {
+		return fmt.Errorf("pbft: Config.Window = %d must be a positive multiple of CheckpointInterval %d", c.Window, c.CheckpointInterval)
+	}
+	if c.Window > 4096 {
+		return fmt.Errorf("pbft: Config.Window = %d exceeds 4096", c.Window)
+	}
+	if c.Pipeline < 1 || uint64(c.Pipeline) > c.Window {
+		return fmt.Errorf("pbft: Config.Pipeline = %d outside 1…Window", c.Pipeline)
+	}
+	if c.ClientWindow == 0 {
+		c.ClientWindow = 64
+	}
+	if c.ClientWindow < 1 || c.ClientWindow > 1<<16 {
+		return fmt.Errorf("pbft: Config.ClientWindow = %d outside 1…65536", c.ClientWindow)
+	}
+	if c.MaxRequest == 0 {
+		c.MaxRequest = 1 << 20
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.StateMachine == nil {
+		c.StateMachine = &HashChain{}
+	}
+	if c.Signer == nil && c.Keys != nil {
+		s, err := NewEd25519Signer(c.Keys)
+		if err != nil {
+			return err
+		}
+		c.Signer = s
+	}
+	if c.Signer == nil {
+		c.Signer = trustSigner{}
+	}
+	return nil
+}
+
+// trustSigner makes empty signatures and accepts any: crash-fault use only.
+type trustSigner struct{}
+
+func (trustSigner) Sign(*broadcast.Digest) []byte                          { return nil }
+func (trustSigner) Verify(broadcast.NodeID, *broadcast.Digest, []byte) error { return nil }
+
+// Spec describes PBFT to the tools that run any protocol. Env.Tuning.Batch
+// sets Config.Batch and Env.Tuning.Timeout sets Config.Timeout; Env.Keys
+// sign certificates.
+var Spec = broadcast.Spec{
+	Name:     "pbft",
+	ID:       broadcast.ProtoPBFT,
+	Class:    broadcast.StateMachineReplication,
+	MinN:     MinN,
+	TypeName: TypeName,
+	New: func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
+		return New(Config{Params: p, Store: env.Store, Keys: env.Keys, Batch: env.Tuning.Batch, Timeout: env.Tuning.Timeout})
+	},
+	DefaultScheme: broadcast.SchemeMAC,
+}

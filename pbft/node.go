@@ -1,0 +1,345 @@
+package pbft
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// Node is one PBFT replica and the client it hosts, as a broadcast.Protocol.
+// Submit is a request from the hosted client; Deliveries are the requests
+// the replica executed, in order (Instance.Seq = sequence number, Index =
+// position in the batch, Instance.Origin = the requesting client).
+type Node struct {
+	cfg    Config
+	n, f   int
+	self   broadcast.NodeID
+	store  *broadcast.PayloadStore
+	sm     StateMachine
+	signer Signer
+	log    *slog.Logger
+	client *Client
+	now    time.Duration
+
+	view     uint32
+	changing bool   // a view change to target is under way
+	target   uint32 // the view being changed to
+	nextSeq  uint64 // primary: the last sequence number assigned
+	low      uint64 // h: the last stable checkpoint
+	lastExec uint64
+	slots    map[uint64]*slot
+
+	clients []clientRec
+	queue   []reqRef // primary: requests to order, oldest first
+
+	ckpts  map[uint64]*ckptVotes
+	stable stableCkpt
+	// stablePinned says this replica holds a pin on the stable checkpoint's
+	// state blob.
+	stablePinned bool
+	far          []farCkpt
+	own    map[uint64]broadcast.Digest // own checkpoint digests above low
+
+	timer      time.Duration // view-change deadline, 0 when off
+	resend     time.Duration // next retransmission of own protocol messages
+	vcStreak   int
+	vcs        []*vcRecord // latest VIEW-CHANGE per sender
+	nvSent     uint32
+	newView    *nvState // NEW-VIEW accepted or waiting for fetched parts
+	transfer   *broadcast.Digest
+	transferAt uint64
+
+	wanted map[broadcast.Digest]struct{}
+
+	out        []broadcast.Outbound
+	deliveries []broadcast.Delivery
+	stats      Stats
+	scratch    []byte
+}
+
+// Stats are a replica's counters.
+type Stats struct {
+	Batches, Requests, Executed, Skipped uint64
+	ViewChanges, StateTransfers          uint64
+	Checkpoints                          uint64
+}
+
+type reqRef struct {
+	client broadcast.NodeID
+	ts     uint64
+}
+
+type vote struct {
+	view uint32
+	d    broadcast.Digest
+	sig  []byte
+	ok   bool
+}
+
+type slot struct {
+	seq      uint64
+	view     uint32
+	digest   broadcast.Digest
+	enc      []byte // the batch's entry encoding, once known
+	entries  []Entry
+	ppSig    []byte
+	accepted bool // a PRE-PREPARE for (view, seq) is accepted
+	parked   bool // a PRE-PREPARE waits for requests from their clients
+	prepares []vote
+	commits  []vote
+	sentPrep bool
+	sentCmt  bool
+	prepared bool
+	commit   bool
+	executed bool
+	cert     *PreparedCert // the latest prepared certificate
+	pinned   []broadcast.Digest
+}
+
+type ckptVotes struct {
+	votes []vote // per node: view unused, d = state digest
+}
+
+type stableCkpt struct {
+	seq    uint64
+	digest broadcast.Digest
+	proof  []SignedVote
+}
+
+type vcRecord struct {
+	view    uint32
+	digest  broadcast.Digest
+	sig     []byte
+	content *ViewChange
+}
+
+type nvState struct {
+	view uint32
+	refs []NewViewRef
+	sig  []byte
+	// o maps sequence numbers (lowO, highO] to the batch digests the new
+	// view must order there.
+	lowO, highO uint64
+	o           map[uint64]broadcast.Digest
+	done        bool
+}
+
+// New builds a replica.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	nd := &Node{cfg: cfg, n: cfg.N, f: cfg.F, self: cfg.Self, store: cfg.Store, sm: cfg.StateMachine,
+		signer: cfg.Signer, log: cfg.Logger.With("pbft", cfg.Self),
+		slots: map[uint64]*slot{}, ckpts: map[uint64]*ckptVotes{}, own: map[uint64]broadcast.Digest{},
+		vcs: make([]*vcRecord, cfg.N), wanted: map[broadcast.Digest]struct{}{}}
+	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout)
+	nd.clients = make([]clientRec, cfg.N)
+	for i := range nd.clients {
+		nd.clients[i].slots = make([]reqSlot, cfg.ClientWindow)
+	}
+	return nd, nil
+}
+
+// Quorum sizes: the one place PBFT's arithmetic lives.
+func (nd *Node) quorum() int     { return 2*nd.f + 1 }
+func (nd *Node) weakQuorum() int { return nd.f + 1 }
+func (nd *Node) commitQuorum() int {
+	if nd.cfg.UnsafeCommitQuorum > 0 {
+		return nd.cfg.UnsafeCommitQuorum
+	}
+	return nd.quorum()
+}
+
+func (nd *Node) primary(v uint32) broadcast.NodeID { return broadcast.NodeID(v % uint32(nd.n)) }
+func (nd *Node) isPrimary() bool                  { return nd.primary(nd.view) == nd.self }
+
+// View returns the current view.
+func (nd *Node) View() uint32 { return nd.view }
+
+// LastExecuted returns the last executed sequence number.
+func (nd *Node) LastExecuted() uint64 { return nd.lastExec }
+
+// StableCheckpoint returns the last stable checkpoint's sequence number.
+func (nd *Node) StableCheckpoint() uint64 { return nd.low }
+
+// Stats returns the replica's counters.
+func (nd *Node) Stats() Stats { return nd.stats }
+
+// Client returns the hosted client.
+func (nd *Node) Client() *Client { return nd.client }
+
+// TakeResults returns the hosted client's accepted results and clears them.
+func (nd *Node) TakeResults(dst []Result) []Result { return nd.client.TakeResults(dst) }
+
+// Submit issues payload as a request of the hosted client (taking the
+// reference).
+func (nd *Node) Submit(p bufpool.Buf) error {
+	if p.Len() > nd.cfg.MaxRequest {
+		p.Release()
+		return fmt.Errorf("pbft: request of %d bytes exceeds MaxRequest %d", p.Len(), nd.cfg.MaxRequest)
+	}
+	nd.client.Request(p)
+	// The hosted client's request reaches this replica without the network.
+	for _, o := range nd.client.TakeMessages(nil) {
+		nd.onRequest(nd.self, &o.Msg)
+		nd.out = append(nd.out, o)
+	}
+	return nil
+}
+
+// Ready returns the accumulated work.
+func (nd *Node) Ready() broadcast.Ready {
+	for _, o := range nd.client.TakeMessages(nil) {
+		nd.onRequest(nd.self, &o.Msg)
+		nd.out = append(nd.out, o)
+	}
+	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.deliveries}
+	nd.out, nd.deliveries = nil, nil
+	rd.NextWake = nd.nextWake()
+	return rd
+}
+
+func (nd *Node) nextWake() time.Duration {
+	w := nd.client.NextWake()
+	for _, t := range []time.Duration{nd.timer, nd.resend} {
+		if t > 0 && (w == 0 || t < w) {
+			w = t
+		}
+	}
+	return w
+}
+
+// Tick advances the clock: client retransmissions, the view-change timer,
+// and retransmission of this replica's own protocol messages.
+func (nd *Node) Tick(now time.Duration) {
+	nd.now = now
+	nd.client.Tick(now)
+	if nd.timer > 0 && now >= nd.timer {
+		nd.timer = 0
+		next := nd.view + 1
+		if nd.changing {
+			next = nd.target + 1
+		}
+		nd.startViewChange(next)
+	}
+	if nd.resend > 0 && now >= nd.resend {
+		nd.resend = 0
+		nd.retransmit()
+	}
+}
+
+// Step handles one message.
+func (nd *Node) Step(from broadcast.NodeID, m *broadcast.Message) error {
+	if int(from) >= nd.n || from == nd.self {
+		return broadcast.Reject(broadcast.ReasonSender, "pbft: message from %v in a cluster of %d", from, nd.n)
+	}
+	if m.Protocol != broadcast.ProtoPBFT {
+		return broadcast.Reject(broadcast.ReasonProtocol, "pbft: %v message", m.Protocol)
+	}
+	if m.Flags&broadcast.HasPayload != 0 && !m.Complete() {
+		return broadcast.Reject(broadcast.ReasonLength, "pbft: incomplete payload")
+	}
+	switch m.Type {
+	case TypeRequest:
+		return nd.onRequest(from, m)
+	case TypePrePrepare:
+		return nd.onPrePrepare(from, m)
+	case TypePrepare, TypeCommit:
+		return nd.onVote(from, m)
+	case TypeReply:
+		var val []byte
+		has := m.Flags&broadcast.HasPayload != 0
+		if has {
+			val = m.Payload.Bytes()
+		}
+		return nd.client.OnReply(from, m.Instance.Seq, m.Digest, val, has)
+	case TypeCheckpoint:
+		return nd.onCheckpoint(from, m)
+	case TypeViewChange:
+		return nd.onViewChange(from, m)
+	case TypeNewView:
+		return nd.onNewView(from, m)
+	case broadcast.TypeFetch:
+		return nd.onFetch(from, m)
+	case broadcast.TypePayload:
+		return nd.onPayload(from, m)
+	}
+	return broadcast.Reject(broadcast.ReasonType, "pbft: message type %d", m.Type)
+}
+
+func (nd *Node) send(to broadcast.NodeID, t broadcast.MsgType, view uint32, seq uint64, d broadcast.Digest, body []byte) *broadcast.Message {
+	nd.out = append(nd.out, broadcast.Outbound{To: to, Msg: broadcast.Message{
+		Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: t, Sender: nd.self,
+			Instance: broadcast.Instance{Seq: seq}, Round: view, Digest: d},
+		Body: body}})
+	return &nd.out[len(nd.out)-1].Msg
+}
+
+// armTimer starts the view-change timer if requests wait and it is off.
+func (nd *Node) armTimer() {
+	if nd.timer == 0 && (nd.changing || nd.hasPending()) {
+		nd.timer = nd.now + nd.cfg.Timeout<<min(nd.vcStreak, 10)
+	}
+	if nd.resend == 0 {
+		nd.resend = nd.now + nd.cfg.Timeout/2
+	}
+}
+
+func (nd *Node) hasPending() bool {
+	for i := range nd.clients {
+		if nd.clients[i].pending > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Close releases what the replica and its client hold.
+func (nd *Node) Close() {
+	nd.client.Close()
+	for seq := range nd.slots {
+		nd.dropSlot(seq)
+	}
+	for i := range nd.clients {
+		for j := range nd.clients[i].slots {
+			s := &nd.clients[i].slots[j]
+			if s.state == reqPending {
+				nd.store.Unpin(s.op)
+			}
+			*s = reqSlot{}
+		}
+	}
+	for i, r := range nd.vcs {
+		if r != nil {
+			nd.store.Unpin(r.digest)
+			nd.vcs[i] = nil
+		}
+	}
+	for seq, d := range nd.own {
+		nd.store.Unpin(d)
+		delete(nd.own, seq)
+	}
+	if nd.stablePinned {
+		nd.store.Unpin(nd.stable.digest)
+		nd.stablePinned = false
+	}
+	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.deliveries}
+	rd.Release()
+	nd.out, nd.deliveries = nil, nil
+}
+
+// putPinned stores b under d (borrowing b) and pins it.
+func (nd *Node) putPinned(from broadcast.NodeID, d broadcast.Digest, b bufpool.Buf) error {
+	if err := nd.store.Put(from, d, b); err != nil {
+		return err
+	}
+	nd.store.Pin(d)
+	return nil
+}
+
+func u64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }

@@ -1,0 +1,552 @@
+package pbft
+
+import (
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// The normal case: requests, PRE-PREPARE, PREPARE, COMMIT, execution and
+// replies.
+
+type reqState uint8
+
+const (
+	reqEmpty reqState = iota
+	reqPending
+	reqDone
+)
+
+// reqSlot is one entry of a client's request window.
+type reqSlot struct {
+	ts       uint64
+	state    reqState
+	op       broadcast.Digest
+	assigned uint32 // view+1 in which the primary ordered it, 0 if not
+	result   []byte
+	resD     broadcast.Digest
+}
+
+// clientRec is what a replica holds for one client: a ring of ClientWindow
+// requests. Every timestamp ≤ base is executed; those in (base,
+// base+ClientWindow] may be pending or executed; later ones are refused. So
+// a client, correct or not, occupies at most ClientWindow slots.
+type clientRec struct {
+	base    uint64
+	slots   []reqSlot
+	pending int
+}
+
+func (c *clientRec) at(ts uint64) *reqSlot { return &c.slots[ts%uint64(len(c.slots))] }
+
+func (c *clientRec) lookup(ts uint64) *reqSlot {
+	if s := c.at(ts); s.ts == ts && s.state != reqEmpty {
+		return s
+	}
+	return nil
+}
+
+func (c *clientRec) done(ts uint64) bool {
+	if ts <= c.base {
+		return true
+	}
+	s := c.lookup(ts)
+	return s != nil && s.state == reqDone
+}
+
+func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
+	client, flags, err := decodeRequestBody(m.Body, nd.n)
+	if err != nil {
+		return err
+	}
+	if client != from {
+		return broadcast.Reject(broadcast.ReasonSender, "pbft: request of client %v relayed by %v", client, from)
+	}
+	if m.Flags&broadcast.HasPayload == 0 || m.Payload.Len() > nd.cfg.MaxRequest {
+		return broadcast.Reject(broadcast.ReasonLength, "pbft: request without payload or over %d bytes", nd.cfg.MaxRequest)
+	}
+	ts := m.Instance.Seq
+	rec := &nd.clients[client]
+	if ts == 0 {
+		return broadcast.Reject(broadcast.ReasonBody, "pbft: request timestamp 0")
+	}
+	if s := rec.lookup(ts); s != nil && s.state == reqDone {
+		if from != nd.self {
+			nd.store.CountDuplicate(m.Payload.Len())
+			nd.sendReply(client, ts, s, flags&requestFlagRetransmit != 0)
+		}
+		return nil
+	}
+	if ts <= rec.base {
+		return nil // executed long ago; its reply is no longer cached
+	}
+	if ts > rec.base+uint64(len(rec.slots)) {
+		return broadcast.Reject(broadcast.ReasonQuota, "pbft: request %d of %v beyond its window (%d, %d]", ts, client, rec.base, rec.base+uint64(len(rec.slots)))
+	}
+	s := rec.at(ts)
+	if s.state == reqPending {
+		if from != nd.self {
+			nd.store.CountDuplicate(m.Payload.Len())
+		}
+		return nil // first request for a timestamp wins
+	}
+	if err := nd.putPinned(client, m.Digest, m.Payload); err != nil {
+		return err
+	}
+	*s = reqSlot{ts: ts, state: reqPending, op: m.Digest}
+	rec.pending++
+	nd.stats.Requests++
+	if nd.isPrimary() && !nd.changing {
+		nd.queue = append(nd.queue, reqRef{client, ts})
+		nd.tryPropose()
+	}
+	nd.retryParked()
+	nd.armTimer()
+	return nil
+}
+
+// tryPropose orders queued requests while the pipeline and the watermark
+// window have room.
+func (nd *Node) tryPropose() {
+	for nd.isPrimary() && !nd.changing && nd.newViewReady() && len(nd.queue) > 0 &&
+		nd.nextSeq < nd.low+nd.cfg.Window && nd.nextSeq-nd.lastExec < uint64(nd.cfg.Pipeline) {
+		var es []Entry
+		i := 0
+		for ; i < len(nd.queue) && len(es) < nd.cfg.Batch; i++ {
+			r := nd.queue[i]
+			s := nd.clients[r.client].lookup(r.ts)
+			if s == nil || s.state != reqPending || s.assigned == nd.view+1 {
+				continue
+			}
+			s.assigned = nd.view + 1
+			es = append(es, Entry{Client: r.client, Timestamp: r.ts, Op: s.op, Len: 0})
+		}
+		nd.queue = nd.queue[i:]
+		if len(es) == 0 {
+			continue
+		}
+		for k := range es {
+			if b, ok := nd.store.Get(es[k].Op); ok {
+				es[k].Len = uint32(b.Len())
+				b.Release()
+			}
+		}
+		nd.nextSeq++
+		enc := appendEntries(nil, es)
+		nd.sendPrePrepare(nd.nextSeq, enc, batchDigest(enc))
+		nd.stats.Batches++
+	}
+	if len(nd.queue) == 0 {
+		nd.queue = nil
+	}
+}
+
+// sendPrePrepare sends the PRE-PREPARE for (view, seq) and accepts it
+// locally. In full mode it carries the batch's op bytes.
+func (nd *Node) sendPrePrepare(seq uint64, enc []byte, d broadcast.Digest) {
+	es, err := decodeEntries(enc, nd.n, 1024)
+	if err != nil {
+		nd.log.Error("own batch does not decode", "err", err)
+		return
+	}
+	st := statement(stmtPrePrepare, nd.view, seq, d)
+	sig := nd.signer.Sign(&st)
+	nd.emitPrePrepare(seq, d, sig, enc, es)
+	nd.acceptPrePrepare(nd.getSlot(seq), nd.view, d, enc, es, sig)
+}
+
+func (nd *Node) emitPrePrepare(seq uint64, d broadcast.Digest, sig, enc []byte, es []Entry) {
+	m := nd.send(broadcast.Everyone, TypePrePrepare, nd.view, seq, d, appendPrePrepareBody(nil, sig, enc))
+	if nd.cfg.Mode == broadcast.ModeFull && len(es) > 0 {
+		if p, ok := nd.batchPayload(es); ok {
+			m.SetPayload(p, d)
+		}
+	}
+}
+
+// batchPayload concatenates a batch's op bytes: the full mode's PRE-PREPARE
+// payload (one copy, the baseline's cost).
+func (nd *Node) batchPayload(es []Entry) (bufpool.Buf, bool) {
+	total := 0
+	for _, e := range es {
+		total += int(e.Len)
+	}
+	buf := make([]byte, 0, total)
+	for _, e := range es {
+		b, ok := nd.store.Get(e.Op)
+		if !ok || b.Len() != int(e.Len) {
+			if ok {
+				b.Release()
+			}
+			return bufpool.Buf{}, false
+		}
+		for seg := range b.Segments() {
+			buf = append(buf, seg...)
+		}
+		b.Release()
+	}
+	if total == 0 {
+		return bufpool.Buf{}, false
+	}
+	return bufpool.Wrap(buf), true
+}
+
+func (nd *Node) getSlot(seq uint64) *slot {
+	s := nd.slots[seq]
+	if s == nil {
+		s = &slot{seq: seq, prepares: make([]vote, nd.n), commits: make([]vote, nd.n)}
+		nd.slots[seq] = s
+	}
+	return s
+}
+
+func (nd *Node) inWindow(seq uint64) bool { return seq > nd.low && seq <= nd.low+nd.cfg.Window }
+
+func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error {
+	v, seq := m.Round, m.Instance.Seq
+	if from != nd.primary(v) {
+		return broadcast.Reject(broadcast.ReasonSender, "pbft: pre-prepare for view %d from %v, not its primary", v, from)
+	}
+	sig, enc, err := decodePrePrepareBody(m.Body)
+	if err != nil {
+		return err
+	}
+	d := batchDigest(enc)
+	if d != m.Digest {
+		return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: pre-prepare digest does not name its batch")
+	}
+	es, err := decodeEntries(enc, nd.n, 1024)
+	if err != nil {
+		return err
+	}
+	if v != nd.view || nd.changing || !nd.inWindow(seq) {
+		return nil // another view, or outside the watermarks
+	}
+	s := nd.getSlot(seq)
+	if (s.accepted || s.parked) && s.view == v {
+		if s.digest != d {
+			nd.log.Warn("primary equivocates", "view", v, "seq", seq)
+		}
+		return nil
+	}
+	inO := false
+	if nv := nd.newView; nv != nil && nv.view == v && seq > nv.lowO && seq <= nv.highO {
+		if nv.o[seq] != d {
+			return broadcast.Reject(broadcast.ReasonBody, "pbft: pre-prepare at %d contradicts the new view", seq)
+		}
+		inO = true
+	}
+	if m.Flags&broadcast.HasPayload != 0 {
+		off := 0
+		for _, e := range es {
+			if off+int(e.Len) > m.Payload.Len() {
+				return broadcast.Reject(broadcast.ReasonLength, "pbft: batch payload shorter than its entries")
+			}
+			if err := nd.store.Put(from, e.Op, m.Payload.Slice(off, int(e.Len))); err != nil {
+				return err
+			}
+			off += int(e.Len)
+		}
+	}
+	if !inO && !nd.requestsKnown(es) {
+		s.view, s.digest, s.enc, s.entries, s.ppSig, s.parked, s.accepted = v, d, append([]byte(nil), enc...), es, append([]byte(nil), sig...), true, false
+		return nil
+	}
+	nd.acceptPrePrepare(s, v, d, enc, es, sig)
+	return nil
+}
+
+// requestsKnown reports whether every entry of a batch is a request this
+// replica received from its client itself (or executed): a primary cannot
+// order a request no client sent.
+func (nd *Node) requestsKnown(es []Entry) bool {
+	for i, e := range es {
+		rec := &nd.clients[e.Client]
+		if !rec.done(e.Timestamp) {
+			s := rec.lookup(e.Timestamp)
+			if s == nil || s.op != e.Op {
+				return false
+			}
+		}
+		for _, o := range es[:i] {
+			if o.Client == e.Client && o.Timestamp == e.Timestamp {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (nd *Node) retryParked() {
+	for _, s := range nd.slots {
+		if s.parked && s.view == nd.view && !nd.changing && nd.requestsKnown(s.entries) {
+			nd.acceptPrePrepare(s, s.view, s.digest, s.enc, s.entries, s.ppSig)
+		}
+	}
+}
+
+func (nd *Node) acceptPrePrepare(s *slot, v uint32, d broadcast.Digest, enc []byte, es []Entry, sig []byte) {
+	if s.digest != d || s.enc == nil {
+		nd.unpinSlot(s)
+		s.enc = append([]byte(nil), enc...)
+		s.entries = es
+		if d != batchDigest(nullBatch) {
+			if nd.putPinned(nd.self, d, bufpool.Wrap(s.enc)) == nil {
+				s.pinned = append(s.pinned, d)
+			}
+		}
+		for _, e := range es {
+			if nd.store.Pin(e.Op) {
+				s.pinned = append(s.pinned, e.Op)
+			}
+		}
+	}
+	s.view, s.digest, s.ppSig = v, d, append(s.ppSig[:0:0], sig...)
+	s.accepted, s.parked, s.sentPrep, s.sentCmt, s.prepared = true, false, false, false, false
+	for _, e := range es {
+		if r := nd.clients[e.Client].lookup(e.Timestamp); r != nil && r.state == reqPending {
+			r.assigned = v + 1
+		}
+	}
+	if nd.primary(v) != nd.self {
+		st := statement(stmtPrepare, v, s.seq, d)
+		psig := nd.signer.Sign(&st)
+		nd.send(broadcast.Everyone, TypePrepare, v, s.seq, d, appendSig(nil, psig))
+		s.prepares[nd.self] = vote{view: v, d: d, sig: psig, ok: true}
+		s.sentPrep = true
+	}
+	nd.armTimer()
+	nd.checkSlot(s)
+}
+
+func (nd *Node) onVote(from broadcast.NodeID, m *broadcast.Message) error {
+	sig, err := decodeSigBody(m.Body)
+	if err != nil {
+		return err
+	}
+	v, seq := m.Round, m.Instance.Seq
+	if m.Type == TypePrepare && from == nd.primary(v) {
+		return broadcast.Reject(broadcast.ReasonSender, "pbft: prepare from the primary of view %d", v)
+	}
+	if v < nd.view || !nd.inWindow(seq) {
+		return nil
+	}
+	s := nd.getSlot(seq)
+	votes := s.commits
+	if m.Type == TypePrepare {
+		votes = s.prepares
+	}
+	if old := votes[from]; old.ok && old.view > v {
+		return nil
+	}
+	votes[from] = vote{view: v, d: m.Digest, sig: append([]byte(nil), sig...), ok: true}
+	nd.checkSlot(s)
+	return nil
+}
+
+// checkSlot advances a slot: prepared (the pre-prepare and 2f matching
+// prepares) → send COMMIT; committed-local (prepared and 2f+1 matching
+// commits) → execute in order.
+func (nd *Node) checkSlot(s *slot) {
+	if !s.accepted || s.view != nd.view || nd.changing {
+		return
+	}
+	if !s.prepared {
+		need := nd.quorum() - 1
+		if nd.cfg.UnsafeCommitQuorum > 0 {
+			need = nd.cfg.UnsafeCommitQuorum - 1
+		}
+		cert := &PreparedCert{Seq: s.seq, View: s.view, Digest: s.digest, PPSig: s.ppSig}
+		for i, p := range s.prepares {
+			if p.ok && p.view == s.view && p.d == s.digest && broadcast.NodeID(i) != nd.primary(s.view) {
+				cert.Prepares = append(cert.Prepares, SignedVote{Node: broadcast.NodeID(i), Sig: p.sig})
+			}
+		}
+		if len(cert.Prepares) < need {
+			return
+		}
+		s.prepared, s.cert = true, cert
+	}
+	if !s.sentCmt {
+		nd.send(broadcast.Everyone, TypeCommit, s.view, s.seq, s.digest, nil)
+		s.commits[nd.self] = vote{view: s.view, d: s.digest, ok: true}
+		s.sentCmt = true
+	}
+	if !s.commit {
+		cnt := 0
+		for _, c := range s.commits {
+			if c.ok && c.view == s.view && c.d == s.digest {
+				cnt++
+			}
+		}
+		if cnt < nd.commitQuorum() {
+			return
+		}
+		s.commit = true
+	}
+	nd.executeReady()
+}
+
+// executeReady executes committed batches in sequence order, fetching any
+// op bytes this replica lacks.
+func (nd *Node) executeReady() {
+	for nd.transfer == nil {
+		s := nd.slots[nd.lastExec+1]
+		if s == nil || !s.commit || s.enc == nil {
+			return
+		}
+		missing := false
+		for _, e := range s.entries {
+			if !nd.clients[e.Client].done(e.Timestamp) && !nd.store.Has(e.Op) {
+				nd.fetch(e.Op)
+				missing = true
+			}
+		}
+		if missing {
+			return
+		}
+		nd.execute(s)
+	}
+}
+
+func (nd *Node) execute(s *slot) {
+	type pos struct {
+		e   Entry
+		idx int
+	}
+	var ops []Op
+	var at []pos
+	for i, e := range s.entries {
+		rec := &nd.clients[e.Client]
+		if rec.done(e.Timestamp) || e.Timestamp > rec.base+uint64(len(rec.slots)) {
+			nd.stats.Skipped++
+			continue
+		}
+		dup := false
+		for _, p := range at {
+			if p.e.Client == e.Client && p.e.Timestamp == e.Timestamp {
+				dup = true
+			}
+		}
+		if dup {
+			nd.stats.Skipped++
+			continue
+		}
+		b, _ := nd.store.Get(e.Op)
+		ops = append(ops, Op{Client: e.Client, Timestamp: e.Timestamp, Payload: b})
+		at = append(at, pos{e, i})
+	}
+	var results [][]byte
+	if len(ops) > 0 {
+		results = nd.sm.Apply(s.seq, ops)
+	}
+	for k, p := range at {
+		rec := &nd.clients[p.e.Client]
+		r := rec.at(p.e.Timestamp)
+		if r.ts == p.e.Timestamp && r.state == reqPending {
+			nd.store.Unpin(r.op)
+			rec.pending--
+		}
+		var res []byte
+		if k < len(results) {
+			res = results[k]
+		}
+		*r = reqSlot{ts: p.e.Timestamp, state: reqDone, op: p.e.Op, result: res, resD: broadcast.DigestOfBytes(res)}
+		for {
+			nx := rec.at(rec.base + 1)
+			if nx.ts != rec.base+1 || nx.state != reqDone {
+				break
+			}
+			rec.base++
+		}
+		nd.deliveries = append(nd.deliveries, broadcast.Delivery{
+			Instance: broadcast.Instance{Origin: p.e.Client, Seq: s.seq}, Index: p.idx, Digest: p.e.Op, Payload: ops[k].Payload})
+		nd.stats.Executed++
+		nd.sendReply(p.e.Client, p.e.Timestamp, r, false)
+	}
+	s.executed = true
+	nd.lastExec = s.seq
+	nd.timer, nd.vcStreak = 0, 0
+	nd.armTimer()
+	if s.seq%nd.cfg.CheckpointInterval == 0 {
+		nd.makeCheckpoint(s.seq)
+	}
+	nd.tryPropose()
+}
+
+// sendReply answers client c's request ts. In full mode, on a
+// retransmission, and from the designated replier (ts mod n) the reply
+// carries the result; otherwise only its digest.
+func (nd *Node) sendReply(c broadcast.NodeID, ts uint64, r *reqSlot, retransmit bool) {
+	if c == nd.self {
+		_ = nd.client.OnReply(nd.self, ts, r.resD, r.result, true)
+		return
+	}
+	m := nd.send(c, TypeReply, nd.view, ts, r.resD, nil)
+	if nd.cfg.Mode == broadcast.ModeFull || retransmit || ts%uint64(nd.n) == uint64(nd.self) {
+		if len(r.result) > 0 {
+			m.SetPayload(bufpool.Wrap(r.result), r.resD)
+		} else {
+			m.Flags |= broadcast.HasPayload
+		}
+	}
+}
+
+func (nd *Node) unpinSlot(s *slot) {
+	for _, d := range s.pinned {
+		nd.store.Unpin(d)
+	}
+	s.pinned = s.pinned[:0]
+}
+
+func (nd *Node) dropSlot(seq uint64) {
+	if s := nd.slots[seq]; s != nil {
+		nd.unpinSlot(s)
+		delete(nd.slots, seq)
+	}
+}
+
+// fetch asks every other replica for the payload of d.
+func (nd *Node) fetch(d broadcast.Digest) {
+	if _, ok := nd.wanted[d]; ok {
+		return
+	}
+	nd.wanted[d] = struct{}{}
+	nd.send(broadcast.Everyone, broadcast.TypeFetch, nd.view, 0, d, nil)
+	nd.armTimer()
+}
+
+func (nd *Node) onFetch(from broadcast.NodeID, m *broadcast.Message) error {
+	b, ok := nd.store.Get(m.Digest)
+	if !ok {
+		return nil
+	}
+	out := nd.send(from, broadcast.TypePayload, nd.view, 0, m.Digest, nil)
+	out.SetPayload(b, m.Digest)
+	return nil
+}
+
+func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
+	d := m.Digest
+	if _, ok := nd.wanted[d]; !ok {
+		if m.Flags&broadcast.HasPayload != 0 {
+			nd.store.CountDuplicate(m.Payload.Len())
+		}
+		return nil
+	}
+	if m.Flags&broadcast.HasPayload == 0 {
+		return broadcast.Reject(broadcast.ReasonLength, "pbft: payload message without payload")
+	}
+	if err := nd.store.Put(from, d, m.Payload); err != nil {
+		return err
+	}
+	delete(nd.wanted, d)
+	nd.progress()
+	return nil
+}
+
+// progress retries everything that waits for a payload.
+func (nd *Node) progress() {
+	nd.continueTransfer()
+	nd.continueNewView()
+	nd.executeReady()
+}

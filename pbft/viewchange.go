@@ -1,0 +1,518 @@
+package pbft
+
+import (
+	"sort"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// View change. A replica whose timer expires while requests wait stops
+// taking part in the view and sends VIEW-CHANGE(v+1): its stable checkpoint
+// with the 2f+1 signatures that prove it, and for every sequence number above
+// it a prepared certificate (the primary's signed PRE-PREPARE and 2f signed
+// PREPAREs, over the batch digest). The content travels as the message's
+// payload under its digest; the body carries the sender's signature of that
+// digest. The new primary, holding 2f+1 of them, sends NEW-VIEW naming them
+// by (sender, digest, signature); every replica recomputes from them which
+// batch digest each sequence number gets (the one of the highest-view
+// certificate, or the null batch) and the new primary re-issues those
+// PRE-PREPAREs. No request payload is sent again: replicas that lack a batch
+// or a request fetch it by digest.
+
+func (nd *Node) startViewChange(v uint32) {
+	if v <= nd.view || (nd.changing && v <= nd.target) {
+		return
+	}
+	nd.changing, nd.target = true, v
+	nd.stats.ViewChanges++
+	nd.vcStreak++
+	nd.timer = nd.now + nd.cfg.Timeout<<min(nd.vcStreak, 10)
+	vc := &ViewChange{NewView: v, StableSeq: nd.stable.seq, StableDigest: nd.stable.digest, StableProof: nd.stable.proof}
+	seqs := make([]uint64, 0, len(nd.slots))
+	for seq, s := range nd.slots {
+		if s.cert != nil && seq > nd.low {
+			seqs = append(seqs, seq)
+		}
+	}
+	sort.Slice(seqs, func(a, b int) bool { return seqs[a] < seqs[b] })
+	for _, seq := range seqs {
+		if c := nd.validCert(nd.slots[seq].cert); c != nil {
+			vc.Prepared = append(vc.Prepared, *c)
+		}
+	}
+	enc := appendViewChange(nil, vc)
+	d := broadcast.DigestOfBytes(enc)
+	st := statement(stmtViewChange, v, 0, d)
+	sig := nd.signer.Sign(&st)
+	nd.recordViewChange(nd.self, &vcRecord{view: v, digest: d, sig: sig, content: vc}, bufpool.Wrap(enc))
+	nd.emitViewChange()
+	nd.maybeNewView(v)
+	nd.armTimer()
+}
+
+func (nd *Node) emitViewChange() {
+	r := nd.vcs[nd.self]
+	if r == nil {
+		return
+	}
+	b, ok := nd.store.Get(r.digest)
+	if !ok {
+		return
+	}
+	m := nd.send(broadcast.Everyone, TypeViewChange, r.view, r.content.StableSeq, r.digest, appendSig(nil, r.sig))
+	m.SetPayload(b, r.digest)
+}
+
+// validCert returns c with only the prepares whose signatures verify, or
+// nil if fewer than 2f remain. Signatures are checked here, lazily, rather
+// than on every PREPARE: only a view change needs them.
+func (nd *Node) validCert(c *PreparedCert) *PreparedCert {
+	out := *c
+	out.Prepares = nil
+	p := nd.primary(c.View)
+	for _, v := range c.Prepares {
+		if v.Node == p {
+			continue
+		}
+		if v.Node != nd.self {
+			st := statement(stmtPrepare, c.View, c.Seq, c.Digest)
+			if nd.signer.Verify(v.Node, &st, v.Sig) != nil {
+				continue
+			}
+		}
+		out.Prepares = append(out.Prepares, v)
+	}
+	if len(out.Prepares) < nd.quorum()-1 {
+		return nil
+	}
+	if p != nd.self {
+		st := statement(stmtPrePrepare, c.View, c.Seq, c.Digest)
+		if nd.signer.Verify(p, &st, c.PPSig) != nil {
+			return nil
+		}
+	}
+	return &out
+}
+
+// checkViewChange validates a VIEW-CHANGE's content: its checkpoint proof
+// and every prepared certificate.
+func (nd *Node) checkViewChange(vc *ViewChange) error {
+	if vc.StableSeq%nd.cfg.CheckpointInterval != 0 {
+		return broadcast.Reject(broadcast.ReasonBody, "pbft: view change from checkpoint %d", vc.StableSeq)
+	}
+	if vc.StableSeq > 0 {
+		if err := nd.checkVotes(vc.StableProof, nd.quorum(), func(broadcast.NodeID) broadcast.Digest {
+			return statement(stmtCheckpoint, 0, vc.StableSeq, vc.StableDigest)
+		}, broadcast.Everyone); err != nil {
+			return err
+		}
+	}
+	seen := map[uint64]bool{}
+	for i := range vc.Prepared {
+		c := &vc.Prepared[i]
+		if c.Seq <= vc.StableSeq || c.Seq > vc.StableSeq+nd.cfg.Window || c.View >= vc.NewView || seen[c.Seq] {
+			return broadcast.Reject(broadcast.ReasonBody, "pbft: certificate for seq %d view %d out of range", c.Seq, c.View)
+		}
+		seen[c.Seq] = true
+		p := nd.primary(c.View)
+		st := statement(stmtPrePrepare, c.View, c.Seq, c.Digest)
+		if err := nd.signer.Verify(p, &st, c.PPSig); err != nil {
+			return err
+		}
+		if err := nd.checkVotes(c.Prepares, nd.quorum()-1, func(broadcast.NodeID) broadcast.Digest {
+			return statement(stmtPrepare, c.View, c.Seq, c.Digest)
+		}, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkVotes requires at least need distinct signers (excluding `exclude`)
+// whose signatures verify.
+func (nd *Node) checkVotes(vs []SignedVote, need int, stmt func(broadcast.NodeID) broadcast.Digest, exclude broadcast.NodeID) error {
+	seen := make([]bool, nd.n)
+	good := 0
+	for _, v := range vs {
+		if v.Node == exclude || seen[v.Node] {
+			return broadcast.Reject(broadcast.ReasonBody, "pbft: certificate repeats or misplaces %v", v.Node)
+		}
+		seen[v.Node] = true
+		st := stmt(v.Node)
+		if err := nd.signer.Verify(v.Node, &st, v.Sig); err != nil {
+			return err
+		}
+		good++
+	}
+	if good < need {
+		return broadcast.Reject(broadcast.ReasonBody, "pbft: certificate of %d signatures, need %d", good, need)
+	}
+	return nil
+}
+
+func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error {
+	sig, err := decodeSigBody(m.Body)
+	if err != nil {
+		return err
+	}
+	v := m.Round
+	if m.Flags&broadcast.HasPayload == 0 {
+		return broadcast.Reject(broadcast.ReasonLength, "pbft: view change without content")
+	}
+	if v <= nd.view {
+		return nil
+	}
+	if r := nd.vcs[from]; r != nil && r.view >= v {
+		return nil
+	}
+	st := statement(stmtViewChange, v, 0, m.Digest)
+	if err := nd.signer.Verify(from, &st, sig); err != nil {
+		return err
+	}
+	if broadcast.DigestOf(m.Payload) != m.Digest {
+		return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: view change content does not match its digest")
+	}
+	vc, err := decodeViewChange(m.Payload.Bytes(), nd.n, int(nd.cfg.Window))
+	if err != nil {
+		return err
+	}
+	if vc.NewView != v {
+		return broadcast.Reject(broadcast.ReasonBody, "pbft: view change content for view %d in a message for %d", vc.NewView, v)
+	}
+	if err := nd.checkViewChange(vc); err != nil {
+		return err
+	}
+	nd.recordViewChange(from, &vcRecord{view: v, digest: m.Digest, sig: append([]byte(nil), sig...), content: vc}, m.Payload)
+	// f+1 replicas want a view above ours: at least one is correct, so join
+	// the smallest view that f+1 of them ask for.
+	cur := nd.view
+	if nd.changing {
+		cur = nd.target
+	}
+	var views []uint32
+	for _, r := range nd.vcs {
+		if r != nil && r.view > cur {
+			views = append(views, r.view)
+		}
+	}
+	if len(views) >= nd.weakQuorum() {
+		sort.Slice(views, func(a, b int) bool { return views[a] > views[b] })
+		nd.startViewChange(views[nd.weakQuorum()-1])
+	}
+	nd.maybeNewView(v)
+	nd.continueNewView()
+	return nil
+}
+
+// recordViewChange keeps from's newest VIEW-CHANGE, its content pinned in
+// the store (borrowing content).
+func (nd *Node) recordViewChange(from broadcast.NodeID, r *vcRecord, content bufpool.Buf) {
+	if err := nd.store.Put(from, r.digest, content); err != nil {
+		nd.log.Warn("view change not stored", "from", from, "err", err)
+		return
+	}
+	if old := nd.vcs[from]; old != nil {
+		nd.store.Unpin(old.digest)
+	}
+	nd.store.Pin(r.digest)
+	nd.vcs[from] = r
+	if from == nd.self {
+		content.Release() // ours was freshly wrapped
+	}
+}
+
+// maybeNewView sends NEW-VIEW(v) if this replica is v's primary and holds
+// 2f+1 VIEW-CHANGEs for v.
+func (nd *Node) maybeNewView(v uint32) {
+	if nd.primary(v) != nd.self || nd.nvSent >= v || v <= nd.view {
+		return
+	}
+	var refs []NewViewRef
+	for i, r := range nd.vcs {
+		if r != nil && r.view == v && len(refs) < nd.quorum() {
+			refs = append(refs, NewViewRef{Node: broadcast.NodeID(i), Digest: r.digest, Sig: r.sig})
+		}
+	}
+	if len(refs) < nd.quorum() {
+		return
+	}
+	nd.nvSent = v
+	enc := appendNewView(nil, v, refs)
+	d := broadcast.DigestOfBytes(enc)
+	st := statement(stmtNewView, v, 0, d)
+	sig := nd.signer.Sign(&st)
+	m := nd.send(broadcast.Everyone, TypeNewView, v, 0, d, appendSig(nil, sig))
+	m.SetPayload(bufpool.Wrap(enc), d)
+	nd.newView = &nvState{view: v, refs: refs, sig: sig}
+	nd.continueNewView()
+}
+
+func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
+	sig, err := decodeSigBody(m.Body)
+	if err != nil {
+		return err
+	}
+	v := m.Round
+	if from != nd.primary(v) {
+		return broadcast.Reject(broadcast.ReasonSender, "pbft: new view %d from %v, not its primary", v, from)
+	}
+	if m.Flags&broadcast.HasPayload == 0 {
+		return broadcast.Reject(broadcast.ReasonLength, "pbft: new view without content")
+	}
+	if v < nd.view || (v == nd.view && !nd.changing) || (nd.newView != nil && nd.newView.view >= v) {
+		return nil
+	}
+	st := statement(stmtNewView, v, 0, m.Digest)
+	if err := nd.signer.Verify(from, &st, sig); err != nil {
+		return err
+	}
+	if broadcast.DigestOf(m.Payload) != m.Digest {
+		return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: new view content does not match its digest")
+	}
+	cv, refs, err := decodeNewView(m.Payload.Bytes(), nd.n)
+	if err != nil {
+		return err
+	}
+	if cv != v {
+		return broadcast.Reject(broadcast.ReasonBody, "pbft: new view content for view %d in a message for %d", cv, v)
+	}
+	seen := make([]bool, nd.n)
+	for _, r := range refs {
+		if seen[r.Node] {
+			return broadcast.Reject(broadcast.ReasonBody, "pbft: new view names %v twice", r.Node)
+		}
+		seen[r.Node] = true
+		st := statement(stmtViewChange, v, 0, r.Digest)
+		if err := nd.signer.Verify(r.Node, &st, r.Sig); err != nil {
+			return err
+		}
+	}
+	if len(refs) < nd.quorum() {
+		return broadcast.Reject(broadcast.ReasonBody, "pbft: new view on %d view changes, need %d", len(refs), nd.quorum())
+	}
+	nd.newView = &nvState{view: v, refs: refs, sig: append([]byte(nil), sig...)}
+	nd.continueNewView()
+	return nil
+}
+
+// continueNewView completes a NEW-VIEW once every VIEW-CHANGE it names is
+// at hand (fetching the missing ones by digest), then enters the view.
+func (nd *Node) continueNewView() {
+	nv := nd.newView
+	if nv == nil || nv.done {
+		return
+	}
+	vcs := make([]*ViewChange, 0, len(nv.refs))
+	missing := false
+	for _, r := range nv.refs {
+		if rec := nd.vcs[r.Node]; rec != nil && rec.digest == r.Digest {
+			vcs = append(vcs, rec.content)
+			continue
+		}
+		b, ok := nd.store.Get(r.Digest)
+		if !ok {
+			nd.fetch(r.Digest)
+			missing = true
+			continue
+		}
+		vc, err := decodeViewChange(b.Bytes(), nd.n, int(nd.cfg.Window))
+		b.Release()
+		if err == nil && vc.NewView == nv.view {
+			err = nd.checkViewChange(vc)
+		}
+		if err != nil {
+			nd.log.Warn("new view names a bad view change", "view", nv.view, "from", r.Node, "err", err)
+			nd.newView = nil
+			return
+		}
+		vcs = append(vcs, vc)
+	}
+	if missing {
+		return
+	}
+	// Compute O: from the highest stable checkpoint, for each sequence
+	// number the digest of the highest-view certificate, else null.
+	var best *ViewChange
+	for _, vc := range vcs {
+		if best == nil || vc.StableSeq > best.StableSeq {
+			best = vc
+		}
+	}
+	nv.lowO, nv.highO = best.StableSeq, best.StableSeq
+	certs := map[uint64]*PreparedCert{}
+	for _, vc := range vcs {
+		for i := range vc.Prepared {
+			c := &vc.Prepared[i]
+			if c.Seq <= nv.lowO {
+				continue
+			}
+			if old := certs[c.Seq]; old == nil || c.View > old.View {
+				certs[c.Seq] = c
+			}
+			nv.highO = max(nv.highO, c.Seq)
+		}
+	}
+	nv.o = map[uint64]broadcast.Digest{}
+	null := batchDigest(nullBatch)
+	for seq := nv.lowO + 1; seq <= nv.highO; seq++ {
+		if c := certs[seq]; c != nil {
+			nv.o[seq] = c.Digest
+		} else {
+			nv.o[seq] = null
+		}
+	}
+	nv.done = true
+	nd.enterView(nv, best)
+}
+
+func (nd *Node) enterView(nv *nvState, best *ViewChange) {
+	nd.view, nd.changing = nv.view, false
+	nd.timer = 0
+	nd.log.Debug("entered view", "view", nv.view, "o", len(nv.o))
+	for i, r := range nd.vcs {
+		if r != nil && r.view <= nv.view {
+			nd.store.Unpin(r.digest)
+			nd.vcs[i] = nil
+		}
+	}
+	if best.StableSeq > nd.low {
+		nd.makeStable(best.StableSeq, best.StableDigest, best.StableProof)
+	}
+	for _, s := range nd.slots {
+		s.accepted, s.parked, s.sentPrep, s.sentCmt, s.prepared = false, false, false, false, false
+	}
+	for i := range nd.clients {
+		for j := range nd.clients[i].slots {
+			nd.clients[i].slots[j].assigned = 0
+		}
+	}
+	nd.queue = nil
+	if nd.isPrimary() {
+		nd.nextSeq = max(nv.highO, nd.low)
+		nd.reissue()
+		var refs []reqRef
+		for i := range nd.clients {
+			for j := range nd.clients[i].slots {
+				if s := &nd.clients[i].slots[j]; s.state == reqPending {
+					refs = append(refs, reqRef{broadcast.NodeID(i), s.ts})
+				}
+			}
+		}
+		sort.Slice(refs, func(a, b int) bool {
+			if refs[a].ts != refs[b].ts {
+				return refs[a].ts < refs[b].ts
+			}
+			return refs[a].client < refs[b].client
+		})
+		nd.queue = refs
+		nd.tryPropose()
+	}
+	nd.armTimer()
+	nd.executeReady()
+}
+
+// reissue has the new primary send the PRE-PREPAREs of O, fetching batches
+// it does not hold.
+func (nd *Node) reissue() {
+	nv := nd.newView
+	if nv == nil || !nv.done || nv.view != nd.view || !nd.isPrimary() {
+		return
+	}
+	for seq := nv.lowO + 1; seq <= nv.highO; seq++ {
+		if !nd.inWindow(seq) {
+			continue
+		}
+		if s := nd.slots[seq]; s != nil && s.accepted && s.view == nd.view {
+			continue
+		}
+		d := nv.o[seq]
+		var enc []byte
+		if d == batchDigest(nullBatch) {
+			enc = nullBatch
+		} else if s := nd.slots[seq]; s != nil && s.digest == d && s.enc != nil {
+			enc = s.enc
+		} else if b, ok := nd.store.Get(d); ok {
+			enc = append([]byte(nil), b.Bytes()...)
+			b.Release()
+		} else {
+			nd.fetch(d)
+			continue
+		}
+		nd.sendPrePrepare(seq, enc, d)
+	}
+}
+
+// newViewReady reports whether the primary has re-issued all of O (new
+// requests get sequence numbers after it).
+func (nd *Node) newViewReady() bool {
+	nv := nd.newView
+	if nv == nil || nv.view != nd.view {
+		return true
+	}
+	for seq := nv.lowO + 1; seq <= nv.highO; seq++ {
+		if !nd.inWindow(seq) {
+			continue
+		}
+		if s := nd.slots[seq]; s == nil || !s.accepted || s.view != nd.view {
+			return false
+		}
+	}
+	return true
+}
+
+// retransmit resends this replica's own protocol messages for work that has
+// not completed, so that a lost message costs a timeout, not liveness.
+func (nd *Node) retransmit() {
+	work := false
+	if nd.changing {
+		nd.emitViewChange()
+		work = true
+	}
+	if nv := nd.newView; nv != nil && nd.isPrimary() && nv.view == nd.view && nd.nvSent == nd.view {
+		if !nv.done {
+			work = true
+		}
+	}
+	for seq, s := range nd.slots {
+		if seq <= nd.lastExec || !s.accepted || s.view != nd.view || nd.changing {
+			continue
+		}
+		work = true
+		if nd.isPrimary() {
+			nd.emitPrePrepare(seq, s.digest, s.ppSig, s.enc, s.entries)
+		}
+		if s.sentPrep {
+			nd.send(broadcast.Everyone, TypePrepare, s.view, seq, s.digest, appendSig(nil, s.prepares[nd.self].sig))
+		}
+		if s.sentCmt {
+			nd.send(broadcast.Everyone, TypeCommit, s.view, seq, s.digest, nil)
+		}
+	}
+	for d := range nd.wanted {
+		if nd.store.Has(d) {
+			delete(nd.wanted, d)
+			continue
+		}
+		work = true
+		nd.send(broadcast.Everyone, broadcast.TypeFetch, nd.view, 0, d, nil)
+	}
+	if nd.hasPending() {
+		work = true
+		// A laggard learns of stable checkpoints from these.
+		if nd.stable.seq > 0 && nd.stable.seq == nd.low {
+			if cv := nd.stable.proof; len(cv) > 0 {
+				for _, v := range cv {
+					if v.Node == nd.self {
+						nd.send(broadcast.Everyone, TypeCheckpoint, 0, nd.stable.seq, nd.stable.digest, appendSig(nil, v.Sig))
+					}
+				}
+			}
+		}
+		nd.retryParked()
+		nd.executeReady()
+	}
+	if work {
+		nd.resend = nd.now + nd.cfg.Timeout/2
+	}
+}
