@@ -17,8 +17,8 @@ import (
 // measurement is one row of the RESULTS table.
 type measurement struct {
 	recvBytes, recvPayload, recvProof float64 // per node per broadcast
-	cpu                                      time.Duration
-	verifies, signs                          float64 // per broadcast, whole cluster
+	cpu                               time.Duration
+	verifies, signs                   float64 // per broadcast, whole cluster
 }
 
 func cpuTime() time.Duration {
