@@ -10,9 +10,9 @@ import (
 
 // Sizes of the headers in front of every datagram the conduit sends.
 const (
-	ethLen   = 14
-	ipv4Len  = 20
-	udpLen   = 8
+	ethLen  = 14
+	ipv4Len = 20
+	udpLen  = 8
 	// HeadersLen is the Ethernet, IPv4 and UDP headers in front of each
 	// datagram: the XDP program finds the link header right after them.
 	HeadersLen = ethLen + ipv4Len + udpLen
