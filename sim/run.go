@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cloudflare/circl/dh/x25519"
@@ -57,9 +58,15 @@ func Run(cfg Config, seed uint64) (*Result, error) {
 	}
 	e := &engine{cfg: cfg, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6f6e6563617374)), trace: cfg.Trace,
 		hash: fnvOffset, res: &Result{Seed: seed}}
+	sc := scratchPool.Get().(*scratch)
+	e.free, e.queue = sc.free, sc.queue
 	defer e.teardown()
 	if err := e.setup(); err != nil {
 		return nil, err
+	}
+	if e.trace != nil {
+		fmt.Fprintf(e.trace, "# %s mode=%v n=%d f=%d seed=%d byzantine=%v partitions=%d gst=%v delta=%v\n",
+			cfg.Spec.Name, cfg.Mode, cfg.N, cfg.F, seed, e.res.Byzantine, len(e.parts), cfg.Net.GST, cfg.Net.Delta)
 	}
 	e.loop()
 	e.finish()
@@ -222,8 +229,11 @@ func (e *engine) teardown() {
 		if ev.kind == evMsg {
 			ev.msg.Payload.Release()
 		}
+		e.recycle(ev)
 	}
-	e.queue = nil
+	e.queue = e.queue[:0]
+	scratchPool.Put(&scratch{free: e.free, queue: e.queue})
+	e.free, e.queue = nil, nil
 	for _, nd := range e.nodes {
 		if nd == nil {
 			continue
@@ -243,6 +253,16 @@ func (e *engine) teardown() {
 		}
 	}
 }
+
+// scratch is the reusable memory of a run: recycled events and the heap's
+// slice. Runs hand it on through scratchPool, so that a sweep of thousands
+// of seeds allocates events only while the largest queue grows.
+type scratch struct {
+	free  []*event
+	queue eventQueue
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
 
 // keyrings derives every node's keys from the run's RNG, so that a seed
 // fixes them (crypto's key generators may ignore a supplied reader).

@@ -28,7 +28,9 @@ type command struct {
 
 // commands lists every subcommand. Add one line per command file.
 func commands() []command {
-	return []command{}
+	return []command{
+		simCommand(),
+	}
 }
 
 // errUsage marks an error whose message is a usage complaint: exit code 2.

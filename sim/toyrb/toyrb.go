@@ -55,12 +55,8 @@ func EchoQuorum(n, f int) int { return (n + f + 2) / 2 }
 // Spec describes the toy to the simulator. unsafeEchoQuorum, when positive,
 // replaces the ECHO quorum (a broken protocol, for checker tests).
 func Spec(unsafeEchoQuorum int) broadcast.Spec {
-	name := "toyrb"
-	if unsafeEchoQuorum > 0 {
-		name = fmt.Sprintf("toyrb-broken-echo%d", unsafeEchoQuorum)
-	}
 	return broadcast.Spec{
-		Name:  name,
+		Name:  "toyrb",
 		ID:    broadcast.ProtoTest,
 		Class: broadcast.ReliableBroadcast,
 		MinN:  MinN,
