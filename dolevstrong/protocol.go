@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cloudflare/circl/sign/bls"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
 )
@@ -187,11 +188,17 @@ func (p *Node) Stats() Stats { return p.stats }
 func (p *Node) slot(t time.Duration) uint64 { return uint64(t / p.delta) }
 
 // roundOf is instance seq's round number at the node's current time: 1 in
-// the slot the instance starts in, rounds+1 once it has ended, and 0 before
-// it starts.
+// the slot the instance starts in, rounds+1 once it has ended, and 0 more
+// than one slot before it starts. A message one slot early counts as round
+// 1: it tolerates a receiver whose clock has not yet passed the boundary
+// the sender started at (skew, or a tick not yet delivered), and it is no
+// more than a Byzantine sender could achieve by sending at the boundary.
 func (p *Node) roundOf(seq uint64) int {
 	cur := p.slot(p.now)
 	if seq > cur {
+		if seq == cur+1 {
+			return 1
+		}
 		return 0
 	}
 	if cur-seq >= uint64(p.rounds) {
@@ -202,8 +209,10 @@ func (p *Node) roundOf(seq uint64) int {
 
 // Submit broadcasts payload as a new instance of this node, taking the
 // reference. The instance's sequence number is the slot its first round
-// runs in: the next slot boundary (now, if now is on one), and never a slot
-// an earlier instance of this node started in.
+// runs in: the slot after the node's clock (Submit cannot know how far into
+// the current slot the real time is, so it waits for the next boundary,
+// where the value goes out at the Tick), and never a slot an earlier
+// instance of this node started in.
 func (p *Node) Submit(payload bufpool.Buf) error {
 	defer payload.Release()
 	d := broadcast.DigestOf(payload)
@@ -213,15 +222,9 @@ func (p *Node) Submit(payload bufpool.Buf) error {
 	if !p.store.Pin(d) {
 		return fmt.Errorf("dolevstrong: own value %v evicted before it was pinned", d)
 	}
-	slot := uint64((p.now + p.delta - 1) / p.delta)
-	slot = max(slot, p.nextSlot)
+	slot := max(p.slot(p.now)+1, p.nextSlot)
 	p.nextSlot = slot + 1
-	q := queuedSubmit{slot: slot, digest: d, length: payload.Len()}
-	if time.Duration(slot)*p.delta <= p.now {
-		p.start(q)
-	} else {
-		p.queued = append(p.queued, q)
-	}
+	p.queued = append(p.queued, queuedSubmit{slot: slot, digest: d, length: payload.Len()})
 	return nil
 }
 
@@ -528,6 +531,25 @@ func (p *Node) Ready() broadcast.Ready {
 	p.out, p.outSpare = p.outSpare[:0], p.out
 	p.dels, p.delsSpare = p.delsSpare[:0], p.dels
 	return rd
+}
+
+// Sign returns this node's signature on the statement (in, d), exactly as
+// it would add it to a relay (an Ed25519 signature or a BLS signature
+// share). It exists for Byzantine test doubles and the simulator, which
+// build proofs of a coalition's signatures with AppendChain or
+// AppendAggregate.
+func (p *Node) Sign(in broadcast.Instance, d broadcast.Digest) []byte {
+	return p.sch.sign(Statement(in, d))
+}
+
+// AggregateBLS adds BLS signatures (compressed G1 points) into one
+// aggregate, for test doubles that build aggregate proofs.
+func AggregateBLS(sigs ...[]byte) ([]byte, error) {
+	agg, err := bls.Aggregate(blsGroup{}, sigs)
+	if err != nil {
+		return nil, fmt.Errorf("dolevstrong: aggregate: %w", err)
+	}
+	return agg, nil
 }
 
 // Close releases every pin the node's live instances hold, for a driver

@@ -30,8 +30,8 @@ func TestValidityCorrectSenderEveryCorrectNodeDeliversItsValue(t *testing.T) {
 				defer h.close()
 				val := h.value(3000, 1)
 				require.NoError(t, h.c.Submit(2, h.buf(val)))
-				h.run(0)
-				in := broadcast.Instance{Origin: 2, Seq: 0}
+				h.run(1)
+				in := broadcast.Instance{Origin: 2, Seq: 1}
 				for id, o := range h.outcomes(in) {
 					assert.True(t, o.delivered, "node %v did not deliver", id)
 					assert.Equal(t, broadcast.DigestOfBytes(val), o.digest, "node %v", id)
@@ -50,8 +50,8 @@ func TestValidityHoldsWithFByzantineNodesSilent(t *testing.T) {
 		defer h.close()
 		val := h.value(100, 2)
 		require.NoError(t, h.c.Submit(0, h.buf(val)))
-		h.run(0)
-		for id, o := range h.outcomes(broadcast.Instance{Origin: 0, Seq: 0}) {
+		h.run(1)
+		for id, o := range h.outcomes(broadcast.Instance{Origin: 0, Seq: 1}) {
 			assert.Equal(t, outcome{true, broadcast.DigestOfBytes(val)}, o, "node %v", id)
 		}
 	})
@@ -64,9 +64,9 @@ func TestSubmitsPipelineOneInstancePerSlot(t *testing.T) {
 	for _, val := range vals {
 		require.NoError(t, h.c.Submit(1, h.buf(val)))
 	}
-	h.run(2)
+	h.run(3)
 	for seq, val := range vals {
-		for id, o := range h.outcomes(broadcast.Instance{Origin: 1, Seq: uint64(seq)}) {
+		for id, o := range h.outcomes(broadcast.Instance{Origin: 1, Seq: uint64(seq) + 1}) {
 			assert.Equal(t, outcome{true, broadcast.DigestOfBytes(val)}, o, "node %v seq %d", id, seq)
 		}
 	}
@@ -243,7 +243,7 @@ func TestDigestModeReceivesEachPayloadOnce(t *testing.T) {
 			h := newHarness(t, n, n-1, v, harnessOpts{})
 			defer h.close()
 			require.NoError(t, h.c.Submit(0, h.buf(h.value(size, 10))))
-			h.run(0)
+			h.run(1)
 			for i := 1; i < n; i++ {
 				snap := h.c.Metrics[i].Snapshot()
 				recv := snap.Totals().RecvPayload
@@ -263,7 +263,7 @@ func TestLateAndEarlyRelaysAreIgnored(t *testing.T) {
 	defer h.close()
 	val := h.value(100, 11)
 	late := broadcast.Instance{Origin: 0, Seq: 0}  // rounds 1–2 are slots 0–1
-	early := broadcast.Instance{Origin: 0, Seq: 9} // starts in slot 9
+	early := broadcast.Instance{Origin: 0, Seq: 4} // slot 4: two slots early (one is tolerated)
 	h.byz[0].at(roundTime(2, 1), func(bz *byzNode) {
 		bz.sendRelay(late, val, ids(0), true, 1)
 		bz.sendRelay(early, val, ids(0), true, 2)
