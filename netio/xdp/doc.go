@@ -1,0 +1,87 @@
+// Package xdp is onecast's AF_XDP transport: a netio.Conduit whose received
+// datagrams are written once, by the NIC or the kernel, into a UMEM frame
+// and reach the application by reference, and whose XDP program cuts
+// payloads the node already holds before they cost anything.
+//
+// # Receive path
+//
+//	wire ─▶ XDP program (onecast port?) ─▶ AF_XDP socket: frame written into UMEM
+//	     ─▶ RX descriptor ─▶ the bufpool.Buf that owns that UMEM frame
+//	     ─▶ Slice past Ethernet/IPv4/UDP ─▶ Datagram (ref 1) ─▶ link ─▶ protocol
+//	     ─▶ PayloadStore keeps a ref ─▶ … ─▶ last Release ─▶ frame back in the
+//	        pool ─▶ the receive loop puts it on the fill ring again
+//
+// The UMEM is carved into a [bufpool.Pool] (Config.Region = the UMEM); the
+// receive loop stocks the fill ring with frames it takes from the pool
+// (pool.Get) and remembers, per frame index, the Buf it holds for each. An
+// RX descriptor's address names the frame; its Buf, narrowed to the datagram,
+// is handed up. Nothing in user space copies a received byte:
+// ConduitStats.RecvCopiedBytes stays 0 and the pool's copy counters count
+// only what the store deliberately copies out (below).
+//
+// Honesty about "written once": veth has native XDP but no zero-copy AF_XDP,
+// so the socket is bound in copy mode and the kernel copies each frame into
+// the UMEM once, where a zero-copy NIC would DMA it there. That kernel write
+// is the one write of the frame; it replaces, not adds to, the copy a recv
+// system call makes into a user buffer. Stats.ZeroCopy says which mode the
+// socket got.
+//
+// # Frame watermark
+//
+// A payload the store keeps pins its UMEM frame. When free frames fall
+// under Config.Watermark, the receive loop asks the store it watches
+// ([Conduit.WatchStore]) to copy payloads that only the store still
+// references out to the heap ([broadcast.PayloadStore.Rehome]); each such
+// copy is counted (Stats.RehomedBytes, the pool's CopiedBytes), as
+// Cornflakes copies below its zero-copy threshold.
+//
+// # Transmit path
+//
+// Send builds Ethernet/IPv4/UDP headers in a frame taken from the same pool,
+// copies the header and body bytes after them (SendCopiedBytes counts the
+// body bytes) and queues the frame; Flush puts queued frames on the TX ring
+// and kicks the kernel. A frame is released when its address comes back on
+// the completion ring. asavie/xdp consumes completions without reporting
+// their addresses, so the conduit maps the completion ring a second time,
+// read-only, to learn them.
+//
+// # In-kernel dedup
+//
+// The XDP program (bpf/onecast.c, compiled by bpf2go; the object is
+// committed) passes everything that is not IPv4/UDP to the onecast port to
+// the kernel stack and redirects the rest to the socket. It looks past the
+// reliable-link header (Config.LinkHeaderSize, a load-time constant) at the
+// onecast header: when a first frame carries the payload of a digest in the
+// program's `held` map, it cuts the payload off the tail
+// (bpf_xdp_adjust_tail), clears HasPayload, sets Stripped and fixes the IPv4
+// and UDP lengths; header, body and authenticator stay, so the vote still
+// counts. A continuation fragment of a held payload is dropped. Per-CPU
+// counters record what was cut ([KernelCounters]). The [Program] is a
+// broadcast.StoreObserver: give it to the PayloadStore, and the map follows
+// the store (insert on Put, delete on eviction):
+//
+//	c, err := xdp.New(cfg) // inside the interface's namespace
+//	store := broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: c.Program()})
+//	c.WatchStore(store)
+//	l, err := link.New(link.Config{Self: id, N: n, Conduit: c})
+//
+// A dropped fragment is not acknowledged by the receiving link, whose peer
+// retransmits it until the digest leaves the map; first frames, which carry
+// the link sequence number of a stripped message, are acknowledged as usual.
+//
+// The program is attached in native (driver) mode where the driver has it,
+// and falls back to generic (SKB) mode with a log line saying so
+// (Config.Mode).
+//
+// # Bad input
+//
+// Frames whose Ethernet, IPv4 or UDP headers are bad or disagree with the
+// frame's length are released and counted (Stats.Rejected); datagrams from
+// an address that is not a peer are counted in Dropped. The kernel cuts a
+// payload only when the header, body and authenticator it announces fit the
+// frame; anything else goes to user space untouched, where the link and the
+// codec reject it with a typed error.
+//
+// Tests and the benchmark build their hosts with netio/netns: real
+// namespaces and veth pairs, created and removed by the test, root only.
+package xdp
