@@ -1,0 +1,194 @@
+package bracha
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/broadcast/quorum"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// Bracha's message types (Header.Type under broadcast.ProtoBracha). FETCH
+// and PAYLOAD use the shared broadcast.TypeFetch and broadcast.TypePayload.
+const (
+	TypeSend  broadcast.MsgType = 1 // the origin's value: carries the payload
+	TypeEcho  broadcast.MsgType = 2 // "I received this SEND"
+	TypeReady broadcast.MsgType = 3 // "I am ready to deliver this digest"
+)
+
+// Layouts of an instance's payload, carried in Header.Round. A vote is for
+// the triple (Digest, PayloadLen, layout), so a sender cannot make two
+// correct nodes read one digest two ways.
+const (
+	// LayoutSingle: the payload is one application payload, as submitted.
+	LayoutSingle uint32 = 0
+	// LayoutBatch: the payload is a batch container (see EncodeBatch).
+	LayoutBatch uint32 = 1
+)
+
+// TypeName names Bracha's message types, for reports.
+func TypeName(t broadcast.MsgType) string {
+	switch t {
+	case TypeSend:
+		return "SEND"
+	case TypeEcho:
+		return "ECHO"
+	case TypeReady:
+		return "READY"
+	case broadcast.TypeFetch:
+		return "FETCH"
+	case broadcast.TypePayload:
+		return "PAYLOAD"
+	}
+	return fmt.Sprintf("type%d", uint8(t))
+}
+
+// MinN is the smallest cluster that tolerates f Byzantine nodes: 3f+1.
+func MinN(f int) int { return quorum.MinN(f) }
+
+// Config configures one node. N, F, Self and Mode are required; every other
+// zero field takes the default its comment names.
+type Config struct {
+	// N is the number of nodes, F the number of Byzantine nodes tolerated;
+	// N ≥ 3F+1.
+	N, F int
+	// Self is this node's ID, 0 … N-1.
+	Self broadcast.NodeID
+	// Mode is ModeFull (every message carries the payload) or ModeDigest
+	// (only SEND and PAYLOAD carry it).
+	Mode broadcast.Mode
+	// Keys are the node's keys. Bracha needs no transferable proof, so the
+	// node itself never signs: the driver authenticates links with them
+	// (broadcast.NewMAC or NewEd25519). Optional.
+	Keys *broadcast.Keyring
+	// Store holds the node's payloads. Nil: the node makes its own, and
+	// Close closes it.
+	Store *broadcast.PayloadStore
+	// Pool is where batch containers are built. Nil: the heap.
+	Pool *bufpool.Pool
+	// Logger receives debug logs of rejected input. Nil: discard.
+	Logger *slog.Logger
+
+	// Batch is the number of application payloads per instance. Default 1:
+	// every payload is its own instance and is sent as is.
+	Batch int
+	// BatchDelay seals a partial batch this long (logical time) after its
+	// first payload. Zero: a partial batch waits for Flush.
+	BatchDelay time.Duration
+	// MaxBatch is the most payloads a received batch container may hold.
+	// Default 65536.
+	MaxBatch int
+	// MaxPayload is the largest instance payload accepted. Default
+	// broadcast.DefaultLimits.MaxPayload.
+	MaxPayload uint32
+
+	// FetchTimeout is how long a FETCH may stay unanswered before the node
+	// asks another peer. Default 20ms.
+	FetchTimeout time.Duration
+	// Retention is how long a delivered instance keeps its payload pinned
+	// to answer FETCHes from slower peers. Default 0 in full mode (nobody
+	// fetches), 2s in digest mode.
+	Retention time.Duration
+	// MaxRetained bounds the delivered instances kept for Retention; the
+	// oldest goes first. Default 4096.
+	MaxRetained int
+	// Window is how many sequence numbers per origin, from the oldest one
+	// not yet delivered, the node tracks; messages for later ones are
+	// rejected (ReasonQuota). It bounds what a Byzantine origin or voter can
+	// make the node remember. Default 1024.
+	Window int
+	// MaxInFlight bounds this node's own undelivered instances; later
+	// submissions wait in a backlog. At most Window. Default 256.
+	MaxInFlight int
+	// MaxOriginBytes bounds the payload bytes pinned for one origin's
+	// undelivered instances; a SEND beyond it is refused (ReasonQuota).
+	// Default 256 MiB.
+	MaxOriginBytes int64
+	// ServeRate and ServeBurst rate-limit the PAYLOAD bytes this node sends
+	// to one peer in answer to FETCH (a token bucket over logical time).
+	// Besides, a peer is answered at most once per instance. Defaults
+	// 1 GiB/s and 64 MiB.
+	ServeRate, ServeBurst int64
+
+	// UnsafeEchoQuorum, when positive, replaces the ECHO quorum
+	// ⌈(n+f+1)/2⌉. For tests of the checkers only: any other value than
+	// the correct one breaks agreement.
+	UnsafeEchoQuorum int
+}
+
+func (c *Config) setDefaults() {
+	if c.Batch <= 0 {
+		c.Batch = 1
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1 << 16
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = broadcast.DefaultLimits.MaxPayload
+	}
+	if c.FetchTimeout <= 0 {
+		c.FetchTimeout = 20 * time.Millisecond
+	}
+	if c.Retention == 0 && c.Mode == broadcast.ModeDigest {
+		c.Retention = 2 * time.Second
+	}
+	if c.MaxRetained <= 0 {
+		c.MaxRetained = 4096
+	}
+	if c.Window <= 0 {
+		c.Window = 1024
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = min(256, c.Window)
+	}
+	if c.MaxOriginBytes <= 0 {
+		c.MaxOriginBytes = 256 << 20
+	}
+	if c.ServeRate <= 0 {
+		c.ServeRate = 1 << 30
+	}
+	if c.ServeBurst <= 0 {
+		c.ServeBurst = 64 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	p := broadcast.Params{N: c.N, F: c.F, Self: c.Self, Mode: c.Mode}
+	if err := p.Validate(MinN); err != nil {
+		return fmt.Errorf("bracha: config: %w", err)
+	}
+	switch {
+	case c.N > 1<<15-1:
+		return fmt.Errorf("bracha: config: N = %d exceeds %d", c.N, 1<<15-1)
+	case c.UnsafeEchoQuorum < 0 || c.UnsafeEchoQuorum > c.N:
+		return fmt.Errorf("bracha: config: UnsafeEchoQuorum = %d outside 0 … N", c.UnsafeEchoQuorum)
+	case c.MaxInFlight > c.Window:
+		return fmt.Errorf("bracha: config: MaxInFlight = %d exceeds Window = %d", c.MaxInFlight, c.Window)
+	case c.Retention < 0:
+		return fmt.Errorf("bracha: config: Retention = %v is negative", c.Retention)
+	case c.BatchDelay < 0:
+		return fmt.Errorf("bracha: config: BatchDelay = %v is negative", c.BatchDelay)
+	}
+	return nil
+}
+
+// Spec describes Bracha to the tools that run any protocol (simulator,
+// benchmark, node runner, CLI). Env.Tuning.Batch sets Config.Batch and
+// Env.Tuning.Timeout sets Config.FetchTimeout.
+var Spec = broadcast.Spec{
+	Name:     "bracha",
+	ID:       broadcast.ProtoBracha,
+	Class:    broadcast.ReliableBroadcast,
+	MinN:     MinN,
+	TypeName: TypeName,
+	New: func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
+		return New(Config{N: p.N, F: p.F, Self: p.Self, Mode: p.Mode, Keys: env.Keys, Store: env.Store,
+			Batch: env.Tuning.Batch, FetchTimeout: env.Tuning.Timeout})
+	},
+	DefaultScheme: broadcast.SchemeMAC,
+}

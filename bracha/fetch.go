@@ -1,0 +1,163 @@
+package bracha
+
+import (
+	"github.com/onecast/onecast/broadcast"
+)
+
+// How a payload is fetched — the one place that decides it.
+//
+// A node fetches only when it must act on a digest whose payload it lacks:
+// 2f+1 READYs name a candidate it holds no payload for. It asks one peer at
+// a time, never everyone (a naive pull costs O(n²|M|)), choosing among the
+// nodes that vouched for the digest: first those that sent ECHO (a correct
+// one had the SEND, so holds the payload), then those that sent READY, in
+// an order rotated by the node's own ID so that requesters spread over the
+// holders. A peer that does not answer within FetchTimeout, or answers with
+// bytes that miss the digest, is passed over for the next; after the last,
+// the round starts again. The first PAYLOAD whose bytes hash to the digest
+// wins; later ones are counted as duplicates.
+//
+// On the serving side a peer is answered at most once per instance, and the
+// bytes sent to each peer go through a token bucket (ServeRate, ServeBurst):
+// a Byzantine peer cannot make the node serve more than the payloads it
+// holds, nor faster than the rate.
+
+func (nd *Node) startFetch(in *instance) {
+	if in.fetching {
+		return
+	}
+	in.fetching = true
+	nd.fetching = append(nd.fetching, in)
+	nd.askNext(in)
+}
+
+func (nd *Node) stopFetch(in *instance) {
+	if !in.fetching {
+		return
+	}
+	in.fetching = false
+	for i, x := range nd.fetching {
+		if x == in {
+			last := len(nd.fetching) - 1
+			nd.fetching[i] = nd.fetching[last]
+			nd.fetching[last] = nil
+			nd.fetching = nd.fetching[:last]
+			break
+		}
+	}
+}
+
+// nextPeer picks the next voucher of the target candidate not yet asked in
+// this round: ECHO voters first, then READY voters. It returns -1 when none
+// is left.
+func (nd *Node) nextPeer(in *instance) int {
+	want := int16(in.target + 1)
+	for pass := range 2 {
+		votes := in.echoVote
+		if pass == 1 {
+			votes = in.readyVote
+		}
+		for k := 1; k < nd.n; k++ {
+			j := (int(nd.self) + k) % nd.n
+			if votes[j] == want && !in.asked[j] {
+				return j
+			}
+		}
+	}
+	return -1
+}
+
+// askNext sends one FETCH for the target candidate to the next voucher.
+func (nd *Node) askNext(in *instance) {
+	peer := nd.nextPeer(in)
+	if peer < 0 {
+		clear(in.asked) // a new round over the same vouchers
+		peer = nd.nextPeer(in)
+	}
+	in.fetchDeadline = nd.now + nd.cfg.FetchTimeout
+	if peer < 0 {
+		return // nobody vouched but this node: wait for votes
+	}
+	in.asked[peer] = true
+	var m broadcast.Message
+	nd.header(&m, broadcast.TypeFetch, in, &in.cands[in.target])
+	nd.out = append(nd.out, broadcast.Outbound{To: broadcast.NodeID(peer), Msg: m})
+	nd.stats.FetchesSent++
+}
+
+// onPayload accepts an answer to one of this node's FETCHes.
+func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
+	if !hasPayload(m) {
+		return broadcast.Reject(broadcast.ReasonLength, "PAYLOAD for %v without payload", m.Instance)
+	}
+	in := nd.insts[m.Instance]
+	if in == nil || !in.fetching || !in.asked[from] {
+		nd.stats.Unsolicited++
+		nd.store.CountDuplicate(m.Payload.Len())
+		return nil
+	}
+	c := &in.cands[in.target]
+	if c.digest != m.Digest || c.plen != m.PayloadLen || c.layout != m.Round {
+		nd.stats.Unsolicited++
+		nd.store.CountDuplicate(m.Payload.Len())
+		return nil
+	}
+	if err := nd.store.Put(from, m.Digest, m.Payload); err != nil {
+		nd.stats.BadPayloads++
+		nd.stats.FetchRetries++
+		nd.askNext(in)
+		return err
+	}
+	nd.stats.PayloadsFetched++
+	if !nd.pin(in, in.target) {
+		return nil // evicted at once by a quota: the timeout retries
+	}
+	nd.deliver(in)
+	return nil
+}
+
+// onFetch answers a FETCH, within the limits.
+func (nd *Node) onFetch(from broadcast.NodeID, m *broadcast.Message) {
+	in := nd.insts[m.Instance]
+	ci := -1
+	if in != nil {
+		ci = in.find(m.Digest, m.PayloadLen, m.Round)
+	}
+	if ci < 0 || !in.cands[ci].pinned {
+		nd.stats.ServeUnknown++
+		return
+	}
+	c := &in.cands[ci]
+	if in.served[from] || !nd.spend(from, int64(c.plen)) {
+		nd.stats.ServeDenied++
+		return
+	}
+	b, ok := nd.store.Get(c.digest)
+	if !ok {
+		nd.stats.ServeUnknown++
+		return
+	}
+	in.served[from] = true
+	var out broadcast.Message
+	nd.header(&out, broadcast.TypePayload, in, c)
+	out.SetPayload(b, c.digest)
+	nd.out = append(nd.out, broadcast.Outbound{To: from, Msg: out})
+	nd.stats.Served++
+	nd.stats.ServedBytes += uint64(c.plen)
+}
+
+// spend takes n bytes from peer's token bucket, refilled at ServeRate per
+// second of logical time up to ServeBurst.
+func (nd *Node) spend(peer broadcast.NodeID, n int64) bool {
+	b := &nd.serve[peer]
+	if dt := nd.now - b.last; dt > 0 {
+		refill := int64(float64(nd.cfg.ServeRate) * dt.Seconds())
+		b.tokens = min(nd.cfg.ServeBurst, b.tokens+refill)
+		b.last = nd.now
+	}
+	if b.tokens < n {
+		return false
+	}
+	b.tokens -= n
+	return true
+}

@@ -1,0 +1,754 @@
+package bracha
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/broadcast/quorum"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// ErrEmptyPayload is returned by Submit for a payload of no bytes.
+var ErrEmptyPayload = errors.New("bracha: empty payload")
+
+// Stats are a node's protocol counters (the driver's broadcast.Metrics
+// count traffic; these count what the protocol decided).
+type Stats struct {
+	Broadcasts  uint64 // instances this node originated
+	Delivered   uint64 // instances delivered
+	Payloads    uint64 // application payloads delivered
+	Equivocated uint64 // second SENDs for one instance, ignored
+	DupVotes    uint64 // second ECHO or READY from one node, ignored
+	Late        uint64 // messages for instances already finished
+	Rejected    uint64 // messages refused with an error
+
+	FetchesSent     uint64 // FETCH requests sent
+	FetchRetries    uint64 // FETCHes sent after a timeout or a bad answer
+	PayloadsFetched uint64 // PAYLOAD answers accepted
+	BadPayloads     uint64 // PAYLOAD answers whose bytes missed the digest
+	Unsolicited     uint64 // PAYLOAD answers nobody asked this peer for
+	Served          uint64 // PAYLOAD answers sent
+	ServedBytes     uint64 // payload bytes in them
+	ServeDenied     uint64 // FETCHes refused by the rate limit or the once-per-instance rule
+	ServeUnknown    uint64 // FETCHes for a payload this node does not hold
+
+	Live     int // instances tracked now (undelivered or retained)
+	Retained int // delivered instances kept to answer FETCH
+	Backlog  int // own batches waiting for in-flight room
+}
+
+// candidate is one (digest, length, layout) that some message of an
+// instance named, with its votes.
+type candidate struct {
+	digest  broadcast.Digest
+	plen    uint32
+	layout  uint32
+	echoes  int
+	readies int
+	pinned  bool // this instance holds one pin on digest in the store
+}
+
+// instance is the state of one (origin, seq). Its size is bounded: every
+// node casts at most one ECHO and one READY, and only the origin's first
+// SEND counts, so it has at most 2n+1 candidates.
+type instance struct {
+	id    broadcast.Instance
+	cands []candidate
+	// echoVote[j], readyVote[j]: 1 + index of the candidate node j voted
+	// for, 0 when j has not voted.
+	echoVote, readyVote []int16
+	gotSend             bool
+	echoed, readied     bool
+	delivered           bool
+	target              int   // candidate to deliver (2f+1 READYs), or -1
+	sendCharge          int64 // bytes charged to the origin's MaxOriginBytes
+
+	// FETCH state (requester side).
+	fetching      bool
+	asked         []bool // peers asked in the current round
+	fetchDeadline time.Duration
+	// served[j]: peer j was sent this instance's payload once already.
+	served []bool
+
+	retireAt time.Duration
+}
+
+func (in *instance) find(d broadcast.Digest, plen, layout uint32) int {
+	for i := range in.cands {
+		c := &in.cands[i]
+		if c.digest == d && c.plen == plen && c.layout == layout {
+			return i
+		}
+	}
+	return -1
+}
+
+// originState tracks which of one origin's instances are finished: every
+// seq below floor, and those marked in done, a ring of Window bits over
+// [floor, floor+Window).
+type originState struct {
+	floor       uint64
+	done        []uint64
+	pinnedBytes int64 // payload bytes of SENDs pinned for undelivered instances
+}
+
+func (o *originState) isDone(seq uint64, w int) bool {
+	if seq < o.floor {
+		return true
+	}
+	i := seq % uint64(w)
+	return o.done[i/64]&(1<<(i%64)) != 0
+}
+
+func (o *originState) markDone(seq uint64, w int) {
+	if seq < o.floor || seq >= o.floor+uint64(w) {
+		return
+	}
+	i := seq % uint64(w)
+	o.done[i/64] |= 1 << (i % 64)
+	for {
+		j := o.floor % uint64(w)
+		if o.done[j/64]&(1<<(j%64)) == 0 {
+			return
+		}
+		o.done[j/64] &^= 1 << (j % 64)
+		o.floor++
+	}
+}
+
+type sealed struct {
+	buf    bufpool.Buf
+	digest broadcast.Digest
+	layout uint32
+}
+
+type bucket struct {
+	tokens int64
+	last   time.Duration
+}
+
+// Node is one node's Bracha reliable broadcast, as a pure state machine
+// (broadcast.Protocol). It runs any number of concurrent instances, keyed by
+// (origin, sequence). Methods are not safe for concurrent use.
+type Node struct {
+	cfg               Config
+	n, f              int
+	self              broadcast.NodeID
+	echoQ, ampQ, delQ int
+	store             *broadcast.PayloadStore
+	ownStore          bool
+	now               time.Duration
+	closed            bool
+
+	origins []originState
+	insts   map[broadcast.Instance]*instance
+	free    []*instance
+
+	// Origin side.
+	nextSeq      uint64
+	inFlight     int
+	pending      []bufpool.Buf // payloads of the batch being filled
+	pendingSince time.Duration
+	backlog      []sealed
+
+	fetching []*instance // instances with a FETCH under way
+	retired  []*instance // delivered instances kept for FETCH, oldest first
+	retHead  int
+
+	serve []bucket // per peer: the FETCH answer budget
+
+	out, outSpare   []broadcast.Outbound
+	dels, delsSpare []broadcast.Delivery
+	spans           []span
+
+	stats Stats
+}
+
+var _ broadcast.Protocol = (*Node)(nil)
+
+// New builds a node from cfg; it returns an error naming the bad field.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	nd := &Node{
+		cfg: cfg, n: cfg.N, f: cfg.F, self: cfg.Self,
+		echoQ: quorum.BrachaEcho(cfg.N, cfg.F),
+		ampQ:  quorum.BrachaReadyAmplify(cfg.F),
+		delQ:  quorum.BrachaDeliver(cfg.F),
+		store: cfg.Store,
+		insts: make(map[broadcast.Instance]*instance),
+	}
+	if cfg.UnsafeEchoQuorum > 0 {
+		nd.echoQ = cfg.UnsafeEchoQuorum
+	}
+	if nd.store == nil {
+		nd.store = broadcast.NewPayloadStore(broadcast.StoreConfig{})
+		nd.ownStore = true
+	}
+	words := (cfg.Window + 63) / 64
+	nd.origins = make([]originState, cfg.N)
+	for i := range nd.origins {
+		nd.origins[i].done = make([]uint64, words)
+	}
+	nd.serve = make([]bucket, cfg.N)
+	for i := range nd.serve {
+		nd.serve[i].tokens = cfg.ServeBurst
+	}
+	return nd, nil
+}
+
+// Store returns the node's payload store.
+func (nd *Node) Store() *broadcast.PayloadStore { return nd.store }
+
+// Stats returns a snapshot of the node's counters.
+func (nd *Node) Stats() Stats {
+	s := nd.stats
+	s.Live = len(nd.insts)
+	s.Retained = len(nd.retired) - nd.retHead
+	s.Backlog = len(nd.backlog)
+	return s
+}
+
+// Broadcast submits one application payload for reliable broadcast; it
+// is Submit under the name the API speaks.
+func (nd *Node) Broadcast(payload bufpool.Buf) error { return nd.Submit(payload) }
+
+// Submit takes payload's reference and adds it to the batch being filled;
+// a full batch (Config.Batch payloads) starts an instance at once. On error
+// the reference is released.
+func (nd *Node) Submit(payload bufpool.Buf) error {
+	switch {
+	case nd.closed:
+		payload.Release()
+		return errors.New("bracha: submit to a closed node")
+	case payload.Len() == 0:
+		payload.Release()
+		return ErrEmptyPayload
+	case uint64(payload.Len()) > uint64(nd.cfg.MaxPayload):
+		n := payload.Len()
+		payload.Release()
+		return fmt.Errorf("bracha: payload of %d bytes exceeds MaxPayload %d", n, nd.cfg.MaxPayload)
+	}
+	if len(nd.pending) == 0 {
+		nd.pendingSince = nd.now
+	}
+	nd.pending = append(nd.pending, payload)
+	if len(nd.pending) >= nd.cfg.Batch {
+		return nd.Flush()
+	}
+	return nil
+}
+
+// Flush seals the batch being filled, however small, into an instance.
+func (nd *Node) Flush() error {
+	if len(nd.pending) == 0 {
+		return nil
+	}
+	var s sealed
+	if len(nd.pending) == 1 {
+		s = sealed{buf: nd.pending[0], layout: LayoutSingle}
+	} else {
+		b, err := EncodeBatch(nd.cfg.Pool, nd.pending)
+		for _, p := range nd.pending {
+			p.Release()
+		}
+		clear(nd.pending)
+		nd.pending = nd.pending[:0]
+		if err != nil {
+			return err
+		}
+		if uint64(b.Len()) > uint64(nd.cfg.MaxPayload) {
+			n := b.Len()
+			b.Release()
+			return fmt.Errorf("bracha: batch of %d bytes exceeds MaxPayload %d", n, nd.cfg.MaxPayload)
+		}
+		s = sealed{buf: b, layout: LayoutBatch}
+	}
+	clear(nd.pending)
+	nd.pending = nd.pending[:0]
+	s.digest = broadcast.DigestOf(s.buf)
+	if nd.inFlight >= nd.cfg.MaxInFlight || len(nd.backlog) > 0 {
+		nd.backlog = append(nd.backlog, s)
+		return nil
+	}
+	return nd.start(s)
+}
+
+// start runs the origin's part of a new instance: SEND to everyone, and the
+// origin's own ECHO. It takes s.buf's reference.
+func (nd *Node) start(s sealed) error {
+	if err := nd.store.Put(nd.self, s.digest, s.buf); err != nil {
+		s.buf.Release()
+		return fmt.Errorf("bracha: store own payload: %w", err)
+	}
+	id := broadcast.Instance{Origin: nd.self, Seq: nd.nextSeq}
+	nd.nextSeq++
+	in := nd.newInstance(id)
+	nd.insts[id] = in
+	in.cands = append(in.cands, candidate{digest: s.digest, plen: uint32(s.buf.Len()), layout: s.layout})
+	if nd.store.Pin(s.digest) {
+		in.cands[0].pinned = true
+	}
+	in.gotSend = true
+	nd.inFlight++
+	nd.stats.Broadcasts++
+
+	var m broadcast.Message
+	nd.header(&m, TypeSend, in, &in.cands[0])
+	m.SetPayload(s.buf, s.digest)
+	nd.out = append(nd.out, broadcast.Outbound{To: broadcast.Everyone, Msg: m})
+	nd.vote(in, 0, TypeEcho)
+	nd.progress(in, 0)
+	return nil
+}
+
+func (nd *Node) header(m *broadcast.Message, t broadcast.MsgType, in *instance, c *candidate) {
+	m.Protocol = broadcast.ProtoBracha
+	m.Type = t
+	m.Sender = nd.self
+	m.Instance = in.id
+	m.Round = c.layout
+	m.Digest = c.digest
+	m.PayloadLen = c.plen
+}
+
+// vote sends this node's ECHO or READY for candidate ci and counts it.
+func (nd *Node) vote(in *instance, ci int, t broadcast.MsgType) {
+	c := &in.cands[ci]
+	var m broadcast.Message
+	nd.header(&m, t, in, c)
+	if nd.cfg.Mode == broadcast.ModeFull && nd.pin(in, ci) {
+		if b, ok := nd.store.Get(c.digest); ok {
+			m.SetPayload(b, c.digest)
+		}
+	}
+	nd.out = append(nd.out, broadcast.Outbound{To: broadcast.Everyone, Msg: m})
+	if t == TypeEcho {
+		in.echoed = true
+		in.echoVote[nd.self] = int16(ci + 1)
+		c.echoes++
+	} else {
+		in.readied = true
+		in.readyVote[nd.self] = int16(ci + 1)
+		c.readies++
+	}
+}
+
+// pin makes instance in hold candidate ci's payload in the store, if the
+// store has it. It reports whether the instance holds it.
+func (nd *Node) pin(in *instance, ci int) bool {
+	c := &in.cands[ci]
+	if !c.pinned && nd.store.Pin(c.digest) {
+		c.pinned = true
+	}
+	return c.pinned
+}
+
+// progress applies Bracha's thresholds to candidate ci after a vote.
+func (nd *Node) progress(in *instance, ci int) {
+	c := &in.cands[ci]
+	if !in.readied && (c.echoes >= nd.echoQ || c.readies >= nd.ampQ) {
+		nd.vote(in, ci, TypeReady)
+	}
+	if !in.delivered && in.target < 0 && c.readies >= nd.delQ {
+		in.target = ci
+	}
+	if !in.delivered && in.target == ci {
+		if nd.pin(in, ci) {
+			nd.deliver(in)
+		} else {
+			nd.startFetch(in)
+		}
+	}
+}
+
+// Step consumes one message from `from`; it borrows m. A bad message
+// returns a *broadcast.RejectError and changes nothing.
+func (nd *Node) Step(from broadcast.NodeID, m *broadcast.Message) error {
+	if err := nd.check(from, m); err != nil {
+		nd.stats.Rejected++
+		return err
+	}
+	var err error
+	switch m.Type {
+	case broadcast.TypeFetch:
+		nd.onFetch(from, m)
+	case broadcast.TypePayload:
+		err = nd.onPayload(from, m)
+	default:
+		err = nd.onProtocol(from, m)
+	}
+	if err != nil {
+		nd.stats.Rejected++
+		nd.cfg.Logger.Debug("bracha: rejected message", "node", nd.self, "from", from, "type", TypeName(m.Type), "instance", m.Instance, "err", err)
+	}
+	return err
+}
+
+// check validates what every message must satisfy, before any state is
+// touched.
+func (nd *Node) check(from broadcast.NodeID, m *broadcast.Message) error {
+	switch {
+	case m.Protocol != broadcast.ProtoBracha:
+		return broadcast.Reject(broadcast.ReasonProtocol, "bracha got a %v message", m.Protocol)
+	case int(from) >= nd.n || from == nd.self:
+		return broadcast.Reject(broadcast.ReasonSender, "message from %v to %v in a cluster of %d", from, nd.self, nd.n)
+	case m.Sender != from:
+		return broadcast.Reject(broadcast.ReasonSender, "header sender %v on a message from %v", m.Sender, from)
+	case int(m.Instance.Origin) >= nd.n:
+		return broadcast.Reject(broadcast.ReasonSender, "instance origin %v outside the cluster of %d", m.Instance.Origin, nd.n)
+	case m.BodyLen != 0 || len(m.Body) != 0:
+		return broadcast.Reject(broadcast.ReasonBody, "bracha messages have no body, got %d bytes", len(m.Body))
+	case m.Flags&broadcast.Fragment != 0:
+		return broadcast.Reject(broadcast.ReasonFlags, "a fragment reached the protocol")
+	case m.Round > LayoutBatch:
+		return broadcast.Reject(broadcast.ReasonBody, "unknown payload layout %d", m.Round)
+	case m.PayloadLen > nd.cfg.MaxPayload:
+		return broadcast.Reject(broadcast.ReasonLength, "payload length %d exceeds %d", m.PayloadLen, nd.cfg.MaxPayload)
+	case m.Flags&broadcast.HasPayload != 0 && uint64(m.Payload.Len()) != uint64(m.PayloadLen):
+		return broadcast.Reject(broadcast.ReasonLength, "%d payload bytes for a payload of %d", m.Payload.Len(), m.PayloadLen)
+	case m.Digest.IsZero():
+		return broadcast.Reject(broadcast.ReasonBody, "no digest")
+	}
+	switch m.Type {
+	case TypeSend, TypeEcho, TypeReady, broadcast.TypeFetch, broadcast.TypePayload:
+		return nil
+	}
+	return broadcast.Reject(broadcast.ReasonType, "bracha has no message type %d", m.Type)
+}
+
+func hasPayload(m *broadcast.Message) bool { return m.Flags&broadcast.HasPayload != 0 }
+
+// lookup returns the live instance id, creating it if create is set. It
+// returns nil and no error for an instance already finished, and a
+// ReasonQuota rejection for one beyond the origin's window.
+func (nd *Node) lookup(id broadcast.Instance, create bool) (*instance, error) {
+	o := &nd.origins[id.Origin]
+	if o.isDone(id.Seq, nd.cfg.Window) {
+		return nil, nil
+	}
+	if id.Seq-o.floor >= uint64(nd.cfg.Window) {
+		return nil, broadcast.Reject(broadcast.ReasonQuota, "instance %v beyond the window [%d, %d)", id, o.floor, o.floor+uint64(nd.cfg.Window))
+	}
+	in := nd.insts[id]
+	if in == nil && create {
+		in = nd.newInstance(id)
+		nd.insts[id] = in
+	}
+	return in, nil
+}
+
+// onProtocol handles SEND, ECHO and READY.
+func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
+	if m.Type == TypeSend {
+		if from != m.Instance.Origin {
+			return broadcast.Reject(broadcast.ReasonSender, "SEND for %v from %v", m.Instance, from)
+		}
+		if !hasPayload(m) && m.Flags&broadcast.Stripped == 0 {
+			return broadcast.Reject(broadcast.ReasonLength, "SEND for %v without payload", m.Instance)
+		}
+	}
+	in, err := nd.lookup(m.Instance, true)
+	if err != nil {
+		return err
+	}
+	if in == nil || in.delivered {
+		nd.stats.Late++
+		nd.countDup(m)
+		return nil
+	}
+	switch m.Type {
+	case TypeSend:
+		if in.gotSend {
+			nd.stats.Equivocated++
+			nd.countDup(m)
+			return nil
+		}
+	case TypeEcho:
+		if in.echoVote[from] != 0 {
+			nd.stats.DupVotes++
+			nd.countDup(m)
+			return nil
+		}
+	case TypeReady:
+		if in.readyVote[from] != 0 {
+			nd.stats.DupVotes++
+			nd.countDup(m)
+			return nil
+		}
+	}
+	ci := in.find(m.Digest, m.PayloadLen, m.Round)
+	// Store the payload before counting anything: a payload that misses its
+	// digest voids the whole message.
+	if hasPayload(m) && (ci < 0 || !in.cands[ci].pinned) {
+		if err := nd.store.Put(from, m.Digest, m.Payload); err != nil {
+			return err
+		}
+	} else if hasPayload(m) {
+		nd.store.CountDuplicate(m.Payload.Len())
+	}
+	if m.Type == TypeSend {
+		if m.Round == LayoutBatch {
+			b, ok := nd.store.Get(m.Digest)
+			if ok {
+				var err error
+				nd.spans, err = decodeBatch(b, nd.cfg.MaxBatch, nd.spans[:0])
+				b.Release()
+				if err != nil {
+					return err
+				}
+			}
+		}
+		o := &nd.origins[m.Instance.Origin]
+		if o.pinnedBytes+int64(m.PayloadLen) > nd.cfg.MaxOriginBytes {
+			return broadcast.Reject(broadcast.ReasonQuota, "origin %v has %d bytes pinned, SEND of %d more refused", m.Instance.Origin, o.pinnedBytes, m.PayloadLen)
+		}
+	}
+	if ci < 0 {
+		in.cands = append(in.cands, candidate{digest: m.Digest, plen: m.PayloadLen, layout: m.Round})
+		ci = len(in.cands) - 1
+	}
+	c := &in.cands[ci]
+	switch m.Type {
+	case TypeSend:
+		in.gotSend = true
+		if nd.pin(in, ci) {
+			o := &nd.origins[m.Instance.Origin]
+			in.sendCharge = int64(c.plen)
+			o.pinnedBytes += in.sendCharge
+		}
+		if !in.echoed && c.pinned {
+			nd.vote(in, ci, TypeEcho)
+		}
+	case TypeEcho:
+		in.echoVote[from] = int16(ci + 1)
+		c.echoes++
+	case TypeReady:
+		in.readyVote[from] = int16(ci + 1)
+		c.readies++
+	}
+	nd.progress(in, ci)
+	return nil
+}
+
+// countDup records payload bytes that arrived for nothing.
+func (nd *Node) countDup(m *broadcast.Message) {
+	if hasPayload(m) {
+		nd.store.CountDuplicate(m.Payload.Len())
+	}
+}
+
+// deliver hands the target candidate's payload to the application: one
+// Delivery per payload of the batch, each a retained view on the one stored
+// buffer.
+func (nd *Node) deliver(in *instance) {
+	c := &in.cands[in.target]
+	in.delivered = true
+	nd.stopFetch(in)
+	b, ok := nd.store.Get(c.digest)
+	if ok {
+		switch c.layout {
+		case LayoutSingle:
+			nd.dels = append(nd.dels, broadcast.Delivery{Instance: in.id, Digest: c.digest, Payload: b})
+			nd.stats.Payloads++
+		case LayoutBatch:
+			var err error
+			nd.spans, err = decodeBatch(b, nd.cfg.MaxBatch, nd.spans[:0])
+			if err != nil {
+				// Only a Byzantine quorum gets here; every correct node
+				// decides the same way: the instance delivers nothing.
+				nd.cfg.Logger.Warn("bracha: delivered batch does not decode", "instance", in.id, "err", err)
+			} else {
+				for i, s := range nd.spans {
+					nd.dels = append(nd.dels, broadcast.Delivery{Instance: in.id, Index: i, Digest: c.digest, Payload: b.Slice(s.off, s.n).Retain()})
+				}
+				nd.stats.Payloads += uint64(len(nd.spans))
+			}
+			b.Release()
+		}
+	}
+	nd.stats.Delivered++
+	o := &nd.origins[in.id.Origin]
+	o.markDone(in.id.Seq, nd.cfg.Window)
+	o.pinnedBytes -= in.sendCharge
+	in.sendCharge = 0
+	if in.id.Origin == nd.self {
+		nd.inFlight--
+		nd.startBacklog()
+	}
+	if nd.cfg.Retention == 0 {
+		nd.collect(in)
+		return
+	}
+	in.retireAt = nd.now + nd.cfg.Retention
+	nd.retired = append(nd.retired, in)
+	if len(nd.retired)-nd.retHead > nd.cfg.MaxRetained {
+		nd.popRetired()
+	}
+}
+
+func (nd *Node) startBacklog() {
+	for len(nd.backlog) > 0 && nd.inFlight < nd.cfg.MaxInFlight {
+		s := nd.backlog[0]
+		nd.backlog[0] = sealed{}
+		nd.backlog = nd.backlog[1:]
+		if err := nd.start(s); err != nil {
+			nd.cfg.Logger.Warn("bracha: backlogged broadcast dropped", "node", nd.self, "err", err)
+		}
+	}
+	if len(nd.backlog) == 0 {
+		nd.backlog = nd.backlog[:0:0]
+	}
+}
+
+func (nd *Node) popRetired() {
+	in := nd.retired[nd.retHead]
+	nd.retired[nd.retHead] = nil
+	nd.retHead++
+	if nd.retHead == len(nd.retired) {
+		nd.retired, nd.retHead = nd.retired[:0], 0
+	} else if nd.retHead > 1024 && nd.retHead*2 > len(nd.retired) {
+		k := copy(nd.retired, nd.retired[nd.retHead:])
+		clear(nd.retired[k:])
+		nd.retired, nd.retHead = nd.retired[:k], 0
+	}
+	nd.collect(in)
+}
+
+// collect forgets a finished instance: its pins go, its struct is reused.
+func (nd *Node) collect(in *instance) {
+	for i := range in.cands {
+		if in.cands[i].pinned {
+			nd.store.Unpin(in.cands[i].digest)
+		}
+	}
+	if in.sendCharge != 0 {
+		nd.origins[in.id.Origin].pinnedBytes -= in.sendCharge
+	}
+	nd.stopFetch(in)
+	delete(nd.insts, in.id)
+	in.reset()
+	nd.free = append(nd.free, in)
+}
+
+func (nd *Node) newInstance(id broadcast.Instance) *instance {
+	var in *instance
+	if k := len(nd.free); k > 0 {
+		in = nd.free[k-1]
+		nd.free[k-1] = nil
+		nd.free = nd.free[:k-1]
+	} else {
+		in = &instance{
+			echoVote:  make([]int16, nd.n),
+			readyVote: make([]int16, nd.n),
+			asked:     make([]bool, nd.n),
+			served:    make([]bool, nd.n),
+		}
+	}
+	in.id = id
+	in.target = -1
+	return in
+}
+
+func (in *instance) reset() {
+	clear(in.cands)
+	*in = instance{
+		cands:     in.cands[:0],
+		echoVote:  in.echoVote,
+		readyVote: in.readyVote,
+		asked:     in.asked,
+		served:    in.served,
+	}
+	clear(in.echoVote)
+	clear(in.readyVote)
+	clear(in.asked)
+	clear(in.served)
+}
+
+// Tick advances the logical clock: FETCH retries, retention and partial
+// batches fall due.
+func (nd *Node) Tick(now time.Duration) {
+	if now > nd.now {
+		nd.now = now
+	}
+	for _, in := range nd.fetching {
+		if in.fetchDeadline <= nd.now {
+			nd.stats.FetchRetries++
+			nd.askNext(in)
+		}
+	}
+	for nd.retHead < len(nd.retired) && nd.retired[nd.retHead].retireAt <= nd.now {
+		nd.popRetired()
+	}
+	if nd.cfg.BatchDelay > 0 && len(nd.pending) > 0 && nd.pendingSince+nd.cfg.BatchDelay <= nd.now {
+		if err := nd.Flush(); err != nil {
+			nd.cfg.Logger.Warn("bracha: partial batch dropped", "node", nd.self, "err", err)
+		}
+	}
+}
+
+// Ready returns the messages and deliveries accumulated since the last call
+// and the next time the node needs a Tick. Each Outbound owns one reference
+// to its payload, each Delivery one to its payload. The slices are valid
+// until the next call.
+func (nd *Node) Ready() broadcast.Ready {
+	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.dels, NextWake: nd.nextWake()}
+	clear(nd.outSpare)
+	nd.out, nd.outSpare = nd.outSpare[:0], nd.out
+	clear(nd.delsSpare)
+	nd.dels, nd.delsSpare = nd.delsSpare[:0], nd.dels
+	return rd
+}
+
+func (nd *Node) nextWake() time.Duration {
+	var w time.Duration
+	earlier := func(t time.Duration) {
+		if t > 0 && (w == 0 || t < w) {
+			w = t
+		}
+	}
+	for _, in := range nd.fetching {
+		earlier(in.fetchDeadline)
+	}
+	if nd.retHead < len(nd.retired) {
+		earlier(nd.retired[nd.retHead].retireAt)
+	}
+	if nd.cfg.BatchDelay > 0 && len(nd.pending) > 0 {
+		earlier(nd.pendingSince + nd.cfg.BatchDelay)
+	}
+	return w
+}
+
+// Close releases everything the node holds: pending and backlogged
+// payloads, undelivered output, every pin; and the store, if the node made
+// it. The node accepts nothing afterwards.
+func (nd *Node) Close() {
+	if nd.closed {
+		return
+	}
+	nd.closed = true
+	for _, p := range nd.pending {
+		p.Release()
+	}
+	nd.pending = nil
+	for _, s := range nd.backlog {
+		s.buf.Release()
+	}
+	nd.backlog = nil
+	rd := nd.Ready()
+	rd.Release()
+	for _, in := range nd.insts {
+		nd.collect(in)
+	}
+	nd.retired, nd.retHead, nd.fetching = nil, 0, nil
+	if nd.ownStore {
+		nd.store.Close()
+	}
+}
