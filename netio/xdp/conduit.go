@@ -61,6 +61,10 @@ type Config struct {
 	// Backlog is the number of received datagrams queued for Recv.
 	// Default RingSize.
 	Backlog int
+	// Metrics, when set, receives the payload bytes the kernel stripped or
+	// dropped (Metrics.StrippedBytes), read from the program's per-CPU
+	// counters every 100 ms and on SyncMetrics.
+	Metrics *broadcast.Metrics
 	// Logger receives the conduit's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -121,6 +125,10 @@ type Conduit struct {
 	framesSent, framesRecv, bytesSent, bytesRecv atomic.Uint64
 	sendCopied, dropped, rejected, starved       atomic.Uint64
 	rehomed, rehomedBytes                        atomic.Uint64
+
+	metricsMu    sync.Mutex
+	reported     uint64 // kernel-removed payload bytes already in cfg.Metrics
+	lastReported time.Time
 }
 
 // ErrNoFrame is returned by Send when no UMEM frame is free for the datagram.
@@ -496,7 +504,30 @@ func (c *Conduit) recvLoop() {
 		c.mu.Lock()
 		c.refill()
 		c.mu.Unlock()
+		if c.cfg.Metrics != nil && time.Since(c.lastReported) > 100*time.Millisecond {
+			_ = c.SyncMetrics()
+		}
 	}
+}
+
+// SyncMetrics adds the payload bytes the kernel removed since the last call
+// to Config.Metrics.StrippedBytes.
+func (c *Conduit) SyncMetrics() error {
+	if c.cfg.Metrics == nil {
+		return nil
+	}
+	k, err := c.prog.Counters()
+	if err != nil {
+		return err
+	}
+	c.metricsMu.Lock()
+	defer c.metricsMu.Unlock()
+	c.lastReported = time.Now()
+	if removed := k.PayloadBytesRemoved(); removed > c.reported {
+		c.cfg.Metrics.StrippedBytes.Add(removed - c.reported)
+		c.reported = removed
+	}
+	return nil
 }
 
 // maybeRehome asks the watched store to move payloads out of UMEM when free

@@ -269,7 +269,8 @@ func TestKernelStripsPayloadsOfHeldDigests(t *testing.T) {
 // that replays full payloads for digests already held gets ≥ 99 % of those
 // payload bytes cut in the kernel, and none of them reach user space.
 func TestReplayedPayloadsAreStrippedInKernel(t *testing.T) {
-	_, cs := pair(t, nil)
+	metrics := &broadcast.Metrics{}
+	_, cs := pair(t, func(i int, cfg *Config) { cfg.Metrics = metrics })
 	a, b := cs[0], cs[1]
 	store := broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: b.Program()})
 	defer store.Close()
@@ -317,6 +318,8 @@ func TestReplayedPayloadsAreStrippedInKernel(t *testing.T) {
 	assert.GreaterOrEqual(t, st.Kernel.StrippedBytes*100, uint64(sent)*99, "≥ 99 %% of replayed payload bytes stripped in the kernel")
 	assert.Zero(t, userPayload, "no replayed payload byte reaches user space")
 	assert.GreaterOrEqual(t, got*100, distinct*rounds*99, "the stripped votes still arrive")
+	require.NoError(t, b.SyncMetrics())
+	assert.Equal(t, st.Kernel.StrippedBytes, metrics.StrippedBytes.Load(), "the node's metrics carry the kernel's counters")
 }
 
 func TestStoreRehomesPayloadsUnderTheFrameWatermark(t *testing.T) {
