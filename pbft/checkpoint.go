@@ -278,6 +278,6 @@ func (nd *Node) continueTransfer() {
 			nd.dropSlot(s)
 		}
 	}
-	nd.log.Info("state transfer complete", "seq", seq)
+	nd.log.Debug("state transfer complete", "seq", seq)
 	nd.executeReady()
 }

@@ -135,6 +135,10 @@ type Config struct {
 	// Timeout is the base view-change and retransmission timeout (logical
 	// time, default 200ms); it doubles with each view change in a row.
 	Timeout time.Duration
+	// OnExecute, when set, is told of every batch the replica executes, in
+	// order, with the batch digest and its entries (borrowed). Checkers use
+	// it; it must not call back into the replica.
+	OnExecute func(seq uint64, batch broadcast.Digest, entries []Entry)
 	// Logger, default slog.Default().
 	Logger *slog.Logger
 

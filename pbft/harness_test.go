@@ -19,6 +19,9 @@ type harness struct {
 	stores []*broadcast.PayloadStore
 	c      *mem.Cluster
 	sms    []*HashChain
+	byz    []*Byzantine
+	// batches[i][seq] is the batch digest replica i executed at seq.
+	batches []map[uint64]broadcast.Digest
 }
 
 type harnessOpt struct {
@@ -30,6 +33,7 @@ type harnessOpt struct {
 	fault   mem.Fault
 	seed    uint64
 	tweak   func(i int, c *Config)
+	byz     map[int]Behavior
 }
 
 func newHarness(t testing.TB, n, f int, o harnessOpt) *harness {
@@ -51,8 +55,19 @@ func newHarness(t testing.TB, n, f int, o harnessOpt) *harness {
 		if o.signer {
 			cfg.Signer = OracleSigner{Secret: secret, Self: broadcast.NodeID(i)}
 		}
+		h.batches = append(h.batches, map[uint64]broadcast.Digest{})
+		bm := h.batches[i]
+		cfg.OnExecute = func(seq uint64, d broadcast.Digest, _ []Entry) { bm[seq] = d }
 		if o.tweak != nil {
 			o.tweak(i, &cfg)
+		}
+		if b, ok := o.byz[i]; ok {
+			z, err := NewByzantine(cfg, b, o.seed)
+			require.NoError(t, err)
+			h.byz = append(h.byz, z)
+			h.nodes, h.stores, h.sms = append(h.nodes, z.Node), append(h.stores, st), append(h.sms, sm)
+			protos[i] = z
+			continue
 		}
 		nd, err := New(cfg)
 		require.NoError(t, err)
@@ -88,6 +103,9 @@ func (h *harness) executed(i int) []string {
 
 func (h *harness) close() {
 	h.c.Close()
+	for _, z := range h.byz {
+		z.Close()
+	}
 	for _, nd := range h.nodes {
 		nd.Close()
 	}
@@ -95,4 +113,36 @@ func (h *harness) close() {
 		s.Close()
 	}
 	require.NoError(h.t, h.pool.CheckLeaks())
+}
+
+// checkSafety asserts the SMR properties over the correct replicas: no two
+// execute different requests at one (seq, index), none executes a request
+// twice, and their state machines agree wherever they executed as far.
+func (h *harness) checkSafety(correct []int) {
+	t := h.t
+	type key struct {
+		seq uint64
+		idx int
+	}
+	at := map[key]string{}
+	batch := map[uint64]broadcast.Digest{}
+	for _, i := range correct {
+		for seq, d := range h.batches[i] {
+			if old, ok := batch[seq]; ok {
+				require.Equal(t, old, d, "replicas executed different batches at seq %d", seq)
+			}
+			batch[seq] = d
+		}
+		seen := map[string]bool{}
+		for _, d := range h.c.Delivered[i] {
+			v := fmt.Sprintf("%d:%s", d.Instance.Origin, d.Digest)
+			require.False(t, seen[v], "replica %d executes %s twice", i, v)
+			seen[v] = true
+			k := key{d.Instance.Seq, d.Index}
+			if old, ok := at[k]; ok {
+				require.Equal(t, old, v, "replicas disagree at seq %d index %d", k.seq, k.idx)
+			}
+			at[k] = v
+		}
+	}
 }

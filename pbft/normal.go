@@ -465,6 +465,9 @@ func (nd *Node) execute(s *slot) {
 	}
 	s.executed = true
 	nd.lastExec = s.seq
+	if nd.cfg.OnExecute != nil {
+		nd.cfg.OnExecute(s.seq, s.digest, s.entries)
+	}
 	nd.timer, nd.vcStreak = 0, 0
 	nd.armTimer()
 	if s.seq%nd.cfg.CheckpointInterval == 0 {
