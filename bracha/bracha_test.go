@@ -14,8 +14,8 @@ import (
 )
 
 var (
-	modes   = []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest}
-	sizes   = []int{4, 7, 10}
+	modes = []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest}
+	sizes = []int{4, 7, 10}
 )
 
 // flushByz sends what the scripted Byzantine nodes queued.

@@ -158,10 +158,10 @@ func (h *harness) delivered(id broadcast.NodeID) map[key][]byte {
 // scripted is a Byzantine node: it sends what the test scripts, and answers
 // FETCH as the test says (not at all, or with the bytes in answer).
 type scripted struct {
-	id     broadcast.NodeID
-	pool   *bufpool.Pool
-	out    []broadcast.Outbound
-	answer func(m *broadcast.Message) []byte // FETCH answer bytes, nil for silence
+	id      broadcast.NodeID
+	pool    *bufpool.Pool
+	out     []broadcast.Outbound
+	answer  func(m *broadcast.Message) []byte // FETCH answer bytes, nil for silence
 	fetches int
 }
 
