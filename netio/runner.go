@@ -22,6 +22,13 @@ type Flusher interface {
 	Flush() error
 }
 
+// Congestion is implemented by transports that can say when they hold
+// more than they can send soon (the reliable link's queues): the runner
+// takes no new submissions while Congested is true.
+type Congestion interface {
+	Congested() bool
+}
+
 // RunnerConfig configures a Runner.
 type RunnerConfig struct {
 	// Self is this node; N the number of nodes.
@@ -75,6 +82,9 @@ type RunnerStats struct {
 	Delivered uint64
 	// Ticks counts protocol ticks.
 	Ticks uint64
+	// Congested counts the turns on which submissions waited for the
+	// transport's queues to drain.
+	Congested uint64
 }
 
 // Runner drives one broadcast.Protocol over a Transport with a real clock.
@@ -93,10 +103,11 @@ type RunnerStats struct {
 // Shutdown: Stop (or the end of Run's context) stops the goroutines
 // (syncutil.Stopper) and releases every reference the runner holds.
 type Runner struct {
-	cfg     RunnerConfig
-	log     *slog.Logger
-	metrics *broadcast.Metrics
-	flusher Flusher
+	cfg        RunnerConfig
+	log        *slog.Logger
+	metrics    *broadcast.Metrics
+	flusher    Flusher
+	congestion Congestion
 
 	recvC    chan Inbound
 	submitC  chan bufpool.Buf
@@ -112,6 +123,7 @@ type Runner struct {
 
 	received, stepped, senderMismatch, authFailures, stepErrors atomic.Uint64
 	sent, sendErrors, submitted, submitErrors, delivered, ticks atomic.Uint64
+	congested                                                   atomic.Uint64
 }
 
 // NewRunner validates cfg and builds a runner; Start runs it.
@@ -147,6 +159,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		recvC: make(chan Inbound, cfg.RecvBuffer), submitC: make(chan bufpool.Buf, 64),
 		stopper: syncutil.NewStopper(), stopped: make(chan struct{})}
 	r.flusher, _ = cfg.Transport.(Flusher)
+	r.congestion, _ = cfg.Transport.(Congestion)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
@@ -159,7 +172,8 @@ func (r *Runner) Stats() RunnerStats {
 	return RunnerStats{Received: r.received.Load(), Stepped: r.stepped.Load(),
 		SenderMismatch: r.senderMismatch.Load(), AuthFailures: r.authFailures.Load(), StepErrors: r.stepErrors.Load(),
 		Sent: r.sent.Load(), SendErrors: r.sendErrors.Load(), Submitted: r.submitted.Load(),
-		SubmitErrors: r.submitErrors.Load(), Delivered: r.delivered.Load(), Ticks: r.ticks.Load()}
+		SubmitErrors: r.submitErrors.Load(), Delivered: r.delivered.Load(), Ticks: r.ticks.Load(),
+		Congested: r.congested.Load()}
 }
 
 // Start launches the runner's goroutines.
@@ -284,15 +298,27 @@ func (r *Runner) loop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var wake time.Duration
+	// While the transport is congested, submissions wait; a short timer
+	// looks again.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
 	defer func() {
+		retry.Stop()
 		timer.Stop()
 		rd := p.Ready()
 		rd.Release()
 	}()
 	for {
+		submitC := r.submitC
+		if r.congestion != nil && len(submitC) > 0 && r.congestion.Congested() {
+			submitC = nil
+			r.congested.Add(1)
+			retry.Reset(time.Millisecond)
+		}
 		select {
 		case <-r.ctx.Done():
 			return
+		case <-retry.C:
 		case in := <-r.recvC:
 			r.step(in)
 			// Take what else is waiting, then act once for the batch.
@@ -305,7 +331,7 @@ func (r *Runner) loop() {
 				}
 				break
 			}
-		case b := <-r.submitC:
+		case b := <-submitC:
 			r.submitted.Add(1)
 			if err := p.Submit(b); err != nil {
 				r.submitErrors.Add(1)

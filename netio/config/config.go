@@ -358,7 +358,7 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 			Addr:      netip.AddrPortFrom(ip, uint16(o.BasePort+i)).String(),
 			API:       netip.AddrPortFrom(host, uint16(o.BasePort+100+i)).String(),
 			VerifyKey: base64.StdEncoding.EncodeToString(pk.Verify), DHKey: base64.StdEncoding.EncodeToString(pk.DH[:]),
-			KeyFile:   keyFile})
+			KeyFile: keyFile})
 		ip = ip.Next()
 	}
 	if err := c.Validate(); err != nil {

@@ -40,7 +40,7 @@ type Config struct {
 	// senders' windows close: flow control end to end.
 	RecvQueue int
 	// RTOInit, RTOMin and RTOMax bound the retransmission timeout (defaults
-	// 50 ms, 4 ms, 1 s). The timeout adapts to the measured round trip
+	// 50 ms, 10 ms, 1 s). The timeout adapts to the measured round trip
 	// (RFC 6298) and doubles on each timeout up to RTOMax.
 	RTOInit, RTOMin, RTOMax time.Duration
 	// Tick is the period of the timer that sends delayed acks, probes and
@@ -75,7 +75,7 @@ func (c *Config) fill() error {
 		c.RTOInit = 50 * time.Millisecond
 	}
 	if c.RTOMin == 0 {
-		c.RTOMin = 4 * time.Millisecond
+		c.RTOMin = 10 * time.Millisecond
 	}
 	if c.RTOMax == 0 {
 		c.RTOMax = time.Second
@@ -198,8 +198,8 @@ type Link struct {
 	entryPool sync.Pool
 
 	messagesSent, framesSent, fragments, retransmits, timeouts, acksSent atomic.Uint64
-	framesRecv, dups, ooo, beyond, messagesRecv, reassembled         atomic.Uint64
-	backlogged, rejected, restarts, copiedPayload                    atomic.Uint64
+	framesRecv, dups, ooo, beyond, messagesRecv, reassembled             atomic.Uint64
+	backlogged, rejected, restarts, copiedPayload                        atomic.Uint64
 }
 
 var _ netio.Transport = (*Link)(nil)
@@ -390,6 +390,26 @@ func (l *Link) Close() error {
 		return fmt.Errorf("link: close conduit: %w", err)
 	}
 	return nil
+}
+
+// Congested reports whether the send queue of a live peer holds more than
+// a quarter of MaxQueue: the runner then stops taking new submissions until
+// the queues drain, so that a fast application slows down instead of
+// overflowing the queues. Peers that are silent (backed off twice or more)
+// or not yet heard from do not count: a dead node must not stall the rest.
+func (l *Link) Congested() bool {
+	for _, p := range l.peers {
+		if p == nil {
+			continue
+		}
+		p.mu.Lock()
+		c := p.epoch != 0 && p.backoff < 2 && p.queue.len() > l.cfg.MaxQueue/4
+		p.mu.Unlock()
+		if c {
+			return true
+		}
+	}
+	return false
 }
 
 // Stats returns the link's counters.

@@ -248,20 +248,11 @@ func (p *peer) tick(now time.Time) {
 		if now.Sub(oldest.sentAt) >= rto {
 			p.l.timeouts.Add(1)
 			p.backoff++
-			if p.backoff == 1 {
-				// First timeout: resend what has waited a full timeout.
-				sent := 0
-				for s := p.una; s < p.nxt && sent < SACKBits; s++ {
-					if e := p.ring[s%w]; !e.sacked && now.Sub(e.sentAt) >= rto {
-						p.transmit(e, now)
-						sent++
-					}
-				}
-			} else {
-				// The peer is silent: probe it with one frame per timeout,
-				// the timeout doubling each time.
-				p.transmit(oldest, now)
-			}
+			// Resend the oldest frame only: if the peer is alive its ack,
+			// with selective acks, shows what else is missing; if it is
+			// silent, it is probed with one frame per timeout, the timeout
+			// doubling each time.
+			p.transmit(oldest, now)
 		}
 	}
 	p.deliver()

@@ -120,9 +120,9 @@ type Conduit struct {
 	closed atomic.Bool
 
 	framesSent, framesRecv, bytesSent, bytesRecv, recvCopied atomic.Uint64
-	dropped, recvCalls, sendCalls, injLoss, injReorder         atomic.Uint64
-	unknown, noFrame, sendErrs                                 atomic.Uint64
-	perPeer                                                    []peerCounters
+	dropped, recvCalls, sendCalls, injLoss, injReorder       atomic.Uint64
+	unknown, noFrame, sendErrs                               atomic.Uint64
+	perPeer                                                  []peerCounters
 }
 
 type heldDatagram struct {
