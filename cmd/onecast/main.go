@@ -30,6 +30,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		simCommand(),
+		keygenCommand(),
+		nodeCommand(),
+		clientCommand(),
 	}
 }
 

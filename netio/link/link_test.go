@@ -188,7 +188,7 @@ func TestLinkBacksOffASilentPeerAndBoundsItsQueue(t *testing.T) {
 	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 256, Checked: true})
 	cd, err := udp.New(udp.Config{Self: 0, Peers: addrs, Pool: pool})
 	require.NoError(t, err)
-	l, err := link.New(link.Config{Self: 0, N: 2, Conduit: cd, MaxQueue: 16, RTOInit: 5 * time.Millisecond, RTOMax: 80 * time.Millisecond})
+	l, err := link.New(link.Config{Self: 0, N: 2, Conduit: cd, MaxQueue: 16, RTOMin: 5 * time.Millisecond, RTOInit: 5 * time.Millisecond, RTOMax: 80 * time.Millisecond})
 	require.NoError(t, err)
 	accepted := 0
 	for s := range 40 {

@@ -322,8 +322,8 @@ func (p *peer) receive(frame bufpool.Buf, now time.Time) {
 	case h.SrcEpoch > p.epoch:
 		if p.epoch != 0 {
 			l.restarts.Add(1)
-			l.log.Info("peer restarted", "peer", p.id, "old_epoch", p.epoch, "epoch", h.SrcEpoch,
-				"resent", p.nxt-p.una)
+			l.log.Info("peer restarted", "peer", p.id, "old_peer_epoch", p.epoch, "peer_epoch", h.SrcEpoch,
+				"frames_to_resend", p.nxt-p.una)
 			p.resetRecv()
 			p.resetSend(true)
 		}
