@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	axdp "github.com/asavie/xdp"
@@ -126,9 +127,11 @@ type Conduit struct {
 	sendCopied, dropped, rejected, starved       atomic.Uint64
 	rehomed, rehomedBytes                        atomic.Uint64
 
+	umemKept bool // closed with frames referenced: umem still mapped
+
 	metricsMu    sync.Mutex
-	reported     uint64 // kernel-removed payload bytes already in cfg.Metrics
-	lastReported time.Time
+	reported     uint64       // kernel-removed payload bytes already in cfg.Metrics
+	lastReported atomic.Int64 // unix nanoseconds
 }
 
 // ErrNoFrame is returned by Send when no UMEM frame is free for the datagram.
@@ -504,7 +507,7 @@ func (c *Conduit) recvLoop() {
 		c.mu.Lock()
 		c.refill()
 		c.mu.Unlock()
-		if c.cfg.Metrics != nil && time.Since(c.lastReported) > 100*time.Millisecond {
+		if c.cfg.Metrics != nil && time.Now().UnixNano()-c.lastReported.Load() > int64(100*time.Millisecond) {
 			_ = c.SyncMetrics()
 		}
 	}
@@ -522,7 +525,7 @@ func (c *Conduit) SyncMetrics() error {
 	}
 	c.metricsMu.Lock()
 	defer c.metricsMu.Unlock()
-	c.lastReported = time.Now()
+	c.lastReported.Store(time.Now().UnixNano())
 	if removed := k.PayloadBytesRemoved(); removed > c.reported {
 		c.cfg.Metrics.StrippedBytes.Add(removed - c.reported)
 		c.reported = removed
@@ -596,8 +599,8 @@ func (c *Conduit) XDPStats() (Stats, error) {
 
 // Close stops the receive loop, detaches the program, closes the socket and
 // releases every frame the conduit holds. Datagrams already handed up stay
-// valid: the UMEM stays mapped until the process exits if any is still
-// referenced (the kernel lets go of it when the socket closes).
+// valid: if any is still referenced, the UMEM stays mapped (the kernel lets
+// go of it when the socket closes) until ReleaseUMEM.
 func (c *Conduit) Close() error {
 	var err error
 	c.once.Do(func() {
@@ -606,6 +609,29 @@ func (c *Conduit) Close() error {
 		err = c.teardown()
 	})
 	return err
+}
+
+// ErrUMEMInUse is returned by ReleaseUMEM while received buffers are still
+// referenced.
+var ErrUMEMInUse = errors.New("xdp: UMEM frames still referenced")
+
+// ReleaseUMEM unmaps the UMEM of a conduit that was closed while received
+// buffers were still referenced, once they have all been released. It is a
+// no-op when Close already unmapped it.
+func (c *Conduit) ReleaseUMEM() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.umemKept {
+		return nil
+	}
+	if c.pool.Outstanding() > 0 {
+		return ErrUMEMInUse
+	}
+	c.umemKept = false
+	if err := syscall.Munmap(c.umem); err != nil { // asavie mapped it with syscall.Mmap
+		return fmt.Errorf("xdp: unmap UMEM: %w", err)
+	}
+	return nil
 }
 
 func (c *Conduit) teardown() error {
@@ -633,9 +659,11 @@ func (c *Conduit) teardown() error {
 	}
 	if c.xsk != nil {
 		if c.pool != nil && c.pool.Outstanding() > 0 {
-			// Frames still referenced: close the socket, keep the memory.
+			// Frames still referenced: close the socket, keep the memory
+			// until ReleaseUMEM.
 			errs = append(errs, unix.Close(c.xsk.FD()))
-			c.log.Warn("xdp: conduit closed with UMEM frames still referenced; UMEM stays mapped", "outstanding", c.pool.Outstanding())
+			c.umemKept = true
+			c.log.Info("xdp: conduit closed with UMEM frames still referenced; UMEM stays mapped until ReleaseUMEM", "outstanding", c.pool.Outstanding())
 		} else {
 			errs = append(errs, c.xsk.Close())
 		}

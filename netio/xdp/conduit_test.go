@@ -55,6 +55,7 @@ func cluster(t testing.TB, n int, tweak func(i int, cfg *Config)) (*netns.Topolo
 		for _, c := range cs {
 			require.NoError(t, c.Close())
 			require.NoError(t, c.Pool().CheckLeaks())
+			require.NoError(t, c.ReleaseUMEM())
 		}
 	})
 	return topo, cs
