@@ -216,7 +216,7 @@ func (c *Config) setDefaults() error {
 // trustSigner makes empty signatures and accepts any: crash-fault use only.
 type trustSigner struct{}
 
-func (trustSigner) Sign(*broadcast.Digest) []byte                          { return nil }
+func (trustSigner) Sign(*broadcast.Digest) []byte                            { return nil }
 func (trustSigner) Verify(broadcast.NodeID, *broadcast.Digest, []byte) error { return nil }
 
 // Spec describes PBFT to the tools that run any protocol. Env.Tuning.Batch

@@ -42,7 +42,7 @@ type Node struct {
 	// state blob.
 	stablePinned bool
 	far          []farCkpt
-	own    map[uint64]broadcast.Digest // own checkpoint digests above low
+	own          map[uint64]broadcast.Digest // own checkpoint digests above low
 
 	timer      time.Duration // view-change deadline, 0 when off
 	resend     time.Duration // next retransmission of own protocol messages
@@ -156,7 +156,7 @@ func (nd *Node) commitQuorum() int {
 }
 
 func (nd *Node) primary(v uint32) broadcast.NodeID { return broadcast.NodeID(v % uint32(nd.n)) }
-func (nd *Node) isPrimary() bool                  { return nd.primary(nd.view) == nd.self }
+func (nd *Node) isPrimary() bool                   { return nd.primary(nd.view) == nd.self }
 
 // View returns the current view.
 func (nd *Node) View() uint32 { return nd.view }

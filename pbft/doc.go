@@ -1,0 +1,90 @@
+// Package pbft is Castro–Liskov Practical Byzantine Fault Tolerance: state
+// machine replication for n ≥ 3f+1 replicas, as a pure state machine on
+// onecast's shared message format (broadcast.Protocol).
+//
+// # Usage loop
+//
+//	nd, err := pbft.New(pbft.Config{Params: broadcast.Params{N: 4, F: 1, Self: id, Mode: broadcast.ModeDigest},
+//		Store: store, Keys: keys, StateMachine: app})
+//	nd.Submit(op)                  // a request of the client this node hosts
+//	nd.Step(from, msg)             // each authenticated message
+//	nd.Tick(now)                   // when the clock passes rd.NextWake
+//	rd := nd.Ready()               // messages to send; executed requests
+//	results := nd.TakeResults(nil) // the hosted client's accepted results
+//
+// The same Node runs under the simulator, netio/mem.Cluster and the node
+// runner; pbft.Spec builds it for tools that run any protocol.
+//
+// # Clients
+//
+// A client is a [Client] state machine hosted by a node; its identity is the
+// node's ID, so its requests are authenticated by the node's links: a
+// replica accepts REQUEST(client c, timestamp t) only on the link from c.
+// broadcast.Protocol.Submit on node i is a request of client i. The client
+// numbers requests 1, 2, …, keeps at most ClientWindow outstanding, sends
+// each to every replica, accepts the result once f+1 replicas returned the
+// same result digest and it holds the bytes, and retransmits after Timeout.
+// kv's front end is such a client.
+//
+// # Wire
+//
+// Each message is one broadcast.Header (ProtoPBFT, Instance{0, seq}, Round =
+// view, Digest = batch / request / result / state digest) plus a small body
+// (codec.go): REQUEST carries client and flags with the op as payload;
+// PRE-PREPARE the primary's signature and the batch's entries (client,
+// timestamp, op digest, length); PREPARE a signature; COMMIT nothing;
+// REPLY the result as payload or only its digest; CHECKPOINT a signature
+// over the state digest. A batch digest is SHA-256 of the entries, so
+// agreeing on it is agreeing on who asked for what.
+//
+// # Modes
+//
+//   - Full: the client's request reaches every replica and the PRE-PREPARE
+//     carries the batch's op bytes again (the classic duplication), and every
+//     replica sends its reply with the result bytes.
+//   - Digest: the PRE-PREPARE carries entries only and references requests
+//     that replicas already hold by digest; only the designated replica
+//     (timestamp mod n) returns result bytes, the others the digest.
+//     A replica that must execute a batch whose ops it lacks fetches them by
+//     digest (broadcast.TypeFetch / TypePayload), as it does batches and view
+//     changes named in a NEW-VIEW.
+//
+// PREPARE and COMMIT carry digests in both modes, as in the paper. In full
+// mode the PRE-PREPARE's Header.Digest is the batch digest, not the hash of
+// the concatenated ops it carries; each op is checked against its entry.
+//
+// # Authentication
+//
+// Links are authenticated by the driver (MAC vectors in the normal case, or
+// Ed25519 throughout). What must convince a third party is signed inside
+// the body with Config.Signer (Ed25519 from Env.Keys by default): the
+// PRE-PREPARE and each PREPARE (so that a prepared certificate can be shown
+// in a view change), CHECKPOINT (the stable-checkpoint proof), VIEW-CHANGE
+// and NEW-VIEW. PREPARE signatures are verified lazily, only when a
+// certificate is built or checked, so the normal case costs one signature
+// per replica per batch and no verification.
+//
+// # Bounded state
+//
+// Per client, a ring of ClientWindow requests (timestamps in (base,
+// base+ClientWindow]); per sequence number in the watermark window (h,
+// h+Window], one slot with one PREPARE and one COMMIT per replica; one
+// checkpoint vote per replica per checkpoint in the window; one VIEW-CHANGE
+// per replica (the newest). Payloads live in the broadcast.PayloadStore,
+// pinned while a request, batch, checkpoint or view change needs them; what
+// no state pins is bounded by the store's per-sender quota.
+//
+// # Deviations from the paper, and why
+//
+//   - A backup accepts a PRE-PREPARE only for requests it received from
+//     their clients itself (requests carry no transferable signature); a
+//     PRE-PREPARE that names others waits (bounded by the window) until they
+//     arrive. Batches re-issued in a new view are exempt: a prepared
+//     certificate already shows 2f+1 replicas accepted them.
+//   - VIEW-CHANGE and NEW-VIEW contents travel as payloads under their
+//     digest, signed in the body, so a replica that missed one fetches it by
+//     digest; NEW-VIEW names the view changes, and every replica recomputes
+//     the batches of the new view from them instead of receiving a list.
+//   - Protocol messages are retransmitted on a timer while work is pending,
+//     so that loss costs time, not liveness.
+package pbft
