@@ -568,3 +568,29 @@ func (p *Node) Close() {
 	p.insts = map[broadcast.Instance]*instance{}
 	p.queued = nil
 }
+
+// CoalitionProof builds a relay body in which every node of signers signs
+// (in, d), in the scheme those nodes use (a chain, or one aggregate). It is
+// for Byzantine test doubles and the simulator: a coalition of Byzantine
+// nodes pooling their keys.
+func CoalitionProof(in broadcast.Instance, d broadcast.Digest, signers []*Node) ([]byte, error) {
+	if len(signers) == 0 {
+		return nil, fmt.Errorf("dolevstrong: coalition proof without signers")
+	}
+	ids := make([]broadcast.NodeID, len(signers))
+	sigs := make([][]byte, len(signers))
+	for i, s := range signers {
+		ids[i], sigs[i] = s.self, s.Sign(in, d)
+	}
+	if _, ok := signers[0].sch.(*blsScheme); ok {
+		agg, err := AggregateBLS(sigs...)
+		if err != nil {
+			return nil, err
+		}
+		return AppendAggregate(nil, signers[0].n, ids, agg), nil
+	}
+	return AppendChain(nil, ids, sigs), nil
+}
+
+// Self returns the node's identity.
+func (p *Node) Self() broadcast.NodeID { return p.self }

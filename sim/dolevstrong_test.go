@@ -1,0 +1,138 @@
+package sim
+
+import (
+	"context"
+	crand "crypto/rand"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/dolevstrong"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// dsDelta bounds the delay of a correct node's message in the Dolev–Strong
+// runs: the network is synchronous from the start (no GST, no partitions),
+// and a round lasts 3·dsDelta — a relay plus a fetch round trip, what
+// digest mode needs.
+const dsDelta = 20 * time.Millisecond
+
+func dsConfig(spec broadcast.Spec, n, f, byz int, mode broadcast.Mode, behaviours []BehaviourSpec) Config {
+	round := 3 * dsDelta
+	return Config{
+		Spec: spec, N: n, F: f, Mode: mode,
+		Tuning: broadcast.Tuning{RoundDuration: round},
+		Net: Network{MinLatency: time.Millisecond, Jitter: time.Millisecond, Bandwidth: 125_000_000,
+			Loss: 0.02, RTO: 5 * time.Millisecond, Reorder: 0.1, Duplicate: 0.02, Delta: dsDelta},
+		Byzantine: []Assignment{{Count: byz, Behaviours: behaviours}},
+		Workload:  Workload{PerNode: 1, PayloadSize: 512, Spread: 2 * round},
+		Horizon:   time.Duration(f+6) * round,
+		Checkers:  ByzantineBroadcastCheckers,
+	}
+}
+
+// dsSeeds is the seeds per configuration: DOLEVSTRONG_SEEDS, or a number
+// that keeps the package's tests short.
+func dsSeeds(t *testing.T, short uint64) uint64 {
+	if s := os.Getenv("DOLEVSTRONG_SEEDS"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err)
+		return v
+	}
+	return short
+}
+
+func dsBehaviours() []BehaviourSpec { return append(DolevStrongBehaviours(), Behaviours()...) }
+
+// TestDolevStrongAgreementAndValidityUnderByzantineNodes runs Dolev–Strong
+// with f = n−1 and 1, about n/2 and n−1 Byzantine nodes drawing from the
+// Dolev–Strong attacks (validly signed equivocation, coalition proofs shown
+// late, partial senders, selective relayers) and the generic behaviours.
+// Signatures make validity hold without an honest majority, so both
+// properties are checked at every Byzantine count.
+func TestDolevStrongAgreementAndValidityUnderByzantineNodes(t *testing.T) {
+	seeds := dsSeeds(t, 60)
+	for _, n := range []int{4, 7, 10} {
+		for _, byz := range []int{1, n / 2, n - 1} {
+			for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
+				t.Run(fmt.Sprintf("n%d/byz%d/%v", n, byz, mode), func(t *testing.T) {
+					cfg := dsConfig(dolevstrong.Spec, n, n-1, byz, mode, dsBehaviours())
+					sum, err := Sweep(context.Background(), cfg, 1, seeds, runtime.GOMAXPROCS(0))
+					require.NoError(t, err)
+					require.Equal(t, int(seeds), sum.Runs)
+					if sum.FirstFailure != nil {
+						t.Fatalf("%d of %d runs failed %v; first: seed %d %v %v", sum.Failed, sum.Runs, sum.Properties(),
+							sum.FirstFailure.Seed, sum.FirstFailure.Byzantine, sum.FirstFailure.Violations)
+					}
+					assert.Zero(t, sum.Unsettled)
+					assert.Positive(t, sum.Deliveries)
+					t.Logf("%d runs, %d deliveries, %d messages, behaviours %v", sum.Runs, sum.Deliveries, sum.Messages, sum.ByBehaviour)
+				})
+			}
+		}
+	}
+}
+
+// TestDolevStrongAggregateVariantInSimulator is the same check for the BLS
+// aggregate variant, on fewer seeds (each aggregate costs ≈ 2 ms to verify).
+func TestDolevStrongAggregateVariantInSimulator(t *testing.T) {
+	seeds := dsSeeds(t, 12)
+	if os.Getenv("DOLEVSTRONG_SEEDS") != "" {
+		seeds = max(seeds/50, 12)
+	}
+	for _, n := range []int{4, 7} {
+		rings, err := dolevstrong.GenerateBLSKeyrings(n, crand.Reader)
+		require.NoError(t, err)
+		for _, byz := range []int{1, n - 1} {
+			t.Run(fmt.Sprintf("n%d/byz%d", n, byz), func(t *testing.T) {
+				cfg := dsConfig(dolevstrong.AggregateSpec(rings), n, n-1, byz, broadcast.ModeDigest, dsBehaviours())
+				cfg.Workload.Origins = []broadcast.NodeID{0, 1}
+				sum, err := Sweep(context.Background(), cfg, 1, seeds, runtime.GOMAXPROCS(0))
+				require.NoError(t, err)
+				if sum.FirstFailure != nil {
+					t.Fatalf("%d runs failed; first: seed %d %v %v", sum.Failed, sum.FirstFailure.Seed, sum.FirstFailure.Byzantine, sum.FirstFailure.Violations)
+				}
+				assert.Positive(t, sum.Deliveries)
+			})
+		}
+	}
+}
+
+// unsafeSpec is Dolev–Strong broken on purpose: f rounds instead of f+1.
+func unsafeSpec() broadcast.Spec {
+	s := dolevstrong.Spec
+	s.Name = "dolevstrong-f-rounds"
+	s.New = func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
+		return dolevstrong.New(dolevstrong.Config{Params: p, Store: env.Store, Keys: env.Keys,
+			RoundDuration: env.Tuning.RoundDuration, UnsafeRounds: p.F})
+	}
+	return s
+}
+
+// TestDolevStrongWithFRoundsIsCaught shows that the checker catches the
+// broken variant: a coalition of f Byzantine nodes shows a proof of f
+// signatures to some correct nodes in round f, the last round of the broken
+// protocol, and agreement fails. The same runs of the real protocol (f+1
+// rounds) pass.
+func TestDolevStrongWithFRoundsIsCaught(t *testing.T) {
+	const n, f = 7, 3
+	seeds := dsSeeds(t, 200)
+	late := []BehaviourSpec{DolevStrongBehaviours()[1]}
+	require.Equal(t, "ds-late", late[0].Name)
+
+	broken, err := Sweep(context.Background(), dsConfig(unsafeSpec(), n, f, f, broadcast.ModeDigest, late), 1, seeds, runtime.GOMAXPROCS(0))
+	require.NoError(t, err)
+	require.Positive(t, broken.Failed, "f rounds must lose agreement on some seed")
+	assert.Positive(t, broken.ByProperty["byzantine-broadcast/agreement"])
+	t.Logf("broken variant: %d of %d runs violate %v; first: seed %d %v", broken.Failed, broken.Runs, broken.Properties(),
+		broken.FirstFailure.Seed, broken.FirstFailure.Violations[0])
+
+	sound, err := Sweep(context.Background(), dsConfig(dolevstrong.Spec, n, f, f, broadcast.ModeDigest, late), 1, seeds, runtime.GOMAXPROCS(0))
+	require.NoError(t, err)
+	require.Zero(t, sound.Failed, "f+1 rounds: %v", sound.FirstFailure)
+}
