@@ -170,9 +170,6 @@ var _ broadcast.Protocol = (*Node)(nil)
 
 // New builds a node from cfg; it returns an error naming the bad field.
 func New(cfg Config) (*Node, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -445,7 +442,8 @@ func (nd *Node) lookup(id broadcast.Instance, create bool) (*instance, error) {
 	return in, nil
 }
 
-// onProtocol handles SEND, ECHO and READY.
+// onProtocol handles SEND, ECHO and READY. Everything that can refuse the
+// message is checked before any state changes.
 func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 	if m.Type == TypeSend {
 		if from != m.Instance.Origin {
@@ -455,61 +453,53 @@ func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 			return broadcast.Reject(broadcast.ReasonLength, "SEND for %v without payload", m.Instance)
 		}
 	}
-	in, err := nd.lookup(m.Instance, true)
+	in, err := nd.lookup(m.Instance, false)
 	if err != nil {
 		return err
 	}
-	if in == nil || in.delivered {
+	if in == nil && nd.origins[m.Instance.Origin].isDone(m.Instance.Seq, nd.cfg.Window) || in != nil && in.delivered {
 		nd.stats.Late++
 		nd.countDup(m)
 		return nil
 	}
-	switch m.Type {
-	case TypeSend:
-		if in.gotSend {
+	ci := -1
+	if in != nil {
+		switch {
+		case m.Type == TypeSend && in.gotSend:
 			nd.stats.Equivocated++
 			nd.countDup(m)
 			return nil
-		}
-	case TypeEcho:
-		if in.echoVote[from] != 0 {
+		case m.Type == TypeEcho && in.echoVote[from] != 0, m.Type == TypeReady && in.readyVote[from] != 0:
 			nd.stats.DupVotes++
 			nd.countDup(m)
 			return nil
 		}
-	case TypeReady:
-		if in.readyVote[from] != 0 {
-			nd.stats.DupVotes++
-			nd.countDup(m)
-			return nil
-		}
+		ci = in.find(m.Digest, m.PayloadLen, m.Round)
 	}
-	ci := in.find(m.Digest, m.PayloadLen, m.Round)
+	o := &nd.origins[m.Instance.Origin]
+	if m.Type == TypeSend && o.pinnedBytes+int64(m.PayloadLen) > nd.cfg.MaxOriginBytes {
+		return broadcast.Reject(broadcast.ReasonQuota, "origin %v has %d bytes pinned, SEND of %d more refused", m.Instance.Origin, o.pinnedBytes, m.PayloadLen)
+	}
 	// Store the payload before counting anything: a payload that misses its
 	// digest voids the whole message.
-	if hasPayload(m) && (ci < 0 || !in.cands[ci].pinned) {
-		if err := nd.store.Put(from, m.Digest, m.Payload); err != nil {
+	if hasPayload(m) {
+		if ci >= 0 && in.cands[ci].pinned {
+			nd.store.CountDuplicate(m.Payload.Len())
+		} else if err := nd.store.Put(from, m.Digest, m.Payload); err != nil {
 			return err
 		}
-	} else if hasPayload(m) {
-		nd.store.CountDuplicate(m.Payload.Len())
 	}
-	if m.Type == TypeSend {
-		if m.Round == LayoutBatch {
-			b, ok := nd.store.Get(m.Digest)
-			if ok {
-				var err error
-				nd.spans, err = decodeBatch(b, nd.cfg.MaxBatch, nd.spans[:0])
-				b.Release()
-				if err != nil {
-					return err
-				}
+	if m.Type == TypeSend && m.Round == LayoutBatch {
+		if b, ok := nd.store.Get(m.Digest); ok {
+			nd.spans, err = decodeBatch(b, nd.cfg.MaxBatch, nd.spans[:0])
+			b.Release()
+			if err != nil {
+				return err
 			}
 		}
-		o := &nd.origins[m.Instance.Origin]
-		if o.pinnedBytes+int64(m.PayloadLen) > nd.cfg.MaxOriginBytes {
-			return broadcast.Reject(broadcast.ReasonQuota, "origin %v has %d bytes pinned, SEND of %d more refused", m.Instance.Origin, o.pinnedBytes, m.PayloadLen)
-		}
+	}
+	if in == nil {
+		in, _ = nd.lookup(m.Instance, true)
 	}
 	if ci < 0 {
 		in.cands = append(in.cands, candidate{digest: m.Digest, plen: m.PayloadLen, layout: m.Round})
@@ -520,7 +510,6 @@ func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 	case TypeSend:
 		in.gotSend = true
 		if nd.pin(in, ci) {
-			o := &nd.origins[m.Instance.Origin]
 			in.sendCharge = int64(c.plen)
 			o.pinnedBytes += in.sendCharge
 		}
