@@ -115,6 +115,7 @@ type Conduit struct {
 	pending []axdp.Desc   // queued by Send, not yet on the TX ring
 	fillBuf []axdp.Desc
 	ipID    uint16
+	closed  bool // set by teardown: the socket and rings are gone
 
 	store atomic.Pointer[broadcast.PayloadStore]
 
@@ -138,6 +139,9 @@ type Conduit struct {
 var ErrNoFrame = errors.New("xdp: no free UMEM frame")
 
 const pollTimeoutMs = 20
+
+// maxQueues is the size of the program's queue → socket map (xsks).
+const maxQueues = 64
 
 // DefaultLinkHeaderSize is netio/link's HeaderSize (a test keeps them equal;
 // a constant here keeps this package buildable while link changes).
@@ -227,6 +231,8 @@ func (cfg *Config) fill() error {
 		return fmt.Errorf("xdp: Config.Addr must be an IPv4 address and port, got %v", cfg.Addr)
 	case len(cfg.Peers) == 0:
 		return errors.New("xdp: Config.Peers is empty")
+	case cfg.Queue < 0 || cfg.Queue >= maxQueues:
+		return fmt.Errorf("xdp: Config.Queue must be in [0, %d), got %d", maxQueues, cfg.Queue)
 	}
 	for id, p := range cfg.Peers {
 		if id == cfg.Self {
@@ -333,6 +339,10 @@ func (c *Conduit) Send(to broadcast.NodeID, hdr []byte, body bufpool.Buf) error 
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		b.Release()
+		return netio.ErrClosed
+	}
 	idx := b.FrameIndex()
 	c.onRing[idx] = b
 	c.pending = append(c.pending, axdp.Desc{Addr: uint64(idx * c.cfg.FrameSize), Len: uint32(off)})
@@ -361,6 +371,9 @@ func (c *Conduit) Flush() error {
 func (c *Conduit) flushLocked() error {
 	deadline := time.Time{}
 	for len(c.pending) > 0 {
+		if c.closed {
+			return netio.ErrClosed
+		}
 		c.complete()
 		sent, err := c.transmit(c.pending)
 		if err != nil {
@@ -402,6 +415,9 @@ func (c *Conduit) transmit(descs []axdp.Desc) (n int, err error) {
 // complete reaps the completion ring and releases transmitted frames.
 // c.mu is held.
 func (c *Conduit) complete() {
+	if c.closed {
+		return
+	}
 	n := c.xsk.NumCompleted()
 	if n == 0 || c.comp == nil {
 		return
@@ -590,10 +606,14 @@ func (c *Conduit) XDPStats() (Stats, error) {
 	}
 	var err error
 	st.Kernel, err = c.prog.Counters()
+	var serr error
 	c.mu.Lock()
-	s, serr := c.xsk.Stats()
+	if !c.closed {
+		var s axdp.Stats
+		s, serr = c.xsk.Stats()
+		st.Socket = s.KernelStats
+	}
 	c.mu.Unlock()
-	st.Socket = s.KernelStats
 	return st, errors.Join(err, serr)
 }
 
@@ -649,6 +669,7 @@ func (c *Conduit) teardown() error {
 		break
 	}
 	c.mu.Lock()
+	c.closed = true
 	for i := range c.onRing {
 		c.releaseOnRing(i)
 	}

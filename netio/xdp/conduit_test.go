@@ -193,7 +193,14 @@ func TestDefaultLinkHeaderSizeIsTheLinkLayers(t *testing.T) {
 }
 
 func TestKernelStripsPayloadsOfHeldDigests(t *testing.T) {
-	_, cs := pair(t, nil)
+	for _, mode := range []Mode{ModeNative, ModeGeneric} {
+		t.Run(mode.String(), func(t *testing.T) { testKernelStrips(t, mode) })
+	}
+}
+
+func testKernelStrips(t *testing.T, mode Mode) {
+	_, cs := pair(t, func(i int, cfg *Config) { cfg.Mode = mode })
+	require.Equal(t, mode, cs[1].Program().Mode())
 	a, b := cs[0], cs[1]
 	payload := make([]byte, 1000)
 	for i := range payload {
