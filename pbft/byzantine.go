@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/onecast/onecast/broadcast"
-	"github.com/onecast/onecast/bufpool"
 )
 
 // Behavior is a Byzantine replica's misbehaviour, for tests and the
@@ -16,14 +15,16 @@ type Behavior uint8
 const (
 	// Silent sends nothing: a crashed or mute replica (a silent primary).
 	Silent Behavior = iota + 1
-	// Equivocate, as primary, sends the real batch to some backups and the
-	// null batch, validly signed, to the others at the same sequence number.
+	// Equivocate, as primary, sends the real batch to some backups and a
+	// conflicting one, validly signed, to the others at the same sequence
+	// number (see ConflictingPrePrepare).
 	Equivocate
 	// WrongDigest sends PREPARE, COMMIT and CHECKPOINT for random digests,
 	// validly signed.
 	WrongDigest
-	// Replay re-sends its client's old requests and relays other clients'
-	// requests under their names.
+	// Replay re-sends requests it received, once each: under their client's
+	// name (which replicas refuse on its link) or as its own client's, at an
+	// old timestamp.
 	Replay
 )
 
@@ -87,74 +88,45 @@ func (z *Byzantine) Ready() broadcast.Ready {
 		rd.Messages = z.equivocate(rd.Messages)
 	case WrongDigest:
 		for i := range rd.Messages {
-			m := &rd.Messages[i].Msg
-			switch m.Type {
-			case TypePrepare, TypeCommit, TypeCheckpoint:
-				var d broadcast.Digest
-				for j := range d {
-					d[j] = byte(z.rng.Uint32())
-				}
-				m.Digest = d
-				kind := map[broadcast.MsgType]byte{TypePrepare: stmtPrepare, TypeCommit: stmtPrepare, TypeCheckpoint: stmtCheckpoint}[m.Type]
-				st := statement(kind, m.Round, m.Instance.Seq, d)
-				if m.Type != TypeCommit {
-					m.Body = appendSig(nil, z.signer.Sign(&st))
-				}
+			var d broadcast.Digest
+			for j := range d {
+				d[j] = byte(z.rng.Uint32())
 			}
+			WrongVote(&rd.Messages[i].Msg, d, z.signer)
 		}
 	case Replay:
 		for _, o := range z.replay {
 			c := o.Msg
-			if z.rng.IntN(2) == 0 {
-				// Relay it under the original client's name.
-				rd.Messages = append(rd.Messages, broadcast.Outbound{To: broadcast.Everyone, Msg: c})
-			} else {
+			if z.rng.IntN(2) == 1 {
 				// Claim it as our own client's, at an old timestamp.
 				c.Body = appendRequestBody(nil, z.self, requestFlagRetransmit)
 				c.Instance.Seq = 1 + z.rng.Uint64N(max(z.client.nextTS, 1))
-				rd.Messages = append(rd.Messages, broadcast.Outbound{To: broadcast.Everyone, Msg: c})
 			}
+			rd.Messages = append(rd.Messages, broadcast.Outbound{To: broadcast.Everyone, Msg: c})
 		}
-		z.replay = z.replay[:0] // each is replayed once; the messages own the refs now
+		z.replay = z.replay[:0] // the messages own the references now
 	}
 	return rd
 }
 
 // equivocate splits each PRE-PREPARE: odd-numbered replicas get the real
-// batch, even-numbered ones a conflicting one under the same sequence
-// number (the batch reversed, or the null batch for a single request).
+// batch, even-numbered ones a conflicting one.
 func (z *Byzantine) equivocate(msgs []broadcast.Outbound) []broadcast.Outbound {
 	out := make([]broadcast.Outbound, 0, len(msgs)+z.n)
 	for _, o := range msgs {
-		if o.Msg.Type != TypePrePrepare || o.To != broadcast.Everyone {
+		alt, ok := ConflictingPrePrepare(&o.Msg, z.n, z.signer)
+		if !ok || o.To != broadcast.Everyone {
 			out = append(out, o)
 			continue
 		}
-		alt := nullBatch
-		if _, enc, err := decodePrePrepareBody(o.Msg.Body); err == nil {
-			if es, err := decodeEntries(enc, z.n, 1024); err == nil && len(es) > 1 {
-				for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
-					es[i], es[j] = es[j], es[i]
-				}
-				alt = appendEntries(nil, es)
-			}
-		}
-		null := batchDigest(alt)
-		st := statement(stmtPrePrepare, o.Msg.Round, o.Msg.Instance.Seq, null)
-		sig := z.signer.Sign(&st)
 		for j := range z.n {
 			if broadcast.NodeID(j) == z.self {
 				continue
 			}
-			c := o.Msg
+			c := alt
 			if j%2 == 1 {
+				c = o.Msg
 				c.Payload = o.Msg.Payload.Retain()
-			} else {
-				c.Payload = bufpool.Buf{}
-				c.Flags &^= broadcast.HasPayload
-				c.PayloadLen = 0
-				c.Digest = null
-				c.Body = appendPrePrepareBody(nil, sig, alt)
 			}
 			out = append(out, broadcast.Outbound{To: broadcast.NodeID(j), Msg: c})
 		}
