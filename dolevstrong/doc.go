@@ -8,7 +8,10 @@
 // [kΔ, (k+1)Δ). An instance is named (origin, seq) where seq is the slot its
 // round 1 runs in, so every node knows when any instance starts and ends
 // without trusting its sender; an origin starts at most one instance per
-// slot, and its sequence numbers increase but are not dense.
+// slot, and its sequence numbers increase but are not dense. Submit queues
+// the value for the next slot boundary, where the Tick sends it; a message
+// that arrives up to one slot before its instance starts counts as round 1
+// (clock skew), earlier ones and late ones are ignored (Stats.Early, Late).
 //
 // Every signer signs the same statement, (instance, digest) under a domain
 // tag (see Statement). A proof of length L is L distinct signers' signatures
@@ -64,6 +67,9 @@
 //	rd := node.Ready()                 // send rd.Messages, deliver rd.Deliveries
 //
 // Spec builds nodes for the tools; AggregateSpec does so for the BLS
-// variant. Config.UnsafeRounds runs f rounds instead of f+1: it exists so
+// variant. RoundFor turns a measured delay bound into Δ (the default Δ,
+// DefaultRoundDuration, suits the simulator's default network only).
+// Dolev–Strong is a synchronous protocol: on a network that breaks the
+// bound (the simulator's partitions before GST), agreement is not promised. Config.UnsafeRounds runs f rounds instead of f+1: it exists so
 // that tests can show the checkers catch the broken protocol.
 package dolevstrong

@@ -29,8 +29,10 @@ func TypeName(t broadcast.MsgType) string {
 	return fmt.Sprintf("type%d", uint8(t))
 }
 
-// DefaultRoundDuration is Δ when the configuration leaves it zero.
-const DefaultRoundDuration = 20 * time.Millisecond
+// DefaultRoundDuration is Δ when the configuration leaves it zero: safe
+// (RoundFor digest mode) for the simulator's default delivery bound of
+// 100 ms. Deployments set Δ from measured latency with RoundFor.
+const DefaultRoundDuration = 300 * time.Millisecond
 
 // MaxValues is the number of distinct values per instance a node accepts
 // and relays: two are enough to know the sender equivocated (the output is

@@ -2,6 +2,7 @@ package dolevstrong
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/onecast/onecast/broadcast"
 )
@@ -41,6 +42,22 @@ func AggregateSpec(rings []*BLSKeyring) broadcast.Spec {
 		return newFromEnv(p, env, rings[p.Self])
 	}
 	return s
+}
+
+// RoundFor is the round length Δ for a cluster whose one-way message delay
+// between correct nodes — propagation, queueing and the serialization of the
+// largest value, plus the clock skew between nodes — is bounded by maxDelay:
+// maxDelay in full mode (a relay must arrive within its round), 3·maxDelay
+// in digest mode (a relay, then a fetch and the payload answering it, within
+// one round). Tools that run on real transports measure the delay (for
+// instance the 99.9th percentile of one-way latency under load, plus the
+// value's transmission time) and pass it here; a bound that is exceeded
+// costs agreement, so measure generously.
+func RoundFor(mode broadcast.Mode, maxDelay time.Duration) time.Duration {
+	if mode == broadcast.ModeDigest {
+		return 3 * maxDelay
+	}
+	return maxDelay
 }
 
 func newFromEnv(p broadcast.Params, env broadcast.Env, ring *BLSKeyring) (broadcast.Protocol, error) {

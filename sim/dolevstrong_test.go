@@ -23,17 +23,14 @@ import (
 const dsDelta = 20 * time.Millisecond
 
 func dsConfig(spec broadcast.Spec, n, f, byz int, mode broadcast.Mode, behaviours []BehaviourSpec) Config {
+	cfg := DolevStrongConfig(spec, n, f, mode, dsDelta, []Assignment{{Count: byz, Behaviours: behaviours}})
+	// Both modes get digest mode's round, so that the two differ in payload
+	// handling only.
 	round := 3 * dsDelta
-	return Config{
-		Spec: spec, N: n, F: f, Mode: mode,
-		Tuning: broadcast.Tuning{RoundDuration: round},
-		Net: Network{MinLatency: time.Millisecond, Jitter: time.Millisecond, Bandwidth: 125_000_000,
-			Loss: 0.02, RTO: 5 * time.Millisecond, Reorder: 0.1, Duplicate: 0.02, Delta: dsDelta},
-		Byzantine: []Assignment{{Count: byz, Behaviours: behaviours}},
-		Workload:  Workload{PerNode: 1, PayloadSize: 512, Spread: 2 * round},
-		Horizon:   time.Duration(f+6) * round,
-		Checkers:  ByzantineBroadcastCheckers,
-	}
+	cfg.Tuning.RoundDuration = round
+	cfg.Workload.Spread = 2 * round
+	cfg.Horizon = time.Duration(f+6) * round
+	return cfg
 }
 
 // dsSeeds is the seeds per configuration: DOLEVSTRONG_SEEDS, or a number
@@ -56,7 +53,7 @@ func dsBehaviours() []BehaviourSpec { return append(DolevStrongBehaviours(), Beh
 // Signatures make validity hold without an honest majority, so both
 // properties are checked at every Byzantine count.
 func TestDolevStrongAgreementAndValidityUnderByzantineNodes(t *testing.T) {
-	seeds := dsSeeds(t, 60)
+	seeds := dsSeeds(t, 40)
 	for _, n := range []int{4, 7, 10} {
 		for _, byz := range []int{1, n / 2, n - 1} {
 			for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
@@ -81,14 +78,15 @@ func TestDolevStrongAgreementAndValidityUnderByzantineNodes(t *testing.T) {
 // TestDolevStrongAggregateVariantInSimulator is the same check for the BLS
 // aggregate variant, on fewer seeds (each aggregate costs ≈ 2 ms to verify).
 func TestDolevStrongAggregateVariantInSimulator(t *testing.T) {
-	seeds := dsSeeds(t, 12)
+	seeds := dsSeeds(t, 10)
 	if os.Getenv("DOLEVSTRONG_SEEDS") != "" {
-		seeds = max(seeds/50, 12)
+		seeds = max(seeds/50, 10)
 	}
-	for _, n := range []int{4, 7} {
+	for _, sz := range []struct{ n, byz int }{{4, 1}, {7, 6}} {
+		n := sz.n
 		rings, err := dolevstrong.GenerateBLSKeyrings(n, crand.Reader)
 		require.NoError(t, err)
-		for _, byz := range []int{1, n - 1} {
+		for _, byz := range []int{sz.byz} {
 			t.Run(fmt.Sprintf("n%d/byz%d", n, byz), func(t *testing.T) {
 				cfg := dsConfig(dolevstrong.AggregateSpec(rings), n, n-1, byz, broadcast.ModeDigest, dsBehaviours())
 				cfg.Workload.Origins = []broadcast.NodeID{0, 1}
@@ -135,4 +133,17 @@ func TestDolevStrongWithFRoundsIsCaught(t *testing.T) {
 	sound, err := Sweep(context.Background(), dsConfig(dolevstrong.Spec, n, f, f, broadcast.ModeDigest, late), 1, seeds, runtime.GOMAXPROCS(0))
 	require.NoError(t, err)
 	require.Zero(t, sound.Failed, "f+1 rounds: %v", sound.FirstFailure)
+}
+
+// TestDolevStrongFullModeWithTightRounds runs full mode with Δ equal to the
+// delivery bound (RoundFor), the tightest round it is specified for.
+func TestDolevStrongFullModeWithTightRounds(t *testing.T) {
+	seeds := dsSeeds(t, 100)
+	cfg := DolevStrongConfig(dolevstrong.Spec, 7, 6, broadcast.ModeFull, dsDelta,
+		[]Assignment{{Count: 3, Behaviours: dsBehaviours()}})
+	require.Equal(t, dsDelta, cfg.Tuning.RoundDuration)
+	sum, err := Sweep(context.Background(), cfg, 1, seeds, runtime.GOMAXPROCS(0))
+	require.NoError(t, err)
+	require.Zero(t, sum.Failed, "%v", sum.FirstFailure)
+	assert.Positive(t, sum.Deliveries)
 }

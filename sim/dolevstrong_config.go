@@ -1,0 +1,37 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/dolevstrong"
+)
+
+// SynchronousNetwork is the network a synchronous protocol (Dolev–Strong)
+// is specified for: no GST and no partitions, every message between correct
+// nodes delivered within delta from the start; latency, jitter, loss (with
+// retransmission), reordering and duplication stay inside that bound.
+func SynchronousNetwork(delta time.Duration) Network {
+	n := DefaultNetwork()
+	n.Loss, n.RTO, n.Reorder, n.Duplicate = 0.02, delta/4, 0.1, 0.02
+	n.GST, n.Partitions, n.Delta = 0, 0, delta
+	return n
+}
+
+// DolevStrongConfig is a simulation of Dolev–Strong (spec: dolevstrong.Spec,
+// dolevstrong.AggregateSpec, or a variant) on a SynchronousNetwork(delta),
+// with Δ = dolevstrong.RoundFor(mode, delta), the Byzantine-broadcast
+// checker, every node submitting one value within the first two rounds, and
+// a horizon past the last instance's decision.
+func DolevStrongConfig(spec broadcast.Spec, n, f int, mode broadcast.Mode, delta time.Duration, byz []Assignment) Config {
+	round := dolevstrong.RoundFor(mode, delta)
+	return Config{
+		Spec: spec, N: n, F: f, Mode: mode,
+		Tuning:    broadcast.Tuning{RoundDuration: round},
+		Net:       SynchronousNetwork(delta),
+		Byzantine: byz,
+		Workload:  Workload{PerNode: 1, PayloadSize: 512, Spread: 2 * round},
+		Horizon:   time.Duration(f+6) * round,
+		Checkers:  ByzantineBroadcastCheckers,
+	}
+}
