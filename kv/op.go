@@ -1,0 +1,179 @@
+package kv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/onecast/onecast/bufpool"
+)
+
+// An operation travels through PBFT as one payload, laid out so that the
+// value is its tail and the state machine can keep a slice of the very
+// buffer the request arrived in:
+//
+//	off  size  field
+//	  0     1  kind (Kind)
+//	  1     1  reserved, 0
+//	  2     2  number of keys
+//	  4     4  flags
+//	  8     8  exptime as the client sent it (or flush_all's delay)
+//	 16     8  now: unix seconds, chosen by the front end that issued the op
+//	 24     8  cas unique (cas) or delta (incr, decr)
+//	 32     …  keys, each a length byte and the key
+//	  …     …  value (storage commands), to the end
+//
+// Expiry is computed from "now" inside the op, never from the replica's
+// clock, so that every replica decides the same.
+const opHeaderLen = 32
+
+// maxOpKeys bounds the keys of one get (the wire field is 16 bits).
+const maxOpKeys = 1<<16 - 1
+
+// errBadOp is returned by decodeOp for payloads no front end produces.
+var errBadOp = errors.New("kv: malformed operation")
+
+// OpHeaderLen returns the length of the header and keys that EncodeOpHeader
+// writes for c: the value, if any, follows at this offset.
+func OpHeaderLen(c *Command) int {
+	n := opHeaderLen
+	for _, k := range c.Keys {
+		n += 1 + len(k)
+	}
+	return n
+}
+
+// AppendOpHeader appends the header and keys of the op for command c,
+// issued at unix time now, to dst. For a storage command the caller appends
+// (or reads in place) the ValueLen value bytes after it.
+func AppendOpHeader(dst []byte, c *Command, now int64) ([]byte, error) {
+	if !c.Kind.Replicated() {
+		return dst, fmt.Errorf("kv: %v is not a replicated command", c.Kind)
+	}
+	if len(c.Keys) > maxOpKeys {
+		return dst, fmt.Errorf("kv: %d keys in one op, at most %d", len(c.Keys), maxOpKeys)
+	}
+	var h [opHeaderLen]byte
+	h[0] = byte(c.Kind)
+	binary.LittleEndian.PutUint16(h[2:], uint16(len(c.Keys)))
+	binary.LittleEndian.PutUint32(h[4:], c.Flags)
+	exp := c.Exptime
+	if c.Kind == KindFlushAll {
+		exp = c.Delay
+	}
+	binary.LittleEndian.PutUint64(h[8:], uint64(exp))
+	binary.LittleEndian.PutUint64(h[16:], uint64(now))
+	arg := c.Cas
+	if c.Kind == KindIncr || c.Kind == KindDecr {
+		arg = c.Delta
+	}
+	binary.LittleEndian.PutUint64(h[24:], arg)
+	dst = append(dst, h[:]...)
+	for _, k := range c.Keys {
+		if len(k) > MaxKeyLen {
+			return dst, fmt.Errorf("kv: key of %d bytes", len(k))
+		}
+		dst = append(dst, byte(len(k)))
+		dst = append(dst, k...)
+	}
+	return dst, nil
+}
+
+// EncodeOp returns the complete op for c with value (nil for non-storage
+// commands) as a fresh heap buffer. It is for clients and tests; the server
+// reads values in place.
+func EncodeOp(c *Command, value []byte, now int64) (bufpool.Buf, error) {
+	b, err := AppendOpHeader(make([]byte, 0, OpHeaderLen(c)+len(value)), c, now)
+	if err != nil {
+		return bufpool.Buf{}, err
+	}
+	b = append(b, value...)
+	return bufpool.Wrap(b), nil
+}
+
+// op is a decoded operation. Keys alias scratch or the payload; value is a
+// view of the payload sharing its (borrowed) reference.
+type op struct {
+	kind    Kind
+	flags   uint32
+	exptime int64
+	now     int64
+	arg     uint64
+	keys    [][]byte
+	value   bufpool.Buf
+}
+
+// decodeOp decodes payload p (borrowed). It never panics: a payload that is
+// not a well-formed op is errBadOp, answered deterministically by every
+// replica.
+func decodeOp(p bufpool.Buf, scratch []byte, keys [][]byte) (op, []byte, error) {
+	var o op
+	n := p.Len()
+	if n < opHeaderLen {
+		return o, scratch, errBadOp
+	}
+	// The header and keys are metadata: read them contiguously, copying
+	// only when the payload is a chain whose first segment is shorter.
+	head := min(n, opHeaderLen+maxOpKeys*(1+MaxKeyLen))
+	var hb []byte
+	for seg := range p.Segments() {
+		if len(seg) >= head {
+			hb = seg[:head]
+		}
+		break
+	}
+	if hb == nil {
+		scratch = scratch[:0]
+		for seg := range p.Segments() {
+			take := min(len(seg), head-len(scratch))
+			scratch = append(scratch, seg[:take]...)
+			if len(scratch) == head {
+				break
+			}
+		}
+		hb = scratch
+	}
+	o.kind = Kind(hb[0])
+	if !o.kind.Replicated() || hb[1] != 0 {
+		return o, scratch, errBadOp
+	}
+	nk := int(binary.LittleEndian.Uint16(hb[2:]))
+	o.flags = binary.LittleEndian.Uint32(hb[4:])
+	o.exptime = int64(binary.LittleEndian.Uint64(hb[8:]))
+	o.now = int64(binary.LittleEndian.Uint64(hb[16:]))
+	o.arg = binary.LittleEndian.Uint64(hb[24:])
+	off := opHeaderLen
+	o.keys = keys[:0]
+	for range nk {
+		if off >= len(hb) {
+			return o, scratch, errBadOp
+		}
+		kl := int(hb[off])
+		off++
+		if off+kl > len(hb) || !validKey(hb[off:off+kl]) {
+			return o, scratch, errBadOp
+		}
+		o.keys = append(o.keys, hb[off:off+kl])
+		off += kl
+	}
+	switch {
+	case o.kind.IsRead():
+		if nk == 0 || off != n {
+			return o, scratch, errBadOp
+		}
+	case o.kind == KindFlushAll:
+		if nk != 0 || off != n {
+			return o, scratch, errBadOp
+		}
+	case o.kind.IsStorage():
+		if nk != 1 {
+			return o, scratch, errBadOp
+		}
+		o.value = p.Slice(off, n-off)
+	default:
+		if nk != 1 || off != n {
+			return o, scratch, errBadOp
+		}
+	}
+	return o, scratch, nil
+}

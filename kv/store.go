@@ -1,0 +1,519 @@
+package kv
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/onecast/onecast/bufpool"
+)
+
+// maxRope is the number of pieces an appended-to value may have before it
+// is flattened into one buffer (a counted copy).
+const maxRope = 16
+
+// item is one stored value. Its pieces are views of the request payloads
+// that wrote them; the item holds one reference on each.
+type item struct {
+	flags  uint32
+	exp    int64 // 0: never; otherwise expired once exp <= clock
+	cas    uint64
+	stored int64 // clock when last written, for delayed flush_all
+	n      int
+	pieces []bufpool.Buf
+}
+
+func (it *item) release() {
+	for _, p := range it.pieces {
+		p.Release()
+	}
+	it.pieces = nil
+}
+
+// Store is the deterministic key-value state machine (kv/replica adapts it
+// to pbft.StateMachine). Replicas that apply the same ops in the same order hold
+// the same items, CAS uniques and clock, and return byte-identical replies.
+//
+// Values are not copied: a stored value is a retained view of the request
+// payload it arrived in — the same buffer PBFT's payload store holds by
+// digest — so a value crosses memory once from the wire to the store.
+// append and prepend add a piece rather than copy; incr and decr write a new
+// small buffer.
+//
+// Time is the op's: each op carries the unix time its front end chose; the
+// store's clock is the largest such time seen, so it never runs backwards
+// and every replica computes the same expiries. A replica's own clock is
+// never read.
+//
+// Store is safe for one Apply caller concurrent with any number of Read,
+// Snapshot and Stats callers.
+type Store struct {
+	mu      sync.RWMutex
+	items   map[string]*item
+	clock   int64
+	casSeq  uint64
+	flushAt int64 // delayed flush: items stored at or before it vanish once clock >= it
+	bytes   int64
+	total   uint64
+	maxItem int
+	pool    *bufpool.Pool
+
+	scratch []byte
+	keys    [][]byte
+}
+
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	// MaxItemSize is the item size limit (default DefaultMaxItemSize).
+	MaxItemSize int
+	// Pool, if set, tracks the buffers Restore and incr/decr create, so
+	// that leak checks cover them.
+	Pool *bufpool.Pool
+}
+
+// NewStore returns an empty store.
+func NewStore(cfg StoreConfig) *Store {
+	if cfg.MaxItemSize <= 0 {
+		cfg.MaxItemSize = DefaultMaxItemSize
+	}
+	return &Store{items: map[string]*item{}, maxItem: cfg.MaxItemSize, pool: cfg.Pool}
+}
+
+func (s *Store) wrap(b []byte) bufpool.Buf {
+	if s.pool != nil {
+		return s.pool.Wrap(b)
+	}
+	return bufpool.Wrap(b)
+}
+
+// ApplyBatch executes a committed batch of ops (borrowing each) in order.
+// Each result is the memcached reply to the op, byte for byte (the front
+// end drops it for noreply).
+func (s *Store) ApplyBatch(ops []bufpool.Buf) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]byte, len(ops))
+	for i := range ops {
+		out[i] = s.applyOne(ops[i], nil)
+	}
+	return out
+}
+
+// ApplyOne executes one op (borrowing payload) and appends its reply to dst.
+func (s *Store) ApplyOne(payload bufpool.Buf, dst []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applyOne(payload, dst)
+}
+
+// Read answers a get or gets op (borrowing payload) from the local state
+// without changing it: the fast, non-linearizable read path. It refuses any
+// other op with ReplyBadOp.
+func (s *Store) Read(payload bufpool.Buf, dst []byte) []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var keys [4][]byte
+	o, _, err := decodeOp(payload, nil, keys[:0])
+	if err != nil || !o.kind.IsRead() {
+		return append(dst, ReplyBadOp...)
+	}
+	return s.get(dst, &o, max(s.clock, o.now), false)
+}
+
+func (s *Store) applyOne(payload bufpool.Buf, dst []byte) []byte {
+	var o op
+	var err error
+	o, s.scratch, err = decodeOp(payload, s.scratch, s.keys)
+	s.keys = o.keys[:0]
+	if err != nil {
+		return append(dst, ReplyBadOp...)
+	}
+	if o.now > s.clock {
+		s.clock = o.now
+	}
+	switch o.kind {
+	case KindGet, KindGets:
+		return s.get(dst, &o, s.clock, true)
+	case KindSet, KindAdd, KindReplace, KindAppend, KindPrepend, KindCas:
+		return append(dst, s.store(&o)...)
+	case KindDelete:
+		if s.lookup(o.keys[0], true) == nil {
+			return append(dst, ReplyNotFound...)
+		}
+		s.remove(string(o.keys[0]))
+		return append(dst, ReplyDeleted...)
+	case KindIncr, KindDecr:
+		return s.arith(dst, &o)
+	case KindTouch:
+		it := s.lookup(o.keys[0], true)
+		if it == nil {
+			return append(dst, ReplyNotFound...)
+		}
+		it.exp = s.expiry(o.exptime)
+		if s.dead(it, s.clock) {
+			s.remove(string(o.keys[0]))
+		}
+		return append(dst, ReplyTouched...)
+	case KindFlushAll:
+		if o.exptime <= 0 {
+			for k := range s.items {
+				s.remove(k)
+			}
+			s.flushAt = 0
+		} else {
+			s.flushAt = s.expiry(o.exptime)
+		}
+		return append(dst, ReplyOK...)
+	}
+	return append(dst, ReplyBadOp...)
+}
+
+// expiry turns a memcached exptime into an absolute time on the store clock:
+// 0 never expires, negative is already expired, up to 30 days is relative,
+// larger is an absolute unix time.
+func (s *Store) expiry(exptime int64) int64 {
+	switch {
+	case exptime == 0:
+		return 0
+	case exptime < 0:
+		return -1
+	case exptime <= RelativeExptimeMax:
+		return s.clock + exptime
+	default:
+		return exptime
+	}
+}
+
+func (s *Store) dead(it *item, now int64) bool {
+	if it.exp != 0 && it.exp <= now {
+		return true
+	}
+	return s.flushAt != 0 && s.flushAt <= now && it.stored <= s.flushAt
+}
+
+// lookup returns the live item under key, removing it if it has expired
+// when purge is set (a deterministic side effect: every replica purges at
+// the same op).
+func (s *Store) lookup(key []byte, purge bool) *item {
+	it := s.items[string(key)]
+	if it == nil {
+		return nil
+	}
+	if s.dead(it, s.clock) {
+		if purge {
+			s.remove(string(key))
+		}
+		return nil
+	}
+	return it
+}
+
+func (s *Store) remove(key string) {
+	it := s.items[key]
+	if it == nil {
+		return
+	}
+	s.bytes -= int64(len(key) + it.n)
+	it.release()
+	delete(s.items, key)
+}
+
+func (s *Store) nextCas() uint64 {
+	s.casSeq++
+	return s.casSeq
+}
+
+func (s *Store) get(dst []byte, o *op, now int64, purge bool) []byte {
+	for _, k := range o.keys {
+		it := s.items[string(k)]
+		if it != nil && s.dead(it, now) {
+			if purge {
+				s.remove(string(k))
+			}
+			it = nil
+		}
+		if it == nil {
+			continue
+		}
+		dst = append(dst, "VALUE "...)
+		dst = append(dst, k...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, uint64(it.flags), 10)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(it.n), 10)
+		if o.kind == KindGets {
+			dst = append(dst, ' ')
+			dst = strconv.AppendUint(dst, it.cas, 10)
+		}
+		dst = append(dst, "\r\n"...)
+		for _, p := range it.pieces {
+			for seg := range p.Segments() {
+				dst = append(dst, seg...)
+			}
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, ReplyEnd...)
+}
+
+func (s *Store) store(o *op) string {
+	key := o.keys[0]
+	if len(key)+o.value.Len()+ItemOverhead > s.maxItem {
+		// The front end refuses these before they are proposed; a
+		// Byzantine client's op is refused here the same way on every
+		// replica. memcached also drops the old value.
+		s.remove(string(key))
+		return ReplyTooLarge
+	}
+	old := s.lookup(key, true)
+	switch o.kind {
+	case KindAdd:
+		if old != nil {
+			return ReplyNotStored
+		}
+	case KindReplace:
+		if old == nil {
+			return ReplyNotStored
+		}
+	case KindCas:
+		if old == nil {
+			return ReplyNotFound
+		}
+		if old.cas != o.arg {
+			return ReplyExists
+		}
+	case KindAppend, KindPrepend:
+		if old == nil {
+			return ReplyNotStored
+		}
+		if len(key)+old.n+o.value.Len()+ItemOverhead > s.maxItem {
+			return ReplyTooLarge
+		}
+		piece := o.value.Retain()
+		if o.kind == KindAppend {
+			old.pieces = append(old.pieces, piece)
+		} else {
+			old.pieces = slices.Insert(old.pieces, 0, piece)
+		}
+		old.n += o.value.Len()
+		s.bytes += int64(o.value.Len())
+		old.cas = s.nextCas()
+		old.stored = s.clock
+		if len(old.pieces) > maxRope {
+			s.flatten(old)
+		}
+		return ReplyStored
+	}
+	exp := s.expiry(o.exptime)
+	s.remove(string(key))
+	it := &item{flags: o.flags, exp: exp, cas: s.nextCas(), stored: s.clock, n: o.value.Len()}
+	if !s.dead(it, s.clock) {
+		it.pieces = []bufpool.Buf{o.value.Retain()}
+		s.items[string(key)] = it
+		s.bytes += int64(len(key) + it.n)
+		s.total++
+	}
+	return ReplyStored
+}
+
+// flatten copies an item's pieces into one buffer.
+func (s *Store) flatten(it *item) {
+	b := make([]byte, 0, it.n)
+	for _, p := range it.pieces {
+		for seg := range p.Segments() {
+			b = append(b, seg...)
+		}
+	}
+	it.release()
+	it.pieces = []bufpool.Buf{s.wrap(b)}
+}
+
+func (s *Store) arith(dst []byte, o *op) []byte {
+	it := s.lookup(o.keys[0], true)
+	if it == nil {
+		return append(dst, ReplyNotFound...)
+	}
+	var digits [maxIncrValueDigits + 2]byte
+	var cur []byte
+	if it.n <= len(digits) {
+		cur = digits[:0]
+		for _, p := range it.pieces {
+			for seg := range p.Segments() {
+				cur = append(cur, seg...)
+			}
+		}
+	}
+	v, ok := parseCounter(cur)
+	if !ok {
+		return append(dst, ReplyNonNumeric...)
+	}
+	if o.kind == KindIncr {
+		v += o.arg
+	} else if o.arg > v {
+		v = 0
+	} else {
+		v -= o.arg
+	}
+	nb := strconv.AppendUint(nil, v, 10)
+	s.bytes += int64(len(nb) - it.n)
+	it.release()
+	it.pieces = []bufpool.Buf{s.wrap(nb)}
+	it.n = len(nb)
+	it.cas = s.nextCas()
+	it.stored = s.clock
+	dst = append(dst, nb...)
+	return append(dst, "\r\n"...)
+}
+
+// parseCounter parses a stored counter as memcached's safe_strtoull does:
+// decimal digits, optionally followed by spaces.
+func parseCounter(b []byte) (uint64, bool) {
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, false
+	}
+	for _, c := range b[i:] {
+		if c != ' ' {
+			return 0, false
+		}
+	}
+	return parseUint(b[:i])
+}
+
+// StoreStats are the figures memcached's stats command reports about items.
+type StoreStats struct {
+	CurrItems  int
+	TotalItems uint64
+	Bytes      int64
+	Clock      int64
+}
+
+// Stats returns the store's item figures.
+func (s *Store) Stats() StoreStats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return StoreStats{CurrItems: len(s.items), TotalItems: s.total, Bytes: s.bytes, Clock: s.clock}
+}
+
+// Close releases every value the store holds.
+func (s *Store) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.items {
+		s.remove(k)
+	}
+}
+
+const snapMagic = "KVS1"
+
+// Snapshot serializes the live items in key order, with the clock, the CAS
+// counter and any pending delayed flush: equal states give equal bytes.
+func (s *Store) Snapshot() ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]string, 0, len(s.items))
+	size := 4 + 8*4 + 4
+	for k, it := range s.items {
+		if s.dead(it, s.clock) {
+			continue
+		}
+		keys = append(keys, k)
+		size += 1 + len(k) + 4 + 8*3 + 4 + it.n
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, snapMagic...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(s.clock))
+	b = binary.LittleEndian.AppendUint64(b, s.casSeq)
+	b = binary.LittleEndian.AppendUint64(b, uint64(s.flushAt))
+	b = binary.LittleEndian.AppendUint64(b, s.total)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(keys)))
+	for _, k := range keys {
+		it := s.items[k]
+		b = append(b, byte(len(k)))
+		b = append(b, k...)
+		b = binary.LittleEndian.AppendUint32(b, it.flags)
+		b = binary.LittleEndian.AppendUint64(b, uint64(it.exp))
+		b = binary.LittleEndian.AppendUint64(b, it.cas)
+		b = binary.LittleEndian.AppendUint64(b, uint64(it.stored))
+		b = binary.LittleEndian.AppendUint32(b, uint32(it.n))
+		for _, p := range it.pieces {
+			for seg := range p.Segments() {
+				b = append(b, seg...)
+			}
+		}
+	}
+	return b, nil
+}
+
+// Restore replaces the state with a snapshot made by Snapshot. The snapshot
+// is copied once; values then reference that copy. A malformed snapshot is
+// an error and leaves the state unchanged.
+func (s *Store) Restore(snap []byte) error {
+	own := append([]byte(nil), snap...)
+	bad := func(what string) error { return fmt.Errorf("kv: restore: snapshot %s", what) }
+	if len(own) < 40 || string(own[:4]) != snapMagic {
+		return bad("header malformed")
+	}
+	clock := int64(binary.LittleEndian.Uint64(own[4:]))
+	casSeq := binary.LittleEndian.Uint64(own[12:])
+	flushAt := int64(binary.LittleEndian.Uint64(own[20:]))
+	total := binary.LittleEndian.Uint64(own[28:])
+	count := int(binary.LittleEndian.Uint32(own[36:]))
+	off := 40
+	type ent struct {
+		k  string
+		v  []byte
+		it item
+	}
+	ents := make([]ent, 0, min(count, len(own)/33))
+	for range count {
+		if off >= len(own) {
+			return bad("truncated")
+		}
+		kl := int(own[off])
+		off++
+		if off+kl+32 > len(own) || !validKey(own[off:off+kl]) {
+			return bad("key malformed")
+		}
+		e := ent{k: string(own[off : off+kl])}
+		off += kl
+		e.it.flags = binary.LittleEndian.Uint32(own[off:])
+		e.it.exp = int64(binary.LittleEndian.Uint64(own[off+4:]))
+		e.it.cas = binary.LittleEndian.Uint64(own[off+12:])
+		e.it.stored = int64(binary.LittleEndian.Uint64(own[off+20:]))
+		vl := int(binary.LittleEndian.Uint32(own[off+28:]))
+		off += 32
+		if vl > len(own)-off {
+			return bad("value truncated")
+		}
+		e.v = own[off : off+vl : off+vl]
+		off += vl
+		ents = append(ents, e)
+	}
+	if off != len(own) {
+		return bad("has trailing bytes")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.items {
+		s.remove(k)
+	}
+	s.clock, s.casSeq, s.flushAt, s.total, s.bytes = clock, casSeq, flushAt, total, 0
+	for _, e := range ents {
+		it := e.it
+		it.n = len(e.v)
+		it.pieces = []bufpool.Buf{s.wrap(e.v)}
+		if old := s.items[e.k]; old != nil {
+			s.remove(e.k)
+		}
+		s.items[e.k] = &it
+		s.bytes += int64(len(e.k) + it.n)
+	}
+	return nil
+}
