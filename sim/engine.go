@@ -388,13 +388,8 @@ const (
 )
 
 func (e *engine) mix(v uint64) {
-	h := e.hash
-	for range 8 {
-		h ^= v & 0xff
-		h *= fnvPrime
-		v >>= 8
-	}
-	e.hash = h
+	h := (e.hash ^ v) * fnvPrime
+	e.hash = h ^ h>>29
 }
 
 func (e *engine) mixDigest(d *broadcast.Digest) {

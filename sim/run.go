@@ -264,17 +264,32 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{} }}
 
-// keyrings derives every node's keys from the run's RNG, so that a seed
-// fixes them (crypto's key generators may ignore a supplied reader).
+// keyCache memoizes clusters' keyrings by size: deriving n² pairwise MAC
+// keys costs far more than a whole simulated run, and the keys are not what
+// a seed explores. Keyrings are read-only once built.
+var keyCache sync.Map // int → []*broadcast.Keyring
+
+// keyrings returns the keyrings of a cluster of n, derived from a fixed
+// seed (crypto's key generators may ignore a supplied reader, and the run's
+// RNG must not depend on whether keys were made).
 func (e *engine) keyrings(n int) ([]*broadcast.Keyring, error) {
+	if k, ok := keyCache.Load(n); ok {
+		return k.([]*broadcast.Keyring), nil
+	}
+	rng := rand.New(rand.NewPCG(uint64(n), 0x6b657973))
+	fill := func(p []byte) {
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+	}
 	secrets := make([]broadcast.NodeKeys, n)
 	pubs := make([]broadcast.PublicKeys, n)
 	for i := range n {
 		var seed [ed25519.SeedSize]byte
-		e.fill(seed[:])
+		fill(seed[:])
 		secrets[i].Sign = ed25519.NewKeyFromSeed(seed[:])
 		pubs[i].Verify = secrets[i].Sign.Public().(ed25519.PublicKey)
-		e.fill(secrets[i].DH[:])
+		fill(secrets[i].DH[:])
 		x25519.KeyGen(&pubs[i].DH, &secrets[i].DH)
 	}
 	rings := make([]*broadcast.Keyring, n)
@@ -284,11 +299,6 @@ func (e *engine) keyrings(n int) ([]*broadcast.Keyring, error) {
 			return nil, err
 		}
 	}
-	return rings, nil
-}
-
-func (e *engine) fill(p []byte) {
-	for i := range p {
-		p[i] = byte(e.rng.Uint32())
-	}
+	k, _ := keyCache.LoadOrStore(n, rings)
+	return k.([]*broadcast.Keyring), nil
 }

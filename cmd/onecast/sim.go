@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/dolevstrong"
 	"github.com/onecast/onecast/pbft"
@@ -26,7 +27,15 @@ func simCommand() command {
 // simSpecs lists the protocols the simulator can run. unsafeEcho, when
 // positive, breaks the reliable broadcasts' ECHO quorum (checker tests).
 func simSpecs(unsafeEcho int) []broadcast.Spec {
+	brachaSpec := bracha.Spec
+	if unsafeEcho > 0 {
+		brachaSpec.New = func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
+			return bracha.New(bracha.Config{N: p.N, F: p.F, Self: p.Self, Mode: p.Mode, Keys: env.Keys, Store: env.Store,
+				Batch: env.Tuning.Batch, FetchTimeout: env.Tuning.Timeout, UnsafeEchoQuorum: unsafeEcho})
+		}
+	}
 	return []broadcast.Spec{
+		brachaSpec,
 		toyrb.Spec(unsafeEcho),
 		pbft.Spec,
 		dolevstrong.Spec,
@@ -37,7 +46,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		protocol   = fs.String("protocol", "toyrb", "protocol to simulate")
+		protocol   = fs.String("protocol", "bracha", "protocol to simulate")
 		mode       = fs.String("mode", "digest", "payload mode: full or digest")
 		n          = fs.Int("n", 4, "nodes")
 		f          = fs.Int("f", 0, "faults tolerated (0: the largest the protocol allows at n)")

@@ -1,0 +1,74 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/pbft"
+)
+
+// pbftSimSecret keys the simulated certificate signatures of PBFT runs
+// (pbft.OracleSigner): unforgeable by behaviours, which sign only as their
+// own node, and far cheaper than Ed25519 over thousands of runs.
+var pbftSimSecret = [32]byte{'o', 'n', 'e', 'c', 'a', 's', 't', '/', 's', 'i', 'm', '/', 'p', 'b', 'f', 't'}
+
+// PBFTSpec is pbft.Spec with simulated certificate signatures; tweak, if
+// set, adjusts each replica's Config further (tests use it to break the
+// protocol on purpose).
+func PBFTSpec(tweak func(*pbft.Config)) broadcast.Spec {
+	return pbft.SpecWith("pbft", func(c *pbft.Config) {
+		c.Signer = pbft.OracleSigner{Secret: pbftSimSecret, Self: c.Self}
+		c.Timeout = 100 * time.Millisecond
+		if tweak != nil {
+			tweak(c)
+		}
+	})
+}
+
+func pbftSigner(c *Ctx) pbft.Signer { return pbft.OracleSigner{Secret: pbftSimSecret, Self: c.Self()} }
+
+// PBFTBehaviours returns Byzantine behaviours aimed at PBFT, which sign
+// validly as their own node: an equivocating primary and backups voting for
+// wrong digests.
+func PBFTBehaviours() []BehaviourSpec {
+	return []BehaviourSpec{
+		{"pbft-equivocate", "as primary, sends a conflicting, validly signed PRE-PREPARE to a random half of the backups", newPBFTEquivocate},
+		{"pbft-wrongvote", "signs PREPARE, COMMIT and CHECKPOINT for random digests, to a random half of the peers", newPBFTWrongVote},
+	}
+}
+
+type pbftEquivocate struct{ other []bool }
+
+func newPBFTEquivocate(c *Ctx) Behaviour { return &pbftEquivocate{other: randomHalf(c)} }
+
+func (b *pbftEquivocate) Outbound(c *Ctx, to broadcast.NodeID, m *broadcast.Message) {
+	if b.other[to] {
+		if alt, ok := pbft.ConflictingPrePrepare(m, c.N(), pbftSigner(c)); ok {
+			c.Send(to, &alt)
+			return
+		}
+	}
+	c.Send(to, m)
+}
+
+type pbftWrongVote struct{ other []bool }
+
+func newPBFTWrongVote(c *Ctx) Behaviour { return &pbftWrongVote{other: randomHalf(c)} }
+
+func (b *pbftWrongVote) Outbound(c *Ctx, to broadcast.NodeID, m *broadcast.Message) {
+	if b.other[to] {
+		mm := *m
+		var d broadcast.Digest
+		for i := 0; i < len(d); i += 8 {
+			v := c.Rand().Uint64()
+			for j := range 8 {
+				d[i+j] = byte(v >> (8 * j))
+			}
+		}
+		if pbft.WrongVote(&mm, d, pbftSigner(c)) {
+			c.Send(to, &mm)
+			return
+		}
+	}
+	c.Send(to, m)
+}
