@@ -98,6 +98,9 @@ func (o *originState) isDone(seq uint64, w int) bool {
 	if seq < o.floor {
 		return true
 	}
+	if seq-o.floor >= uint64(w) {
+		return false
+	}
 	i := seq % uint64(w)
 	return o.done[i/64]&(1<<(i%64)) != 0
 }
