@@ -57,6 +57,11 @@ type Config struct {
 	// MaxDigests bounds the distinct digests one instance tracks (a
 	// Byzantine sender can sign any number). Default 2 + 2n.
 	MaxDigests int
+	// ClockOffset is added to every Tick's time: rounds are slots of a
+	// clock common to the cluster, and a driver whose clock starts at its
+	// own start (the node runner's time since start) sets the offset from
+	// that start to the cluster's epoch. See also Node.SetClockOffset.
+	ClockOffset time.Duration
 	// UnsafeRounds, when positive, runs that many rounds instead of f+1. It
 	// exists so that tests can show that f rounds are not enough; never set
 	// it otherwise.
@@ -91,7 +96,8 @@ type Node struct {
 	store      *broadcast.PayloadStore
 	sch        scheme
 
-	now      time.Duration
+	now      time.Duration // common clock: last Tick + offset
+	offset   time.Duration
 	nextSlot uint64 // first slot this node's next own instance may start in
 	queued   []queuedSubmit
 	insts    map[broadcast.Instance]*instance
@@ -148,7 +154,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("dolevstrong: UnsafeRounds %d is negative", cfg.UnsafeRounds)
 	}
 	p := &Node{n: cfg.N, f: cfg.F, self: cfg.Self, mode: cfg.Mode, rounds: cfg.F + 1,
-		delta: cfg.RoundDuration, maxDigests: cfg.MaxDigests, store: cfg.Store,
+		delta: cfg.RoundDuration, maxDigests: cfg.MaxDigests, store: cfg.Store, offset: cfg.ClockOffset, now: cfg.ClockOffset,
 		insts: map[broadcast.Instance]*instance{}}
 	if cfg.UnsafeRounds > 0 {
 		p.rounds = cfg.UnsafeRounds
@@ -463,6 +469,7 @@ func (p *Node) relay(in *instance, v *value, r int) {
 // Tick advances the clock: own instances whose slot has come start, and
 // instances whose last round has ended decide.
 func (p *Node) Tick(now time.Duration) {
+	now += p.offset
 	if now < p.now {
 		return
 	}
@@ -529,10 +536,18 @@ func (p *Node) decide(in *instance) {
 // that arrives in its round.
 func (p *Node) Ready() broadcast.Ready {
 	rd := broadcast.Ready{Messages: p.out, Deliveries: p.dels,
-		NextWake: time.Duration(p.slot(p.now)+1) * p.delta}
+		NextWake: time.Duration(p.slot(p.now)+1)*p.delta - p.offset}
 	p.out, p.outSpare = p.outSpare[:0], p.out
 	p.dels, p.delsSpare = p.delsSpare[:0], p.dels
 	return rd
+}
+
+// SetClockOffset sets the offset added to every Tick's time (see
+// Config.ClockOffset), for a driver that learns its epoch only when it
+// starts. It must be called before the first Tick.
+func (p *Node) SetClockOffset(d time.Duration) {
+	p.offset = d
+	p.now = max(p.now, d)
 }
 
 // Sign returns this node's signature on the statement (in, d), exactly as

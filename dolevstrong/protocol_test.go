@@ -3,8 +3,10 @@ package dolevstrong
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -294,4 +296,35 @@ func TestNewValidatesConfig(t *testing.T) {
 		_, err := New(c)
 		assert.Error(t, err, name)
 	}
+}
+
+// Two nodes whose drivers' clocks started at different times agree on the
+// rounds once each sets its offset to the common epoch.
+func TestClockOffsetAlignsRoundsAcrossDrivers(t *testing.T) {
+	k := clusterKeys(t, 2, false)
+	mk := func(self broadcast.NodeID, offset time.Duration) *Node {
+		node, err := New(Config{Params: broadcast.Params{N: 2, F: 1, Self: self, Mode: broadcast.ModeFull},
+			Store: broadcast.NewPayloadStore(broadcast.StoreConfig{}), Keys: k.ed[self], RoundDuration: testDelta, ClockOffset: offset})
+		require.NoError(t, err)
+		return node
+	}
+	// Node 0's driver started at epoch+35Δ, node 1's at epoch+7Δ.
+	a, b := mk(0, 35*testDelta), mk(1, 7*testDelta)
+	assert.Equal(t, testDelta, a.Ready().NextWake, "next boundary, in the driver's own time")
+	require.NoError(t, a.Submit(bufpool.Wrap([]byte("x"))))
+	a.Tick(testDelta) // epoch+36Δ: slot 36 starts
+	rd := a.Ready()
+	require.Len(t, rd.Messages, 1)
+	assert.Equal(t, uint64(36), rd.Messages[0].Msg.Instance.Seq)
+	b.Tick(29 * testDelta) // the same instant for node 1: epoch+36Δ
+	m := rd.Messages[0].Msg
+	m.Sender = 0
+	require.NoError(t, b.Step(0, &m))
+	assert.Zero(t, b.Stats().Early+b.Stats().Late)
+	b.Tick(31 * testDelta) // epoch+38Δ: the end of round 2
+	got := b.Ready()
+	require.Len(t, got.Deliveries, 1)
+	assert.Equal(t, []byte("x"), got.Deliveries[0].Payload.Bytes())
+	got.Release()
+	rd.Release()
 }
