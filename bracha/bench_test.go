@@ -59,13 +59,14 @@ func (d *inproc) run() {
 	for d.head < len(d.queue) {
 		e := &d.queue[d.head]
 		d.head++
+		to := e.to
 		d.recvPayload += uint64(e.msg.Payload.Len())
-		if err := d.nodes[e.to].Step(e.from, &e.msg); err != nil {
+		if err := d.nodes[to].Step(e.from, &e.msg); err != nil {
 			panic(err)
 		}
 		e.msg.Payload.Release()
 		*e = envelope{}
-		d.flush(e.to)
+		d.flush(to) // may grow d.queue: e is stale from here
 	}
 	d.queue, d.head = d.queue[:0], 0
 }
