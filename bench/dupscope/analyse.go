@@ -26,7 +26,11 @@ var DefaultCDC = CDC{Min: 256, Avg: 1024, Max: 8192}
 type Options struct {
 	// CDC are the chunk sizes; zero means DefaultCDC.
 	CDC CDC
-	// Known are values whose every occurrence is counted (nil: none).
+	// Known are values whose every occurrence is counted (nil: none). The
+	// copies of a value in one flow direction are the count of its most
+	// frequent 32-byte piece there, so a copy split by framing the transport
+	// inserted still counts once. Values should not repeat a 32-byte piece
+	// inside themselves (random values do not).
 	Known [][]byte
 	// Name names an endpoint in the report (a node, a port's role); nil or
 	// "" means the address itself.
@@ -230,7 +234,7 @@ func AnalyseCapture(c *Capture, opts Options) (*Report, error) {
 		}
 		var occ []occurrence
 		for i, s := range c.Streams {
-			sc.scan(s.Data, func(v, off int) {
+			sc.copies(s.Data, func(v, off int) {
 				var k [32]byte
 				k[0], k[1], k[2], k[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 				occ = append(occ, occurrence{ts: s.TimeAt(off), stream: i, off: off, n: len(opts.Known[v]), key: k})
@@ -301,3 +305,5 @@ func chunk(b []byte, c CDC, fn func(off, n int, h [32]byte)) error {
 }
 
 func sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func sortInts(a []int) { sort.Ints(a) }

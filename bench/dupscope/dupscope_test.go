@@ -232,9 +232,11 @@ func TestScannerFindsEveryOccurrence(t *testing.T) {
 		{"none", []string{"abc"}, "xyzxyz", nil},
 		{"at both ends", []string{"abc"}, "abcxxabc", [][2]int{{0, 0}, {0, 5}}},
 		{"overlapping", []string{"aa"}, "aaa", [][2]int{{0, 0}, {0, 1}}},
-		{"shared prefix", []string{"abcd", "abce"}, "abce abcd", [][2]int{{1, 0}, {0, 5}}},
+		{"shared prefix", []string{"abcd", "abce"}, "abce abcd", [][2]int{{0, 5}, {1, 0}}},
 		{"longer than window", []string{string(random(1, 100))}, "x" + string(random(1, 100)) + "y", [][2]int{{0, 1}}},
 		{"value longer than data", []string{"abcdef"}, "abc", nil},
+		{"split by framing", []string{string(random(1, 100))}, string(random(1, 100)[:50]) + "\r\n1000\r\n" + string(random(1, 100)[50:]), [][2]int{{0, 0}}},
+		{"twice, once split", []string{string(random(1, 100))}, string(random(1, 100)) + string(random(1, 100)[:70]) + "FRAME" + string(random(1, 100)[70:]), [][2]int{{0, 0}, {0, 100}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,7 +247,7 @@ func TestScannerFindsEveryOccurrence(t *testing.T) {
 			s, err := newScanner(vals)
 			require.NoError(t, err)
 			var got [][2]int
-			s.scan([]byte(tt.data), func(v, off int) { got = append(got, [2]int{v, off}) })
+			s.copies([]byte(tt.data), func(v, off int) { got = append(got, [2]int{v, off}) })
 			assert.Equal(t, tt.want, got)
 		})
 	}
