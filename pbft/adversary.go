@@ -35,7 +35,7 @@ func ConflictingPrePrepare(m *broadcast.Message, n int, signer Signer) (out broa
 		return out, false
 	}
 	alt := nullBatch
-	if es, err := decodeEntries(enc, n, 1024); err == nil && len(es) > 1 {
+	if es, err := decodeEntries(enc, n, maxBatch); err == nil && len(es) > 1 {
 		for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
 			es[i], es[j] = es[j], es[i]
 		}

@@ -99,7 +99,7 @@ func (z *Byzantine) Ready() broadcast.Ready {
 			c := o.Msg
 			if z.rng.IntN(2) == 1 {
 				// Claim it as our own client's, at an old timestamp.
-				c.Body = appendRequestBody(nil, z.self, requestFlagRetransmit)
+				c.Body = appendRequestBody(nil, z.self, requestFlagRetransmit, nil)
 				c.Instance.Seq = 1 + z.rng.Uint64N(max(z.client.nextTS, 1))
 			}
 			rd.Messages = append(rd.Messages, broadcast.Outbound{To: broadcast.Everyone, Msg: c})

@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"slices"
 	"time"
 
 	"github.com/onecast/onecast/broadcast"
@@ -27,6 +28,7 @@ type Result struct {
 type Client struct {
 	id      broadcast.NodeID
 	n, f    int
+	signer  Signer
 	window  int
 	timeout time.Duration
 	now     time.Duration
@@ -41,15 +43,17 @@ type Client struct {
 type clientReq struct {
 	op       bufpool.Buf
 	digest   broadcast.Digest
+	sig      []byte
 	deadline time.Duration
 	votes    []broadcast.Digest // per replica: the result digest it replied
 	voted    []bool
 	values   map[broadcast.Digest][]byte
 }
 
-// NewClient builds the client hosted by node id.
-func NewClient(id broadcast.NodeID, n, f, window int, timeout time.Duration) *Client {
-	return &Client{id: id, n: n, f: f, window: window, timeout: timeout, pending: map[uint64]*clientReq{}}
+// NewClient builds the client hosted by node id, which signs its requests
+// with signer.
+func NewClient(id broadcast.NodeID, n, f, window int, timeout time.Duration, signer Signer) *Client {
+	return &Client{id: id, n: n, f: f, window: window, timeout: timeout, signer: signer, pending: map[uint64]*clientReq{}}
 }
 
 // Request issues op (taking the reference). It is sent now, or once the
@@ -66,6 +70,8 @@ func (c *Client) issue(op bufpool.Buf) {
 	c.nextTS++
 	r := &clientReq{op: op, digest: broadcast.DigestOf(op), deadline: c.now + c.timeout,
 		votes: make([]broadcast.Digest, c.n), voted: make([]bool, c.n), values: map[broadcast.Digest][]byte{}}
+	st := statement(stmtRequest, 0, c.nextTS, r.digest)
+	r.sig = c.signer.Sign(&st)
 	c.pending[c.nextTS] = r
 	c.send(c.nextTS, r, 0)
 }
@@ -73,7 +79,7 @@ func (c *Client) issue(op bufpool.Buf) {
 func (c *Client) send(ts uint64, r *clientReq, flags uint8) {
 	m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeRequest,
 		Instance: broadcast.Instance{Seq: ts}}}
-	m.Body = appendRequestBody(nil, c.id, flags)
+	m.Body = appendRequestBody(nil, c.id, flags, r.sig)
 	m.SetPayload(r.op.Retain(), r.digest)
 	c.out = append(c.out, broadcast.Outbound{To: broadcast.Everyone, Msg: m})
 }
@@ -135,11 +141,17 @@ func (c *Client) check(ts uint64, r *clientReq) {
 // Tick retransmits requests whose timeout passed.
 func (c *Client) Tick(now time.Duration) {
 	c.now = now
+	var due []uint64
 	for ts, r := range c.pending {
 		if r.deadline <= now {
-			r.deadline = now + c.timeout
-			c.send(ts, r, requestFlagRetransmit)
+			due = append(due, ts)
 		}
+	}
+	slices.Sort(due)
+	for _, ts := range due {
+		r := c.pending[ts]
+		r.deadline = now + c.timeout
+		c.send(ts, r, requestFlagRetransmit)
 	}
 }
 

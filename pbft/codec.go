@@ -20,9 +20,14 @@ type Entry struct {
 	Timestamp uint64
 	Op        broadcast.Digest
 	Len       uint32
+	// Sig is the client's signature of (Timestamp, Op), which lets a replica
+	// that did not receive the request from the client itself (or received
+	// a different one: the client equivocated) accept it from the primary.
+	Sig []byte
 }
 
-const entrySize = 4 + 8 + 32 + 4
+// minEntrySize is an entry's size without its signature.
+const minEntrySize = 4 + 8 + 32 + 4 + 1
 
 // maxSig bounds a signature inside a body (Ed25519: 64 bytes).
 const maxSig = 128
@@ -35,6 +40,7 @@ func appendEntries(dst []byte, es []Entry) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, e.Timestamp)
 		dst = append(dst, e.Op[:]...)
 		dst = binary.LittleEndian.AppendUint32(dst, e.Len)
+		dst = appendSig(dst, e.Sig)
 	}
 	return dst
 }
@@ -130,7 +136,7 @@ func appendSig(dst, sig []byte) []byte {
 func decodeEntries(b []byte, n, maxBatch int) ([]Entry, error) {
 	d := decoder{b: b}
 	cnt := int(d.u16("batch count"))
-	if d.err == nil && (cnt > maxBatch || cnt*entrySize != len(d.b)) {
+	if d.err == nil && (cnt > maxBatch || cnt*minEntrySize > len(d.b)) {
 		return nil, broadcast.Reject(broadcast.ReasonBody, "pbft: batch of %d entries in %d bytes (max %d)", cnt, len(d.b), maxBatch)
 	}
 	es := make([]Entry, cnt)
@@ -139,6 +145,7 @@ func decodeEntries(b []byte, n, maxBatch int) ([]Entry, error) {
 		es[i].Timestamp = d.u64("batch entry timestamp")
 		es[i].Op = d.digest("batch entry digest")
 		es[i].Len = d.u32("batch entry length")
+		es[i].Sig = d.sig("batch entry signature")
 	}
 	if err := d.end("batch"); err != nil {
 		return nil, err
@@ -166,17 +173,20 @@ func decodePrePrepareBody(b []byte) (sig, entries []byte, err error) {
 // already executed the request resend their reply with the result.
 const requestFlagRetransmit = 1
 
-// appendRequestBody encodes a REQUEST body: the client and flags.
-func appendRequestBody(dst []byte, client broadcast.NodeID, flags uint8) []byte {
+// appendRequestBody encodes a REQUEST body: the client, flags and the
+// client's signature of (timestamp, op digest).
+func appendRequestBody(dst []byte, client broadcast.NodeID, flags uint8, sig []byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(client))
-	return append(dst, flags)
+	dst = append(dst, flags)
+	return appendSig(dst, sig)
 }
 
-func decodeRequestBody(b []byte, n int) (broadcast.NodeID, uint8, error) {
+func decodeRequestBody(b []byte, n int) (broadcast.NodeID, uint8, []byte, error) {
 	d := decoder{b: b}
 	c := d.node(n, "request client")
 	fl := d.u8("request flags")
-	return c, fl, d.end("request")
+	sig := d.sig("request signature")
+	return c, fl, sig, d.end("request")
 }
 
 // decodeSigBody decodes a body that is one signature (PREPARE, CHECKPOINT,
@@ -197,6 +207,7 @@ const (
 	stmtCheckpoint byte = 3
 	stmtViewChange byte = 4
 	stmtNewView    byte = 5
+	stmtRequest    byte = 6
 )
 
 // statement is the digest a certificate signature covers: a domain tag, the

@@ -116,7 +116,8 @@ type Config struct {
 	// StateMachine is the application. Default: a HashChain.
 	StateMachine StateMachine
 
-	// Batch is the most requests per PRE-PREPARE (default 16, max 1024).
+	// Batch is the most requests per PRE-PREPARE (default 16, max 512: a
+	// batch's entries must fit a 64 KiB body).
 	Batch int
 	// Pipeline is the most batches the primary has in flight, pre-prepared
 	// but not executed (default 4). Requests that arrive meanwhile fill the
@@ -148,6 +149,8 @@ type Config struct {
 	UnsafeCommitQuorum int
 }
 
+const maxBatch = 512
+
 // MinN is PBFT's bound: n ≥ 3f+1.
 func MinN(f int) int { return 3*f + 1 }
 
@@ -161,8 +164,8 @@ func (c *Config) setDefaults() error {
 	if c.Batch == 0 {
 		c.Batch = 16
 	}
-	if c.Batch < 1 || c.Batch > 1024 {
-		return fmt.Errorf("pbft: Config.Batch = %d outside 1…1024", c.Batch)
+	if c.Batch < 1 || c.Batch > maxBatch {
+		return fmt.Errorf("pbft: Config.Batch = %d outside 1…%d", c.Batch, maxBatch)
 	}
 	if c.Pipeline == 0 {
 		c.Pipeline = 4

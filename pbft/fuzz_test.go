@@ -11,10 +11,10 @@ import (
 // FuzzBodies feeds arbitrary bytes to every PBFT body decoder: none may
 // panic, and whatever decodes must re-encode to the same bytes.
 func FuzzBodies(f *testing.F) {
-	es := []Entry{{Client: 1, Timestamp: 7, Len: 3}, {Client: 2, Timestamp: 9}}
+	es := []Entry{{Client: 1, Timestamp: 7, Len: 3}, {Client: 2, Timestamp: 9, Sig: []byte{1, 2, 3}}}
 	f.Add(uint8(0), appendEntries(nil, es))
 	f.Add(uint8(1), appendPrePrepareBody(nil, make([]byte, 64), appendEntries(nil, es)))
-	f.Add(uint8(2), appendRequestBody(nil, 3, requestFlagRetransmit))
+	f.Add(uint8(2), appendRequestBody(nil, 3, requestFlagRetransmit, []byte{4, 5}))
 	f.Add(uint8(3), appendSig(nil, make([]byte, 64)))
 	vc := &ViewChange{NewView: 2, StableSeq: 32, StableProof: []SignedVote{{Node: 1, Sig: []byte{1, 2}}},
 		Prepared: []PreparedCert{{Seq: 33, View: 1, PPSig: []byte{9}, Prepares: []SignedVote{{Node: 2, Sig: []byte{3}}}}}}
@@ -35,8 +35,8 @@ func FuzzBodies(f *testing.F) {
 				require.Equal(t, b, appendPrePrepareBody(nil, sig, enc))
 			}
 		case 2:
-			if c, fl, err := decodeRequestBody(b, n); err == nil {
-				require.Equal(t, b, appendRequestBody(nil, c, fl))
+			if c, fl, sig, err := decodeRequestBody(b, n); err == nil {
+				require.Equal(t, b, appendRequestBody(nil, c, fl, sig))
 			}
 		case 3:
 			if s, err := decodeSigBody(b); err == nil && len(b) > 0 {

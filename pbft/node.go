@@ -137,7 +137,7 @@ func New(cfg Config) (*Node, error) {
 		signer: cfg.Signer, log: cfg.Logger.With("pbft", cfg.Self),
 		slots: map[uint64]*slot{}, ckpts: map[uint64]*ckptVotes{}, own: map[uint64]broadcast.Digest{},
 		vcs: make([]*vcRecord, cfg.N), wanted: map[broadcast.Digest]struct{}{}}
-	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout)
+	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout, cfg.Signer)
 	nd.clients = make([]clientRec, cfg.N)
 	for i := range nd.clients {
 		nd.clients[i].slots = make([]reqSlot, cfg.ClientWindow)

@@ -1,6 +1,8 @@
 package pbft
 
 import (
+	"slices"
+
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
 )
@@ -22,6 +24,8 @@ type reqSlot struct {
 	state    reqState
 	op       broadcast.Digest
 	assigned uint32 // view+1 in which the primary ordered it, 0 if not
+	sig      []byte // the client's signature
+	checked  bool   // the signature was verified (primary)
 	result   []byte
 	resD     broadcast.Digest
 }
@@ -54,7 +58,7 @@ func (c *clientRec) done(ts uint64) bool {
 }
 
 func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
-	client, flags, err := decodeRequestBody(m.Body, nd.n)
+	client, flags, sig, err := decodeRequestBody(m.Body, nd.n)
 	if err != nil {
 		return err
 	}
@@ -92,7 +96,7 @@ func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
 	if err := nd.putPinned(client, m.Digest, m.Payload); err != nil {
 		return err
 	}
-	*s = reqSlot{ts: ts, state: reqPending, op: m.Digest}
+	*s = reqSlot{ts: ts, state: reqPending, op: m.Digest, sig: append([]byte(nil), sig...), checked: client == nd.self}
 	rec.pending++
 	nd.stats.Requests++
 	if nd.isPrimary() && !nd.changing {
@@ -117,8 +121,18 @@ func (nd *Node) tryPropose() {
 			if s == nil || s.state != reqPending || s.assigned == nd.view+1 {
 				continue
 			}
+			if !s.checked {
+				// Backups that lack this request, or hold another one for
+				// the same timestamp, accept it on the client's signature:
+				// never propose one whose signature does not verify.
+				st := statement(stmtRequest, 0, r.ts, s.op)
+				if nd.signer.Verify(r.client, &st, s.sig) != nil {
+					continue
+				}
+				s.checked = true
+			}
 			s.assigned = nd.view + 1
-			es = append(es, Entry{Client: r.client, Timestamp: r.ts, Op: s.op, Len: 0})
+			es = append(es, Entry{Client: r.client, Timestamp: r.ts, Op: s.op, Sig: s.sig})
 		}
 		nd.queue = nd.queue[i:]
 		if len(es) == 0 {
@@ -143,7 +157,7 @@ func (nd *Node) tryPropose() {
 // sendPrePrepare sends the PRE-PREPARE for (view, seq) and accepts it
 // locally. In full mode it carries the batch's op bytes.
 func (nd *Node) sendPrePrepare(seq uint64, enc []byte, d broadcast.Digest) {
-	es, err := decodeEntries(enc, nd.n, 1024)
+	es, err := decodeEntries(enc, nd.n, maxBatch)
 	if err != nil {
 		nd.log.Error("own batch does not decode", "err", err)
 		return
@@ -190,6 +204,17 @@ func (nd *Node) batchPayload(es []Entry) (bufpool.Buf, bool) {
 	return bufpool.Wrap(buf), true
 }
 
+// sortedSlots returns the slots' sequence numbers in order (output must
+// not depend on map order: the simulator replays runs by seed).
+func (nd *Node) sortedSlots() []uint64 {
+	out := make([]uint64, 0, len(nd.slots))
+	for seq := range nd.slots {
+		out = append(out, seq)
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (nd *Node) getSlot(seq uint64) *slot {
 	s := nd.slots[seq]
 	if s == nil {
@@ -214,7 +239,7 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 	if d != m.Digest {
 		return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: pre-prepare digest does not name its batch")
 	}
-	es, err := decodeEntries(enc, nd.n, 1024)
+	es, err := decodeEntries(enc, nd.n, maxBatch)
 	if err != nil {
 		return err
 	}
@@ -255,16 +280,19 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 	return nil
 }
 
-// requestsKnown reports whether every entry of a batch is a request this
-// replica received from its client itself (or executed): a primary cannot
-// order a request no client sent.
+// requestsKnown reports whether every entry of a batch is a request of its
+// client: one this replica received from the client itself (or executed),
+// or else one whose client signature verifies. A primary cannot order a
+// request no client sent.
 func (nd *Node) requestsKnown(es []Entry) bool {
 	for i, e := range es {
 		rec := &nd.clients[e.Client]
 		if !rec.done(e.Timestamp) {
-			s := rec.lookup(e.Timestamp)
-			if s == nil || s.op != e.Op {
-				return false
+			if s := rec.lookup(e.Timestamp); s == nil || s.op != e.Op {
+				st := statement(stmtRequest, 0, e.Timestamp, e.Op)
+				if e.Timestamp > rec.base+uint64(len(rec.slots)) || nd.signer.Verify(e.Client, &st, e.Sig) != nil {
+					return false
+				}
 			}
 		}
 		for _, o := range es[:i] {
@@ -277,7 +305,8 @@ func (nd *Node) requestsKnown(es []Entry) bool {
 }
 
 func (nd *Node) retryParked() {
-	for _, s := range nd.slots {
+	for _, seq := range nd.sortedSlots() {
+		s := nd.slots[seq]
 		if s.parked && s.view == nd.view && !nd.changing && nd.requestsKnown(s.entries) {
 			nd.acceptPrePrepare(s, s.view, s.digest, s.enc, s.entries, s.ppSig)
 		}

@@ -123,7 +123,7 @@ func TestWindowBoundsAClientsRequests(t *testing.T) {
 		b, err := h.pool.Copy([]byte(fmt.Sprint("flood", ts)))
 		require.NoError(t, err)
 		m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeRequest, Sender: 3, Instance: broadcast.Instance{Seq: ts}}}
-		m.Body = appendRequestBody(nil, 3, 0)
+		m.Body = appendRequestBody(nil, 3, 0, nil)
 		m.SetPayload(b, broadcast.DigestOf(b))
 		err = nd.Step(3, &m)
 		if ts > 4 {
@@ -144,7 +144,7 @@ func TestRequestRelayedByAnotherNodeIsRejected(t *testing.T) {
 	require.NoError(t, err)
 	defer b.Release()
 	m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeRequest, Sender: 2, Instance: broadcast.Instance{Seq: 1}}}
-	m.Body = appendRequestBody(nil, 3, 0)
+	m.Body = appendRequestBody(nil, 3, 0, nil)
 	m.SetPayload(b, broadcast.DigestOf(b))
 	require.ErrorIs(t, h.nodes[1].Step(2, &m), broadcast.ErrSender)
 }

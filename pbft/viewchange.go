@@ -474,7 +474,8 @@ func (nd *Node) retransmit() {
 			work = true
 		}
 	}
-	for seq, s := range nd.slots {
+	for _, seq := range nd.sortedSlots() {
+		s := nd.slots[seq]
 		if seq <= nd.lastExec || !s.accepted || s.view != nd.view || nd.changing {
 			continue
 		}
@@ -489,7 +490,12 @@ func (nd *Node) retransmit() {
 			nd.send(broadcast.Everyone, TypeCommit, s.view, seq, s.digest, nil)
 		}
 	}
+	var wanted []broadcast.Digest
 	for d := range nd.wanted {
+		wanted = append(wanted, d)
+	}
+	sort.Slice(wanted, func(a, b int) bool { return string(wanted[a][:]) < string(wanted[b][:]) })
+	for _, d := range wanted {
 		if nd.store.Has(d) {
 			delete(nd.wanted, d)
 			continue

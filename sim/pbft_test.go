@@ -58,7 +58,7 @@ func TestPBFTWithLoweredQuorumIsCaught(t *testing.T) {
 	sum, err := Sweep(context.Background(), cfg, 1, 40, runtime.GOMAXPROCS(0))
 	require.NoError(t, err)
 	require.Positive(t, sum.Failed, "the broken variant must be caught")
-	assert.Positive(t, sum.ByProperty["agreement"], "%v", sum.ByProperty)
+	assert.Positive(t, sum.ByProperty["smr/agreement"], "%v", sum.ByProperty)
 }
 
 func TestPBFTSameSeedSameTrace(t *testing.T) {
