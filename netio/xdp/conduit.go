@@ -176,7 +176,9 @@ func New(cfg Config) (_ *Conduit, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("xdp: interface %d: %w", cfg.Ifindex, err)
 	}
-	c.mtu = min(ifc.MTU, cfg.FrameSize-256) - ipv4Len - udpLen
+	// A frame holds the kernel's XDP headroom (256 B, in zero-copy mode),
+	// the Ethernet header and the IP packet.
+	c.mtu = min(ifc.MTU, cfg.FrameSize-256-ethLen) - ipv4Len - udpLen
 
 	defer func() {
 		if err != nil {

@@ -40,6 +40,7 @@ func pair(t testing.TB, tweak func(i int, cfg *Config)) (*netns.Topology, []*Con
 func cluster(t testing.TB, n int, tweak func(i int, cfg *Config)) (*netns.Topology, []*Conduit) {
 	t.Helper()
 	skipUnlessRoot(t)
+	t.Cleanup(leaktest.AfterTest(t)) // runs last, after every other cleanup
 	topo, err := netns.New(netns.Config{Nodes: n, Subnet: netip.MustParsePrefix("10.77.2.0/24")})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
@@ -69,7 +70,6 @@ func recvOne(t testing.TB, c *Conduit, timeout time.Duration) (netio.Datagram, e
 }
 
 func TestDatagramsArriveByReferenceInUMEM(t *testing.T) {
-	t.Cleanup(leaktest.AfterTest(t)) // runs after the conduits' cleanup
 	_, cs := pair(t, nil)
 	a, b := cs[0], cs[1]
 	const count = 500

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/onecast/onecast/broadcast"
 )
@@ -92,6 +93,11 @@ func LoadProgram(cfg ProgramConfig) (*Program, error) {
 	}
 	if cfg.HeldMax <= 0 {
 		cfg.HeldMax = 65536
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
+	// to the cgroup, and this is a no-op.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("xdp: lift the memlock limit: %w", err)
 	}
 	spec, err := loadOnecast()
 	if err != nil {
