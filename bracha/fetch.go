@@ -10,12 +10,15 @@ import (
 // 2f+1 READYs name a candidate it holds no payload for. It asks one peer at
 // a time, never everyone (a naive pull costs O(n²|M|)), choosing among the
 // nodes that vouched for the digest: first those that sent ECHO (a correct
-// one had the SEND, so holds the payload), then those that sent READY, in
-// an order rotated by the node's own ID so that requesters spread over the
-// holders. A peer that does not answer within FetchTimeout, or answers with
-// bytes that miss the digest, is passed over for the next; after the last,
-// the round starts again. The first PAYLOAD whose bytes hash to the digest
-// wins; later ones are counted as duplicates.
+// one had the SEND, so holds the payload), then those that sent READY.
+// Among those it prefers the peers with the fewest strikes (a strike is a
+// FETCH of this node that the peer left unanswered past FetchTimeout or
+// answered with bytes that miss the digest), and breaks ties by an order
+// rotated by the node's ID and the instance, so that requesters and
+// concurrent instances spread over the holders. A peer that fails is passed
+// over for the next at once; after the last, the round starts again. The
+// first PAYLOAD whose bytes hash to the digest wins; later ones are counted
+// as duplicates, and a PAYLOAD from a peer not asked is never stored.
 //
 // On the serving side a peer is answered at most once per instance, and the
 // bytes sent to each peer go through a token bucket (ServeRate, ServeBurst):
@@ -48,8 +51,12 @@ func (nd *Node) stopFetch(in *instance) {
 }
 
 // nextPeer picks the next voucher of the target candidate not yet asked in
-// this round: ECHO voters first, then READY voters. It returns -1 when none
-// is left.
+// this round: ECHO voters before READY voters, and among those the peer
+// with the fewest strikes (unanswered or wrong answers to this node's
+// earlier FETCHes), so that a Byzantine voucher is asked first at most a
+// few times; ties go round from a point that depends on the node and the
+// instance, so concurrent fetches spread over the vouchers. It returns -1
+// when none is left.
 func (nd *Node) nextPeer(in *instance) int {
 	want := int16(in.target + 1)
 	for pass := range 2 {
@@ -57,11 +64,19 @@ func (nd *Node) nextPeer(in *instance) int {
 		if pass == 1 {
 			votes = in.readyVote
 		}
-		for k := 1; k < nd.n; k++ {
-			j := (int(nd.self) + k) % nd.n
-			if votes[j] == want && !in.asked[j] {
-				return j
+		best := -1
+		start := int(nd.self) + int(in.id.Origin) + int(in.id.Seq%uint64(nd.n))
+		for k := range nd.n {
+			j := (start + k) % nd.n
+			if j == int(nd.self) {
+				continue
 			}
+			if votes[j] == want && !in.asked[j] && (best < 0 || nd.strikes[j] < nd.strikes[best]) {
+				best = j
+			}
+		}
+		if best >= 0 {
+			return best
 		}
 	}
 	return -1
@@ -75,6 +90,7 @@ func (nd *Node) askNext(in *instance) {
 		peer = nd.nextPeer(in)
 	}
 	in.fetchDeadline = nd.now + nd.cfg.FetchTimeout
+	in.lastAsked = int16(peer)
 	if peer < 0 {
 		return // nobody vouched but this node: wait for votes
 	}
@@ -83,6 +99,14 @@ func (nd *Node) askNext(in *instance) {
 	nd.header(&m, broadcast.TypeFetch, in, &in.cands[in.target])
 	nd.out = append(nd.out, broadcast.Outbound{To: broadcast.NodeID(peer), Msg: m})
 	nd.stats.FetchesSent++
+}
+
+// strike records that peer failed a FETCH: no answer in time, or a wrong
+// one.
+func (nd *Node) strike(peer int) {
+	if peer >= 0 && nd.strikes[peer] < 1<<31 {
+		nd.strikes[peer]++
+	}
 }
 
 // onPayload accepts an answer to one of this node's FETCHes.
@@ -105,6 +129,7 @@ func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 	if err := nd.store.Put(from, m.Digest, m.Payload); err != nil {
 		nd.stats.BadPayloads++
 		nd.stats.FetchRetries++
+		nd.strike(int(from))
 		nd.askNext(in)
 		return err
 	}

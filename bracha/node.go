@@ -69,6 +69,7 @@ type instance struct {
 	fetching      bool
 	asked         []bool // peers asked in the current round
 	fetchDeadline time.Duration
+	lastAsked     int16 // the peer of the latest FETCH, or -1
 	// served[j]: peer j was sent this instance's payload once already.
 	served []bool
 
@@ -160,7 +161,8 @@ type Node struct {
 	retired  []*instance // delivered instances kept for FETCH, oldest first
 	retHead  int
 
-	serve []bucket // per peer: the FETCH answer budget
+	serve   []bucket // per peer: the FETCH answer budget
+	strikes []uint32 // per peer: FETCHes it failed to answer well
 
 	out, outSpare   []broadcast.Outbound
 	dels, delsSpare []broadcast.Delivery
@@ -197,6 +199,7 @@ func New(cfg Config) (*Node, error) {
 	for i := range nd.origins {
 		nd.origins[i].done = make([]uint64, words)
 	}
+	nd.strikes = make([]uint32, cfg.N)
 	nd.serve = make([]bucket, cfg.N)
 	for i := range nd.serve {
 		nd.serve[i].tokens = cfg.ServeBurst
@@ -672,6 +675,7 @@ func (nd *Node) Tick(now time.Duration) {
 	}
 	for _, in := range nd.fetching {
 		if in.fetchDeadline <= nd.now {
+			nd.strike(int(in.lastAsked))
 			nd.stats.FetchRetries++
 			nd.askNext(in)
 		}
