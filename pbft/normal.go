@@ -249,7 +249,7 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 	s := nd.getSlot(seq)
 	if (s.accepted || s.parked) && s.view == v {
 		if s.digest != d {
-			nd.log.Warn("primary equivocates", "view", v, "seq", seq)
+			nd.log.Debug("primary equivocates", "view", v, "seq", seq)
 		}
 		return nil
 	}
