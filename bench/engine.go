@@ -159,22 +159,23 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var seq atomic.Uint64
+	var seq, submitted, exhausted atomic.Uint64
 	var submitErr atomic.Pointer[error]
 	submit := func() bool {
-		n := seq.Add(1)
-		origin := correct[int(n)%len(correct)]
 		size := max(pt.PayloadBytes, stampSize)
 		var buf bufpool.Buf
 		if load.Pool != nil {
 			b, err := load.Pool.Alloc(size)
 			if err != nil {
+				exhausted.Add(1)
 				return false // out of frames: back-pressure, not an error
 			}
 			buf = b
 		} else {
 			buf = bufpool.Wrap(make([]byte, size))
 		}
+		n := seq.Add(1)
+		origin := correct[int(n)%len(correct)]
 		first := true
 		for seg := range buf.WritableSegments() {
 			if first {
@@ -190,6 +191,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 			submitErr.CompareAndSwap(nil, &err)
 			return false
 		}
+		submitted.Add(1)
 		return true
 	}
 
@@ -248,7 +250,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	cpu1 := cpuTime()
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
-	after := snapshotAll(c, correct)
+	window := snapshotAll(c, correct).sub(before)
 	cancel()
 	wg.Wait()
 	if errp := submitErr.Load(); errp != nil {
@@ -262,12 +264,22 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	res.Deliveries = deliveries
 	res.DurationSec = elapsed.Seconds()
 	if deliveries == 0 {
+		if exhausted.Load() > 0 {
+			return res, fmt.Errorf("%w: the payload pool ran out of frames %d times (%d frames; the cluster holds payloads longer than the pool allows)",
+				errNoDeliveries, exhausted.Load(), load.Pool.Frames())
+		}
 		return res, errNoDeliveries
 	}
-	d := after.sub(before)
 	perNode := float64(deliveries) / float64(len(correct))
 	res.DeliveriesPerSec = perNode / elapsed.Seconds()
 	res.PayloadMBPerSec = res.DeliveriesPerSec * float64(pt.PayloadBytes) / 1e6
+
+	// The duplication figures are ratios of counters, exact only over whole
+	// payloads: a window cuts some payloads' traffic in two. So they are
+	// taken over the whole run, once every payload submitted has been
+	// delivered everywhere and the last votes have arrived.
+	drained := drain(c, correct, tr, submitted.Load(), pt.Drain())
+	d := drained
 	if d.remoteDelivered > 0 {
 		res.PayloadDupFactor = float64(d.recvPayload) / float64(d.remoteDelivered)
 		res.WireFactor = float64(d.recvPayload+d.recvHeader) / float64(d.remoteDelivered)
@@ -278,9 +290,9 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	if d.deliveredBytes > 0 {
 		res.CopiesPerPayloadByte = float64(d.copied) / float64(d.deliveredBytes)
 	}
+	res.Retransmissions = window.retransmissions
 	res.AllocsPerDelivery = float64(ms1.Mallocs-ms0.Mallocs) / float64(deliveries)
 	res.CPUMicrosPerDelivery = float64((cpu1 - cpu0).Microseconds()) / float64(deliveries)
-	res.Retransmissions = d.retransmissions
 	for _, id := range correct {
 		res.PeakRSSMB = max(res.PeakRSSMB, c.PeakRSSMB(id))
 	}
@@ -291,6 +303,28 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	res.LatencyCDF = cdfOf(tr.hist)
 	tr.mu.Unlock()
 	return res, nil
+}
+
+// drain waits until every submitted payload has been delivered by every
+// correct node (the tracker says so) and the nodes' receive counters stop
+// moving, or until limit passes; then it returns the run's totals.
+func drain(c Cluster, correct []broadcast.NodeID, tr *tracker, submitted uint64, limit time.Duration) totals {
+	deadline := time.Now().Add(limit)
+	for tr.complete.Load() < submitted && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	last := snapshotAll(c, correct)
+	stable := 0
+	for stable < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		now := snapshotAll(c, correct)
+		if now == last {
+			stable++
+		} else {
+			stable, last = 0, now
+		}
+	}
+	return last
 }
 
 // openLoop calls submit at rate per second until ctx ends, catching up in

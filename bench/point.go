@@ -51,6 +51,10 @@ func ParseByzantine(s string) (Byzantine, error) {
 	return Byzantine{Count: n, Behaviour: beh}, nil
 }
 
+// Drain is how long a point waits, after its window, for the payloads in
+// flight to be delivered everywhere before it reads the counters.
+func (p Point) Drain() time.Duration { return max(2*time.Second, p.Duration/2) }
+
 // Faulty returns the number of Byzantine nodes of the point.
 func (p Point) Faulty() int {
 	t := 0

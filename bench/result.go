@@ -33,8 +33,12 @@ type Result struct {
 	LatencyP50Ms float64 `json:"latency_p50_ms"`
 	LatencyP90Ms float64 `json:"latency_p90_ms"`
 	LatencyP99Ms float64 `json:"latency_p99_ms"`
-	// PayloadDupFactor is payload bytes received ÷ payload bytes delivered
-	// from other nodes, over correct nodes. 1.0 is the physical limit.
+	// PayloadDupFactor is the payload bytes all correct nodes received ÷
+	// the payload bytes they delivered from other nodes, over the whole run
+	// (counted after draining, so exact). 1.0 is the physical limit. An
+	// origin that receives its own payload back counts: full-mode Bracha
+	// with every node broadcasting gives 2n+1 (2n−1 at each other node, plus
+	// 2(n−1) echoes to the origin, over n−1 remote deliveries).
 	PayloadDupFactor float64 `json:"payload_dup_factor"`
 	// WireFactor is all message bytes received ÷ the same denominator.
 	WireFactor float64 `json:"wire_factor"`

@@ -29,6 +29,7 @@ type command struct {
 // commands lists every subcommand. Add one line per command file.
 func commands() []command {
 	return []command{
+		benchCommand(),
 		simCommand(),
 		keygenCommand(),
 		nodeCommand(),

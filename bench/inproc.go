@@ -1,0 +1,274 @@
+package bench
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/netio"
+	"github.com/onecast/onecast/netio/link"
+	"github.com/onecast/onecast/netio/mem"
+	"github.com/onecast/onecast/netio/udp"
+)
+
+// Inproc returns the factory of in-process clusters: every node a
+// netio.Runner in this process, over the mem transport (payloads passed by
+// reference) or over kernel UDP sockets on 127.0.0.x with the reliable link.
+func Inproc(logger *slog.Logger) ClusterFactory {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context, pt Point, spec broadcast.Spec, deliver DeliveryFunc) (Cluster, Load, error) {
+		return startInproc(pt, spec, deliver, logger)
+	}
+}
+
+// inprocNode is one node of an in-process cluster.
+type inprocNode struct {
+	id      broadcast.NodeID
+	runner  *netio.Runner
+	metrics *broadcast.Metrics
+	store   *broadcast.PayloadStore
+	link    *link.Link
+	pool    *bufpool.Pool // receive frames (udp)
+}
+
+type inprocCluster struct {
+	pt      Point
+	nodes   []*inprocNode // nil for a node that is not started (silent)
+	correct []broadcast.NodeID
+	net     *mem.Network
+	payload *bufpool.Pool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	once    sync.Once
+}
+
+// keyringCache keeps generated keyrings per cluster size: key generation is
+// not what a point measures.
+var keyringCache sync.Map // int → []*broadcast.Keyring
+
+func keyrings(n int) ([]*broadcast.Keyring, error) {
+	if v, ok := keyringCache.Load(n); ok {
+		return v.([]*broadcast.Keyring), nil
+	}
+	rings, err := broadcast.GenerateKeyrings(n, crand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	keyringCache.Store(n, rings)
+	return rings, nil
+}
+
+// byzantineSet assigns the point's Byzantine behaviours to the highest node
+// IDs (node 0 stays correct, so a leader-based protocol starts with a
+// correct leader unless the scenario says otherwise).
+func byzantineSet(pt Point) (map[broadcast.NodeID]string, error) {
+	out := map[broadcast.NodeID]string{}
+	next := pt.N - 1
+	for _, b := range pt.Byzantine {
+		switch b.Behaviour {
+		case "silent", "crash":
+		default:
+			return nil, fmt.Errorf("behaviour %q is not available on a real cluster (have silent, crash); the simulator has the full set", b.Behaviour)
+		}
+		for range b.Count {
+			if next < 0 {
+				return nil, fmt.Errorf("more Byzantine nodes than nodes")
+			}
+			out[broadcast.NodeID(next)] = b.Behaviour
+			next--
+		}
+	}
+	return out, nil
+}
+
+func startInproc(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *slog.Logger) (_ Cluster, _ Load, err error) {
+	byz, err := byzantineSet(pt)
+	if err != nil {
+		return nil, Load{}, err
+	}
+	rings, err := keyrings(pt.N)
+	if err != nil {
+		return nil, Load{}, fmt.Errorf("generate keys: %w", err)
+	}
+	c := &inprocCluster{pt: pt, nodes: make([]*inprocNode, pt.N)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			_ = c.Close()
+		}
+	}()
+	// Payload frames: protocols keep delivered payloads a while (Bracha's
+	// digest mode, 2 s, to answer late fetches), so the pool covers a high
+	// throughput times that. Untouched frames cost address space, not RSS.
+	frame := min(max(4096, pt.PayloadBytes), 1<<20)
+	frames := min(32768, max(4096, (1<<31)/frame))
+	c.payload, err = bufpool.New(bufpool.Config{FrameSize: frame, Frames: frames, Name: "bench-payloads"})
+	if err != nil {
+		return nil, Load{}, err
+	}
+
+	var addrs []netip.AddrPort
+	switch pt.Transport {
+	case "mem":
+		c.net = mem.NewNetwork(pt.N)
+	case "udp":
+		addrs, err = loopbackAddrs(pt.N)
+		if err != nil {
+			return nil, Load{}, err
+		}
+	default:
+		return nil, Load{}, fmt.Errorf("transport %q is not available in an inproc cluster (have mem, udp; xdp needs --cluster netns)", pt.Transport)
+	}
+
+	for i := range pt.N {
+		id := broadcast.NodeID(i)
+		if _, bad := byz[id]; bad {
+			if c.net != nil {
+				_ = c.net.Endpoint(id).Close() // messages to a silent node are dropped
+			}
+			continue
+		}
+		c.correct = append(c.correct, id)
+		nd := &inprocNode{id: id, metrics: &broadcast.Metrics{}, store: broadcast.NewPayloadStore(broadcast.StoreConfig{})}
+		c.nodes[i] = nd
+		params := broadcast.Params{N: pt.N, F: pt.F, Self: id, Mode: pt.Mode}
+		proto, err := spec.New(params, broadcast.Env{Store: nd.store, Keys: rings[i],
+			Tuning: broadcast.Tuning{Batch: pt.Batch, Auth: pt.Auth}})
+		if err != nil {
+			return nil, Load{}, fmt.Errorf("%s node %d: %w", spec.Name, i, err)
+		}
+		auth, err := broadcast.NewAuthenticator(pt.Auth, rings[i])
+		if err != nil {
+			return nil, Load{}, err
+		}
+		var tr netio.Transport
+		if c.net != nil {
+			tr = c.net.Endpoint(id)
+		} else {
+			nd.pool, err = bufpool.New(bufpool.Config{FrameSize: 2048, Frames: 8192, Name: fmt.Sprintf("udp%d", i)})
+			if err != nil {
+				return nil, Load{}, err
+			}
+			cd, err := udp.New(udp.Config{Self: id, Peers: addrs, Pool: nd.pool, MTU: 1500, Logger: logger})
+			if err != nil {
+				return nil, Load{}, fmt.Errorf("node %d udp: %w", i, err)
+			}
+			nd.link, err = link.New(link.Config{Self: id, N: pt.N, Conduit: cd, Metrics: nd.metrics, Logger: logger})
+			if err != nil {
+				_ = cd.Close()
+				return nil, Load{}, fmt.Errorf("node %d link: %w", i, err)
+			}
+			tr = nd.link
+		}
+		nd.runner, err = netio.NewRunner(netio.RunnerConfig{
+			Self: id, N: pt.N, Protocol: proto, Transport: tr, Auth: auth, Metrics: nd.metrics,
+			OnDeliver: func(d broadcast.Delivery) {
+				deliver(id, d.Payload, time.Now())
+				d.Payload.Release()
+			},
+			Logger: logger,
+		})
+		if err != nil {
+			return nil, Load{}, err
+		}
+	}
+	for _, nd := range c.nodes {
+		if nd != nil {
+			nd.runner.Start()
+		}
+	}
+	return c, Load{Pool: c.payload}, nil
+}
+
+// loopbackAddrs picks n free UDP ports on 127.0.0.1.
+func loopbackAddrs(n int) ([]netip.AddrPort, error) {
+	addrs := make([]netip.AddrPort, n)
+	for i := range addrs {
+		port, err := freeUDPPort()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+	}
+	return addrs, nil
+}
+
+func (c *inprocCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {
+	nd := c.nodes[id]
+	if nd == nil {
+		p.Release()
+		return fmt.Errorf("node %v is not running", id)
+	}
+	err := nd.runner.Submit(c.ctx, p)
+	if errors.Is(err, context.Canceled) {
+		return nil // the point ended while the submission waited
+	}
+	return err
+}
+
+func (c *inprocCluster) Correct() []broadcast.NodeID { return c.correct }
+
+func (c *inprocCluster) Counters(id broadcast.NodeID) NodeCounters {
+	nd := c.nodes[id]
+	if nd == nil {
+		return NodeCounters{}
+	}
+	nc := NodeCounters{Metrics: nd.metrics.Snapshot()}
+	if nd.link != nil {
+		st := nd.link.Stats()
+		nc.Retransmissions = st.Retransmits
+		nc.CopiedBytes = nd.link.Conduit().Stats().RecvCopiedBytes
+	}
+	if nd.pool != nil {
+		nc.CopiedBytes += nd.pool.Stats().CopiedBytes
+	}
+	return nc
+}
+
+func (c *inprocCluster) PeakRSSMB(broadcast.NodeID) float64 { return peakRSSMB(0) }
+
+// Close stops the runners, then the transports, then the stores.
+func (c *inprocCluster) Close() error {
+	var errs []error
+	c.once.Do(func() {
+		c.cancel()
+		for _, nd := range c.nodes {
+			if nd != nil && nd.runner != nil {
+				nd.runner.Stop()
+			}
+		}
+		for _, nd := range c.nodes {
+			if nd == nil {
+				continue
+			}
+			if nd.link != nil {
+				errs = append(errs, nd.link.Close())
+			}
+			nd.store.Close()
+		}
+		if c.net != nil {
+			c.net.Close()
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// freeUDPPort asks the kernel for a free UDP port on 127.0.0.1.
+func freeUDPPort() (uint16, error) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return 0, fmt.Errorf("find a free UDP port: %w", err)
+	}
+	defer conn.Close()
+	return uint16(conn.LocalAddr().(*net.UDPAddr).Port), nil
+}

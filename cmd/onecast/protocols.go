@@ -1,0 +1,24 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/onecast/onecast/bench"
+	"github.com/onecast/onecast/bracha"
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/dolevstrong"
+	"github.com/onecast/onecast/pbft"
+)
+
+// protocolSpecs lists every protocol the library has, for the commands that
+// run any protocol. This is the one list: a new protocol is one line here.
+func protocolSpecs() []broadcast.Spec {
+	return []broadcast.Spec{bracha.Spec, pbft.Spec, dolevstrong.Spec}
+}
+
+// clusterFactories lists the cluster kinds `onecast bench` can start.
+func clusterFactories(logger *slog.Logger) map[string]bench.ClusterFactory {
+	return map[string]bench.ClusterFactory{
+		"inproc": bench.Inproc(logger),
+	}
+}
