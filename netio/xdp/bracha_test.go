@@ -30,14 +30,15 @@ type brachaNode struct {
 	metrics *broadcast.Metrics
 
 	mu           sync.Mutex
-	delivered    map[string]int
+	delivered    map[broadcast.Digest]int
 	remoteInUMEM int // remote deliveries whose payload is a view on a UMEM frame
 	remote       int
 }
 
 func (n *brachaNode) onDeliver(d broadcast.Delivery) {
 	n.mu.Lock()
-	n.delivered[string(d.Payload.Bytes())]++
+	// Hash segment by segment: flattening a chain would be a copy.
+	n.delivered[broadcast.DigestOf(d.Payload)]++
 	if d.Instance.Origin != n.id {
 		n.remote++
 		if d.Payload.Pool() == n.conduit.Pool() {
@@ -63,17 +64,58 @@ func (n *brachaNode) count() int {
 // xdp conduit; every node delivers every payload once, and the counters
 // show no user-space copy of payload bytes on the receive path.
 func TestBrachaDigestModeOverXDPDeliversEverythingWithoutCopies(t *testing.T) {
-	const n, f, per, size = 4, 1, 25, 1000
-	_, cs := cluster(t, n, func(i int, cfg *Config) { cfg.Frames, cfg.RingSize = 4096, 512 })
+	st := runBracha(t, broadcast.ModeDigest, 25, 1000)
+	t.Logf("stripped in kernel: %d B; payload dup factor in user space %.2f", st.PayloadBytesRemoved(), st.userDup)
+}
+
+// TestBrachaFullModeOverXDPDuplicatesAreCutInTheKernel runs the textbook
+// formulation (ECHO and READY carry the payload, 3000 bytes: three frames
+// each) over xdp: every node still delivers everything, and the payload
+// copies that reach a node after it holds the payload are cut in the kernel,
+// first frames and continuation fragments alike, without stalling the link.
+func TestBrachaFullModeOverXDPDuplicatesAreCutInTheKernel(t *testing.T) {
+	const per, size = 10, 3000
+	st := runBracha(t, broadcast.ModeFull, per, size)
+	t.Logf("kernel, all nodes: %+v", st)
+	t.Logf("payload bytes reaching user space ÷ remote payload bytes delivered: %.2f; with the bytes cut in the kernel: %.2f",
+		st.userDup, st.wireDup)
+	assert.Less(t, st.userDup, st.wireDup/2, "the kernel removed more than half of the payload copies that arrived")
+	assert.Positive(t, st.StrippedFrags, "continuation fragments were cut")
+	// Each node receives 2(n-1) payload-carrying votes (ECHO, READY) per
+	// instance beyond the SEND; most arrive after the payload is held.
+	assert.Greater(t, st.StrippedBytes+st.StrippedFragBytes, uint64(4*4*per*size),
+		"the kernel cut well over one duplicate payload per node and instance")
+}
+
+// runBracha runs 4 nodes, each broadcasting `per` payloads of `size` bytes,
+// checks delivery and copies, and returns the kernel counters summed over
+// the nodes.
+type brachaResult struct {
+	KernelCounters
+	// userDup is payload bytes that reached user space ÷ remote payload
+	// bytes delivered, over all nodes; wireDup adds the bytes the kernel cut.
+	userDup, wireDup float64
+}
+
+func runBracha(t *testing.T, mode broadcast.Mode, per, size int) brachaResult {
+	const n, f = 4, 1
+	metrics := make([]*broadcast.Metrics, n)
+	for i := range metrics {
+		metrics[i] = &broadcast.Metrics{}
+	}
+	_, cs := cluster(t, n, func(i int, cfg *Config) {
+		cfg.Frames, cfg.RingSize = 4096, 512
+		cfg.Metrics = metrics[i] // the kernel's cut bytes land in the node's metrics
+	})
 	rings, err := broadcast.GenerateKeyrings(n, rand.Reader)
 	require.NoError(t, err)
 	nodes := make([]*brachaNode, n)
 	for i := range n {
 		id := broadcast.NodeID(i)
-		nd := &brachaNode{id: id, conduit: cs[i], metrics: &broadcast.Metrics{}, delivered: map[string]int{}}
+		nd := &brachaNode{id: id, conduit: cs[i], metrics: metrics[i], delivered: map[broadcast.Digest]int{}}
 		nd.store = broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: cs[i].Program()})
 		cs[i].WatchStore(nd.store)
-		nd.proto, err = bracha.New(bracha.Config{N: n, F: f, Self: id, Mode: broadcast.ModeDigest, Store: nd.store})
+		nd.proto, err = bracha.New(bracha.Config{N: n, F: f, Self: id, Mode: mode, Store: nd.store})
 		require.NoError(t, err)
 		nd.link, err = link.New(link.Config{Self: id, N: n, Conduit: cs[i], Metrics: nd.metrics})
 		require.NoError(t, err)
@@ -109,12 +151,12 @@ func TestBrachaDigestModeOverXDPDeliversEverythingWithoutCopies(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	want := map[string]bool{}
+	want := map[broadcast.Digest]bool{}
 	for s := range per {
 		for _, nd := range nodes {
 			p := make([]byte, size)
 			copy(p, fmt.Sprintf("payload %d from %v", s, nd.id))
-			want[string(p)] = true
+			want[broadcast.DigestOfBytes(p)] = true
 			require.NoError(t, nd.runner.Submit(ctx, bufpool.Wrap(p)))
 		}
 	}
@@ -128,7 +170,8 @@ func TestBrachaDigestModeOverXDPDeliversEverythingWithoutCopies(t *testing.T) {
 	for i, nd := range nodes {
 		require.Equal(t, n*per, nd.count(), "node %d delivered %d of %d", i, nd.count(), n*per)
 	}
-	var userCopied, stripped uint64
+	var userCopied, recvPayload, remote, cut uint64
+	var kernel KernelCounters
 	for i, nd := range nodes {
 		nd.mu.Lock()
 		for p, c := range nd.delivered {
@@ -141,16 +184,27 @@ func TestBrachaDigestModeOverXDPDeliversEverythingWithoutCopies(t *testing.T) {
 
 		st, err := nd.conduit.XDPStats()
 		require.NoError(t, err)
+		require.NoError(t, nd.conduit.SyncMetrics())
 		snap := nd.metrics.Snapshot()
+		assert.Equal(t, st.Kernel.PayloadBytesRemoved(), snap.StrippedBytes, "node %d: the metrics carry the kernel's counters", i)
+		recvPayload += snap.Totals().RecvPayload
+		remote += snap.RemoteDeliveredBytes
+		cut += snap.StrippedBytes
 		assert.Zero(t, st.RecvCopiedBytes, "node %d: conduit copied received bytes", i)
 		assert.Zero(t, snap.CopiedBytes, "node %d: user-space payload copies on the receive path", i)
 		assert.Zero(t, st.Pool.CopiedBytes, "node %d: copies through the UMEM pool", i)
 		assert.Zero(t, st.RehomedBytes, "node %d: no payload needed rehoming", i)
 		assert.Equal(t, uint64((n-1)*per*size), snap.RemoteDeliveredBytes)
 		userCopied += snap.CopiedBytes + st.RecvCopiedBytes + st.Pool.CopiedBytes
-		stripped += st.Kernel.StrippedBytes
+		kernel.StrippedFrames += st.Kernel.StrippedFrames
+		kernel.StrippedBytes += st.Kernel.StrippedBytes
+		kernel.StrippedFrags += st.Kernel.StrippedFrags
+		kernel.StrippedFragBytes += st.Kernel.StrippedFragBytes
+		kernel.Redirected += st.Kernel.Redirected
 		t.Logf("node %d: received %d frames %d B, kernel %+v, mode %v", i, st.FramesReceived, st.BytesReceived, st.Kernel, st.Mode)
 	}
-	t.Logf("user-space copies of received payload bytes: %d; stripped in kernel: %d B", userCopied, stripped)
+	t.Logf("user-space copies of received payload bytes: %d", userCopied)
 	stop()
+	return brachaResult{KernelCounters: kernel,
+		userDup: float64(recvPayload) / float64(remote), wireDup: float64(recvPayload+cut) / float64(remote)}
 }

@@ -55,7 +55,8 @@
 // program's `held` map, it cuts the payload off the tail
 // (bpf_xdp_adjust_tail), clears HasPayload, sets Stripped and fixes the IPv4
 // and UDP lengths; header, body and authenticator stay, so the vote still
-// counts. A continuation fragment of a held payload is dropped. Per-CPU
+// counts. A continuation fragment of a held payload is cut to its header
+// the same way. Per-CPU
 // counters record what was cut ([KernelCounters]). The [Program] is a
 // broadcast.StoreObserver: give it to the PayloadStore, and the map follows
 // the store (insert on Put, delete on eviction):
@@ -65,9 +66,12 @@
 //	c.WatchStore(store)
 //	l, err := link.New(link.Config{Self: id, N: n, Conduit: c})
 //
-// A dropped fragment is not acknowledged by the receiving link, whose peer
-// retransmits it until the digest leaves the map; first frames, which carry
-// the link sequence number of a stripped message, are acknowledged as usual.
+// Why continuation fragments are cut rather than dropped: the reliable link
+// numbers every frame and delivers in order, so a frame dropped in the
+// kernel would be a hole its peer retransmits into (stalling the stream)
+// until the digest leaves the map. A cut frame is acknowledged like any
+// other, and netio/link consumes the continuations of a payload whose first
+// frame was stripped without reassembling them.
 //
 // The program is attached in native (driver) mode where the driver has it,
 // and falls back to generic (SKB) mode with a log line saying so

@@ -14,14 +14,14 @@ import (
 )
 
 type onecastCounters struct {
-	_              structs.HostLayout
-	Redirected     uint64
-	Passed         uint64
-	StrippedFrames uint64
-	StrippedBytes  uint64
-	DroppedFrags   uint64
-	DroppedBytes   uint64
-	Malformed      uint64
+	_                 structs.HostLayout
+	Redirected        uint64
+	Passed            uint64
+	StrippedFrames    uint64
+	StrippedBytes     uint64
+	StrippedFrags     uint64
+	StrippedFragBytes uint64
+	Malformed         uint64
 }
 
 type onecastDigest struct {

@@ -50,16 +50,16 @@ type KernelCounters struct {
 	// StrippedFrames and StrippedBytes count first frames whose payload the
 	// kernel cut because its digest was held, and the payload bytes cut.
 	StrippedFrames, StrippedBytes uint64
-	// DroppedFrags and DroppedBytes count continuation fragments of held
-	// payloads dropped in the kernel, and the payload bytes they carried.
-	DroppedFrags, DroppedBytes uint64
+	// StrippedFrags and StrippedFragBytes count continuation fragments of
+	// held payloads whose payload bytes the kernel cut, and the bytes cut.
+	StrippedFrags, StrippedFragBytes uint64
 	// Malformed counts frames to the onecast port too short for a header;
 	// they go on to user space, which rejects and counts them.
 	Malformed uint64
 }
 
 // PayloadBytesRemoved is the payload bytes the kernel kept from user space.
-func (k KernelCounters) PayloadBytesRemoved() uint64 { return k.StrippedBytes + k.DroppedBytes }
+func (k KernelCounters) PayloadBytesRemoved() uint64 { return k.StrippedBytes + k.StrippedFragBytes }
 
 // ProgramConfig configures the XDP program at load time.
 type ProgramConfig struct {
@@ -189,8 +189,8 @@ func (p *Program) Counters() (KernelCounters, error) {
 		k.Passed += c.Passed
 		k.StrippedFrames += c.StrippedFrames
 		k.StrippedBytes += c.StrippedBytes
-		k.DroppedFrags += c.DroppedFrags
-		k.DroppedBytes += c.DroppedBytes
+		k.StrippedFrags += c.StrippedFrags
+		k.StrippedFragBytes += c.StrippedFragBytes
 		k.Malformed += c.Malformed
 	}
 	return k, nil

@@ -16,7 +16,12 @@
 //     Stripped set, IPv4 total length and checksum and UDP length are fixed
 //     (UDP checksum set to 0, which IPv4 allows). Header, body and
 //     authenticator are kept, so the vote it carries still counts;
-//   - a continuation fragment (Fragment) is dropped.
+//   - a continuation fragment (Fragment) loses its payload bytes the same
+//     way and keeps only its header. It is cut, not dropped: the reliable
+//     link numbers every frame, and a dropped one would be a hole its peer
+//     retransmits into until the digest leaves the map; the cut frame is
+//     acknowledged and consumed (netio/link skips the continuations of a
+//     payload stripped from its first frame).
 // Both are counted, per CPU, in `counters`.
 
 #include <linux/bpf.h>
@@ -70,8 +75,8 @@ struct counters {
 	__u64 passed;           // frames passed to the kernel stack
 	__u64 stripped_frames;  // first frames whose payload was cut
 	__u64 stripped_bytes;   // payload bytes cut from them
-	__u64 dropped_frags;    // continuation fragments of held payloads dropped
-	__u64 dropped_bytes;    // payload bytes in those fragments
+	__u64 stripped_frags;      // continuation fragments of held payloads cut
+	__u64 stripped_frag_bytes; // payload bytes cut from them
 	__u64 malformed;        // frames with a partial onecast header
 };
 
@@ -154,15 +159,9 @@ int onecast_xdp(struct xdp_md *ctx)
 	__u32 frame_len = (__u32)(data_end - data);
 	__u32 keep = sizeof(*eth) + sizeof(*ip) + sizeof(*udp) + lhs + ONECAST_HEADER_SIZE;
 
-	if (flags & FLAG_FRAGMENT) {
-		if (c) {
-			c->dropped_frags++;
-			c->dropped_bytes += frame_len > keep ? frame_len - keep : 0;
-		}
-		return XDP_DROP;
-	}
-
-	keep += body + auth;
+	int frag = flags & FLAG_FRAGMENT;
+	if (!frag) // a continuation has no body or authenticator
+		keep += body + auth;
 	if (frame_len <= keep) // nothing to cut, or lengths past the end:
 		return redirect(ctx, c); // user space decides
 	__u32 cut = frame_len - keep;
@@ -178,7 +177,10 @@ int onecast_xdp(struct xdp_md *ctx)
 
 	if (bpf_xdp_adjust_tail(ctx, -(int)cut))
 		return XDP_DROP; // header already rewritten: do not let it through
-	if (c) {
+	if (c && frag) {
+		c->stripped_frags++;
+		c->stripped_frag_bytes += cut;
+	} else if (c) {
 		c->stripped_frames++;
 		c->stripped_bytes += cut;
 	}
