@@ -71,3 +71,18 @@ func TestPBFTSameSeedSameTrace(t *testing.T) {
 		require.Equal(t, a.TraceHash, b.TraceHash, "seed %d", seed)
 	}
 }
+
+// TestPBFTSpecWithEd25519Certificates runs the exported pbft.Spec as the
+// CLI does (certificates signed with Ed25519 from Env.Keys), on fewer seeds.
+func TestPBFTSpecWithEd25519Certificates(t *testing.T) {
+	cfg := pbftConfig(4, broadcast.ModeDigest, nil)
+	cfg.Spec = pbft.Spec
+	cfg.Tuning.Timeout = 100 * time.Millisecond
+	cfg.Byzantine = []Assignment{{Count: 1, Behaviours: Behaviours()}}
+	sum, err := Sweep(context.Background(), cfg, 1, 20, runtime.GOMAXPROCS(0))
+	require.NoError(t, err)
+	if sum.FirstFailure != nil {
+		t.Fatalf("seed %d %v %v", sum.FirstFailure.Seed, sum.FirstFailure.Byzantine, sum.FirstFailure.Violations)
+	}
+	assert.Positive(t, sum.Deliveries)
+}
