@@ -36,7 +36,7 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("accepted value length %d", c.ValueLen)
 		}
 		if c.Kind.Replicated() {
-			b, err := AppendOpHeader(nil, &c, 1)
+			b, err := AppendOpHeader(nil, &c, Stamp{Now: 1})
 			if err != nil {
 				return
 			}
@@ -52,13 +52,13 @@ func FuzzParseCommand(f *testing.F) {
 func FuzzApplyOp(f *testing.F) {
 	for _, c := range []Command{{Kind: KindSet, Keys: [][]byte{[]byte("k")}}, {Kind: KindGets, Keys: [][]byte{[]byte("k"), []byte("j")}},
 		{Kind: KindIncr, Keys: [][]byte{[]byte("k")}, Delta: 3}, {Kind: KindFlushAll, Delay: 2}} {
-		b, _ := AppendOpHeader(nil, &c, 5)
+		b, _ := AppendOpHeader(nil, &c, Stamp{Now: 5})
 		f.Add(append(b, "12"...))
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		a, b := NewStore(StoreConfig{}), NewStore(StoreConfig{})
 		set := Command{Kind: KindSet, Keys: [][]byte{[]byte("k")}}
-		pre, _ := EncodeOp(&set, []byte("7"), 1)
+		pre, _ := EncodeOp(&set, []byte("7"), Stamp{Now: 1})
 		a.ApplyOne(pre, nil)
 		b.ApplyOne(pre, nil)
 		ra := a.ApplyOne(bufpool.Wrap(p), nil)
@@ -74,7 +74,7 @@ func FuzzApplyOp(f *testing.F) {
 func FuzzRestore(f *testing.F) {
 	s := NewStore(StoreConfig{})
 	set := Command{Kind: KindSet, Keys: [][]byte{[]byte("k")}, Exptime: 100}
-	op, _ := EncodeOp(&set, []byte("value"), 1)
+	op, _ := EncodeOp(&set, []byte("value"), Stamp{Now: 1})
 	s.ApplyOne(op, nil)
 	snap, _ := s.Snapshot()
 	f.Add(snap)

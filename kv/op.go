@@ -20,12 +20,30 @@ import (
 //	  8     8  exptime as the client sent it (or flush_all's delay)
 //	 16     8  now: unix seconds, chosen by the front end that issued the op
 //	 24     8  cas unique (cas) or delta (incr, decr)
-//	 32     …  keys, each a length byte and the key
+//	 32     8  client: 0 for a front end's op; a BFT client's random ID
+//	 40     8  nonce: unique per issuer (makes every op's digest unique);
+//	           for a BFT client, its request number
+//	 48     …  keys, each a length byte and the key
 //	  …     …  value (storage commands), to the end
 //
 // Expiry is computed from "now" inside the op, never from the replica's
 // clock, so that every replica decides the same.
-const opHeaderLen = 32
+//
+// An op with a client ID is executed at most once: the store remembers each
+// such client's last nonce and reply, so that a BFT client may submit the
+// same op through several replicas.
+const opHeaderLen = 48
+
+// Stamp is what the issuer of an op adds to the command: the time and the
+// identity that make the op deterministic and unique.
+type Stamp struct {
+	// Now is the issuer's unix time in seconds.
+	Now int64
+	// Client is a BFT client's ID (0 for a replica's own front end).
+	Client uint64
+	// Nonce is unique per issuer; a BFT client's request number.
+	Nonce uint64
+}
 
 // maxOpKeys bounds the keys of one get (the wire field is 16 bits).
 const maxOpKeys = 1<<16 - 1
@@ -44,9 +62,9 @@ func OpHeaderLen(c *Command) int {
 }
 
 // AppendOpHeader appends the header and keys of the op for command c,
-// issued at unix time now, to dst. For a storage command the caller appends
-// (or reads in place) the ValueLen value bytes after it.
-func AppendOpHeader(dst []byte, c *Command, now int64) ([]byte, error) {
+// stamped with st, to dst. For a storage command the caller appends (or
+// reads in place) the ValueLen value bytes after it.
+func AppendOpHeader(dst []byte, c *Command, st Stamp) ([]byte, error) {
 	if !c.Kind.Replicated() {
 		return dst, fmt.Errorf("kv: %v is not a replicated command", c.Kind)
 	}
@@ -62,7 +80,9 @@ func AppendOpHeader(dst []byte, c *Command, now int64) ([]byte, error) {
 		exp = c.Delay
 	}
 	binary.LittleEndian.PutUint64(h[8:], uint64(exp))
-	binary.LittleEndian.PutUint64(h[16:], uint64(now))
+	binary.LittleEndian.PutUint64(h[16:], uint64(st.Now))
+	binary.LittleEndian.PutUint64(h[32:], st.Client)
+	binary.LittleEndian.PutUint64(h[40:], st.Nonce)
 	arg := c.Cas
 	if c.Kind == KindIncr || c.Kind == KindDecr {
 		arg = c.Delta
@@ -82,8 +102,8 @@ func AppendOpHeader(dst []byte, c *Command, now int64) ([]byte, error) {
 // EncodeOp returns the complete op for c with value (nil for non-storage
 // commands) as a fresh heap buffer. It is for clients and tests; the server
 // reads values in place.
-func EncodeOp(c *Command, value []byte, now int64) (bufpool.Buf, error) {
-	b, err := AppendOpHeader(make([]byte, 0, OpHeaderLen(c)+len(value)), c, now)
+func EncodeOp(c *Command, value []byte, st Stamp) (bufpool.Buf, error) {
+	b, err := AppendOpHeader(make([]byte, 0, OpHeaderLen(c)+len(value)), c, st)
 	if err != nil {
 		return bufpool.Buf{}, err
 	}
@@ -99,6 +119,8 @@ type op struct {
 	exptime int64
 	now     int64
 	arg     uint64
+	client  uint64
+	nonce   uint64
 	keys    [][]byte
 	value   bufpool.Buf
 }
@@ -142,6 +164,8 @@ func decodeOp(p bufpool.Buf, scratch []byte, keys [][]byte) (op, []byte, error) 
 	o.exptime = int64(binary.LittleEndian.Uint64(hb[8:]))
 	o.now = int64(binary.LittleEndian.Uint64(hb[16:]))
 	o.arg = binary.LittleEndian.Uint64(hb[24:])
+	o.client = binary.LittleEndian.Uint64(hb[32:])
+	o.nonce = binary.LittleEndian.Uint64(hb[40:])
 	off := opHeaderLen
 	o.keys = keys[:0]
 	for range nk {

@@ -49,11 +49,15 @@ const (
 	KindStats
 	KindVerbosity
 	KindQuit
+	// KindOp is onecast's extension for BFT clients: "op <bytes>" followed
+	// by an encoded op (see Stamp); the reply is "RESULT <bytes>" and the
+	// state machine's reply bytes.
+	KindOp
 	kindCount
 )
 
 var kindNames = [...]string{"invalid", "get", "gets", "set", "add", "replace", "append", "prepend",
-	"cas", "delete", "incr", "decr", "touch", "flush_all", "version", "stats", "verbosity", "quit"}
+	"cas", "delete", "incr", "decr", "touch", "flush_all", "version", "stats", "verbosity", "quit", "op"}
 
 // String returns the command word.
 func (k Kind) String() string {
@@ -205,6 +209,15 @@ func ParseCommand(line []byte, maxItem int) (Command, *ParseError) {
 		return c, nil
 	case "quit":
 		return Command{Kind: KindQuit}, nil
+	case "op":
+		if len(toks) != 2 {
+			return c, refuse(ReplyError)
+		}
+		n, ok := parseInt(toks[1])
+		if !ok || n < opHeaderLen || n > int64(maxItem)+maxOpKeys*(1+MaxKeyLen)+opHeaderLen {
+			return c, refuse(ReplyBadFormat)
+		}
+		return Command{Kind: KindOp, ValueLen: int(n)}, nil
 	}
 	return c, refuse(ReplyError)
 }

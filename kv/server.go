@@ -63,6 +63,10 @@ type ServerConfig struct {
 type Server struct {
 	cfg     ServerConfig
 	started time.Time
+	// nonceBase + nonce numbers this front end's ops, so that no two have
+	// the same digest, across restarts too.
+	nonceBase uint64
+	nonce     atomic.Uint64
 
 	mu     sync.Mutex
 	ln     []net.Listener
@@ -95,7 +99,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Server{cfg: cfg, started: time.Now(), conns: map[net.Conn]struct{}{}}, nil
+	now := time.Now()
+	return &Server{cfg: cfg, started: now, nonceBase: uint64(now.UnixNano()) << 8, conns: map[net.Conn]struct{}{}}, nil
 }
 
 // Serve accepts connections on ln until Close. It returns nil after Close.
@@ -231,6 +236,8 @@ func (cs *connState) one(ctx context.Context) error {
 	case KindStats:
 		cs.stats(&cmd)
 		return nil
+	case KindOp:
+		return cs.op(ctx, cmd.ValueLen)
 	}
 	// Build the op; for a storage command read the data block straight
 	// into its tail, so the value is never copied again.
@@ -240,7 +247,7 @@ func (cs *connState) one(ctx context.Context) error {
 		total += cmd.ValueLen + 2
 	}
 	mem := make([]byte, 0, total)
-	mem, err = AppendOpHeader(mem, &cmd, cs.s.cfg.Now())
+	mem, err = AppendOpHeader(mem, &cmd, Stamp{Now: cs.s.cfg.Now(), Nonce: cs.s.nonceBase + cs.s.nonce.Add(1)})
 	if err != nil {
 		cs.w.WriteString(ReplyBadFormat)
 		return nil
@@ -289,6 +296,36 @@ func (cs *connState) one(ctx context.Context) error {
 	if !cmd.Noreply {
 		cs.w.Write(reply)
 	}
+	return nil
+}
+
+// op serves a BFT client's encoded op: read, execute, answer RESULT.
+func (cs *connState) op(ctx context.Context, n int) error {
+	mem := make([]byte, n+2)
+	if _, err := io.ReadFull(cs.r, mem); err != nil {
+		return err
+	}
+	if mem[n] != '\r' || mem[n+1] != '\n' {
+		cs.w.WriteString(ReplyBadChunk)
+		return nil
+	}
+	var op bufpool.Buf
+	if cs.s.cfg.Pool != nil {
+		op = cs.s.cfg.Pool.Wrap(mem[:n])
+	} else {
+		op = bufpool.Wrap(mem[:n])
+	}
+	reply, err := cs.s.cfg.Executor.Execute(ctx, op)
+	if err != nil {
+		cs.s.cfg.Logger.Warn("kv: execute", "cmd", KindOp, "err", err)
+		cs.w.WriteString(ReplyUnavailable)
+		return nil
+	}
+	cs.w.WriteString("RESULT ")
+	cs.w.WriteString(strconv.Itoa(len(reply)))
+	cs.w.WriteString("\r\n")
+	cs.w.Write(reply)
+	cs.w.WriteString("\r\n")
 	return nil
 }
 

@@ -59,10 +59,23 @@ type Store struct {
 	total   uint64
 	maxItem int
 	pool    *bufpool.Pool
+	// clients remembers each BFT client's last request and reply, so that
+	// an op submitted through several replicas executes once.
+	clients map[uint64]*clientRec
 
 	scratch []byte
 	keys    [][]byte
 }
+
+// clientRec is a BFT client's last executed request.
+type clientRec struct {
+	nonce uint64
+	reply []byte
+}
+
+// ReplyStale answers a BFT client's request older than its last executed
+// one.
+const ReplyStale = "SERVER_ERROR stale request\r\n"
 
 // StoreConfig configures a Store.
 type StoreConfig struct {
@@ -78,7 +91,7 @@ func NewStore(cfg StoreConfig) *Store {
 	if cfg.MaxItemSize <= 0 {
 		cfg.MaxItemSize = DefaultMaxItemSize
 	}
-	return &Store{items: map[string]*item{}, maxItem: cfg.MaxItemSize, pool: cfg.Pool}
+	return &Store{items: map[string]*item{}, clients: map[uint64]*clientRec{}, maxItem: cfg.MaxItemSize, pool: cfg.Pool}
 }
 
 func (s *Store) wrap(b []byte) bufpool.Buf {
@@ -130,14 +143,35 @@ func (s *Store) applyOne(payload bufpool.Buf, dst []byte) []byte {
 	if err != nil {
 		return append(dst, ReplyBadOp...)
 	}
+	if o.client == 0 {
+		return s.exec(dst, &o)
+	}
+	rec := s.clients[o.client]
+	if rec != nil && o.nonce <= rec.nonce {
+		if o.nonce == rec.nonce {
+			return append(dst, rec.reply...)
+		}
+		return append(dst, ReplyStale...)
+	}
+	start := len(dst)
+	dst = s.exec(dst, &o)
+	if rec == nil {
+		rec = &clientRec{}
+		s.clients[o.client] = rec
+	}
+	rec.nonce, rec.reply = o.nonce, append(rec.reply[:0], dst[start:]...)
+	return dst
+}
+
+func (s *Store) exec(dst []byte, o *op) []byte {
 	if o.now > s.clock {
 		s.clock = o.now
 	}
 	switch o.kind {
 	case KindGet, KindGets:
-		return s.get(dst, &o, s.clock, true)
+		return s.get(dst, o, s.clock, true)
 	case KindSet, KindAdd, KindReplace, KindAppend, KindPrepend, KindCas:
-		return append(dst, s.store(&o)...)
+		return append(dst, s.store(o)...)
 	case KindDelete:
 		if s.lookup(o.keys[0], true) == nil {
 			return append(dst, ReplyNotFound...)
@@ -145,7 +179,7 @@ func (s *Store) applyOne(payload bufpool.Buf, dst []byte) []byte {
 		s.remove(string(o.keys[0]))
 		return append(dst, ReplyDeleted...)
 	case KindIncr, KindDecr:
-		return s.arith(dst, &o)
+		return s.arith(dst, o)
 	case KindTouch:
 		it := s.lookup(o.keys[0], true)
 		if it == nil {
@@ -409,7 +443,7 @@ func (s *Store) Close() {
 	}
 }
 
-const snapMagic = "KVS1"
+const snapMagic = "KVS2"
 
 // Snapshot serializes the live items in key order, with the clock, the CAS
 // counter and any pending delayed flush: equal states give equal bytes.
@@ -426,6 +460,12 @@ func (s *Store) Snapshot() ([]byte, error) {
 		size += 1 + len(k) + 4 + 8*3 + 4 + it.n
 	}
 	slices.Sort(keys)
+	cids := make([]uint64, 0, len(s.clients))
+	for id, rec := range s.clients {
+		cids = append(cids, id)
+		size += 20 + len(rec.reply)
+	}
+	slices.Sort(cids)
 	b := make([]byte, 0, size)
 	b = append(b, snapMagic...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(s.clock))
@@ -447,6 +487,14 @@ func (s *Store) Snapshot() ([]byte, error) {
 				b = append(b, seg...)
 			}
 		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(cids)))
+	for _, id := range cids {
+		rec := s.clients[id]
+		b = binary.LittleEndian.AppendUint64(b, id)
+		b = binary.LittleEndian.AppendUint64(b, rec.nonce)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(rec.reply)))
+		b = append(b, rec.reply...)
 	}
 	return b, nil
 }
@@ -496,6 +544,27 @@ func (s *Store) Restore(snap []byte) error {
 		off += vl
 		ents = append(ents, e)
 	}
+	if off+4 > len(own) {
+		return bad("truncated")
+	}
+	nc := int(binary.LittleEndian.Uint32(own[off:]))
+	off += 4
+	clients := make(map[uint64]*clientRec, min(nc, len(own)/20))
+	for range nc {
+		if off+20 > len(own) {
+			return bad("client table truncated")
+		}
+		id := binary.LittleEndian.Uint64(own[off:])
+		rec := &clientRec{nonce: binary.LittleEndian.Uint64(own[off+8:])}
+		rl := int(binary.LittleEndian.Uint32(own[off+16:]))
+		off += 20
+		if rl > len(own)-off {
+			return bad("client reply truncated")
+		}
+		rec.reply = own[off : off+rl : off+rl]
+		off += rl
+		clients[id] = rec
+	}
 	if off != len(own) {
 		return bad("has trailing bytes")
 	}
@@ -505,6 +574,7 @@ func (s *Store) Restore(snap []byte) error {
 		s.remove(k)
 	}
 	s.clock, s.casSeq, s.flushAt, s.total, s.bytes = clock, casSeq, flushAt, total, 0
+	s.clients = clients
 	for _, e := range ents {
 		it := e.it
 		it.n = len(e.v)

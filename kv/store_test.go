@@ -44,7 +44,7 @@ func randomOp(t testing.TB, rng *rand.Rand, pool *bufpool.Pool, now int64) bufpo
 	if c.Kind.IsStorage() || c.Kind == KindTouch {
 		c.Exptime = []int64{0, 0, 0, 2, 5, -1, now + 3}[rng.IntN(7)]
 	}
-	b, err := AppendOpHeader(nil, &c, now)
+	b, err := AppendOpHeader(nil, &c, Stamp{Now: now})
 	require.NoError(t, err)
 	b = append(b, value...)
 	p, err := pool.Copy(b)
@@ -92,7 +92,7 @@ func TestStoredValueIsAViewOfTheRequestPayload(t *testing.T) {
 	pool := newPool(t)
 	s := NewStore(StoreConfig{Pool: pool})
 	c := Command{Kind: KindSet, Keys: [][]byte{[]byte("k")}}
-	hdr, err := AppendOpHeader(nil, &c, 1)
+	hdr, err := AppendOpHeader(nil, &c, Stamp{Now: 1})
 	require.NoError(t, err)
 	p, err := pool.Alloc(len(hdr) + 1000)
 	require.NoError(t, err)
@@ -169,7 +169,7 @@ func TestRecoveryCutsATornLogTail(t *testing.T) {
 	l := NewLocal(s, w)
 	for i := range 5 {
 		c := Command{Kind: KindSet, Keys: [][]byte{fmt.Appendf(nil, "k%d", i)}}
-		op, err := EncodeOp(&c, []byte("v"), 1)
+		op, err := EncodeOp(&c, []byte("v"), Stamp{Now: 1})
 		require.NoError(t, err)
 		_, err = l.Execute(t.Context(), op)
 		require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestRecoveryCutsATornLogTail(t *testing.T) {
 	assert.Equal(t, uint64(5), w2.Pos())
 	// The log continues after the cut.
 	c := Command{Kind: KindSet, Keys: [][]byte{[]byte("k9")}}
-	op, err := EncodeOp(&c, []byte("v"), 1)
+	op, err := EncodeOp(&c, []byte("v"), Stamp{Now: 1})
 	require.NoError(t, err)
 	_, err = l2.Execute(t.Context(), op)
 	require.NoError(t, err)

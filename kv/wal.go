@@ -168,6 +168,13 @@ func readSnapshot(path string) (uint64, []byte, error) {
 // Append logs one record (borrowing rec) and returns its position. It is
 // durable once SyncTo(pos) returns.
 func (w *WAL) Append(rec bufpool.Buf) (uint64, error) {
+	var parts [8][]byte
+	return w.AppendVec(rec.AppendSegments(parts[:0]))
+}
+
+// AppendVec logs one record made of parts (borrowed) and returns its
+// position.
+func (w *WAL) AppendVec(parts [][]byte) (uint64, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.bw == nil {
@@ -175,15 +182,19 @@ func (w *WAL) Append(rec bufpool.Buf) (uint64, error) {
 	}
 	w.pos++
 	var hdr [walRecHdr]byte
-	binary.LittleEndian.PutUint32(hdr[0:], uint32(rec.Len()))
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(n))
 	binary.LittleEndian.PutUint64(hdr[8:], w.pos)
 	sum := crc32.Checksum(hdr[8:16], castagnoli)
-	for seg := range rec.Segments() {
+	for _, seg := range parts {
 		sum = crc32.Update(sum, castagnoli, seg)
 	}
 	binary.LittleEndian.PutUint32(hdr[4:], sum)
 	w.bw.Write(hdr[:])
-	for seg := range rec.Segments() {
+	for _, seg := range parts {
 		if _, err := w.bw.Write(seg); err != nil {
 			return 0, fmt.Errorf("kv: write log: %w", err)
 		}

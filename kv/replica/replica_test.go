@@ -1,0 +1,252 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/lni/goutils/leaktest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/onecast/onecast/kv"
+	"github.com/onecast/onecast/netio/config"
+)
+
+type cluster struct {
+	t    *testing.T
+	c    *config.Cluster
+	dir  string
+	reps []*Replica
+}
+
+// freeBase finds a base port with n UDP and n TCP ports free on loopback.
+func freeBase(t *testing.T, n int) int {
+	for try := 0; try < 50; try++ {
+		base := 20000 + (os.Getpid()*7+try*997)%30000
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.%d:%d", 1+i, base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			u.Close()
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", 1+i, base+100+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free ports")
+	return 0
+}
+
+func startCluster(t *testing.T) *cluster {
+	dir := t.TempDir()
+	c, err := config.Generate(config.GenerateOptions{N: 4, Protocol: "pbft", Mode: "digest", Auth: "mac",
+		BasePort: freeBase(t, 4), Dir: dir})
+	require.NoError(t, err)
+	cl := &cluster{t: t, c: c, dir: dir, reps: make([]*Replica, 4)}
+	for i := range 4 {
+		cl.start(i)
+	}
+	return cl
+}
+
+func (cl *cluster) start(i int) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	r, err := Start(Config{Cluster: cl.c, ID: i, DataDir: filepath.Join(cl.dir, fmt.Sprintf("data%d", i)),
+		Frames: 4096, CheckpointInterval: 8, Timeout: 300 * time.Millisecond, OpTimeout: 20 * time.Second, Logger: logger})
+	require.NoError(cl.t, err)
+	cl.reps[i] = r
+}
+
+func (cl *cluster) stop(i int) {
+	require.NoError(cl.t, cl.reps[i].Close())
+	cl.reps[i] = nil
+}
+
+func (cl *cluster) close() {
+	for i, r := range cl.reps {
+		if r != nil {
+			cl.stop(i)
+		}
+	}
+}
+
+func (cl *cluster) addrs() []string {
+	var a []string
+	for _, r := range cl.reps {
+		a = append(a, r.Addr())
+	}
+	return a
+}
+
+func mcClient(addr string) *memcache.Client {
+	c := memcache.New(addr)
+	c.Timeout = 20 * time.Second
+	return c
+}
+
+func TestClusterServesEveryCommandLinearizably(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	cl := startCluster(t)
+	defer cl.close()
+	addrs := cl.addrs()
+	mcs := make([]*memcache.Client, 4)
+	for i := range mcs {
+		mcs[i] = mcClient(addrs[i])
+		defer mcs[i].Close()
+	}
+	// Each step writes through one replica and reads through another.
+	at := func(i int) *memcache.Client { return mcs[i%4] }
+	require.NoError(t, at(0).Ping())
+	require.NoError(t, at(0).Set(&memcache.Item{Key: "a", Value: []byte("alpha"), Flags: 42}))
+	it, err := at(1).Get("a")
+	require.NoError(t, err)
+	assert.Equal(t, "alpha", string(it.Value))
+	assert.Equal(t, uint32(42), it.Flags)
+	assert.ErrorIs(t, at(2).Add(&memcache.Item{Key: "a", Value: []byte("x")}), memcache.ErrNotStored)
+	require.NoError(t, at(3).Add(&memcache.Item{Key: "b", Value: []byte("10")}))
+	assert.ErrorIs(t, at(0).Replace(&memcache.Item{Key: "zz", Value: []byte("x")}), memcache.ErrNotStored)
+	require.NoError(t, at(1).Append(&memcache.Item{Key: "a", Value: []byte("-end")}))
+	require.NoError(t, at(2).Prepend(&memcache.Item{Key: "a", Value: []byte("start-")}))
+	it, err = at(3).Get("a")
+	require.NoError(t, err)
+	assert.Equal(t, "start-alpha-end", string(it.Value))
+	it.Value = []byte("swapped")
+	require.NoError(t, at(0).CompareAndSwap(it))
+	assert.ErrorIs(t, at(1).CompareAndSwap(it), memcache.ErrCASConflict)
+	v, err := at(2).Increment("b", 5)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(15), v)
+	v, err = at(3).Decrement("b", 20)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), v)
+	require.NoError(t, at(0).Touch("b", 100))
+	require.NoError(t, at(1).Set(&memcache.Item{Key: "gone", Value: []byte("x"), Expiration: -1}))
+	_, err = at(2).Get("gone")
+	assert.ErrorIs(t, err, memcache.ErrCacheMiss)
+	require.NoError(t, at(3).Delete("b"))
+	assert.ErrorIs(t, at(0).Delete("b"), memcache.ErrCacheMiss)
+	got, err := at(1).GetMulti([]string{"a", "b", "c"})
+	require.NoError(t, err)
+	assert.Len(t, got, 1)
+	// Errors as memcached words them, connection kept.
+	err = at(2).Set(&memcache.Item{Key: "big", Value: make([]byte, kv.DefaultMaxItemSize)})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "object too large for cache")
+	require.NoError(t, at(2).Ping())
+	_, err = at(3).Increment("a", 1)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "non-numeric")
+	raw, err := net.Dial("tcp", addrs[0])
+	require.NoError(t, err)
+	defer raw.Close()
+	require.NoError(t, raw.SetDeadline(time.Now().Add(20*time.Second)))
+	_, err = io.WriteString(raw, "bogus\r\nset "+strings.Repeat("k", 251)+" 0 0 1\r\nx\r\nset k 0 0 1\r\nxyz\r\nversion\r\n")
+	require.NoError(t, err)
+	want := "ERROR\r\n" + kv.ReplyBadFormat + "ERROR\r\n" + kv.ReplyBadChunk + "ERROR\r\nVERSION " + kv.Version + "\r\n"
+	buf := make([]byte, len(want))
+	_, err = io.ReadFull(raw, buf)
+	require.NoError(t, err)
+	assert.Equal(t, want, string(buf))
+	require.NoError(t, at(0).FlushAll())
+	_, err = at(1).Get("a")
+	assert.ErrorIs(t, err, memcache.ErrCacheMiss)
+
+	// The BFT client: f+1 matching replies.
+	bc, err := kv.NewClient(kv.ClientConfig{Addrs: addrs, F: 1})
+	require.NoError(t, err)
+	defer bc.Close()
+	ctx := context.Background()
+	require.NoError(t, bc.Set(ctx, "bft", []byte("trusted"), 3, 0))
+	val, flags, ok, err := bc.Get(ctx, "bft")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "trusted", string(val))
+	assert.Equal(t, uint32(3), flags)
+	r, err := bc.Do(ctx, &kv.Command{Kind: kv.KindIncr, Keys: [][]byte{[]byte("ctr")}, Delta: 1}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, kv.ReplyNotFound, string(r))
+	require.NoError(t, bc.Set(ctx, "ctr", []byte("1"), 0, 0))
+	r, err = bc.Do(ctx, &kv.Command{Kind: kv.KindIncr, Keys: [][]byte{[]byte("ctr")}, Delta: 1}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "2\r\n", string(r), "submitted through all four replicas, executed once")
+	it, err = at(2).Get("ctr")
+	require.NoError(t, err)
+	assert.Equal(t, "2", string(it.Value))
+}
+
+func TestKilledReplicaRestartsWithEveryAcknowledgedWrite(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	cl := startCluster(t)
+	defer cl.close()
+	addrs := cl.addrs()
+	mc := mcClient(addrs[0])
+	defer mc.Close()
+	acked := map[string]string{}
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			k, v := fmt.Sprintf("key%d", i%150), fmt.Sprintf("value-%d", i)
+			require.NoError(t, mc.Set(&memcache.Item{Key: k, Value: []byte(v)}), "write %d", i)
+			acked[k] = v
+		}
+	}
+	write(0, 100)
+	cl.stop(3) // killed mid-workload
+	write(100, 250)
+	cl.start(3) // restarts from its data dir
+	write(250, 400)
+	// Every acknowledged write is there, through each replica (reads are
+	// ordered, so the restarted replica answers them too).
+	for i, a := range cl.addrs() {
+		c := mcClient(a)
+		for k, v := range acked {
+			it, err := c.Get(k)
+			require.NoError(t, err, "replica %d key %s", i, k)
+			require.Equal(t, v, string(it.Value), "replica %d key %s", i, k)
+		}
+		c.Close()
+	}
+	// The restarted replica converges: same state once it has executed
+	// as far as the others.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ref, want := cl.reps[0].Executed(), []byte(nil)
+		if cl.reps[3].Executed() == ref && cl.reps[1].Executed() == ref {
+			s0, err := cl.reps[0].Snapshot()
+			require.NoError(t, err)
+			s3, err := cl.reps[3].Snapshot()
+			require.NoError(t, err)
+			if cl.reps[0].Executed() == ref {
+				want = s0
+				if bytes.Equal(want, s3) {
+					break
+				}
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "replica 3 at %d, replica 0 at %d", cl.reps[3].Executed(), ref)
+		// A little more traffic drives checkpoints and state transfer.
+		require.NoError(t, mc.Set(&memcache.Item{Key: "tick", Value: []byte("x")}))
+		time.Sleep(50 * time.Millisecond)
+	}
+}
