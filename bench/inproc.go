@@ -111,7 +111,7 @@ func startInproc(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *sl
 	// digest mode, 2 s, to answer late fetches), so the pool covers a high
 	// throughput times that. Untouched frames cost address space, not RSS.
 	frame := min(max(4096, pt.PayloadBytes), 1<<20)
-	frames := min(32768, max(4096, (1<<31)/frame))
+	frames := min(16384, max(2048, (256<<20)/frame))
 	c.payload, err = bufpool.New(bufpool.Config{FrameSize: frame, Frames: frames, Name: "bench-payloads"})
 	if err != nil {
 		return nil, Load{}, err

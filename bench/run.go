@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -124,6 +125,8 @@ func runPoint(ctx context.Context, pt Point, opts Options) (Result, error) {
 	}
 	ring := 1 << 16
 	tr := newTracker(pt.N-pt.Faulty(), ring, window)
+	runtime.GC()
+	resetPeakRSS()
 	c, load, err := factory(ctx, pt, spec, tr.deliver)
 	if err != nil {
 		return res, fmt.Errorf("start %s cluster: %w", pt.Cluster, err)
