@@ -175,8 +175,9 @@ func (nd *Node) noteFar(from broadcast.NodeID, seq uint64, d broadcast.Digest, s
 		return
 	}
 	nd.far[from] = farCkpt{seq: seq, d: d, sig: append([]byte(nil), sig...)}
-	// f+1 replicas vouch for the same checkpoint: at least one is correct,
-	// so the state it names is the true one. Fetch it.
+	// 2f+1 replicas vouch for the same checkpoint: it is stable. f+1: at
+	// least one is correct, so the state it names is the true one; fetch
+	// it, without calling it stable (a view change must prove that).
 	cnt := 0
 	var proof []SignedVote
 	for i, o := range nd.far {
@@ -185,8 +186,11 @@ func (nd *Node) noteFar(from broadcast.NodeID, seq uint64, d broadcast.Digest, s
 			proof = append(proof, SignedVote{Node: broadcast.NodeID(i), Sig: o.sig})
 		}
 	}
-	if cnt >= nd.weakQuorum() {
+	switch {
+	case cnt >= nd.quorum():
 		nd.makeStable(seq, d, proof)
+	case cnt >= nd.weakQuorum() && (nd.transfer == nil || nd.transferAt < seq) && nd.lastExec < seq:
+		nd.startTransfer(seq, d)
 	}
 }
 
@@ -239,6 +243,9 @@ func (nd *Node) makeStable(seq uint64, d broadcast.Digest, proof []SignedVote) {
 }
 
 func (nd *Node) startTransfer(seq uint64, d broadcast.Digest) {
+	if nd.transfer != nil {
+		delete(nd.wanted, *nd.transfer) // a newer checkpoint supersedes it
+	}
 	nd.transfer, nd.transferAt = &d, seq
 	nd.stats.StateTransfers++
 	if !nd.store.Has(d) {
@@ -255,6 +262,11 @@ func (nd *Node) continueTransfer() {
 	d := *nd.transfer
 	b, ok := nd.store.Get(d)
 	if !ok {
+		return
+	}
+	if nd.lastExec >= nd.transferAt {
+		b.Release() // caught up meanwhile: never roll back
+		nd.transfer = nil
 		return
 	}
 	blob := b.Bytes()

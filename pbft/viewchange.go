@@ -28,7 +28,13 @@ func (nd *Node) startViewChange(v uint32) {
 	nd.stats.ViewChanges++
 	nd.vcStreak++
 	nd.timer = nd.now + nd.cfg.Timeout<<min(nd.vcStreak, 10)
-	vc := &ViewChange{NewView: v, StableSeq: nd.stable.seq, StableDigest: nd.stable.digest, StableProof: nd.stable.proof}
+	vc := &ViewChange{NewView: v, StableSeq: nd.stable.seq, StableDigest: nd.stable.digest}
+	for _, sv := range nd.stable.proof {
+		st := statement(stmtCheckpoint, 0, nd.stable.seq, nd.stable.digest)
+		if sv.Node == nd.self || nd.signer.Verify(sv.Node, &st, sv.Sig) == nil {
+			vc.StableProof = append(vc.StableProof, sv)
+		}
+	}
 	seqs := make([]uint64, 0, len(nd.slots))
 	for seq, s := range nd.slots {
 		if s.cert != nil && seq > nd.low {
@@ -130,19 +136,20 @@ func (nd *Node) checkViewChange(vc *ViewChange) error {
 }
 
 // checkVotes requires at least need distinct signers (excluding `exclude`)
-// whose signatures verify.
+// whose signatures verify. Signatures that do not verify are ignored, not
+// held against the sender: a correct replica may have been handed them.
 func (nd *Node) checkVotes(vs []SignedVote, need int, stmt func(broadcast.NodeID) broadcast.Digest, exclude broadcast.NodeID) error {
 	seen := make([]bool, nd.n)
 	good := 0
 	for _, v := range vs {
 		if v.Node == exclude || seen[v.Node] {
-			return broadcast.Reject(broadcast.ReasonBody, "pbft: certificate repeats or misplaces %v", v.Node)
+			continue
+		}
+		st := stmt(v.Node)
+		if nd.signer.Verify(v.Node, &st, v.Sig) != nil {
+			continue
 		}
 		seen[v.Node] = true
-		st := stmt(v.Node)
-		if err := nd.signer.Verify(v.Node, &st, v.Sig); err != nil {
-			return err
-		}
 		good++
 	}
 	if good < need {
