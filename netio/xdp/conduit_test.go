@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,6 +63,44 @@ func cluster(t testing.TB, n int, tweak func(i int, cfg *Config)) (*netns.Topolo
 	return topo, cs
 }
 
+// pacer keeps a test's sender at most `window` datagrams ahead of its
+// receiver, so that a receiver slowed down by a loaded machine never
+// overflows the rings: the tests check delivery, not the machine's speed.
+type pacer struct {
+	window   int
+	received atomic.Int64
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func newPacer(t testing.TB, window int) *pacer {
+	p := &pacer{window: window, stop: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(func() { close(p.stop); <-p.done })
+	return p
+}
+
+// wait blocks until datagram `sent` may go; it flushes c while it waits.
+// It returns false when the test is over.
+func (p *pacer) wait(c *Conduit, sent int) bool {
+	for int64(sent)-p.received.Load() >= int64(p.window) {
+		_ = c.Flush()
+		select {
+		case <-p.stop:
+			return false
+		case <-time.After(100 * time.Microsecond):
+		}
+	}
+	return true
+}
+
+// run runs the sender in a goroutine that the test's cleanup waits for.
+func (p *pacer) run(send func()) {
+	go func() {
+		defer close(p.done)
+		send()
+	}()
+}
+
 func recvOne(t testing.TB, c *Conduit, timeout time.Duration) (netio.Datagram, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -74,8 +113,12 @@ func TestDatagramsArriveByReferenceInUMEM(t *testing.T) {
 	a, b := cs[0], cs[1]
 	const count = 500
 	sizes := []int{4, 64, 700, a.MTU()}
-	go func() {
+	pc := newPacer(t, 64)
+	pc.run(func() {
 		for i := range count {
+			if !pc.wait(a, i) {
+				return
+			}
 			n := sizes[i%len(sizes)]
 			body := make([]byte, n-4)
 			for j := range body {
@@ -88,11 +131,10 @@ func TestDatagramsArriveByReferenceInUMEM(t *testing.T) {
 			}
 			if i%32 == 31 {
 				_ = a.Flush()
-				time.Sleep(200 * time.Microsecond) // stay under the ring sizes
 			}
 		}
 		_ = a.Flush()
-	}()
+	})
 	got := 0
 	for got < count {
 		d, err := recvOne(t, b, 3*time.Second)
@@ -113,6 +155,7 @@ func TestDatagramsArriveByReferenceInUMEM(t *testing.T) {
 		}
 		d.Frame.Release()
 		got++
+		pc.received.Add(1)
 	}
 	want := count
 	assert.GreaterOrEqual(t, got, want*99/100, "at most 1%% loss on an idle veth")
@@ -303,18 +346,21 @@ func TestReplayedPayloadsAreStrippedInKernel(t *testing.T) {
 		frames[i] = onecastFrame(broadcast.HasPayload, d, p)
 	}
 	sent := 0
-	go func() {
+	pc := newPacer(t, 64)
+	pc.run(func() {
 		for r := range rounds {
-			for _, f := range frames {
+			for i, f := range frames {
+				if !pc.wait(a, r*distinct+i) {
+					return
+				}
 				if err := a.Send(1, f, bufpool.Buf{}); err != nil {
 					t.Errorf("round %d: %v", r, err)
 					return
 				}
 			}
 			_ = a.Flush()
-			time.Sleep(time.Millisecond)
 		}
-	}()
+	})
 	var userPayload uint64
 	got := 0
 	for got < distinct*rounds {
@@ -327,6 +373,7 @@ func TestReplayedPayloadsAreStrippedInKernel(t *testing.T) {
 		userPayload += uint64(m.Payload.Len())
 		d.Frame.Release()
 		got++
+		pc.received.Add(1)
 	}
 	sent = distinct * rounds * 1200
 	st, err := b.XDPStats()
@@ -348,8 +395,12 @@ func TestStoreRehomesPayloadsUnderTheFrameWatermark(t *testing.T) {
 	defer store.Close()
 	b.WatchStore(store)
 	const count = 300 // more than twice the UMEM's frames
-	go func() {
+	pc := newPacer(t, 8)
+	pc.run(func() {
 		for i := range count {
+			if !pc.wait(a, i) {
+				return
+			}
 			if err := a.Send(1, fmt.Appendf(nil, "distinct payload %d", i), bufpool.Buf{}); err != nil {
 				t.Errorf("send %d: %v", i, err)
 				return
@@ -358,9 +409,8 @@ func TestStoreRehomesPayloadsUnderTheFrameWatermark(t *testing.T) {
 				t.Errorf("flush: %v", err)
 				return
 			}
-			time.Sleep(300 * time.Microsecond)
 		}
-	}()
+	})
 	got := 0
 	for got < count {
 		d, err := recvOne(t, b, 3*time.Second)
@@ -371,6 +421,7 @@ func TestStoreRehomesPayloadsUnderTheFrameWatermark(t *testing.T) {
 		require.NoError(t, store.Put(d.From, broadcast.DigestOf(d.Frame), d.Frame))
 		d.Frame.Release()
 		got++
+		pc.received.Add(1)
 	}
 	st, err := b.XDPStats()
 	require.NoError(t, err)
