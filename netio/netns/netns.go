@@ -37,6 +37,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -163,7 +164,56 @@ func New(cfg Config) (_ *Topology, err error) {
 			return nil, err
 		}
 	}
+	if err := t.waitUp(5 * time.Second); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// waitUp waits until every interface of the topology is operationally up.
+// The kernel's link watcher activates an interface's queueing discipline
+// (until then, frames sent on it are dropped) and sets its operational
+// state asynchronously, rate-limited machine-wide; on a busy machine that
+// can take a second after "ip link set up".
+func (t *Topology) waitUp(timeout time.Duration) error {
+	type iface struct {
+		ns   netns.NsHandle
+		name string
+	}
+	var all []iface
+	for _, n := range t.Nodes {
+		all = append(all, iface{n.NS, n.Ifname})
+	}
+	if t.hub.IsOpen() {
+		for _, n := range t.Nodes {
+			all = append(all, iface{t.hub, fmt.Sprintf("p%d", n.Index)})
+		}
+		all = append(all, iface{t.hub, "br0"})
+	}
+	deadline := time.Now().Add(timeout)
+	for _, f := range all {
+		h, err := netlink.NewHandleAt(f.ns)
+		if err != nil {
+			return fmt.Errorf("netns: netlink handle: %w", err)
+		}
+		for {
+			l, err := h.LinkByName(f.name)
+			if err != nil {
+				h.Close()
+				return fmt.Errorf("netns: find %s: %w", f.name, err)
+			}
+			if l.Attrs().OperState == netlink.OperUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				h.Close()
+				return fmt.Errorf("netns: %s not up after %v (state %v)", f.name, timeout, l.Attrs().OperState)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		h.Close()
+	}
+	return nil
 }
 
 // newNS creates a namespace without moving the calling goroutine into it.
