@@ -87,4 +87,17 @@
 //     the batches of the new view from them instead of receiving a list.
 //   - Protocol messages are retransmitted on a timer while work is pending,
 //     so that loss costs time, not liveness.
+//   - Clients sign their requests (Config.Signer) so that a backup that
+//     missed a request, or got a different one under the same timestamp
+//     from an equivocating client, accepts the primary's choice on the
+//     client's signature. A backup that holds the very request it received
+//     on the client's link verifies nothing; the primary verifies each
+//     request once before ordering it.
+//   - A replica in a view change arms its timer only once 2f+1 replicas
+//     asked for its target view (as in the paper), and joins the smallest
+//     view that f+1 others ask for; so correct replicas never drift apart.
+//
+// A client's timestamps must survive its restart (replicas answer a reused
+// timestamp with the cached reply); a restarted replica recovers its state
+// by state transfer from the others.
 package pbft

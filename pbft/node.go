@@ -280,14 +280,33 @@ func (nd *Node) send(to broadcast.NodeID, t broadcast.MsgType, view uint32, seq 
 	return &nd.out[len(nd.out)-1].Msg
 }
 
-// armTimer starts the view-change timer if requests wait and it is off.
+// armTimer starts the view-change timer if it is off and requests wait
+// (in a view), or, during a view change, once 2f+1 replicas asked for the
+// target view: a replica alone never runs ahead of the others, so the
+// correct replicas' views converge (the f+1 rule pulls stragglers up).
 func (nd *Node) armTimer() {
-	if nd.timer == 0 && (nd.changing || nd.hasPending()) {
-		nd.timer = nd.now + nd.cfg.Timeout<<min(nd.vcStreak, 10)
+	if nd.timer == 0 {
+		if nd.changing {
+			if nd.vcCount(nd.target) >= nd.quorum() {
+				nd.timer = nd.now + nd.cfg.Timeout<<min(nd.vcStreak, 10)
+			}
+		} else if nd.hasPending() {
+			nd.timer = nd.now + nd.cfg.Timeout<<min(nd.vcStreak, 10)
+		}
 	}
 	if nd.resend == 0 {
 		nd.resend = nd.now + nd.cfg.Timeout/2
 	}
+}
+
+func (nd *Node) vcCount(v uint32) int {
+	cnt := 0
+	for _, r := range nd.vcs {
+		if r != nil && r.view == v {
+			cnt++
+		}
+	}
+	return cnt
 }
 
 func (nd *Node) hasPending() bool {

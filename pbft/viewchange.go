@@ -27,7 +27,13 @@ func (nd *Node) startViewChange(v uint32) {
 	nd.changing, nd.target = true, v
 	nd.stats.ViewChanges++
 	nd.vcStreak++
-	nd.timer = nd.now + nd.cfg.Timeout<<min(nd.vcStreak, 10)
+	nd.timer = 0 // re-armed once 2f+1 replicas ask for v
+	if nv := nd.newView; nv != nil && !nv.done && nv.view < v {
+		for _, r := range nv.refs {
+			delete(nd.wanted, r.Digest)
+		}
+		nd.newView = nil
+	}
 	vc := &ViewChange{NewView: v, StableSeq: nd.stable.seq, StableDigest: nd.stable.digest}
 	for _, sv := range nd.stable.proof {
 		st := statement(stmtCheckpoint, 0, nd.stable.seq, nd.stable.digest)
@@ -209,6 +215,7 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 	}
 	nd.maybeNewView(v)
 	nd.continueNewView()
+	nd.armTimer()
 	return nil
 }
 
