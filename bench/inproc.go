@@ -42,7 +42,12 @@ type inprocNode struct {
 }
 
 type inprocCluster struct {
-	pt      Point
+	pt  Point
+	byz map[broadcast.NodeID]string
+	// conduits not yet owned by a link (assembly failed half-way).
+	conduits []netio.Conduit
+	// cleanup runs last in Close (a namespace topology).
+	cleanup func() error
 	nodes   []*inprocNode // nil for a node that is not started (silent)
 	correct []broadcast.NodeID
 	net     *mem.Network
@@ -92,21 +97,61 @@ func byzantineSet(pt Point) (map[broadcast.NodeID]string, error) {
 }
 
 func startInproc(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *slog.Logger) (_ Cluster, _ Load, err error) {
-	byz, err := byzantineSet(pt)
+	c, err := newCluster(pt)
 	if err != nil {
 		return nil, Load{}, err
 	}
-	rings, err := keyrings(pt.N)
-	if err != nil {
-		return nil, Load{}, fmt.Errorf("generate keys: %w", err)
-	}
-	c := &inprocCluster{pt: pt, nodes: make([]*inprocNode, pt.N)}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			_ = c.Close()
 		}
 	}()
+	var conduits []netio.Conduit
+	switch pt.Transport {
+	case "mem":
+		c.net = mem.NewNetwork(pt.N)
+	case "udp":
+		addrs, err := loopbackAddrs(pt.N)
+		if err != nil {
+			return nil, Load{}, err
+		}
+		conduits = make([]netio.Conduit, pt.N)
+		for _, id := range c.correct {
+			pool, err := bufpool.New(bufpool.Config{FrameSize: 2048, Frames: 8192, Name: fmt.Sprintf("udp%d", id)})
+			if err != nil {
+				return nil, Load{}, err
+			}
+			c.nodes[id].pool = pool
+			if conduits[id], err = udp.New(udp.Config{Self: id, Peers: addrs, Pool: pool, MTU: 1500, Logger: logger}); err != nil {
+				return nil, Load{}, fmt.Errorf("node %d udp: %w", id, err)
+			}
+		}
+	default:
+		return nil, Load{}, fmt.Errorf("transport %q is not available in an inproc cluster (have mem, udp; xdp needs --cluster netns)", pt.Transport)
+	}
+	if err := c.assemble(spec, deliver, logger, conduits); err != nil {
+		return nil, Load{}, err
+	}
+	return c, Load{Pool: c.payload}, nil
+}
+
+// newCluster prepares the nodes of pt (correct ones get a node record,
+// Byzantine ones none) and the payload pool.
+func newCluster(pt Point) (*inprocCluster, error) {
+	byz, err := byzantineSet(pt)
+	if err != nil {
+		return nil, err
+	}
+	c := &inprocCluster{pt: pt, nodes: make([]*inprocNode, pt.N), byz: byz}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for i := range pt.N {
+		id := broadcast.NodeID(i)
+		if _, bad := byz[id]; bad {
+			continue
+		}
+		c.correct = append(c.correct, id)
+		c.nodes[i] = &inprocNode{id: id, metrics: &broadcast.Metrics{}}
+	}
 	// Payload frames: protocols keep delivered payloads a while (Bracha's
 	// digest mode, 2 s, to answer late fetches), so the pool covers a high
 	// throughput times that. Untouched frames cost address space, not RSS.
@@ -114,60 +159,61 @@ func startInproc(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *sl
 	frames := min(16384, max(2048, (256<<20)/frame))
 	c.payload, err = bufpool.New(bufpool.Config{FrameSize: frame, Frames: frames, Name: "bench-payloads"})
 	if err != nil {
-		return nil, Load{}, err
+		c.cancel()
+		return nil, err
 	}
+	return c, nil
+}
 
-	var addrs []netip.AddrPort
-	switch pt.Transport {
-	case "mem":
-		c.net = mem.NewNetwork(pt.N)
-	case "udp":
-		addrs, err = loopbackAddrs(pt.N)
-		if err != nil {
-			return nil, Load{}, err
-		}
-	default:
-		return nil, Load{}, fmt.Errorf("transport %q is not available in an inproc cluster (have mem, udp; xdp needs --cluster netns)", pt.Transport)
+// assemble builds every correct node: store, protocol, transport (the mem
+// endpoint, or the reliable link over conduits[id]) and runner, and starts
+// the runners. A store whose conduit watches held digests (AF_XDP) tells it.
+func (c *inprocCluster) assemble(spec broadcast.Spec, deliver DeliveryFunc, logger *slog.Logger, conduits []netio.Conduit) error {
+	pt := c.pt
+	c.conduits = conduits // closed by Close until a link takes them over
+	rings, err := keyrings(pt.N)
+	if err != nil {
+		return fmt.Errorf("generate keys: %w", err)
 	}
-
 	for i := range pt.N {
-		id := broadcast.NodeID(i)
-		if _, bad := byz[id]; bad {
-			if c.net != nil {
-				_ = c.net.Endpoint(id).Close() // messages to a silent node are dropped
-			}
-			continue
+		if c.nodes[i] == nil && c.net != nil {
+			_ = c.net.Endpoint(broadcast.NodeID(i)).Close() // messages to a silent node are dropped
 		}
-		c.correct = append(c.correct, id)
-		nd := &inprocNode{id: id, metrics: &broadcast.Metrics{}, store: broadcast.NewPayloadStore(broadcast.StoreConfig{})}
-		c.nodes[i] = nd
+	}
+	for _, id := range c.correct {
+		nd := c.nodes[id]
+		var storeCfg broadcast.StoreConfig
+		var cd netio.Conduit
+		if conduits != nil {
+			cd = conduits[id]
+			if w, ok := cd.(storeWatcher); ok {
+				storeCfg.Observer = w.StoreObserver()
+			}
+		}
+		nd.store = broadcast.NewPayloadStore(storeCfg)
+		if w, ok := cd.(storeWatcher); ok {
+			w.WatchStore(nd.store)
+		}
 		params := broadcast.Params{N: pt.N, F: pt.F, Self: id, Mode: pt.Mode}
-		proto, err := spec.New(params, broadcast.Env{Store: nd.store, Keys: rings[i],
+		proto, err := spec.New(params, broadcast.Env{Store: nd.store, Keys: rings[id],
 			Tuning: broadcast.Tuning{Batch: pt.Batch, Auth: pt.Auth}})
 		if err != nil {
-			return nil, Load{}, fmt.Errorf("%s node %d: %w", spec.Name, i, err)
+			return fmt.Errorf("%s node %d: %w", spec.Name, id, err)
 		}
-		auth, err := broadcast.NewAuthenticator(pt.Auth, rings[i])
+		auth, err := broadcast.NewAuthenticator(pt.Auth, rings[id])
 		if err != nil {
-			return nil, Load{}, err
+			return err
 		}
 		var tr netio.Transport
 		if c.net != nil {
 			tr = c.net.Endpoint(id)
 		} else {
-			nd.pool, err = bufpool.New(bufpool.Config{FrameSize: 2048, Frames: 8192, Name: fmt.Sprintf("udp%d", i)})
-			if err != nil {
-				return nil, Load{}, err
-			}
-			cd, err := udp.New(udp.Config{Self: id, Peers: addrs, Pool: nd.pool, MTU: 1500, Logger: logger})
-			if err != nil {
-				return nil, Load{}, fmt.Errorf("node %d udp: %w", i, err)
-			}
 			nd.link, err = link.New(link.Config{Self: id, N: pt.N, Conduit: cd, Metrics: nd.metrics, Logger: logger})
 			if err != nil {
 				_ = cd.Close()
-				return nil, Load{}, fmt.Errorf("node %d link: %w", i, err)
+				return fmt.Errorf("node %d link: %w", id, err)
 			}
+			conduits[id] = nil // the link owns it now
 			tr = nd.link
 		}
 		nd.runner, err = netio.NewRunner(netio.RunnerConfig{
@@ -179,7 +225,7 @@ func startInproc(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *sl
 			Logger: logger,
 		})
 		if err != nil {
-			return nil, Load{}, err
+			return err
 		}
 	}
 	for _, nd := range c.nodes {
@@ -187,7 +233,14 @@ func startInproc(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *sl
 			nd.runner.Start()
 		}
 	}
-	return c, Load{Pool: c.payload}, nil
+	return nil
+}
+
+// storeWatcher is a conduit that keeps a kernel map of held digests in step
+// with a store (AF_XDP).
+type storeWatcher interface {
+	StoreObserver() broadcast.StoreObserver
+	WatchStore(*broadcast.PayloadStore)
 }
 
 // loopbackAddrs picks n free UDP ports on 127.0.0.1.
@@ -227,11 +280,12 @@ func (c *inprocCluster) Counters(id broadcast.NodeID) NodeCounters {
 	if nd.link != nil {
 		st := nd.link.Stats()
 		nc.Retransmissions = st.Retransmits
-		nc.CopiedBytes = nd.link.Conduit().Stats().RecvCopiedBytes
+		nc.CopiedBytes = st.RecvCopiedPayload
 	}
 	if nd.pool != nil {
 		nc.CopiedBytes += nd.pool.Stats().CopiedBytes
 	}
+
 	return nc
 }
 
@@ -254,10 +308,20 @@ func (c *inprocCluster) Close() error {
 			if nd.link != nil {
 				errs = append(errs, nd.link.Close())
 			}
-			nd.store.Close()
+			if nd.store != nil {
+				nd.store.Close()
+			}
+		}
+		for _, cd := range c.conduits {
+			if cd != nil {
+				errs = append(errs, cd.Close())
+			}
 		}
 		if c.net != nil {
 			c.net.Close()
+		}
+		if c.cleanup != nil {
+			errs = append(errs, c.cleanup())
 		}
 	})
 	return errors.Join(errs...)

@@ -20,5 +20,6 @@ func protocolSpecs() []broadcast.Spec {
 func clusterFactories(logger *slog.Logger) map[string]bench.ClusterFactory {
 	return map[string]bench.ClusterFactory{
 		"inproc": bench.Inproc(logger),
+		"netns":  bench.Netns(logger),
 	}
 }

@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/netio"
+	"github.com/onecast/onecast/netio/netns"
+	"github.com/onecast/onecast/netio/udp"
+	"github.com/onecast/onecast/netio/xdp"
+)
+
+// netnsPort is the UDP port every node uses inside its namespace.
+const netnsPort = 7700
+
+// Netns returns the factory of namespace clusters: one network namespace
+// and veth per node (wired through a bridge), the node's sockets opened
+// inside it, every runner in this process. Transports: udp (kernel sockets,
+// the copying baseline) and xdp (AF_XDP with the in-kernel dedup program).
+// It needs root; the addresses exist only inside the namespaces.
+func Netns(logger *slog.Logger) ClusterFactory {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context, pt Point, spec broadcast.Spec, deliver DeliveryFunc) (Cluster, Load, error) {
+		return startNetns(pt, spec, deliver, logger)
+	}
+}
+
+// xdpConduit lets the cluster assembly wire a store to the AF_XDP conduit's
+// kernel map of held digests.
+type xdpConduit struct{ *xdp.Conduit }
+
+func (c xdpConduit) StoreObserver() broadcast.StoreObserver { return c.Program() }
+
+func startNetns(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *slog.Logger) (_ Cluster, _ Load, err error) {
+	if ok, why := netns.Available(); !ok {
+		return nil, Load{}, fmt.Errorf("netns cluster: %s", why)
+	}
+	c, err := newCluster(pt)
+	if err != nil {
+		return nil, Load{}, err
+	}
+	defer func() {
+		if err != nil {
+			_ = c.Close()
+		}
+	}()
+	topo, err := netns.New(netns.Config{Nodes: pt.N, Bridge: true})
+	if err != nil {
+		return nil, Load{}, fmt.Errorf("netns topology: %w", err)
+	}
+	c.cleanup = topo.Close
+	conduits := make([]netio.Conduit, pt.N)
+	switch pt.Transport {
+	case "udp":
+		addrs := make([]netip.AddrPort, pt.N)
+		for i, n := range topo.Nodes {
+			addrs[i] = netip.AddrPortFrom(n.Addr, netnsPort)
+		}
+		for _, id := range c.correct {
+			pool, err := bufpool.New(bufpool.Config{FrameSize: 2048, Frames: 8192, Name: fmt.Sprintf("udp%d", id)})
+			if err != nil {
+				return nil, Load{}, err
+			}
+			c.nodes[id].pool = pool
+			err = topo.Do(int(id), func() error {
+				cd, err := udp.New(udp.Config{Self: id, Peers: addrs, Pool: pool, MTU: 1500, Logger: logger})
+				conduits[id] = cd
+				return err
+			})
+			if err != nil {
+				return nil, Load{}, fmt.Errorf("node %d udp in its namespace: %w", id, err)
+			}
+		}
+	case "xdp":
+		for _, id := range c.correct {
+			cfg := xdp.TopologyConfig(topo, int(id), netnsPort)
+			cfg.Metrics = c.nodes[id].metrics
+			// A UMEM large enough for the payloads a protocol retains (Bracha
+			// keeps delivered payloads 2 s for late fetches), so that the
+			// store's copy-out under the free-frame watermark stays the
+			// exception it is meant to be: 32768 frames of 2 KiB, 64 MiB.
+			cfg.Frames = 32768
+			cfg.Logger = logger
+			var cd *xdp.Conduit
+			err := topo.Do(int(id), func() error {
+				var err error
+				cd, err = xdp.New(cfg)
+				return err
+			})
+			if err != nil {
+				return nil, Load{}, fmt.Errorf("node %d AF_XDP in its namespace: %w", id, err)
+			}
+			conduits[id] = xdpConduit{cd}
+			c.nodes[id].pool = cd.Pool()
+		}
+	default:
+		return nil, Load{}, fmt.Errorf("transport %q is not available in a netns cluster (have udp, xdp)", pt.Transport)
+	}
+	if err := c.assemble(spec, deliver, logger, conduits); err != nil {
+		return nil, Load{}, err
+	}
+	return c, Load{Pool: c.payload}, nil
+}
