@@ -296,3 +296,13 @@ func BenchmarkAnalyse(b *testing.B) {
 	}
 	b.ReportMetric(rep.KnownFactor, "copies/value")
 }
+
+func TestMatcherFindsValuesInsideABatch(t *testing.T) {
+	a, b := random(21, 64), random(22, 1000)
+	m, err := NewMatcher([][]byte{a, b})
+	require.NoError(t, err)
+	batch := cat([]byte{2, 0, 0, 0}, b, []byte{9, 9}, a)
+	var got [][2]int
+	m.Copies(batch, func(v, off int) { got = append(got, [2]int{v, off}) })
+	assert.Equal(t, [][2]int{{0, 4 + 1000 + 2}, {1, 4}}, got)
+}
