@@ -90,6 +90,9 @@ type Stats struct {
 	FillStarved uint64
 	// Rejected counts frames whose Ethernet/IP/UDP headers were bad.
 	Rejected uint64
+	// TxDropped counts queued frames given up because the TX ring did not
+	// drain for a second.
+	TxDropped uint64
 	// Socket are the AF_XDP socket's kernel statistics.
 	Socket unix.XDPStatistics
 }
@@ -126,7 +129,7 @@ type Conduit struct {
 
 	framesSent, framesRecv, bytesSent, bytesRecv atomic.Uint64
 	sendCopied, dropped, rejected, starved       atomic.Uint64
-	rehomed, rehomedBytes                        atomic.Uint64
+	rehomed, rehomedBytes, txDropped             atomic.Uint64
 
 	umemKept bool // closed with frames referenced: umem still mapped
 
@@ -392,7 +395,7 @@ func (c *Conduit) flushLocked() error {
 			for _, d := range c.pending {
 				c.releaseOnRing(int(d.Addr) / c.cfg.FrameSize)
 			}
-			c.dropped.Add(uint64(len(c.pending)))
+			c.txDropped.Add(uint64(len(c.pending)))
 			c.pending = c.pending[:0]
 			return errors.New("xdp: TX ring stuck, queued frames dropped")
 		}
@@ -604,7 +607,7 @@ func (c *Conduit) XDPStats() (Stats, error) {
 	st := Stats{
 		ConduitStats: c.Stats(), Mode: c.prog.Mode(), ZeroCopy: c.zc, Pool: c.pool.Stats(),
 		RehomedPayloads: c.rehomed.Load(), RehomedBytes: c.rehomedBytes.Load(),
-		FillStarved: c.starved.Load(), Rejected: c.rejected.Load(),
+		FillStarved: c.starved.Load(), Rejected: c.rejected.Load(), TxDropped: c.txDropped.Load(),
 	}
 	var err error
 	st.Kernel, err = c.prog.Counters()
