@@ -70,8 +70,10 @@ func checkersFor(class broadcast.Class, n int) ([]Checker, error) {
 	switch class {
 	case broadcast.ReliableBroadcast:
 		return []Checker{NewReliableBroadcastChecker(n)}, nil
-		// case broadcast.StateMachineReplication: return []Checker{NewSMRChecker(n)}, nil
-		// case broadcast.ByzantineBroadcast: return []Checker{NewByzantineBroadcastChecker(n)}, nil
+	case broadcast.StateMachineReplication:
+		return []Checker{NewSMRChecker(n)}, nil
+	case broadcast.ByzantineBroadcast:
+		return []Checker{NewByzantineBroadcastChecker(n)}, nil
 	}
 	return nil, fmt.Errorf("sim: no property checker for class %v (pass Config.Checkers)", class)
 }

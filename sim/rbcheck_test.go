@@ -98,10 +98,12 @@ func TestReliableBroadcastCheckerJudgesEachProperty(t *testing.T) {
 	}
 }
 
-func TestCheckersForKnowsReliableBroadcastOnly(t *testing.T) {
-	cs, err := checkersFor(broadcast.ReliableBroadcast, 4)
-	require.NoError(t, err)
-	assert.Len(t, cs, 1)
-	_, err = checkersFor(broadcast.Class(99), 4)
+func TestCheckersForChoosesByClass(t *testing.T) {
+	for _, c := range []broadcast.Class{broadcast.ReliableBroadcast, broadcast.StateMachineReplication, broadcast.ByzantineBroadcast} {
+		cs, err := checkersFor(c, 4)
+		require.NoError(t, err)
+		assert.Len(t, cs, 1, "%v", c)
+	}
+	_, err := checkersFor(broadcast.Class(99), 4)
 	assert.Error(t, err)
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/dolevstrong"
-	"github.com/onecast/onecast/pbft"
 	"github.com/onecast/onecast/sim"
 	"github.com/onecast/onecast/sim/toyrb"
 )
@@ -37,7 +36,7 @@ func simSpecs(unsafeEcho int) []broadcast.Spec {
 	return []broadcast.Spec{
 		brachaSpec,
 		toyrb.Spec(unsafeEcho),
-		pbft.Spec,
+		sim.PBFTSpec(nil), // pbft.Spec with the simulator's cheap, unforgeable certificate signatures
 		dolevstrong.Spec,
 	}
 }
@@ -54,7 +53,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		seeds      = fs.Uint64("seeds", 100, "number of seeds to run")
 		seed       = fs.Uint64("seed", 1, "first seed")
 		workers    = fs.Int("workers", 1, "runs in parallel (each run stays deterministic)")
-		netName    = fs.String("net", "hostile", "network preset: lan or hostile")
+		netName    = fs.String("net", "", "network preset: lan, hostile, or sync (default: sync for Byzantine broadcast, hostile otherwise)")
 		loss       = fs.Float64("loss", -1, "per-transmission loss probability (retransmitted); -1: preset")
 		reorder    = fs.Float64("reorder", -1, "reorder probability; -1: preset")
 		dup        = fs.Float64("dup", -1, "duplication probability; -1: preset")
@@ -74,7 +73,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		maxEvents  = fs.Int("max-events", 0, "event budget per run (0: default)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: onecast sim [flags]\n\nByzantine behaviours: %s\n\nflags:\n", sim.BehaviourNames(sim.Behaviours()))
+		fmt.Fprintf(stderr, "usage: onecast sim [flags]\n\nByzantine behaviours: %s (pbft also: %s)\n\nflags:\n",
+			sim.BehaviourNames(sim.Behaviours()), sim.BehaviourNames(sim.PBFTBehaviours()))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -92,9 +92,23 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	as, err := sim.ParseByzantine(*byz, sim.Behaviours())
+	behaviours := sim.Behaviours()
+	if spec.Class == broadcast.StateMachineReplication {
+		behaviours = append(behaviours, sim.PBFTBehaviours()...)
+	}
+	as, err := sim.ParseByzantine(*byz, behaviours)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *netName == "" {
+		*netName = "hostile"
+		if spec.Class == broadcast.ByzantineBroadcast {
+			*netName = "sync"
+		}
+	}
+	syncDelta := sim.DefaultNetwork().Delta
+	if *delta > 0 {
+		syncDelta = *delta
 	}
 	var nw sim.Network
 	switch *netName {
@@ -102,8 +116,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		nw = sim.DefaultNetwork()
 	case "hostile":
 		nw = sim.HostileNetwork()
+	case "sync":
+		nw = sim.SynchronousNetwork(syncDelta)
 	default:
-		return fmt.Errorf("%w: unknown network preset %q (want lan or hostile)", errUsage, *netName)
+		return fmt.Errorf("%w: unknown network preset %q (want lan, hostile or sync)", errUsage, *netName)
 	}
 	setF := func(dst *float64, v float64) {
 		if v >= 0 {
@@ -130,12 +146,20 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *bandwidth >= 0 {
 		nw.Bandwidth = *bandwidth
 	}
-	cfg := sim.Config{
-		Spec: spec, N: *n, F: *f, Mode: md, Net: nw, Byzantine: as,
-		Tuning:    broadcast.Tuning{Batch: *batch, RoundDuration: *round, Timeout: *timeout},
-		Workload:  sim.Workload{PayloadSize: *payload, PerNode: *perNode},
-		MaxEvents: *maxEvents,
+	cfg := sim.Config{Spec: spec, N: *n, F: *f, Mode: md, Byzantine: as}
+	if spec.Class == broadcast.ByzantineBroadcast {
+		// A synchronous protocol: rounds of Δ sized for the network, every
+		// value submitted within the first rounds, a horizon past the last
+		// decision.
+		cfg = sim.DolevStrongConfig(spec, *n, *f, md, syncDelta, as)
 	}
+	cfg.Net = nw
+	cfg.Tuning.Batch, cfg.Tuning.Timeout = *batch, *timeout
+	if *round > 0 {
+		cfg.Tuning.RoundDuration = *round
+	}
+	cfg.Workload.PayloadSize, cfg.Workload.PerNode = *payload, *perNode
+	cfg.MaxEvents = *maxEvents
 	if *seeds == 0 {
 		return fmt.Errorf("%w: --seeds must be positive", errUsage)
 	}
@@ -232,7 +256,7 @@ func printSummary(w io.Writer, spec broadcast.Spec, s *sim.Summary) {
 	fmt.Fprintf(w, "speed: %d events, %d messages in %v: %.0f simulated msgs/s\n", s.Events, s.Messages, s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond())
 	if len(s.ByBehaviour) > 0 {
 		fmt.Fprint(w, "byzantine node-runs:")
-		for _, b := range sim.Behaviours() {
+		for _, b := range append(sim.Behaviours(), sim.PBFTBehaviours()...) {
 			if c := s.ByBehaviour[b.Name]; c > 0 {
 				fmt.Fprintf(w, " %s=%d", b.Name, c)
 			}
