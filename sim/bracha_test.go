@@ -65,6 +65,29 @@ func TestBrachaKeepsValidityAgreementIntegrityTotality(t *testing.T) {
 	}
 }
 
+// TestBrachaAgainstEachBehaviour runs f nodes of one behaviour at a time,
+// so that a failure names the behaviour that caused it.
+func TestBrachaAgainstEachBehaviour(t *testing.T) {
+	seeds := simSeeds(t, 20)
+	for _, b := range Behaviours() {
+		for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
+			for _, n := range []int{4, 7} {
+				t.Run(fmt.Sprintf("%s/%v/n%d", b.Name, mode, n), func(t *testing.T) {
+					pool := checkedPool(t)
+					cfg := Config{Spec: brachaSpec(0), N: n, Mode: mode, Net: HostileNetwork(), Pool: pool,
+						Byzantine: []Assignment{{Count: (n - 1) / 3, Behaviours: []BehaviourSpec{b}}}, Workload: Workload{PayloadSize: 256}}
+					for seed := uint64(1); seed <= seeds; seed++ {
+						res, err := Run(cfg, seed)
+						require.NoError(t, err)
+						require.Empty(t, res.Violations, "seed %d, byzantine %v", seed, res.Byzantine)
+					}
+					require.NoError(t, pool.CheckLeaks())
+				})
+			}
+		}
+	}
+}
+
 func TestBrachaSameSeedSameTrace(t *testing.T) {
 	for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
 		cfg := Config{Spec: brachaSpec(0), N: 7, Mode: mode, Net: HostileNetwork(),

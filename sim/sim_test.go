@@ -75,9 +75,9 @@ func TestSameSeedSameTrace(t *testing.T) {
 	assert.Greater(t, t1.Len(), 1000)
 }
 
-// TestEveryBehaviourKeepsBrachaSafe runs the correct toy Bracha against each
-// behaviour on a hostile network: no property may break.
-func TestEveryBehaviourKeepsBrachaSafe(t *testing.T) {
+// TestEveryBehaviourKeepsToyBrachaSafe runs the correct toy Bracha against
+// each behaviour on a hostile network: no property may break.
+func TestEveryBehaviourKeepsToyBrachaSafe(t *testing.T) {
 	for _, b := range Behaviours() {
 		for _, n := range []int{4, 7} {
 			t.Run(fmt.Sprintf("%s/n%d", b.Name, n), func(t *testing.T) {
