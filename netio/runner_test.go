@@ -49,6 +49,8 @@ type udpNode struct {
 	delivered map[broadcast.Instance]int
 	count     int
 	notify    chan struct{}
+	// onPayload, when set, sees each delivery before its release.
+	onPayload func(broadcast.Delivery)
 }
 
 func (n *udpNode) onDeliver(d broadcast.Delivery) {
@@ -56,6 +58,9 @@ func (n *udpNode) onDeliver(d broadcast.Delivery) {
 	n.delivered[d.Instance]++
 	n.count++
 	n.mu.Unlock()
+	if n.onPayload != nil {
+		n.onPayload(d)
+	}
 	d.Payload.Release()
 	select {
 	case n.notify <- struct{}{}:
@@ -109,13 +114,14 @@ func (n *udpNode) stop(t testing.TB) {
 	require.NoError(t, n.link.Close())
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, cond func() bool, msg string, args ...any) {
+// waitFor polls cond until it holds or the deadline passes; msg describes
+// the state at the deadline.
+func waitFor(t testing.TB, d time.Duration, cond func() bool, msg func() string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out: "+msg, args...)
+			t.Fatalf("timed out: %s", msg())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -152,7 +158,8 @@ func TestRunnerDeliversOverLossyUDP(t *testing.T) {
 				}
 			}
 			for _, nd := range nodes {
-				waitFor(t, 30*time.Second, func() bool { return nd.deliveries() >= n*per }, "node %v delivered %d of %d", nd.id, nd.deliveries(), n*per)
+				waitFor(t, 30*time.Second, func() bool { return nd.deliveries() >= n*per },
+					func() string { return fmt.Sprintf("node %v delivered %d of %d", nd.id, nd.deliveries(), n*per) })
 			}
 			time.Sleep(50 * time.Millisecond)
 			for _, nd := range nodes {
@@ -214,7 +221,7 @@ func TestRunnerRejectsForgedMessages(t *testing.T) {
 	require.NoError(t, net.Endpoint(1).Send(0, &tampered))
 	good := ack(1)
 	require.NoError(t, net.Endpoint(1).Send(0, &good))
-	waitFor(t, 5*time.Second, func() bool { return r.Stats().Stepped == 1 }, "the good message was stepped")
+	waitFor(t, 5*time.Second, func() bool { return r.Stats().Stepped == 1 }, func() string { return "the good message was not stepped" })
 	st := r.Stats()
 	assert.Equal(t, uint64(3), st.Received)
 	assert.Equal(t, uint64(1), st.SenderMismatch)

@@ -16,6 +16,15 @@ import (
 	"github.com/onecast/onecast/netio"
 )
 
+// DeadBackoff is the number of consecutive retransmission timeouts
+// (about 10+20+40+80+160 ms at the default timeouts) after which a peer
+// counts as silent.
+const DeadBackoff = 5
+
+// LiveQueueFactor is how much further than MaxQueue a live peer's queue may
+// grow.
+const LiveQueueFactor = 8
+
 // ErrBacklog is returned by Send when a peer's send queue is full: the peer
 // has stopped acknowledging (or is slower than the sender) and the link
 // bounds the memory it spends on it. The message is not sent to that peer.
@@ -32,8 +41,12 @@ type Config struct {
 	// Window is the number of frames in flight per peer, unacknowledged
 	// (default 256, at most 65536). It is also the receive reorder window.
 	Window int
-	// MaxQueue bounds the frames waiting for the window, per peer (default
-	// 8192). A Send beyond it fails with ErrBacklog.
+	// MaxQueue bounds the frames waiting for the window for a peer that is
+	// silent (not heard from, or backed off DeadBackoff times): a Send
+	// beyond it fails with ErrBacklog (default 8192). A live peer's queue
+	// may grow to LiveQueueFactor × MaxQueue: dropping a message to a live
+	// peer would cost the protocol its liveness, so the runner slows the
+	// application down instead (Congested) and the queue drains.
 	MaxQueue int
 	// RecvQueue bounds the messages received and not yet taken by Recv
 	// (default 4096). When it is full, frames stay unacknowledged and the
@@ -291,7 +304,7 @@ func (l *Link) Send(to broadcast.NodeID, m *broadcast.Message) error {
 	if l.closed.Load() {
 		return netio.ErrClosed
 	}
-	if p.queue.len()+frames > l.cfg.MaxQueue {
+	if limit := p.queueLimit(); p.queue.len()+frames > limit {
 		l.backlogged.Add(1)
 		return fmt.Errorf("link: send to %v (%d frames queued): %w", to, p.queue.len(), ErrBacklog)
 	}
@@ -395,15 +408,15 @@ func (l *Link) Close() error {
 // Congested reports whether the send queue of a live peer holds more than
 // a quarter of MaxQueue: the runner then stops taking new submissions until
 // the queues drain, so that a fast application slows down instead of
-// overflowing the queues. Peers that are silent (backed off twice or more)
-// or not yet heard from do not count: a dead node must not stall the rest.
+// growing the queues. Silent peers (see MaxQueue) do not count: a dead node
+// must not stall the rest.
 func (l *Link) Congested() bool {
 	for _, p := range l.peers {
 		if p == nil {
 			continue
 		}
 		p.mu.Lock()
-		c := p.epoch != 0 && p.backoff < 2 && p.queue.len() > l.cfg.MaxQueue/4
+		c := !p.silent() && p.queue.len() > l.cfg.MaxQueue/4
 		p.mu.Unlock()
 		if c {
 			return true

@@ -134,6 +134,18 @@ func newPeer(l *Link, id broadcast.NodeID) *peer {
 		una: 1, nxt: 1, rcvNxt: 1}
 }
 
+// silent reports whether the peer has not been heard from yet, or has let
+// DeadBackoff timeouts pass without acknowledging anything.
+func (p *peer) silent() bool { return p.epoch == 0 || p.backoff >= DeadBackoff }
+
+// queueLimit is the most frames the send queue may hold now.
+func (p *peer) queueLimit() int {
+	if p.silent() {
+		return p.l.cfg.MaxQueue
+	}
+	return LiveQueueFactor * p.l.cfg.MaxQueue
+}
+
 // rto is the current retransmission timeout, backoff included.
 func (p *peer) rto() time.Duration {
 	c := &p.l.cfg
@@ -268,7 +280,11 @@ func (p *peer) onAck(h *Header, now time.Time) {
 		for s := p.una; s <= h.Ack; s++ {
 			e := p.ring[s%w]
 			p.ring[s%w] = nil
-			if s == h.Ack && e.xmits == 1 {
+			// Sample the round trip on the newest frame acknowledged, if it
+			// was sent once (Karn) and not acknowledged selectively
+			// before: a frame that waited behind a gap measures the
+			// recovery, not the path, and would inflate the timeout.
+			if s == h.Ack && e.xmits == 1 && !e.sacked {
 				p.sampleRTT(now.Sub(e.sentAt))
 			}
 			p.l.freeEntry(e)
@@ -286,7 +302,11 @@ func (p *peer) onAck(h *Header, now time.Time) {
 		}
 		s := h.Ack + 2 + i
 		if s >= p.una && s < p.nxt {
-			p.ring[s%w].sacked = true
+			e := p.ring[s%w]
+			if !e.sacked && e.xmits == 1 {
+				p.sampleRTT(now.Sub(e.sentAt))
+			}
+			e.sacked = true
 			highest = s
 		}
 	}
@@ -377,7 +397,12 @@ func (p *peer) onData(seq uint64, frame bufpool.Buf) {
 	p.rcvRing[slot] = frame
 	if seq != p.rcvNxt {
 		l.ooo.Add(1)
-		p.ackNow = true
+		// Ack at once when the frame opens a new gap or fills one, so
+		// that the sender learns of the loss (or the repair) within a
+		// round trip; frames that extend a known gap wait for AckEvery.
+		if seq != p.rcvHigh+1 {
+			p.ackNow = true
+		}
 	}
 	p.rcvHigh = max(p.rcvHigh, seq)
 	p.ackOwed++
