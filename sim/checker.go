@@ -75,5 +75,5 @@ func checkersFor(class broadcast.Class, n int) ([]Checker, error) {
 	case broadcast.ByzantineBroadcast:
 		return []Checker{NewByzantineBroadcastChecker(n)}, nil
 	}
-	return nil, fmt.Errorf("sim: no property checker for class %v (pass Config.Checkers)", class)
+	return nil, configErr("no property checker for class %v (pass Config.Checkers)", class)
 }

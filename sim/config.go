@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -114,13 +115,21 @@ type Config struct {
 	Trace io.Writer
 }
 
+// ErrConfig marks an error in a Config (or a protocol refusing to build
+// from it): the run never started.
+var ErrConfig = errors.New("sim: bad configuration")
+
+func configErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+}
+
 // withDefaults validates cfg and fills in its defaults.
 func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Spec.New == nil || cfg.Spec.MinN == nil {
-		return cfg, fmt.Errorf("sim: Config.Spec needs New and MinN")
+		return cfg, configErr("Config.Spec needs New and MinN")
 	}
 	if cfg.N <= 0 {
-		return cfg, fmt.Errorf("sim: Config.N must be positive, got %d", cfg.N)
+		return cfg, configErr("Config.N must be positive, got %d", cfg.N)
 	}
 	if cfg.F == 0 {
 		for f := 1; cfg.Spec.MinN(f) <= cfg.N; f++ {
@@ -128,7 +137,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	}
 	if cfg.Spec.MinN(cfg.F) > cfg.N {
-		return cfg, fmt.Errorf("sim: n = %d is too small for f = %d (%s needs %d)", cfg.N, cfg.F, cfg.Spec.Name, cfg.Spec.MinN(cfg.F))
+		return cfg, configErr("n = %d is too small for f = %d (%s needs %d)", cfg.N, cfg.F, cfg.Spec.Name, cfg.Spec.MinN(cfg.F))
 	}
 	if cfg.Mode == 0 {
 		cfg.Mode = broadcast.ModeDigest
@@ -139,13 +148,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	nw := &cfg.Net
 	switch {
 	case nw.Loss < 0 || nw.Loss >= 1:
-		return cfg, fmt.Errorf("sim: Net.Loss %v outside [0, 1)", nw.Loss)
+		return cfg, configErr("Net.Loss %v outside [0, 1)", nw.Loss)
 	case nw.Reorder < 0 || nw.Reorder > 1:
-		return cfg, fmt.Errorf("sim: Net.Reorder %v outside [0, 1]", nw.Reorder)
+		return cfg, configErr("Net.Reorder %v outside [0, 1]", nw.Reorder)
 	case nw.Duplicate < 0 || nw.Duplicate > 1:
-		return cfg, fmt.Errorf("sim: Net.Duplicate %v outside [0, 1]", nw.Duplicate)
+		return cfg, configErr("Net.Duplicate %v outside [0, 1]", nw.Duplicate)
 	case nw.MinLatency < 0 || nw.Jitter < 0 || nw.Bandwidth < 0 || nw.GST < 0 || nw.Partitions < 0:
-		return cfg, fmt.Errorf("sim: negative network parameter in %+v", *nw)
+		return cfg, configErr("negative network parameter in %+v", *nw)
 	}
 	if nw.Delta <= 0 {
 		nw.Delta = 100 * time.Millisecond
@@ -167,18 +176,18 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	for _, o := range cfg.Workload.Origins {
 		if int(o) >= cfg.N {
-			return cfg, fmt.Errorf("sim: workload origin %v outside the cluster of %d", o, cfg.N)
+			return cfg, configErr("workload origin %v outside the cluster of %d", o, cfg.N)
 		}
 	}
 	byz := 0
 	for _, a := range cfg.Byzantine {
 		if a.Count < 0 || (a.Count > 0 && len(a.Behaviours) == 0) {
-			return cfg, fmt.Errorf("sim: Byzantine assignment of %d nodes with %d behaviours", a.Count, len(a.Behaviours))
+			return cfg, configErr("Byzantine assignment of %d nodes with %d behaviours", a.Count, len(a.Behaviours))
 		}
 		byz += a.Count
 	}
 	if byz > cfg.F {
-		return cfg, fmt.Errorf("sim: %d Byzantine nodes exceed f = %d", byz, cfg.F)
+		return cfg, configErr("%d Byzantine nodes exceed f = %d", byz, cfg.F)
 	}
 	if cfg.Horizon <= 0 {
 		cfg.Horizon = nw.GST + 60*time.Second

@@ -135,7 +135,7 @@ func (e *engine) setup() error {
 			p, err := cfg.Spec.New(broadcast.Params{N: n, F: cfg.F, Self: nd.id, Mode: cfg.Mode}, env)
 			if err != nil {
 				st.Close()
-				return fmt.Errorf("sim: build %s node %v: %w", cfg.Spec.Name, nd.id, err)
+				return fmt.Errorf("%w: build %s node %v: %w", ErrConfig, cfg.Spec.Name, nd.id, err)
 			}
 			nd.cores = append(nd.cores, p)
 			nd.stores = append(nd.stores, st)

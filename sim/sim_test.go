@@ -168,6 +168,7 @@ func TestConfigRejectsTooManyByzantine(t *testing.T) {
 	cfg := toyConfig(t, 4, DefaultNetwork(), "2:crash")
 	_, err := Run(cfg, 1)
 	require.ErrorContains(t, err, "exceed f")
+	require.ErrorIs(t, err, ErrConfig)
 }
 
 var _ = broadcast.Everyone

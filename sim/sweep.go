@@ -87,7 +87,7 @@ func (s *Summary) Properties() []string { return slices.Sorted(maps.Keys(s.ByPro
 // early when ctx ends. cfg.Trace must be nil.
 func Sweep(ctx context.Context, cfg Config, first, count uint64, workers int) (*Summary, error) {
 	if cfg.Trace != nil {
-		return nil, fmt.Errorf("sim: Sweep cannot share one trace writer; replay a seed with Run")
+		return nil, configErr("Sweep cannot share one trace writer; replay a seed with Run")
 	}
 	if _, err := cfg.withDefaults(); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -169,7 +170,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	sum, err := sim.Sweep(ctx, cfg, *seed, *seeds, *workers)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "sim: ") {
+		if errors.Is(err, sim.ErrConfig) {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		return err
