@@ -466,6 +466,37 @@ func (p *Node) relay(in *instance, v *value, r int) {
 	p.out = append(p.out, broadcast.Outbound{To: broadcast.Everyone, Msg: msg})
 }
 
+// lateStart is how far past its slot's boundary an own instance may still
+// start: a Tick that comes later than that (a driver that had not ticked
+// the node yet, a late timer) moves the instance to the next slot, since
+// a round-1 message sent late in its round may arrive in round 2, where a
+// single signature is too short. Δ must absorb the rest (RoundFor).
+func (p *Node) lateStart() time.Duration { return p.delta / 16 }
+
+// startQueued starts the own instances whose slot has come, and moves to
+// the next slot those whose boundary passed too long ago.
+func (p *Node) startQueued() {
+	cur := p.slot(p.now)
+	for len(p.queued) > 0 && p.queued[0].slot <= cur {
+		q := p.queued[0]
+		if q.slot == cur && p.now-time.Duration(cur)*p.delta <= p.lateStart() {
+			p.queued = p.queued[1:]
+			p.start(q)
+			continue
+		}
+		// Too late for its slot: every queued instance moves on, in order.
+		next := cur + 1
+		for i := range p.queued {
+			if p.queued[i].slot < next {
+				p.queued[i].slot = next
+			}
+			next = p.queued[i].slot + 1
+		}
+		p.nextSlot = max(p.nextSlot, next)
+		return
+	}
+}
+
 // Tick advances the clock: own instances whose slot has come start, and
 // instances whose last round has ended decide.
 func (p *Node) Tick(now time.Duration) {
@@ -474,11 +505,7 @@ func (p *Node) Tick(now time.Duration) {
 		return
 	}
 	p.now = now
-	for len(p.queued) > 0 && time.Duration(p.queued[0].slot)*p.delta <= now {
-		q := p.queued[0]
-		p.queued = p.queued[1:]
-		p.start(q)
-	}
+	p.startQueued()
 	var done []*instance
 	for _, in := range p.insts {
 		if in.end <= now {

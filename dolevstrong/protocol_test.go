@@ -328,3 +328,29 @@ func TestClockOffsetAlignsRoundsAcrossDrivers(t *testing.T) {
 	got.Release()
 	rd.Release()
 }
+
+// A sender whose first Tick after Submit comes late in the chosen slot (a
+// driver that had not ticked it yet) moves the instance to the next slot
+// instead of sending a round-1 message that might arrive in round 2. This
+// was found by the simulator (seed 7179 of the n = 4 sweep).
+func TestLateFirstTickMovesOwnInstanceToTheNextSlot(t *testing.T) {
+	h := newHarness(t, 4, 1, variants[0], harnessOpts{})
+	defer h.close()
+	node := h.nodes[0]
+	require.NoError(t, node.Submit(h.buf([]byte("v"))))
+	node.Tick(testDelta + testDelta/2) // slot 1, half gone
+	rd := node.Ready()
+	assert.Empty(t, rd.Messages, "sent half a round late")
+	assert.Equal(t, 2*testDelta, rd.NextWake)
+	node.Tick(2 * testDelta)
+	rd = node.Ready()
+	require.Len(t, rd.Messages, 1)
+	assert.Equal(t, uint64(2), rd.Messages[0].Msg.Instance.Seq)
+	rd.Release()
+	require.NoError(t, node.Submit(h.buf([]byte("w"))))
+	node.Tick(3 * testDelta)
+	rd = node.Ready()
+	require.Len(t, rd.Messages, 1)
+	assert.Equal(t, uint64(3), rd.Messages[0].Msg.Instance.Seq, "sequence numbers keep increasing")
+	rd.Release()
+}
