@@ -42,9 +42,14 @@ type NodeCounters struct {
 	Retransmissions uint64
 }
 
-// DeliveryFunc is how a cluster reports a delivery to the bench: node id
-// delivered payload p (borrowed) at time at.
-type DeliveryFunc func(id broadcast.NodeID, p bufpool.Buf, at time.Time)
+// Sink is how a cluster reports deliveries to the bench.
+type Sink interface {
+	// Delivered says node id delivered payload p (borrowed) at time at.
+	Delivered(id broadcast.NodeID, p bufpool.Buf, at time.Time)
+	// Record says a node delivered bench payload seq, submitted at sent,
+	// at time at (for clusters whose nodes report stamps, not buffers).
+	Record(seq uint64, sent, at time.Time)
+}
 
 // stampSize is the prefix of every bench payload: the payload's number and
 // its submit time, so that a delivery anywhere can be matched and timed
@@ -111,11 +116,16 @@ func (t *tracker) submitted(seq uint64) {
 	s.seq.Store(seq)
 }
 
-func (t *tracker) deliver(_ broadcast.NodeID, p bufpool.Buf, at time.Time) {
+func (t *tracker) Delivered(_ broadcast.NodeID, p bufpool.Buf, at time.Time) {
 	seq, sent, ok := readStamp(p)
 	if !ok {
 		return
 	}
+	t.Record(seq, sent, at)
+}
+
+// Record counts one delivery of payload seq, submitted at sent, at time at.
+func (t *tracker) Record(seq uint64, sent, at time.Time) {
 	if t.measure.Load() {
 		t.measured.Add(1)
 		us := at.Sub(sent).Microseconds()
@@ -147,8 +157,8 @@ type Load struct {
 // errNoDeliveries marks a point during which nothing was delivered.
 var errNoDeliveries = errors.New("no payload was delivered during the measurement window")
 
-// Measure offers pt's load to a running cluster and measures it. deliveries
-// must be wired (by whoever built c) to the returned tracker's deliver.
+// measure offers pt's load to a running cluster and measures it; the
+// cluster reports its deliveries to tr.
 // It returns when pt's warm-up and duration have passed or ctx ends.
 func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (Result, error) {
 	res := resultFor(pt)

@@ -20,7 +20,7 @@ type fakeCluster struct {
 	n       int
 	delay   time.Duration
 	dup     int
-	deliver DeliveryFunc
+	deliver func(broadcast.NodeID, bufpool.Buf, time.Time)
 	metrics []*broadcast.Metrics
 	wg      sync.WaitGroup
 }
@@ -71,7 +71,7 @@ func TestMeasureClosedLoopFigures(t *testing.T) {
 	pool := bufpool.MustNew(bufpool.Config{FrameSize: 4096, Frames: 256, Checked: true})
 	fc := newFake(4, 3, 2*time.Millisecond)
 	tr := newTracker(4, 1<<12, 8)
-	fc.deliver = tr.deliver
+	fc.deliver = tr.Delivered
 	pt := Point{Protocol: "fake", Mode: broadcast.ModeDigest, N: 4, F: 1, PayloadBytes: 4096, Batch: 1,
 		Inflight: 8, Warmup: 50 * time.Millisecond, Duration: 400 * time.Millisecond}
 	res, err := measure(context.Background(), pt, fc, tr, Load{Pool: pool})
@@ -99,7 +99,7 @@ func TestMeasureClosedLoopFigures(t *testing.T) {
 func TestMeasureOpenLoopHoldsTheRate(t *testing.T) {
 	fc := newFake(4, 1, time.Millisecond)
 	tr := newTracker(4, 1<<12, 0)
-	fc.deliver = tr.deliver
+	fc.deliver = tr.Delivered
 	pt := Point{Protocol: "fake", Mode: broadcast.ModeFull, N: 4, PayloadBytes: 256, Rate: 500,
 		Warmup: 50 * time.Millisecond, Duration: 500 * time.Millisecond}
 	res, err := measure(context.Background(), pt, fc, tr, Load{})
@@ -111,7 +111,7 @@ func TestMeasureOpenLoopHoldsTheRate(t *testing.T) {
 func TestMeasureStopsOnCancel(t *testing.T) {
 	fc := newFake(4, 1, time.Millisecond)
 	tr := newTracker(4, 1<<12, 4)
-	fc.deliver = tr.deliver
+	fc.deliver = tr.Delivered
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -26,8 +26,8 @@ func Inproc(logger *slog.Logger) ClusterFactory {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, pt Point, spec broadcast.Spec, deliver DeliveryFunc) (Cluster, Load, error) {
-		return startInproc(pt, spec, deliver, logger)
+	return func(ctx context.Context, pt Point, spec broadcast.Spec, sink Sink) (Cluster, Load, error) {
+		return startInproc(pt, spec, sink, logger)
 	}
 }
 
@@ -96,7 +96,7 @@ func byzantineSet(pt Point) (map[broadcast.NodeID]string, error) {
 	return out, nil
 }
 
-func startInproc(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *slog.Logger) (_ Cluster, _ Load, err error) {
+func startInproc(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (_ Cluster, _ Load, err error) {
 	c, err := newCluster(pt)
 	if err != nil {
 		return nil, Load{}, err
@@ -129,7 +129,7 @@ func startInproc(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *sl
 	default:
 		return nil, Load{}, fmt.Errorf("transport %q is not available in an inproc cluster (have mem, udp; xdp needs --cluster netns)", pt.Transport)
 	}
-	if err := c.assemble(spec, deliver, logger, conduits); err != nil {
+	if err := c.assemble(spec, sink, logger, conduits); err != nil {
 		return nil, Load{}, err
 	}
 	return c, Load{Pool: c.payload}, nil
@@ -168,7 +168,7 @@ func newCluster(pt Point) (*inprocCluster, error) {
 // assemble builds every correct node: store, protocol, transport (the mem
 // endpoint, or the reliable link over conduits[id]) and runner, and starts
 // the runners. A store whose conduit watches held digests (AF_XDP) tells it.
-func (c *inprocCluster) assemble(spec broadcast.Spec, deliver DeliveryFunc, logger *slog.Logger, conduits []netio.Conduit) error {
+func (c *inprocCluster) assemble(spec broadcast.Spec, sink Sink, logger *slog.Logger, conduits []netio.Conduit) error {
 	pt := c.pt
 	c.conduits = conduits // closed by Close until a link takes them over
 	rings, err := keyrings(pt.N)
@@ -219,7 +219,7 @@ func (c *inprocCluster) assemble(spec broadcast.Spec, deliver DeliveryFunc, logg
 		nd.runner, err = netio.NewRunner(netio.RunnerConfig{
 			Self: id, N: pt.N, Protocol: proto, Transport: tr, Auth: auth, Metrics: nd.metrics,
 			OnDeliver: func(d broadcast.Delivery) {
-				deliver(id, d.Payload, time.Now())
+				sink.Delivered(id, d.Payload, time.Now())
 				d.Payload.Release()
 			},
 			Logger: logger,

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -26,8 +27,8 @@ func Netns(logger *slog.Logger) ClusterFactory {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, pt Point, spec broadcast.Spec, deliver DeliveryFunc) (Cluster, Load, error) {
-		return startNetns(pt, spec, deliver, logger)
+	return func(ctx context.Context, pt Point, spec broadcast.Spec, sink Sink) (Cluster, Load, error) {
+		return startNetns(pt, spec, sink, logger)
 	}
 }
 
@@ -37,7 +38,7 @@ type xdpConduit struct{ *xdp.Conduit }
 
 func (c xdpConduit) StoreObserver() broadcast.StoreObserver { return c.Program() }
 
-func startNetns(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *slog.Logger) (_ Cluster, _ Load, err error) {
+func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (_ Cluster, _ Load, err error) {
 	if ok, why := netns.Available(); !ok {
 		return nil, Load{}, fmt.Errorf("netns cluster: %s", why)
 	}
@@ -54,8 +55,18 @@ func startNetns(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *slo
 	if err != nil {
 		return nil, Load{}, fmt.Errorf("netns topology: %w", err)
 	}
-	c.cleanup = topo.Close
 	conduits := make([]netio.Conduit, pt.N)
+	var xdps []*xdp.Conduit
+	// Close stops the nodes and stores first, then this: unmap each UMEM
+	// (a closed conduit keeps it while payloads reference it), then remove
+	// the namespaces.
+	c.cleanup = func() error {
+		var errs []error
+		for _, cd := range xdps {
+			errs = append(errs, cd.ReleaseUMEM())
+		}
+		return errors.Join(append(errs, topo.Close())...)
+	}
 	switch pt.Transport {
 	case "udp":
 		addrs := make([]netip.AddrPort, pt.N)
@@ -98,11 +109,12 @@ func startNetns(pt Point, spec broadcast.Spec, deliver DeliveryFunc, logger *slo
 			}
 			conduits[id] = xdpConduit{cd}
 			c.nodes[id].pool = cd.Pool()
+			xdps = append(xdps, cd)
 		}
 	default:
 		return nil, Load{}, fmt.Errorf("transport %q is not available in a netns cluster (have udp, xdp)", pt.Transport)
 	}
-	if err := c.assemble(spec, deliver, logger, conduits); err != nil {
+	if err := c.assemble(spec, sink, logger, conduits); err != nil {
 		return nil, Load{}, err
 	}
 	return c, Load{Pool: c.payload}, nil

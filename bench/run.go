@@ -14,10 +14,10 @@ import (
 	"github.com/onecast/onecast/broadcast"
 )
 
-// ClusterFactory starts a cluster for a point. deliver must be called for
-// every delivery at every correct node. The returned Load says how payloads
+// ClusterFactory starts a cluster for a point; the cluster reports every
+// delivery at every correct node to sink. The returned Load says how payloads
 // for this cluster are allocated.
-type ClusterFactory func(ctx context.Context, pt Point, spec broadcast.Spec, deliver DeliveryFunc) (Cluster, Load, error)
+type ClusterFactory func(ctx context.Context, pt Point, spec broadcast.Spec, sink Sink) (Cluster, Load, error)
 
 // Options configure Run.
 type Options struct {
@@ -127,7 +127,7 @@ func runPoint(ctx context.Context, pt Point, opts Options) (Result, error) {
 	tr := newTracker(pt.N-pt.Faulty(), ring, window)
 	runtime.GC()
 	resetPeakRSS()
-	c, load, err := factory(ctx, pt, spec, tr.deliver)
+	c, load, err := factory(ctx, pt, spec, tr)
 	if err != nil {
 		return res, fmt.Errorf("start %s cluster: %w", pt.Cluster, err)
 	}

@@ -1,0 +1,64 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/onecast/onecast/bracha"
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
+)
+
+// controlSink forwards an in-process cluster's deliveries to each node's
+// control server, as `onecast node --control` does in its own process.
+type controlSink struct{ servers []*ControlServer }
+
+func (s *controlSink) Delivered(id broadcast.NodeID, p bufpool.Buf, at time.Time) {
+	s.servers[id].Delivered(p, at)
+}
+func (s *controlSink) Record(uint64, time.Time, time.Time) {}
+
+// TestRemoteClusterThroughControlPorts runs a point through the remote
+// cluster kind against four nodes that serve control ports on loopback.
+func TestRemoteClusterThroughControlPorts(t *testing.T) {
+	pt := shortPoint(broadcast.ModeDigest, "mem")
+	sink := &controlSink{servers: make([]*ControlServer, pt.N)}
+	c, _, err := startInproc(pt, bracha.Spec, sink, nil)
+	require.NoError(t, err)
+	defer c.Close()
+	controls := make([]string, pt.N)
+	for i := range pt.N {
+		id := broadcast.NodeID(i)
+		srv, err := NewControlServer(ControlConfig{
+			Addr:     "127.0.0.1:0",
+			Submit:   func(_ context.Context, p bufpool.Buf) error { return c.Submit(id, p) },
+			Counters: func() NodeCounters { return c.Counters(id) },
+			Info:     NodeInfo{ID: i, Protocol: "bracha", Mode: "digest", N: pt.N, F: pt.F, Transport: "mem"},
+		})
+		require.NoError(t, err)
+		defer srv.Close()
+		sink.servers[i] = srv
+		controls[i] = srv.Addr()
+	}
+
+	remote := pt
+	remote.Cluster = "remote"
+	opts := Options{Specs: []broadcast.Spec{bracha.Spec}, Clusters: map[string]ClusterFactory{"remote": Remote(controls, nil)}}
+	results, _ := Run(context.Background(), []Point{remote}, opts)
+	require.Len(t, results, 1)
+	r := results[0]
+	require.Empty(t, r.Error)
+	assert.Greater(t, r.Deliveries, uint64(0))
+	assert.InDelta(t, 1.0, r.PayloadDupFactor, 0.02)
+	assert.Greater(t, r.LatencyP50Ms, 0.0)
+
+	wrong := remote
+	wrong.Mode = broadcast.ModeFull
+	results, _ = Run(context.Background(), []Point{wrong}, opts)
+	require.Len(t, results, 1)
+	assert.Contains(t, results[0].Error, "mode digest", "a point that does not match the running nodes is refused")
+}
