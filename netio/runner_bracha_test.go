@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -300,7 +300,9 @@ func TestBrachaNodeRestartMidRun(t *testing.T) {
 			}
 		}
 		return true
-	}, func() string { return "the restarted node did not deliver everything broadcast after its restart; " + c.state() })
+	}, func() string {
+		return "the restarted node did not deliver everything broadcast after its restart; " + c.state()
+	})
 	time.Sleep(200 * time.Millisecond)
 
 	c.mu.Lock()

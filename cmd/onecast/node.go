@@ -18,6 +18,7 @@ import (
 
 	"github.com/lni/goutils/syncutil"
 
+	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/dolevstrong"
@@ -39,7 +40,7 @@ func nodeCommand() command {
 
 // nodeSpecs lists the protocols a node can run.
 func nodeSpecs() []broadcast.Spec {
-	return []broadcast.Spec{toyrb.Spec(0), pbft.Spec, dolevstrong.Spec}
+	return []broadcast.Spec{bracha.Spec, pbft.Spec, dolevstrong.Spec, toyrb.Spec(0)}
 }
 
 // nodeOptions are the node command's knobs beyond the configuration file.

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// runMainEnv makes the test binary act as the onecast CLI, so that a test
+// can start real node processes without building the command separately.
+const runMainEnv = "ONECAST_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// freeBasePort finds a port base such that UDP port base+i on 127.0.0.(1+i)
+// and TCP port base+100+i on 127.0.0.1 are free for i < n.
+func freeBasePort(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		base := 20000 + rand.IntN(40000)
+		ok := true
+		var closers []func() error
+		for i := range n {
+			u, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.%d:%d", 1+i, base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			closers = append(closers, u.Close)
+			l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", base+100+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			closers = append(closers, l.Close)
+		}
+		for _, c := range closers {
+			_ = c()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+// TestNodeProcessesBroadcastAndStopCleanly generates a 4-node loopback
+// configuration with keygen, starts 4 `onecast node` processes, broadcasts
+// payloads through node 0 with the client (which waits for node 0 to
+// deliver each), stops the nodes with SIGTERM, and checks that each exited
+// cleanly after delivering the same payloads.
+func TestNodeProcessesBroadcastAndStopCleanly(t *testing.T) {
+	const n, count = 4, 200
+	dir := t.TempDir()
+	base := freeBasePort(t, n)
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"keygen", "--n", "4", "--out", dir, "--port", fmt.Sprint(base)}, &out, &errb), errb.String())
+	cfg := filepath.Join(dir, "cluster.yaml")
+
+	procs := make([]*exec.Cmd, n)
+	logs := make([]*bytes.Buffer, n)
+	for i := range n {
+		logs[i] = &bytes.Buffer{}
+		cmd := exec.Command(os.Args[0], "node", "--config", cfg, "--id", fmt.Sprint(i),
+			"--deliveries", filepath.Join(dir, fmt.Sprintf("deliveries%d.txt", i)), "--stats", "0", "--frames", "8192")
+		cmd.Env = append(os.Environ(), runMainEnv+"=1")
+		cmd.Stderr = logs[i]
+		require.NoError(t, cmd.Start())
+		procs[i] = cmd
+	}
+	defer func() {
+		for _, p := range procs {
+			if p.ProcessState == nil {
+				_ = p.Process.Kill()
+				_ = p.Wait()
+			}
+		}
+	}()
+	// Wait for node 0's client API.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", base+100))
+		if err == nil {
+			c.Close()
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "node 0's API did not come up: %s", logs[0])
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out.Reset()
+	errb.Reset()
+	code := run(ctx, []string{"client", "--config", cfg, "--id", "0", "--count", fmt.Sprint(count), "--size", "4096", "--quiet"}, &out, &errb)
+	require.Equal(t, 0, code, "client: %s %s", out.String(), errb.String())
+	assert.Contains(t, out.String(), fmt.Sprintf("%d of %d payloads delivered at node 0", count, count))
+	// Lines from stdin, one payload each.
+	time.Sleep(300 * time.Millisecond) // let the other nodes finish delivering
+
+	for i, p := range procs {
+		require.NoError(t, p.Process.Signal(syscall.SIGTERM))
+		done := make(chan error, 1)
+		go func() { done <- p.Wait() }()
+		select {
+		case err := <-done:
+			require.NoError(t, err, "node %d exit: %s", i, logs[i])
+		case <-time.After(10 * time.Second):
+			t.Fatalf("node %d did not stop on SIGTERM: %s", i, logs[i])
+		}
+	}
+	var first []string
+	for i := range n {
+		log := logs[i].String()
+		assert.Contains(t, log, "node started")
+		assert.Contains(t, log, "node stopped")
+		assert.Contains(t, log, fmt.Sprintf("deliveries=%d", count), "node %d: %s", i, log)
+		f, err := os.Open(filepath.Join(dir, fmt.Sprintf("deliveries%d.txt", i)))
+		require.NoError(t, err)
+		var digests []string
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			require.Len(t, fields, 4)
+			digests = append(digests, fields[2])
+		}
+		f.Close()
+		assert.Len(t, digests, count, "node %d", i)
+		set := map[string]bool{}
+		for _, d := range digests {
+			set[d] = true
+		}
+		assert.Len(t, set, count, "node %d delivered each payload once", i)
+		if i == 0 {
+			first = digests
+		} else {
+			assert.ElementsMatch(t, first, digests, "node %d delivered what node 0 did", i)
+		}
+	}
+}
