@@ -65,7 +65,8 @@ func (r *OwnResult) Received() int64 { return r.First + r.Within + r.Between + r
 
 // OwnSweep describes the points to run: a grid of N × Payload at the base
 // batch, load and no Byzantine node, then one dimension at a time around
-// the base point (N[0], Payloads[len/2]).
+// the base point (N[0], Payloads[len/2]). A batch point submits batch ×
+// load payloads per node, so that every batch fills.
 type OwnSweep struct {
 	Protocols []string
 	Ns        []int
@@ -103,6 +104,7 @@ func (s OwnSweep) Points() []OwnPoint {
 		for _, b := range s.Batches {
 			p := base
 			p.Batch = b
+			p.PerNode = b * base.PerNode // fill every batch
 			add(p)
 		}
 		for _, l := range s.Loads {

@@ -57,6 +57,14 @@ type Class struct {
 	RepeatedBytes int64
 }
 
+// Receiver is what one endpoint owner received of the values.
+type Receiver struct {
+	Name, Role string
+	// ValueCopies and ValueBytes count the value copies in flows to it.
+	ValueCopies int
+	ValueBytes  int64
+}
+
 // SizeResult is the wire figure for one value size.
 type SizeResult struct {
 	Size, Values int
@@ -81,6 +89,7 @@ type Result struct {
 	CaptureBytes int64
 	Report       *dupscope.Report
 	Classes      []Class
+	Receivers    []Receiver
 	// WireFactor is value bytes on the wire ÷ value bytes written.
 	WireFactor float64
 	// StorageFactor is the servers' write_bytes ÷ value bytes written, and
@@ -247,6 +256,7 @@ func Run(ctx context.Context, system string, opts Options) (*Result, error) {
 	}
 	res.Report = rep
 	res.Classes = ends.classes(rep)
+	res.Receivers = ends.receivers(rep)
 	if res.ValueBytes > 0 {
 		res.WireFactor = float64(rep.KnownWireBytes) / float64(res.ValueBytes)
 		var wb, wc int64
@@ -336,6 +346,46 @@ func (e endpointMap) get(a netip.AddrPort) endpoint {
 	return endpoint{owner: "?", role: "?"}
 }
 
+// getIn names an endpoint of flow k; an endpoint no known process owned (a
+// short connection closed before the socket snapshot) that talks to a
+// client port is a client.
+func (e endpointMap) getIn(k dupscope.FlowKey, a netip.AddrPort) endpoint {
+	ep := e.get(a)
+	if ep.owner != "?" {
+		return ep
+	}
+	other := k.Src
+	if a == k.Src {
+		other = k.Dst
+	}
+	if e.get(other).port == "client" {
+		return endpoint{owner: "client", role: "client"}
+	}
+	return ep
+}
+
+func (e endpointMap) receivers(rep *dupscope.Report) []Receiver {
+	by := map[string]*Receiver{}
+	var order []string
+	for _, f := range rep.Flows {
+		d := e.getIn(f.Key, f.Key.Dst)
+		r := by[d.owner]
+		if r == nil {
+			r = &Receiver{Name: d.owner, Role: d.role}
+			by[d.owner] = r
+			order = append(order, d.owner)
+		}
+		r.ValueCopies += f.KnownCopies
+		r.ValueBytes += f.KnownBytes
+	}
+	sort.Strings(order)
+	out := make([]Receiver, 0, len(order))
+	for _, n := range order {
+		out = append(out, *by[n])
+	}
+	return out
+}
+
 func (e endpointMap) name(a netip.AddrPort) string {
 	ep := e.get(a)
 	if ep.owner == "?" {
@@ -354,7 +404,7 @@ func (e endpointMap) name(a netip.AddrPort) string {
 // className is "src role → dst role (channel)", the channel being the
 // listening port's role at either end.
 func (e endpointMap) className(k dupscope.FlowKey) string {
-	s, d := e.get(k.Src), e.get(k.Dst)
+	s, d := e.getIn(k, k.Src), e.getIn(k, k.Dst)
 	ch := d.port
 	if ch == "" {
 		ch = s.port

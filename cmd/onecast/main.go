@@ -34,6 +34,8 @@ func commands() []command {
 		keygenCommand(),
 		nodeCommand(),
 		clientCommand(),
+		dupscopeCommand(),
+		characterizeCommand(),
 	}
 }
 

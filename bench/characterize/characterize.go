@@ -1,0 +1,167 @@
+package characterize
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/onecast/onecast/bench"
+	"github.com/onecast/onecast/bench/realsys"
+	"github.com/onecast/onecast/bracha"
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/dolevstrong"
+	"github.com/onecast/onecast/pbft"
+)
+
+// Options configure a characterization.
+type Options struct {
+	// Quick runs the reduced sweep (minutes, not tens of minutes).
+	Quick bool
+	// Own is the sweep of onecast's primitives; zero means the default for
+	// Quick.
+	Own OwnSweep
+	// Systems are the real systems to run ("etcd", "zookeeper"); nil means
+	// both. Install lets the run apt-get what they need.
+	Systems []string
+	Install bool
+	// RealOwn runs onecast's primitives over kernel UDP on loopback (bench
+	// inproc/udp) for system-level figures; RealDuration is each point's
+	// measurement time.
+	RealOwn      bool
+	RealDuration time.Duration
+	Log          *slog.Logger
+}
+
+// DefaultOwnSweep is the full sweep of the issue: n ∈ {4, 7, 10, 16},
+// payload ∈ {64 B … 64 KiB}, batches, loads and Byzantine behaviours.
+func DefaultOwnSweep(quick bool) OwnSweep {
+	s := OwnSweep{Protocols: OwnProtocols, Ns: []int{4, 7, 10, 16}, Payloads: []int{64, 1 << 10, 16 << 10, 64 << 10},
+		Batches: []int{1, 4, 16}, Loads: []int{1, 4, 16}, Byzantine: []string{"silent", "equivocate", "flood", "replay"}, Seed: 1}
+	if quick {
+		s.Batches, s.Loads = []int{1, 8}, []int{1, 8}
+	}
+	return s
+}
+
+// Characterization is everything the report shows.
+type Characterization struct {
+	Env  bench.Environment
+	Opts Options
+	Own  []OwnResult
+	// Real are the real systems' results (Skipped set when one could not
+	// run); RealErr the errors of those that failed.
+	Real    []*realsys.Result
+	RealErr map[string]string
+	// OwnReal are onecast's primitives over kernel UDP.
+	OwnReal []bench.Result
+	Elapsed time.Duration
+}
+
+// Run runs the characterization.
+func Run(ctx context.Context, args []string, opts Options) (*Characterization, error) {
+	start := time.Now()
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(opts.Own.Protocols) == 0 {
+		opts.Own = DefaultOwnSweep(opts.Quick)
+	}
+	if opts.Systems == nil {
+		opts.Systems = realsys.Systems
+	}
+	if opts.RealDuration == 0 {
+		opts.RealDuration = 3 * time.Second
+		if opts.Quick {
+			opts.RealDuration = 2 * time.Second
+		}
+	}
+	c := &Characterization{Env: bench.CurrentEnvironment(args), Opts: opts, RealErr: map[string]string{}}
+
+	opts.Log.Info("own primitives in the simulator", "points", len(opts.Own.Points()))
+	c.Own = RunOwnSweep(ctx, opts.Own, func(r OwnResult) {
+		opts.Log.Debug("point", "point", r.OwnPoint.String(), "dup", r.DupFactor, "agree", r.Agree, "err", r.Err)
+	})
+	if err := ctx.Err(); err != nil {
+		return c, err
+	}
+
+	sizes := []int{64, 1 << 10, 16 << 10, 64 << 10}
+	perSize := 50
+	if opts.Quick {
+		perSize = 20
+	}
+	for _, sys := range opts.Systems {
+		opts.Log.Info("real system", "system", sys)
+		r, err := realsys.Run(ctx, sys, realsys.Options{Sizes: sizes, PerSize: perSize, Install: opts.Install, Log: opts.Log})
+		if ctx.Err() != nil {
+			return c, ctx.Err()
+		}
+		if err != nil {
+			opts.Log.Warn("real system failed", "system", sys, "err", err)
+			c.RealErr[sys] = err.Error()
+			continue
+		}
+		if r.Skipped != "" {
+			opts.Log.Warn("real system skipped", "system", sys, "reason", r.Skipped)
+		}
+		c.Real = append(c.Real, r)
+	}
+
+	if opts.RealOwn {
+		opts.Log.Info("own primitives over kernel UDP")
+		c.OwnReal = runOwnReal(ctx, opts)
+	}
+	c.Elapsed = time.Since(start)
+	return c, ctx.Err()
+}
+
+// runOwnReal measures each primitive in full mode over kernel UDP on
+// loopback with bench's in-process cluster: wire bytes from the transport,
+// allocations and RSS.
+func runOwnReal(ctx context.Context, opts Options) []bench.Result {
+	specs := []broadcast.Spec{bracha.Spec, pbft.Spec, dolevstrong.Spec}
+	var points []bench.Point
+	for _, s := range specs {
+		for _, mode := range []broadcast.Mode{broadcast.ModeFull} {
+			points = append(points, bench.Point{Protocol: s.Name, Mode: mode, Transport: "udp", Cluster: "inproc",
+				N: 4, F: 1, PayloadBytes: 16 << 10, Batch: 1, Inflight: 8,
+				Duration: opts.RealDuration, Warmup: opts.RealDuration / 4, Auth: s.DefaultScheme})
+		}
+	}
+	res, _ := bench.Run(ctx, points, bench.Options{Specs: specs,
+		Clusters: map[string]bench.ClusterFactory{"inproc": bench.Inproc(nil)}, Logger: opts.Log})
+	return res
+}
+
+// Write writes CHARACTERIZATION.md and its plots: the markdown to mdPath,
+// the PNGs to a directory beside it named after it (characterization/).
+func (c *Characterization) Write(mdPath string) ([]string, error) {
+	dir := filepath.Dir(mdPath)
+	plotDir := filepath.Join(dir, "characterization")
+	if err := os.MkdirAll(plotDir, 0o755); err != nil {
+		return nil, fmt.Errorf("plot dir: %w", err)
+	}
+	plots, err := c.writePlots(plotDir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Create(mdPath)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	for i := range plots {
+		plots[i].File = filepath.Join("characterization", plots[i].File)
+	}
+	if err := c.WriteMarkdown(f, plots); err != nil {
+		return nil, err
+	}
+	files := []string{mdPath}
+	for _, p := range plots {
+		files = append(files, filepath.Join(dir, p.File))
+	}
+	return files, f.Close()
+}
