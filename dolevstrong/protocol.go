@@ -81,6 +81,7 @@ type Stats struct {
 	Late      uint64 // messages for an instance that has ended, ignored
 	Stale     uint64 // relays whose proof is shorter than the round needs
 	Dropped   uint64 // relays for digests beyond MaxDigests or after ⊥, ignored
+	Rejected  uint64 // messages held until the first Tick and then rejected
 }
 
 // Node is one node's Dolev–Strong state machine, for every instance at
@@ -97,6 +98,8 @@ type Node struct {
 	sch        scheme
 
 	now      time.Duration // common clock: last Tick + offset
+	ticked   bool          // a Tick has come: now is meaningful
+	early    []heldMessage // messages stepped before the first Tick
 	offset   time.Duration
 	nextSlot uint64 // first slot this node's next own instance may start in
 	queued   []queuedSubmit
@@ -112,6 +115,16 @@ type Node struct {
 }
 
 var _ broadcast.Protocol = (*Node)(nil)
+
+// maxEarlyMessages bounds the messages a node keeps before its first Tick.
+const maxEarlyMessages = 1024
+
+// heldMessage is a message that arrived before the node knew the time: its
+// own copy of the body and a reference to the payload.
+type heldMessage struct {
+	from broadcast.NodeID
+	msg  broadcast.Message
+}
 
 type queuedSubmit struct {
 	slot   uint64
@@ -276,6 +289,19 @@ func (p *Node) Step(from broadcast.NodeID, m *broadcast.Message) error {
 	}
 	if int(m.Instance.Origin) >= p.n {
 		return broadcast.Reject(broadcast.ReasonBody, "instance origin %v outside the cluster of %d", m.Instance.Origin, p.n)
+	}
+	if !p.ticked {
+		// The node does not know the time yet (a driver that ticks a node
+		// only once it has asked for it): which round this message belongs
+		// to is unknown, so it waits for the first Tick.
+		if len(p.early) < maxEarlyMessages {
+			c := *m
+			c.Body = append([]byte(nil), m.Body...)
+			c.Auth = nil
+			c.Payload = m.Payload.Retain()
+			p.early = append(p.early, heldMessage{from: from, msg: c})
+		}
+		return nil
 	}
 	switch m.Type {
 	case TypeRelay:
@@ -505,6 +531,17 @@ func (p *Node) Tick(now time.Duration) {
 		return
 	}
 	p.now = now
+	if !p.ticked {
+		p.ticked = true
+		held := p.early
+		p.early = nil
+		for i := range held {
+			if err := p.Step(held[i].from, &held[i].msg); err != nil {
+				p.stats.Rejected++
+			}
+			held[i].msg.Payload.Release()
+		}
+	}
 	p.startQueued()
 	var done []*instance
 	for _, in := range p.insts {
@@ -609,6 +646,10 @@ func (p *Node) Close() {
 	for _, q := range p.queued {
 		p.store.Unpin(q.digest)
 	}
+	for i := range p.early {
+		p.early[i].msg.Payload.Release()
+	}
+	p.early = nil
 	p.insts = map[broadcast.Instance]*instance{}
 	p.queued = nil
 }

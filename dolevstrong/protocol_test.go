@@ -354,3 +354,32 @@ func TestLateFirstTickMovesOwnInstanceToTheNextSlot(t *testing.T) {
 	assert.Equal(t, uint64(3), rd.Messages[0].Msg.Instance.Seq, "sequence numbers keep increasing")
 	rd.Release()
 }
+
+// A node stepped before its first Tick does not know which round a message
+// belongs to: it holds the message and judges it at the first Tick.
+func TestMessagesBeforeTheFirstTickWaitForIt(t *testing.T) {
+	k := clusterKeys(t, 2, false)
+	mk := func(self broadcast.NodeID) *Node {
+		node, err := New(Config{Params: broadcast.Params{N: 2, F: 1, Self: self, Mode: broadcast.ModeFull},
+			Store: broadcast.NewPayloadStore(broadcast.StoreConfig{}), Keys: k.ed[self], RoundDuration: testDelta})
+		require.NoError(t, err)
+		return node
+	}
+	a, b := mk(0), mk(1)
+	a.Tick(4 * testDelta)
+	require.NoError(t, a.Submit(bufpool.Wrap([]byte("x"))))
+	a.Tick(5 * testDelta)
+	rd := a.Ready()
+	require.Len(t, rd.Messages, 1)
+	m := rd.Messages[0].Msg
+	m.Sender = 0
+	require.NoError(t, b.Step(0, &m)) // b's clock still reads 0: slot 5 would look early
+	rd.Release()
+	b.Tick(5*testDelta + 1)
+	assert.Zero(t, b.Stats().Early)
+	b.Tick(7 * testDelta)
+	got := b.Ready()
+	require.Len(t, got.Deliveries, 1)
+	assert.Equal(t, []byte("x"), got.Deliveries[0].Payload.Bytes())
+	got.Release()
+}
