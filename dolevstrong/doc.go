@@ -59,7 +59,13 @@
 //
 // Node is a pure state machine (broadcast.Protocol). A driver ticks it every
 // Δ — NextWake is always the next round boundary — and must Tick it before
-// stepping a message that arrived at or after NextWake.
+// stepping a message that arrived at or after NextWake. The clock is the
+// cluster's: a driver whose clock starts at its own start sets
+// Config.ClockOffset (or calls SetClockOffset). Messages stepped before the
+// first Tick are held (up to 1024) and judged at it, and an own instance
+// whose slot boundary passed more than Δ/16 before the Tick that would start
+// it moves to the next slot: a driver that starts ticking late loses time,
+// never safety.
 //
 //	node, _ := dolevstrong.New(dolevstrong.Config{Params: params, Store: store, Keys: keys, RoundDuration: delta})
 //	node.Submit(value)                 // on the sender
