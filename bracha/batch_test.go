@@ -182,3 +182,20 @@ func TestSubmitRefusesEmptyAndOversizedPayloads(t *testing.T) {
 	assert.ErrorIs(t, h.nodes[0].Submit(bufpool.Buf{}), bracha.ErrEmptyPayload)
 	assert.Error(t, h.nodes[0].Broadcast(h.buf(make([]byte, 11))))
 }
+
+// With a negative BatchDelay a partial batch waits for Flush.
+func TestNegativeBatchDelayWaitsForFlush(t *testing.T) {
+	h := newHarness(t, 4, harnessOpt{mode: broadcast.ModeDigest, cfg: func(c *bracha.Config) {
+		c.Batch = 10
+		c.BatchDelay = -1
+	}})
+	require.NoError(t, h.c.Submit(0, h.buf([]byte("one"))))
+	h.run()
+	assert.Empty(t, h.c.Delivered[1], "nothing sealed by time")
+	require.NoError(t, h.nodes[0].Flush())
+	h.c.TickAll(h.c.Now)
+	h.run()
+	for _, id := range h.correct() {
+		require.Len(t, h.c.Delivered[id], 1)
+	}
+}

@@ -75,7 +75,8 @@ type Config struct {
 	// every payload is its own instance and is sent as is.
 	Batch int
 	// BatchDelay seals a partial batch this long (logical time) after its
-	// first payload. Zero: a partial batch waits for Flush.
+	// first payload. Default 1ms when Batch > 1; negative: a partial batch
+	// waits for Flush.
 	BatchDelay time.Duration
 	// MaxBatch is the most payloads a received batch container may hold.
 	// Default 65536.
@@ -121,6 +122,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Batch <= 0 {
 		c.Batch = 1
+	}
+	if c.BatchDelay == 0 && c.Batch > 1 {
+		c.BatchDelay = time.Millisecond
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 1 << 16
@@ -171,8 +175,6 @@ func (c *Config) validate() error {
 		return fmt.Errorf("bracha: config: MaxInFlight = %d exceeds Window = %d", c.MaxInFlight, c.Window)
 	case c.Retention < 0:
 		return fmt.Errorf("bracha: config: Retention = %v is negative", c.Retention)
-	case c.BatchDelay < 0:
-		return fmt.Errorf("bracha: config: BatchDelay = %v is negative", c.BatchDelay)
 	}
 	return nil
 }

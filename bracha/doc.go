@@ -59,5 +59,6 @@
 //
 // Deliveries come in the order instances complete, not in seq order: Bracha
 // promises no order. Each Delivery owns one payload reference, which the
-// application releases.
+// application releases; its Digest names the instance's payload (for a
+// batch, the container), which every correct node agrees on.
 package bracha
