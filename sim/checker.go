@@ -61,6 +61,7 @@ type Violation struct {
 	Detail string
 }
 
+// String formats v for reports: "property at node: detail".
 func (v Violation) String() string {
 	return fmt.Sprintf("%s at %v: %s", v.Property, v.Node, v.Detail)
 }
