@@ -94,20 +94,25 @@ func Run(ctx context.Context, args []string, opts Options) (*Characterization, e
 		perSize = 20
 	}
 	for _, sys := range opts.Systems {
-		opts.Log.Info("real system", "system", sys)
-		r, err := realsys.Run(ctx, sys, realsys.Options{Sizes: sizes, PerSize: perSize, Install: opts.Install, Log: opts.Log})
-		if ctx.Err() != nil {
-			return c, ctx.Err()
+		for _, viaFollower := range []bool{false, true} {
+			opts.Log.Info("real system", "system", sys, "via_follower", viaFollower)
+			r, err := realsys.Run(ctx, sys, realsys.Options{Sizes: sizes, PerSize: perSize, Install: opts.Install,
+				ViaFollower: viaFollower, Log: opts.Log})
+			if ctx.Err() != nil {
+				return c, ctx.Err()
+			}
+			if err != nil {
+				opts.Log.Warn("real system failed", "system", sys, "err", err)
+				c.RealErr[sys] = err.Error()
+				break
+			}
+			if r.Skipped != "" {
+				opts.Log.Warn("real system skipped", "system", sys, "reason", r.Skipped)
+				c.Real = append(c.Real, r)
+				break
+			}
+			c.Real = append(c.Real, r)
 		}
-		if err != nil {
-			opts.Log.Warn("real system failed", "system", sys, "err", err)
-			c.RealErr[sys] = err.Error()
-			continue
-		}
-		if r.Skipped != "" {
-			opts.Log.Warn("real system skipped", "system", sys, "reason", r.Skipped)
-		}
-		c.Real = append(c.Real, r)
 	}
 
 	if opts.RealOwn {

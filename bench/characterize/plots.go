@@ -74,6 +74,15 @@ func drawStacked(path, title, yLabel string, labels []string, parts []string, va
 		prev = b
 	}
 	p.NominalX(labels...)
+	top := 0.0
+	for _, v := range values {
+		sum := 0.0
+		for _, x := range v {
+			sum += x
+		}
+		top = max(top, sum)
+	}
+	p.Y.Min, p.Y.Max = 0, top*1.45 // room for the legend above the bars
 	p.BackgroundColor = color.White
 	if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
 		return fmt.Errorf("save plot %s: %w", path, err)

@@ -122,25 +122,50 @@ func (c *Characterization) writePlots(dir string) ([]Plot, error) {
 		}
 		out = append(out, Plot{"own_split.png", "Where the received payload bytes come from at the base point: the first copy of each value, extra copies within one round (same message type), and copies carried again by a later round."})
 	}
-	var rl []line
+	var rlabels []string
+	var rvals [][]float64
 	for _, r := range c.Real {
-		if r.Skipped != "" || len(r.Sizes) == 0 {
+		if r.Skipped != "" || r.ValueBytes == 0 {
 			continue
 		}
-		l := line{name: r.System}
-		for _, sz := range r.Sizes {
-			l.pts = append(l.pts, plotter.XY{X: float64(sz.Size), Y: sz.CopiesPerValue})
-		}
-		rl = append(rl, l)
+		rlabels = append(rlabels, r.System+" via "+r.Via)
+		rvals = append(rvals, realSplit(r))
 	}
-	if len(rl) > 0 {
-		if err := drawLines(filepath.Join(dir, "realsys_copies.png"), "Copies of each value on the wire (3-node clusters on loopback)",
-			"value size (bytes, log scale)", "copies on the wire per value written", rl, true); err != nil {
+	if len(rlabels) > 0 {
+		if err := drawStacked(filepath.Join(dir, "realsys_wire.png"), "Bytes on the wire per value byte written (3-node clusters on loopback)",
+			"bytes ÷ value bytes written", rlabels, realParts, rvals); err != nil {
 			return out, err
 		}
-		out = append(out, Plot{"realsys_copies.png", "How many times each value written by the client crossed the loopback wire, by value size (dupscope over a dumpcap capture)."})
+		out = append(out, Plot{"realsys_wire.png", "Every byte the servers' ports carried, per value byte the client wrote, by who sent it to whom: the values' copies (client → server, leader → follower appends, follower → leader forwards) and the protocol bytes around them (framing, headers, acknowledgements, heartbeats)."})
 	}
 	return out, nil
+}
+
+// realParts are the layers of the real-system plot.
+var realParts = []string{"values: client → server", "values: leader → follower", "values: follower → leader", "values: other", "non-value bytes"}
+
+// realSplit is a real run's stream bytes by realParts, ÷ value bytes.
+func realSplit(r *realsys.Result) []float64 {
+	v := make([]float64, len(realParts))
+	var all int64
+	for _, cl := range r.Classes {
+		all += cl.StreamBytes
+		i := 3
+		switch {
+		case strings.HasPrefix(cl.Name, "client → "):
+			i = 0
+		case strings.HasPrefix(cl.Name, "leader → follower"):
+			i = 1
+		case strings.HasPrefix(cl.Name, "follower → leader"):
+			i = 2
+		}
+		v[i] += float64(cl.ValueBytes)
+	}
+	v[4] = float64(all - r.Report.KnownWireBytes)
+	for i := range v {
+		v[i] /= float64(r.ValueBytes)
+	}
+	return v
 }
 
 // WriteMarkdown writes the report.
@@ -190,8 +215,8 @@ func (c *Characterization) WriteMarkdown(w io.Writer, plots []Plot) error {
 			}
 			top = "; by traffic: " + strings.Join(parts, ", ")
 		}
-		p("- **%s** (3 members on loopback): value bytes on the wire ÷ value bytes written by the client = **%.2f**%s. Storage: the servers' write_bytes ÷ value bytes = %.2f.\n",
-			r.System, r.WireFactor, top, r.StorageFactor)
+		p("- **%s**, client → %s (3 members on loopback): value bytes on the wire ÷ value bytes written by the client = **%.2f**%s. Storage: the servers' write_bytes ÷ value bytes = %.2f.\n",
+			r.System, r.Via, r.WireFactor, top, r.StorageFactor)
 	}
 	for sys, err := range c.RealErr {
 		p("- **%s**: failed — %s\n", sys, err)
@@ -316,16 +341,17 @@ func (c *Characterization) writeOwn(w io.Writer, p func(string, ...any), plotFor
 
 func (c *Characterization) writeReal(w io.Writer, p func(string, ...any), plotFor func(string)) {
 	p("## 2. Real systems: etcd and ZooKeeper\n\n")
-	p("Installed from Debian and started by the command itself: 3 members on loopback addresses (etcd on 127.0.0.11–13, ZooKeeper on 127.0.0.21–23), data under a temp directory removed afterwards. A Go client (go.etcd.io/etcd/client/v3, github.com/go-zookeeper/zk) connected to the leader writes random values of several sizes, one at a time (etcd Put, ZooKeeper Create). dumpcap captures the servers' ports on `lo`; dupscope reassembles the TCP streams and counts every copy of every value (by 32-byte pieces, so a value cut by HTTP chunking or HTTP/2 framing still counts once per copy) and, by content-defined chunking (FastCDC, 256 B–8 KiB chunks), every repeated chunk. Each endpoint is named after the process that owns its socket (/proc/<pid>/fd and /proc/net/tcp) and the role of its listening port. Storage figures are the servers' /proc/<pid>/io deltas over the workload.\n\n")
-	plotFor("realsys_copies.png")
+	p("Installed from Debian and started by the command itself: 3 members on loopback addresses (etcd on 127.0.0.11–13, ZooKeeper on 127.0.0.21–23), data under a temp directory removed afterwards. A Go client (go.etcd.io/etcd/client/v3, github.com/go-zookeeper/zk) connected to the leader — then, in a second run, to a follower, which forwards every write to the leader — writes random values of several sizes, one at a time (etcd Put, ZooKeeper Create). dumpcap captures the servers' ports on `lo`; dupscope reassembles the TCP streams and counts every copy of every value (by 32-byte pieces, so a value cut by HTTP chunking or HTTP/2 framing still counts once per copy) and, by content-defined chunking (FastCDC, 256 B–8 KiB chunks), every repeated chunk. Each endpoint is named after the process that owns its socket (/proc/<pid>/fd and /proc/net/tcp) and the role of its listening port. Storage figures are the servers' /proc/<pid>/io deltas over the workload.\n\n")
+	plotFor("realsys_wire.png")
 	for _, r := range c.Real {
-		p("### %s\n\n", r.System)
 		if r.Skipped != "" {
+			p("### %s\n\n", r.System)
 			p("Skipped: %s\n\n", r.Skipped)
 			continue
 		}
+		p("### %s, client connected to the %s\n\n", r.System, r.Via)
 		rep := r.Report
-		p("%s. Leader: %s. The client wrote %d values (%s) in %v.\n\n", r.Version, r.Leader, r.Values, bytesH(r.ValueBytes), r.Write.Round(time.Millisecond))
+		p("%s. Leader: %s. The client wrote %d values (%s) to the %s in %v.\n\n", r.Version, r.Leader, r.Values, bytesH(r.ValueBytes), r.Via, r.Write.Round(time.Millisecond))
 		p("**Value bytes on the wire ÷ value bytes written by the client: %.2f** (%s of value copies for %s written).\n\n", r.WireFactor, bytesH(rep.KnownWireBytes), bytesH(r.ValueBytes))
 		p("Traffic that carries the values and the repeats (a flow direction's *class* is its sender's and receiver's roles and the listening port's role):\n\n")
 		p("| traffic | flow directions | stream bytes | value copies | value bytes | value bytes ÷ written | repeated chunk bytes |\n|---|---:|---:|---:|---:|---:|---:|\n")

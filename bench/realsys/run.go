@@ -26,6 +26,9 @@ type Options struct {
 	PerSize int
 	// Install lets Run apt-get install missing packages.
 	Install bool
+	// ViaFollower connects the client to a follower instead of the leader,
+	// so that every write is forwarded to the leader.
+	ViaFollower bool
 	// Seed seeds the values (default 1).
 	Seed uint64
 	// KeepCapture, when set, is a directory the capture file is copied to.
@@ -80,6 +83,8 @@ type Result struct {
 	Skipped string
 	Members []MemberResult
 	Leader  string
+	// Via is the member the client wrote to ("leader" or "follower").
+	Via string
 	// Values and ValueBytes are what the client wrote.
 	Values     int
 	ValueBytes int64
@@ -159,11 +164,16 @@ func Run(ctx context.Context, system string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%s: start: %w", system, err)
 	}
 	leader, err := cl.leader(ctx)
+	var to int
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", system, err)
 	}
 	ms := cl.members()
 	res.Leader = ms[leader].Name
+	to, res.Via = leader, "leader"
+	if opts.ViaFollower {
+		to, res.Via = (leader+1)%len(ms), "follower"
+	}
 
 	values := makeValues(opts.Sizes, opts.PerSize, opts.Seed)
 	for _, v := range values {
@@ -209,9 +219,9 @@ func Run(ctx context.Context, system string, opts Options) (*Result, error) {
 	for i, m := range ms {
 		before[i], _ = ReadIO(m.Proc.PID())
 	}
-	opts.Log.Info("writing values", "system", system, "values", len(values), "bytes", res.ValueBytes, "to", ms[leader].Name)
+	opts.Log.Info("writing values", "system", system, "values", len(values), "bytes", res.ValueBytes, "to", ms[to].Name)
 	start := time.Now()
-	if err := cl.write(ctx, leader, values); err != nil {
+	if err := cl.write(ctx, to, values); err != nil {
 		return nil, fmt.Errorf("%s: %w", system, err)
 	}
 	res.Write = time.Since(start)

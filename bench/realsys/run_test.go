@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,7 +62,7 @@ func TestEnsureSkipsWithoutInstall(t *testing.T) {
 }
 
 // realRun runs one system end to end when its binaries are installed.
-func realRun(t *testing.T, system string, bins ...string) {
+func realRun(t *testing.T, system string, viaFollower bool, bins ...string) {
 	if testing.Short() {
 		t.Skip("real servers: not in -short")
 	}
@@ -72,7 +73,7 @@ func realRun(t *testing.T, system string, bins ...string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := Run(ctx, system, Options{Sizes: []int{64, 4096}, PerSize: 5, KeepCapture: os.Getenv("ONECAST_KEEP_CAPTURE")})
+	res, err := Run(ctx, system, Options{Sizes: []int{64, 4096}, PerSize: 5, ViaFollower: viaFollower, KeepCapture: os.Getenv("ONECAST_KEEP_CAPTURE")})
 	require.NoError(t, err)
 	require.Empty(t, res.Skipped)
 	assert.Equal(t, 10, res.Values)
@@ -89,7 +90,23 @@ func realRun(t *testing.T, system string, bins ...string) {
 		}
 	}
 	assert.GreaterOrEqual(t, leaderToFollower, 2*res.Values, "leader → follower appends carry each value to both followers: %+v", res.Classes)
+	if viaFollower {
+		// The follower forwards each write to the leader: a fourth copy.
+		assert.GreaterOrEqual(t, res.WireFactor, 4.0)
+		var forwarded int
+		for _, c := range res.Classes {
+			if strings.HasPrefix(c.Name, "follower → leader") {
+				forwarded += c.ValueCopies
+			}
+		}
+		assert.GreaterOrEqual(t, forwarded, res.Values, "follower → leader forwards: %+v", res.Classes)
+	}
 }
 
-func TestEtcdClusterDuplication(t *testing.T)      { realRun(t, "etcd", "etcd") }
-func TestZooKeeperEnsembleDuplication(t *testing.T) { realRun(t, "zookeeper", "java") }
+func TestEtcdClusterDuplication(t *testing.T)      { realRun(t, "etcd", false, "etcd") }
+func TestZooKeeperEnsembleDuplication(t *testing.T) { realRun(t, "zookeeper", false, "java") }
+
+func TestEtcdViaFollowerForwardsToLeader(t *testing.T) { realRun(t, "etcd", true, "etcd") }
+func TestZooKeeperViaFollowerForwardsToLeader(t *testing.T) {
+	realRun(t, "zookeeper", true, "java")
+}
