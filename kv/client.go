@@ -92,7 +92,26 @@ func (c *Client) Do(ctx context.Context, cmd *Command, value []byte) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	op = append(op, value...)
+	return c.do(ctx, append(op, value...))
+}
+
+// DoOp runs an op encoded by another issuer (borrowing op), restamped with
+// this client's ID and next nonce: a replica that cannot order ops itself
+// forwards its front end's ops this way.
+func (c *Client) DoOp(ctx context.Context, op []byte) ([]byte, error) {
+	if len(op) < opHeaderLen {
+		return nil, errBadOp
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nonce++
+	own := append([]byte(nil), op...)
+	binary.LittleEndian.PutUint64(own[32:], c.id)
+	binary.LittleEndian.PutUint64(own[40:], c.nonce)
+	return c.do(ctx, own)
+}
+
+func (c *Client) do(ctx context.Context, op []byte) ([]byte, error) {
 	req := append([]byte("op "+strconv.Itoa(len(op))+"\r\n"), op...)
 	req = append(req, "\r\n"...)
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)

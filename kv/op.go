@@ -14,7 +14,9 @@ import (
 //
 //	off  size  field
 //	  0     1  kind (Kind)
-//	  1     1  reserved, 0
+//	  1     1  via: set by the replica that submits a BFT client's op, so
+//	           that the copies submitted by different replicas have
+//	           different digests; ignored by the store
 //	  2     2  number of keys
 //	  4     4  flags
 //	  8     8  exptime as the client sent it (or flush_all's delay)
@@ -111,6 +113,20 @@ func EncodeOp(c *Command, value []byte, st Stamp) (bufpool.Buf, error) {
 	return bufpool.Wrap(b), nil
 }
 
+// OpNonce returns the nonce of an encoded op (borrowed), or false if p is
+// too short to be one.
+func OpNonce(p bufpool.Buf) (uint64, bool) {
+	if p.Len() < opHeaderLen {
+		return 0, false
+	}
+	var h [8]byte
+	n := 0
+	for seg := range p.Slice(40, 8).Segments() {
+		n += copy(h[n:], seg)
+	}
+	return binary.LittleEndian.Uint64(h[:]), true
+}
+
 // op is a decoded operation. Keys alias scratch or the payload; value is a
 // view of the payload sharing its (borrowed) reference.
 type op struct {
@@ -156,7 +172,7 @@ func decodeOp(p bufpool.Buf, scratch []byte, keys [][]byte) (op, []byte, error) 
 		hb = scratch
 	}
 	o.kind = Kind(hb[0])
-	if !o.kind.Replicated() || hb[1] != 0 {
+	if !o.kind.Replicated() {
 		return o, scratch, errBadOp
 	}
 	nk := int(binary.LittleEndian.Uint16(hb[2:]))

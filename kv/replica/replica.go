@@ -18,6 +18,12 @@
 // state transfer (which replaces its state with a stable checkpoint and
 // persists it). While a restarted replica's PBFT is behind its own disk
 // state, batches it already reflects are not applied again.
+//
+// Each result carries its op's nonce, so that a result meant for another
+// request (PBFT's hosted client reuses timestamps after a restart) is never
+// returned for this one. A restarted replica forwards its front end's ops
+// to the other replicas as a kv.Client until pbft can resume a hosted
+// client's numbering.
 package replica
 
 import (
@@ -154,7 +160,7 @@ func Start(cfg Config) (r *Replica, err error) {
 	if err != nil {
 		return r, err
 	}
-	r.exec = &executor{waiters: map[broadcast.Digest][]chan []byte{}, timeout: cfg.OpTimeout}
+	r.exec = &executor{waiters: map[broadcast.Digest][]chan []byte{}, self: cfg.ID, timeout: cfg.OpTimeout}
 	r.exec.ctx, r.exec.cancel = context.WithCancel(context.Background())
 	r.conduit, err = udp.New(udp.Config{Self: id, Peers: c.Addrs(), Pool: r.pool, MTU: mtu, Logger: r.log})
 	if err != nil {
@@ -172,6 +178,26 @@ func Start(cfg Config) (r *Replica, err error) {
 		return r, err
 	}
 	r.exec.runner = r.runner
+	if r.sm.last.Load() > 0 || r.sm.wal.Pos() > 0 {
+		// Restarted: PBFT's hosted client numbers requests from 1 again,
+		// which the others take for requests executed long ago. Until pbft
+		// can resume a client's numbering, this replica's front end
+		// forwards its ops to the other replicas as a BFT client (f+1
+		// matching replies), which keeps it correct at the cost of n-1
+		// orderings per op.
+		var others []string
+		for i, n := range c.Nodes {
+			if i != cfg.ID && n.API != "" {
+				others = append(others, n.API)
+			}
+		}
+		fwd, err := kv.NewClient(kv.ClientConfig{Addrs: others, F: c.F, Timeout: cfg.OpTimeout})
+		if err != nil {
+			return r, fmt.Errorf("replica: forwarding client: %w", err)
+		}
+		r.exec.forward = fwd
+		r.log.Warn("restarted replica: front-end ops are forwarded to the other replicas", "others", others)
+	}
 	listen := cfg.Listen
 	if listen == "" {
 		n, _ := c.Node(cfg.ID)
@@ -217,6 +243,9 @@ func (r *Replica) Close() error {
 	}
 	if r.exec != nil {
 		r.exec.cancel()
+		if r.exec.forward != nil {
+			r.exec.forward.Close()
+		}
 	}
 	if r.runner != nil {
 		r.runner.Stop()
@@ -261,16 +290,35 @@ func (t *tapped) Ready() broadcast.Ready {
 // client's f+1-certified result.
 type executor struct {
 	runner  *netio.Runner
+	self    int
 	timeout time.Duration
 	ctx     context.Context
 	cancel  context.CancelFunc
 
 	mu      sync.Mutex
 	waiters map[broadcast.Digest][]chan []byte
+
+	// forward, when set, carries ops to the other replicas instead (see
+	// Replica.restarted).
+	forward *kv.Client
 }
+
+// errStale is a result that answers another op than the one submitted.
+var errStale = errors.New("replica: result of another request (stale client timestamp)")
 
 // Execute submits op (taking the reference) and waits for its result.
 func (e *executor) Execute(ctx context.Context, op bufpool.Buf) ([]byte, error) {
+	if e.forward != nil {
+		defer op.Release()
+		return e.forward.DoOp(ctx, op.Bytes())
+	}
+	nonce, _ := kv.OpNonce(op)
+	if op.Refs() == 1 && op.Contiguous() && op.Len() > 1 {
+		// Mark the copy as this replica's (the "via" byte, which the store
+		// ignores): copies of one BFT client op submitted by several
+		// replicas are then distinct requests with distinct digests.
+		op.Bytes()[1] = byte(e.self + 1)
+	}
 	d := broadcast.DigestOf(op)
 	ch := make(chan []byte, 1)
 	e.mu.Lock()
@@ -286,7 +334,10 @@ func (e *executor) Execute(ctx context.Context, op bufpool.Buf) ([]byte, error) 
 	}
 	select {
 	case v := <-ch:
-		return v, nil
+		if len(v) < 8 || binary.LittleEndian.Uint64(v) != nonce {
+			return nil, errStale
+		}
+		return v[8:], nil
 	case <-ctx.Done():
 		e.forget(d, ch)
 		return nil, fmt.Errorf("replica: op not committed: %w", ctx.Err())
@@ -347,7 +398,7 @@ func (s *durableSM) Apply(seq uint64, ops []pbft.Op) [][]byte {
 		// Already reflected in the state recovered from disk.
 		out := make([][]byte, len(ops))
 		for i := range out {
-			out[i] = replyAlreadyApplied
+			out[i] = tagResult(ops[i].Payload, replyAlreadyApplied)
 		}
 		return out
 	}
@@ -378,8 +429,19 @@ func (s *durableSM) Apply(seq uint64, ops []pbft.Op) [][]byte {
 		bufs[i] = ops[i].Payload
 	}
 	out := s.store.ApplyBatch(bufs)
+	for i := range out {
+		out[i] = tagResult(bufs[i], out[i])
+	}
 	s.last.Store(seq)
 	return out
+}
+
+// tagResult prefixes a reply with its op's nonce, so that an issuer can
+// tell its op's result from a stale one (see executor.deliver).
+func tagResult(op bufpool.Buf, reply []byte) []byte {
+	nonce, _ := kv.OpNonce(op)
+	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(reply)), nonce)
+	return append(b, reply...)
 }
 
 // Snapshot returns the state at the last applied batch and persists it.
