@@ -47,13 +47,16 @@ type Node struct {
 	timer      time.Duration // view-change deadline, 0 when off
 	resend     time.Duration // next retransmission of own protocol messages
 	vcStreak   int
-	vcs        []*vcRecord // latest VIEW-CHANGE per sender
+	vcs        [][]*vcRecord // per sender, its newest VIEW-CHANGEs (at most maxVCsPerSender), by view
 	nvSent     uint32
 	newView    *nvState // NEW-VIEW accepted or waiting for fetched parts
 	transfer   *broadcast.Digest
 	transferAt uint64
 
 	wanted map[broadcast.Digest]struct{}
+	// future holds, per sequence number, a PRE-PREPARE for a view this
+	// replica has not entered yet (the newest), replayed when it does.
+	future map[uint64]*broadcast.Message
 
 	out        []broadcast.Outbound
 	deliveries []broadcast.Delivery
@@ -136,7 +139,7 @@ func New(cfg Config) (*Node, error) {
 	nd := &Node{cfg: cfg, n: cfg.N, f: cfg.F, self: cfg.Self, store: cfg.Store, sm: cfg.StateMachine,
 		signer: cfg.Signer, log: cfg.Logger.With("pbft", cfg.Self),
 		slots: map[uint64]*slot{}, ckpts: map[uint64]*ckptVotes{}, own: map[uint64]broadcast.Digest{},
-		vcs: make([]*vcRecord, cfg.N), wanted: map[broadcast.Digest]struct{}{}}
+		vcs: make([][]*vcRecord, cfg.N), wanted: map[broadcast.Digest]struct{}{}, future: map[uint64]*broadcast.Message{}}
 	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout, cfg.Signer)
 	nd.clients = make([]clientRec, cfg.N)
 	for i := range nd.clients {
@@ -221,11 +224,17 @@ func (nd *Node) Tick(now time.Duration) {
 	nd.client.Tick(now)
 	if nd.timer > 0 && now >= nd.timer {
 		nd.timer = 0
-		next := nd.view + 1
-		if nd.changing {
-			next = nd.target + 1
+		if !nd.changing && !nd.hasPending() {
+			// Everything it waited for was executed meanwhile.
+		} else if !nd.changing && nd.relayPending() {
+			nd.armTimer()
+		} else {
+			next := nd.view + 1
+			if nd.changing {
+				next = nd.target + 1
+			}
+			nd.startViewChange(next)
 		}
-		nd.startViewChange(next)
 	}
 	if nd.resend > 0 && now >= nd.resend {
 		nd.resend = 0
@@ -301,8 +310,8 @@ func (nd *Node) armTimer() {
 
 func (nd *Node) vcCount(v uint32) int {
 	cnt := 0
-	for _, r := range nd.vcs {
-		if r != nil && r.view == v {
+	for i := range nd.vcs {
+		if nd.vcFor(broadcast.NodeID(i), v) != nil {
 			cnt++
 		}
 	}
@@ -333,11 +342,11 @@ func (nd *Node) Close() {
 			*s = reqSlot{}
 		}
 	}
-	for i, r := range nd.vcs {
-		if r != nil {
+	for i, rs := range nd.vcs {
+		for _, r := range rs {
 			nd.store.Unpin(r.digest)
-			nd.vcs[i] = nil
 		}
+		nd.vcs[i] = nil
 	}
 	for seq, d := range nd.own {
 		nd.store.Unpin(d)
@@ -346,6 +355,10 @@ func (nd *Node) Close() {
 	if nd.stablePinned {
 		nd.store.Unpin(nd.stable.digest)
 		nd.stablePinned = false
+	}
+	for seq, m := range nd.future {
+		m.Payload.Release()
+		delete(nd.future, seq)
 	}
 	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.deliveries}
 	rd.Release()

@@ -25,7 +25,8 @@ type reqSlot struct {
 	op       broadcast.Digest
 	assigned uint32 // view+1 in which the primary ordered it, 0 if not
 	sig      []byte // the client's signature
-	checked  bool   // the signature was verified (primary)
+	checked  bool   // the signature was verified
+	relayed  uint32 // view+1 in which this replica relayed it to all
 	result   []byte
 	resD     broadcast.Digest
 }
@@ -62,8 +63,14 @@ func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
 	if err != nil {
 		return err
 	}
-	if client != from {
-		return broadcast.Reject(broadcast.ReasonSender, "pbft: request of client %v relayed by %v", client, from)
+	relayed := client != from
+	if relayed {
+		// Another replica relays it (its view-change timer ran out while
+		// it held the request): only the client's signature vouches for it.
+		st := statement(stmtRequest, 0, m.Instance.Seq, m.Digest)
+		if err := nd.signer.Verify(client, &st, sig); err != nil {
+			return broadcast.Reject(broadcast.ReasonAuth, "pbft: request of client %v relayed by %v without a valid client signature", client, from)
+		}
 	}
 	if m.Flags&broadcast.HasPayload == 0 || m.Payload.Len() > nd.cfg.MaxRequest {
 		return broadcast.Reject(broadcast.ReasonLength, "pbft: request without payload or over %d bytes", nd.cfg.MaxRequest)
@@ -96,7 +103,7 @@ func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
 	if err := nd.putPinned(client, m.Digest, m.Payload); err != nil {
 		return err
 	}
-	*s = reqSlot{ts: ts, state: reqPending, op: m.Digest, sig: append([]byte(nil), sig...), checked: client == nd.self}
+	*s = reqSlot{ts: ts, state: reqPending, op: m.Digest, sig: append([]byte(nil), sig...), checked: client == nd.self || relayed}
 	rec.pending++
 	nd.stats.Requests++
 	if nd.isPrimary() && !nd.changing {
@@ -106,6 +113,44 @@ func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
 	nd.retryParked()
 	nd.armTimer()
 	return nil
+}
+
+// relayPending is what a replica does when its view-change timer first
+// runs out in a view: it relays every request it still waits for to all
+// replicas (dropping those whose client signature does not verify), so that
+// a client that reached only some replicas cannot make only those leave the
+// view: either the primary orders the request now, or every correct replica
+// holds it and times out together. It reports whether it relayed any.
+func (nd *Node) relayPending() bool {
+	any := false
+	for c := range nd.clients {
+		rec := &nd.clients[c]
+		for j := range rec.slots {
+			s := &rec.slots[j]
+			if s.state != reqPending || s.relayed == nd.view+1 {
+				continue
+			}
+			if !s.checked {
+				st := statement(stmtRequest, 0, s.ts, s.op)
+				if nd.signer.Verify(broadcast.NodeID(c), &st, s.sig) != nil {
+					nd.store.Unpin(s.op)
+					*s = reqSlot{}
+					rec.pending--
+					continue
+				}
+				s.checked = true
+			}
+			b, ok := nd.store.Get(s.op)
+			if !ok {
+				continue
+			}
+			s.relayed = nd.view + 1
+			m := nd.send(broadcast.Everyone, TypeRequest, 0, s.ts, s.op, appendRequestBody(nil, broadcast.NodeID(c), requestFlagRetransmit, s.sig))
+			m.SetPayload(b, s.op)
+			any = true
+		}
+	}
+	return any
 }
 
 // tryPropose orders queued requests while the pipeline and the watermark
@@ -242,6 +287,21 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 	es, err := decodeEntries(enc, nd.n, maxBatch)
 	if err != nil {
 		return err
+	}
+	if v > nd.view && nd.inWindow(seq) && (!nd.changing || v >= nd.target) {
+		// The primary of a view we have not entered yet (its NEW-VIEW is
+		// on its way): keep the newest per sequence number for then.
+		if old := nd.future[seq]; old == nil || old.Round < v {
+			if old != nil {
+				old.Payload.Release()
+			}
+			c := *m
+			c.Body = append([]byte(nil), m.Body...)
+			c.Auth = nil
+			c.Payload = m.Payload.Retain()
+			nd.future[seq] = &c
+		}
+		return nil
 	}
 	if v != nd.view || nd.changing || !nd.inWindow(seq) {
 		return nil // another view, or outside the watermarks

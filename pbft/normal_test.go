@@ -137,7 +137,7 @@ func TestWindowBoundsAClientsRequests(t *testing.T) {
 	rd.Release()
 }
 
-func TestRequestRelayedByAnotherNodeIsRejected(t *testing.T) {
+func TestRelayedRequestWithoutClientSignatureIsRejected(t *testing.T) {
 	h := newHarness(t, 4, 1, harnessOpt{signer: true})
 	defer h.close()
 	b, err := h.pool.Copy([]byte("forged"))
@@ -146,5 +146,5 @@ func TestRequestRelayedByAnotherNodeIsRejected(t *testing.T) {
 	m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeRequest, Sender: 2, Instance: broadcast.Instance{Seq: 1}}}
 	m.Body = appendRequestBody(nil, 3, 0, nil)
 	m.SetPayload(b, broadcast.DigestOf(b))
-	require.ErrorIs(t, h.nodes[1].Step(2, &m), broadcast.ErrSender)
+	require.ErrorIs(t, h.nodes[1].Step(2, &m), broadcast.ErrAuth, "a relayed request needs its client's signature")
 }

@@ -1,6 +1,7 @@
 package pbft
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/onecast/onecast/broadcast"
@@ -64,7 +65,7 @@ func (nd *Node) startViewChange(v uint32) {
 }
 
 func (nd *Node) emitViewChange() {
-	r := nd.vcs[nd.self]
+	r := nd.vcFor(nd.self, nd.target)
 	if r == nil {
 		return
 	}
@@ -176,7 +177,7 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 	if v <= nd.view {
 		return nil
 	}
-	if r := nd.vcs[from]; r != nil && r.view >= v {
+	if nd.vcFor(from, v) != nil {
 		return nil
 	}
 	st := statement(stmtViewChange, v, 0, m.Digest)
@@ -204,9 +205,9 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 		cur = nd.target
 	}
 	var views []uint32
-	for _, r := range nd.vcs {
-		if r != nil && r.view > cur {
-			views = append(views, r.view)
+	for _, rs := range nd.vcs {
+		if len(rs) > 0 && rs[len(rs)-1].view > cur {
+			views = append(views, rs[len(rs)-1].view)
 		}
 	}
 	if len(views) >= nd.weakQuorum() {
@@ -219,18 +220,36 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 	return nil
 }
 
-// recordViewChange keeps from's newest VIEW-CHANGE, its content pinned in
+// maxVCsPerSender bounds the VIEW-CHANGEs kept per sender: its newest few
+// views, so that a replica that moved on still counts for a view the others
+// are completing.
+const maxVCsPerSender = 4
+
+// vcFor returns from's VIEW-CHANGE for view v, if held.
+func (nd *Node) vcFor(from broadcast.NodeID, v uint32) *vcRecord {
+	for _, r := range nd.vcs[from] {
+		if r.view == v {
+			return r
+		}
+	}
+	return nil
+}
+
+// recordViewChange keeps one of from's VIEW-CHANGEs, its content pinned in
 // the store (borrowing content).
 func (nd *Node) recordViewChange(from broadcast.NodeID, r *vcRecord, content bufpool.Buf) {
 	if err := nd.store.Put(from, r.digest, content); err != nil {
 		nd.log.Warn("view change not stored", "from", from, "err", err)
 		return
 	}
-	if old := nd.vcs[from]; old != nil {
-		nd.store.Unpin(old.digest)
-	}
 	nd.store.Pin(r.digest)
-	nd.vcs[from] = r
+	rs := append(nd.vcs[from], r)
+	sort.Slice(rs, func(a, b int) bool { return rs[a].view < rs[b].view })
+	if len(rs) > maxVCsPerSender {
+		nd.store.Unpin(rs[0].digest)
+		rs = append(rs[:0], rs[1:]...)
+	}
+	nd.vcs[from] = rs
 	if from == nd.self {
 		content.Release() // ours was freshly wrapped
 	}
@@ -243,8 +262,8 @@ func (nd *Node) maybeNewView(v uint32) {
 		return
 	}
 	var refs []NewViewRef
-	for i, r := range nd.vcs {
-		if r != nil && r.view == v && len(refs) < nd.quorum() {
+	for i := range nd.vcs {
+		if r := nd.vcFor(broadcast.NodeID(i), v); r != nil && len(refs) < nd.quorum() {
 			refs = append(refs, NewViewRef{Node: broadcast.NodeID(i), Digest: r.digest, Sig: r.sig})
 		}
 	}
@@ -320,7 +339,7 @@ func (nd *Node) continueNewView() {
 	vcs := make([]*ViewChange, 0, len(nv.refs))
 	missing := false
 	for _, r := range nv.refs {
-		if rec := nd.vcs[r.Node]; rec != nil && rec.digest == r.Digest {
+		if rec := nd.vcFor(r.Node, nv.view); rec != nil && rec.digest == r.Digest {
 			vcs = append(vcs, rec.content)
 			continue
 		}
@@ -384,11 +403,16 @@ func (nd *Node) enterView(nv *nvState, best *ViewChange) {
 	nd.view, nd.changing = nv.view, false
 	nd.timer = 0
 	nd.log.Debug("entered view", "view", nv.view, "o", len(nv.o))
-	for i, r := range nd.vcs {
-		if r != nil && r.view <= nv.view {
-			nd.store.Unpin(r.digest)
-			nd.vcs[i] = nil
+	for i, rs := range nd.vcs {
+		keep := rs[:0]
+		for _, r := range rs {
+			if r.view <= nv.view {
+				nd.store.Unpin(r.digest)
+			} else {
+				keep = append(keep, r)
+			}
 		}
+		nd.vcs[i] = keep
 	}
 	if best.StableSeq > nd.low {
 		nd.makeStable(best.StableSeq, best.StableDigest, best.StableProof)
@@ -422,8 +446,32 @@ func (nd *Node) enterView(nv *nvState, best *ViewChange) {
 		nd.queue = refs
 		nd.tryPropose()
 	}
+	nd.replayFuture()
 	nd.armTimer()
 	nd.executeReady()
+}
+
+// replayFuture steps the PRE-PREPAREs kept for the view just entered and
+// drops those of older views.
+func (nd *Node) replayFuture() {
+	seqs := make([]uint64, 0, len(nd.future))
+	for seq := range nd.future {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		m := nd.future[seq]
+		if m.Round > nd.view {
+			continue
+		}
+		delete(nd.future, seq)
+		if m.Round == nd.view {
+			if err := nd.onPrePrepare(m.Sender, m); err != nil {
+				nd.log.Debug("kept pre-prepare rejected", "seq", seq, "err", err)
+			}
+		}
+		m.Payload.Release()
+	}
 }
 
 // reissue has the new primary send the PRE-PREPAREs of O, fetching batches
@@ -533,6 +581,7 @@ func (nd *Node) retransmit() {
 		nd.executeReady()
 	}
 	if work {
-		nd.resend = nd.now + nd.cfg.Timeout/2
+		// Back off while a view change drags on (a silent cluster).
+		nd.resend = nd.now + nd.cfg.Timeout/2<<min(nd.vcStreak, 4)
 	}
 }
