@@ -318,6 +318,7 @@ func (c *Characterization) writeOwn(w io.Writer, p func(string, ...any), plotFor
 			row(r)
 		}
 	}
+	c.violationNotes(p, func(r OwnResult) bool { return r.Byzantine == "" })
 	p("\n### 1.4 Byzantine behaviours\n\n")
 	p("n=%d, f=%d Byzantine node(s) with the named behaviour of the simulator (sim.Behaviours); received bytes are counted at correct nodes only.\n\n", s.Ns[0], (s.Ns[0]-1)/3)
 	header()
@@ -326,6 +327,7 @@ func (c *Characterization) writeOwn(w io.Writer, p func(string, ...any), plotFor
 			row(r)
 		}
 	}
+	c.violationNotes(p, func(r OwnResult) bool { return r.Byzantine != "" })
 	p("\n")
 	if len(c.OwnReal) > 0 {
 		p("### 1.5 System level: over kernel UDP on loopback\n\n")
@@ -336,6 +338,22 @@ func (c *Characterization) writeOwn(w io.Writer, p func(string, ...any), plotFor
 				r.WireBytesPerDelivery, r.CopiesPerPayloadByte, r.AllocsPerDelivery, r.PeakRSSMB, r.Retransmissions, r.Error)
 		}
 		p("\nonecast's primitives keep no durable state: they write nothing to storage.\n\n")
+	}
+}
+
+// violationNotes lists, under a table, the first property violation the
+// simulator's checkers reported for each of its rows that had any.
+func (c *Characterization) violationNotes(p func(string, ...any), in func(OwnResult) bool) {
+	first := true
+	for _, r := range c.Own {
+		if len(r.Violations) == 0 || !in(r) {
+			continue
+		}
+		if first {
+			p("\nViolations reported by the simulator's checkers (the counts above are still exact; the note says what the checker objected to):\n\n")
+			first = false
+		}
+		p("- %s: %d, e.g. `%s`\n", r.OwnPoint.String(), len(r.Violations), r.Violations[0])
 	}
 }
 
