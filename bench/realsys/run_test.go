@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lni/goutils/leaktest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -71,6 +72,7 @@ func realRun(t *testing.T, system string, viaFollower bool, bins ...string) {
 			t.Skipf("%s not installed (apt-get install etcd-server zookeeper tshark): %v", b, err)
 		}
 	}
+	defer leaktest.AfterTest(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, system, Options{Sizes: []int{64, 4096}, PerSize: 5, ViaFollower: viaFollower, KeepCapture: os.Getenv("ONECAST_KEEP_CAPTURE")})
