@@ -56,8 +56,8 @@ type OwnResult struct {
 	DupFactor       float64
 	// First, Within, Between and Other sum the types' split.
 	First, Within, Between, Other int64
-	Violations             []string
-	Err                    string
+	Violations                    []string
+	Err                           string
 }
 
 // Received is all payload bytes correct nodes received.
@@ -232,7 +232,6 @@ func RunOwn(p OwnPoint, seed uint64) OwnResult {
 	res.DupFactor = sr.Correct.PayloadDupFactor()
 	return res
 }
-
 
 // RunOwnSweep runs every point of s, stopping early when ctx ends.
 func RunOwnSweep(ctx context.Context, s OwnSweep, progress func(OwnResult)) []OwnResult {

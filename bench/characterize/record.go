@@ -109,7 +109,7 @@ func (w *recorded) Submit(p bufpool.Buf) error {
 	return w.Protocol.Submit(p)
 }
 
-func (w *recorded) Tick(now time.Duration)  { w.Protocol.Tick(now) }
+func (w *recorded) Tick(now time.Duration) { w.Protocol.Tick(now) }
 func (w *recorded) Ready() broadcast.Ready { return w.Protocol.Ready() }
 
 // Close closes the inner protocol when it has a Close.

@@ -105,7 +105,7 @@ func realRun(t *testing.T, system string, viaFollower bool, bins ...string) {
 	}
 }
 
-func TestEtcdClusterDuplication(t *testing.T)      { realRun(t, "etcd", false, "etcd") }
+func TestEtcdClusterDuplication(t *testing.T)       { realRun(t, "etcd", false, "etcd") }
 func TestZooKeeperEnsembleDuplication(t *testing.T) { realRun(t, "zookeeper", false, "java") }
 
 func TestEtcdViaFollowerForwardsToLeader(t *testing.T) { realRun(t, "etcd", true, "etcd") }
