@@ -85,16 +85,26 @@ type Config struct {
 	// broadcast.DefaultLimits.MaxPayload.
 	MaxPayload uint32
 
+	// FetchDelay is how long a node that needs a payload waits for the
+	// SEND before it starts fetching: with a correct origin the SEND is
+	// usually in flight. Default FetchTimeout/2; negative: no wait.
+	FetchDelay time.Duration
 	// FetchTimeout is how long a FETCH may stay unanswered before the node
-	// asks another peer. Default 20ms.
+	// asks another peer. After each full round over the vouchers it
+	// doubles, up to 64 times. Default 20ms.
 	FetchTimeout time.Duration
+	// MaxFetching bounds the instances fetching at once; the others wait
+	// for a slot. Default 64.
+	MaxFetching int
 	// Retention is how long a delivered instance keeps its payload pinned
 	// to answer FETCHes from slower peers. Default 0 in full mode (nobody
-	// fetches), 2s in digest mode.
+	// fetches), 10s in digest mode.
 	Retention time.Duration
-	// MaxRetained bounds the delivered instances kept for Retention; the
-	// oldest goes first. Default 4096.
-	MaxRetained int
+	// MaxRetained and MaxRetainedBytes bound the delivered instances kept
+	// for Retention, in number and payload bytes; the oldest goes first.
+	// Defaults 4096 and 64 MiB.
+	MaxRetained      int
+	MaxRetainedBytes int64
 	// Window is how many sequence numbers per origin, from the oldest one
 	// not yet delivered, the node tracks; messages for later ones are
 	// rejected (ReasonQuota). It bounds what a Byzantine origin or voter can
@@ -135,11 +145,20 @@ func (c *Config) setDefaults() {
 	if c.FetchTimeout <= 0 {
 		c.FetchTimeout = 20 * time.Millisecond
 	}
+	if c.FetchDelay == 0 {
+		c.FetchDelay = c.FetchTimeout / 2
+	}
+	if c.MaxFetching <= 0 {
+		c.MaxFetching = 64
+	}
 	if c.Retention == 0 && c.Mode == broadcast.ModeDigest {
-		c.Retention = 2 * time.Second
+		c.Retention = 10 * time.Second
 	}
 	if c.MaxRetained <= 0 {
 		c.MaxRetained = 4096
+	}
+	if c.MaxRetainedBytes <= 0 {
+		c.MaxRetainedBytes = 64 << 20
 	}
 	if c.Window <= 0 {
 		c.Window = 1024

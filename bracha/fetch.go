@@ -7,8 +7,9 @@ import (
 // How a payload is fetched — the one place that decides it.
 //
 // A node fetches only when it must act on a digest whose payload it lacks:
-// 2f+1 READYs name a candidate it holds no payload for. It asks one peer at
-// a time, never everyone (a naive pull costs O(n²|M|)), choosing among the
+// 2f+1 READYs name a candidate it holds no payload for, and the SEND has not
+// come within FetchDelay. At most MaxFetching instances fetch at once. It
+// asks one peer at a time, never everyone (a naive pull costs O(n²|M|)), choosing among the
 // nodes that vouched for the digest: first those that sent ECHO (a correct
 // one had the SEND, so holds the payload), then those that sent READY.
 // Among those it prefers the peers with the fewest strikes (a strike is a
@@ -16,7 +17,9 @@ import (
 // answered with bytes that miss the digest), and breaks ties by an order
 // rotated by the node's ID and the instance, so that requesters and
 // concurrent instances spread over the holders. A peer that fails is passed
-// over for the next at once; after the last, the round starts again. The
+// over for the next at once; after the last, the round starts again, with
+// the timeout doubled (up to 64 times), so that a node that fell far behind
+// does not flood its peers. The
 // first PAYLOAD whose bytes hash to the digest wins; later ones are counted
 // as duplicates, and a PAYLOAD from a peer not asked is never stored.
 //
@@ -25,13 +28,33 @@ import (
 // a Byzantine peer cannot make the node serve more than the payloads it
 // holds, nor faster than the rate.
 
+// startFetch marks in as wanting its target's payload. The first FETCH
+// goes out after FetchDelay, when a slot is free.
 func (nd *Node) startFetch(in *instance) {
 	if in.fetching {
 		return
 	}
 	in.fetching = true
+	in.lastAsked = -1
 	nd.fetching = append(nd.fetching, in)
+	if nd.cfg.FetchDelay > 0 {
+		in.fetchDeadline = nd.now + nd.cfg.FetchDelay
+		return
+	}
+	in.fetchDeadline = nd.now
+	nd.activate(in)
+}
+
+// activate gives in a fetch slot and sends its first FETCH, if a slot is
+// free.
+func (nd *Node) activate(in *instance) bool {
+	if nd.activeFetches >= nd.cfg.MaxFetching {
+		return false
+	}
+	in.fetchActive = true
+	nd.activeFetches++
 	nd.askNext(in)
+	return true
 }
 
 func (nd *Node) stopFetch(in *instance) {
@@ -46,6 +69,33 @@ func (nd *Node) stopFetch(in *instance) {
 			nd.fetching[last] = nil
 			nd.fetching = nd.fetching[:last]
 			break
+		}
+	}
+	if in.fetchActive {
+		in.fetchActive = false
+		nd.activeFetches--
+		// Hand the slot on to an instance whose delay is over.
+		for _, x := range nd.fetching {
+			if !x.fetchActive && x.fetchDeadline <= nd.now {
+				nd.activate(x)
+				break
+			}
+		}
+	}
+}
+
+// tickFetches retries FETCHes that timed out (a strike for the peer that
+// did not answer) and starts those whose delay is over, within the slots.
+func (nd *Node) tickFetches() {
+	for _, in := range nd.fetching {
+		switch {
+		case in.fetchDeadline > nd.now:
+		case in.fetchActive:
+			nd.strike(int(in.lastAsked))
+			nd.stats.FetchRetries++
+			nd.askNext(in)
+		default:
+			nd.activate(in)
 		}
 	}
 }
@@ -86,10 +136,11 @@ func (nd *Node) nextPeer(in *instance) int {
 func (nd *Node) askNext(in *instance) {
 	peer := nd.nextPeer(in)
 	if peer < 0 {
-		clear(in.asked) // a new round over the same vouchers
+		clear(in.asked) // a new round over the same vouchers, slower
+		in.fetchRounds++
 		peer = nd.nextPeer(in)
 	}
-	in.fetchDeadline = nd.now + nd.cfg.FetchTimeout
+	in.fetchDeadline = nd.now + nd.cfg.FetchTimeout<<min(in.fetchRounds, 6)
 	in.lastAsked = int16(peer)
 	if peer < 0 {
 		return // nobody vouched but this node: wait for votes

@@ -66,7 +66,9 @@ type instance struct {
 	sendCharge          int64 // bytes charged to the origin's MaxOriginBytes
 
 	// FETCH state (requester side).
-	fetching      bool
+	fetching      bool   // wants the payload: active, or waiting for a slot
+	fetchActive   bool   // holds one of MaxFetching slots
+	fetchRounds   int    // rounds over the vouchers completed: the backoff
 	asked         []bool // peers asked in the current round
 	fetchDeadline time.Duration
 	lastAsked     int16 // the peer of the latest FETCH, or -1
@@ -157,9 +159,11 @@ type Node struct {
 	pendingSince time.Duration
 	backlog      []sealed
 
-	fetching []*instance // instances with a FETCH under way
-	retired  []*instance // delivered instances kept for FETCH, oldest first
-	retHead  int
+	fetching      []*instance // instances that want their payload
+	activeFetches int         // of which hold a slot
+	retired       []*instance // delivered instances kept for FETCH, oldest first
+	retHead       int
+	retiredBytes  int64
 
 	serve   []bucket // per peer: the FETCH answer budget
 	strikes []uint32 // per peer: FETCHes it failed to answer well
@@ -584,7 +588,8 @@ func (nd *Node) deliver(in *instance) {
 	}
 	in.retireAt = nd.now + nd.cfg.Retention
 	nd.retired = append(nd.retired, in)
-	if len(nd.retired)-nd.retHead > nd.cfg.MaxRetained {
+	nd.retiredBytes += int64(c.plen)
+	for len(nd.retired)-nd.retHead > nd.cfg.MaxRetained || nd.retiredBytes > nd.cfg.MaxRetainedBytes && len(nd.retired)-nd.retHead > 1 {
 		nd.popRetired()
 	}
 }
@@ -606,6 +611,7 @@ func (nd *Node) startBacklog() {
 func (nd *Node) popRetired() {
 	in := nd.retired[nd.retHead]
 	nd.retired[nd.retHead] = nil
+	nd.retiredBytes -= int64(in.cands[in.target].plen)
 	nd.retHead++
 	if nd.retHead == len(nd.retired) {
 		nd.retired, nd.retHead = nd.retired[:0], 0
@@ -673,13 +679,7 @@ func (nd *Node) Tick(now time.Duration) {
 	if now > nd.now {
 		nd.now = now
 	}
-	for _, in := range nd.fetching {
-		if in.fetchDeadline <= nd.now {
-			nd.strike(int(in.lastAsked))
-			nd.stats.FetchRetries++
-			nd.askNext(in)
-		}
-	}
+	nd.tickFetches()
 	for nd.retHead < len(nd.retired) && nd.retired[nd.retHead].retireAt <= nd.now {
 		nd.popRetired()
 	}
@@ -711,7 +711,9 @@ func (nd *Node) nextWake() time.Duration {
 		}
 	}
 	for _, in := range nd.fetching {
-		earlier(in.fetchDeadline)
+		if in.fetchActive || in.fetchDeadline > nd.now {
+			earlier(in.fetchDeadline)
+		}
 	}
 	if nd.retHead < len(nd.retired) {
 		earlier(nd.retired[nd.retHead].retireAt)
@@ -743,7 +745,7 @@ func (nd *Node) Close() {
 	for _, in := range nd.insts {
 		nd.collect(in)
 	}
-	nd.retired, nd.retHead, nd.fetching = nil, 0, nil
+	nd.retired, nd.retHead, nd.retiredBytes, nd.fetching = nil, 0, 0, nil
 	if nd.ownStore {
 		nd.store.Close()
 	}

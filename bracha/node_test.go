@@ -234,7 +234,7 @@ func TestUnsolicitedPayloadIsNotStored(t *testing.T) {
 // A node that reaches 2f+1 READYs without the payload asks one voucher at a
 // time, ECHO voters first, and moves to the next on timeout.
 func TestFetchAsksOneVoucherAtATimeAndRetriesOnTimeout(t *testing.T) {
-	nd := testNode(t, 3, broadcast.ModeDigest, func(c *Config) { c.FetchTimeout = 10 * time.Millisecond })
+	nd := testNode(t, 3, broadcast.ModeDigest, func(c *Config) { c.FetchTimeout = 10 * time.Millisecond; c.FetchDelay = -1 })
 	p := []byte("withheld")
 	d := broadcast.DigestOfBytes(p)
 	in := broadcast.Instance{Origin: 0}
@@ -253,18 +253,81 @@ func TestFetchAsksOneVoucherAtATimeAndRetriesOnTimeout(t *testing.T) {
 	require.Equal(t, []broadcast.NodeID{1}, fetches, "one ECHO voter asked (0 sent only READY)")
 	require.Equal(t, 10*time.Millisecond, rd.NextWake)
 	var order []broadcast.NodeID
-	for i := range 4 {
-		nd.Tick(time.Duration(i+1) * 10 * time.Millisecond)
+	// The second round waits twice as long: 30ms + 20ms.
+	for _, ms := range []int{10, 20, 30, 40, 50} {
+		nd.Tick(time.Duration(ms) * time.Millisecond)
 		for _, o := range nd.Ready().Messages {
 			order = append(order, o.To)
 		}
 	}
-	assert.Equal(t, []broadcast.NodeID{2, 0, 1, 2}, order, "ECHO voters, then READY voters, then around again")
+	assert.Equal(t, []broadcast.NodeID{2, 0, 1, 2}, order, "ECHO voters, then READY voters, then around again, slower")
 	// The answer from a peer asked delivers.
 	require.NoError(t, nd.Step(2, withPayload(vote(broadcast.TypePayload, 2, in, d, len(p)), bufpool.Wrap(p))))
 	rd = nd.Ready()
 	require.Len(t, rd.Deliveries, 1)
 	assert.Equal(t, p, rd.Deliveries[0].Payload.Bytes())
 	rd.Release()
-	assert.Equal(t, 40*time.Millisecond+2*time.Second, nd.Ready().NextWake, "only the retention wake is left")
+	assert.Equal(t, 50*time.Millisecond+10*time.Second, nd.Ready().NextWake, "only the retention wake is left")
+}
+
+// A node that reaches 2f+1 READYs first waits FetchDelay for the SEND: if
+// it comes, nothing is fetched.
+func TestFetchWaitsForALateSend(t *testing.T) {
+	pool := testPool(t)
+	nd := testNode(t, 3, broadcast.ModeDigest, func(c *Config) { c.FetchTimeout = 10 * time.Millisecond })
+	p := []byte("late send")
+	d := broadcast.DigestOfBytes(p)
+	in := broadcast.Instance{Origin: 0}
+	for _, from := range []broadcast.NodeID{0, 1, 2} {
+		require.NoError(t, nd.Step(from, vote(TypeReady, from, in, d, len(p))))
+	}
+	rd := drain(nd)
+	assert.Equal(t, 5*time.Millisecond, rd.NextWake, "FetchDelay is FetchTimeout/2")
+	nd.Tick(4 * time.Millisecond)
+	b, err := pool.Copy(p)
+	require.NoError(t, err)
+	require.NoError(t, nd.Step(0, withPayload(vote(TypeSend, 0, in, d, len(p)), b)))
+	b.Release()
+	rd = nd.Ready()
+	require.Len(t, rd.Deliveries, 1)
+	for _, o := range rd.Messages {
+		assert.NotEqual(t, broadcast.TypeFetch, o.Msg.Type)
+	}
+	rd.Release()
+	nd.Tick(time.Second)
+	assert.Empty(t, nd.Ready().Messages)
+	assert.Zero(t, nd.Stats().FetchesSent)
+}
+
+// At most MaxFetching instances fetch at once; a finished one hands its
+// slot on.
+func TestFetchSlotsAreBounded(t *testing.T) {
+	nd := testNode(t, 3, broadcast.ModeDigest, func(c *Config) { c.MaxFetching = 1; c.FetchDelay = -1 })
+	payloads := [][]byte{[]byte("first"), []byte("second")}
+	for seq, p := range payloads {
+		in := broadcast.Instance{Origin: 0, Seq: uint64(seq)}
+		for _, from := range []broadcast.NodeID{0, 1, 2} {
+			require.NoError(t, nd.Step(from, vote(TypeReady, from, in, broadcast.DigestOfBytes(p), len(p))))
+		}
+	}
+	fetches := func() []broadcast.Instance {
+		var out []broadcast.Instance
+		rd := nd.Ready()
+		for _, o := range rd.Messages {
+			if o.Msg.Type == broadcast.TypeFetch {
+				out = append(out, o.Msg.Instance)
+			}
+		}
+		rd.Release()
+		return out
+	}
+	require.Equal(t, []broadcast.Instance{{Origin: 0, Seq: 0}}, fetches(), "one slot")
+	var peer broadcast.NodeID // whoever was asked answers
+	for _, from := range []broadcast.NodeID{0, 1, 2} {
+		if nd.insts[broadcast.Instance{Origin: 0}].asked[from] {
+			peer = from
+		}
+	}
+	require.NoError(t, nd.Step(peer, withPayload(vote(broadcast.TypePayload, peer, broadcast.Instance{Origin: 0}, broadcast.DigestOfBytes(payloads[0]), len(payloads[0])), bufpool.Wrap(payloads[0]))))
+	assert.Equal(t, []broadcast.Instance{{Origin: 0, Seq: 1}}, fetches(), "the slot passed on")
 }
