@@ -18,7 +18,9 @@ var pbftSimSecret = [32]byte{'o', 'n', 'e', 'c', 'a', 's', 't', '/', 's', 'i', '
 func PBFTSpec(tweak func(*pbft.Config)) broadcast.Spec {
 	return pbft.SpecWith("pbft", func(c *pbft.Config) {
 		c.Signer = pbft.OracleSigner{Secret: pbftSimSecret, Self: c.Self}
-		c.Timeout = 100 * time.Millisecond
+		if c.Timeout == 0 {
+			c.Timeout = 100 * time.Millisecond // Tuning.Timeout, when set, wins
+		}
 		if tweak != nil {
 			tweak(c)
 		}
