@@ -45,6 +45,7 @@ type clientReq struct {
 	digest   broadcast.Digest
 	sig      []byte
 	deadline time.Duration
+	tries    int
 	votes    []broadcast.Digest // per replica: the result digest it replied
 	voted    []bool
 	values   map[broadcast.Digest][]byte
@@ -150,7 +151,8 @@ func (c *Client) Tick(now time.Duration) {
 	slices.Sort(due)
 	for _, ts := range due {
 		r := c.pending[ts]
-		r.deadline = now + c.timeout
+		r.tries++
+		r.deadline = now + c.timeout<<min(r.tries, 5) // back off: each retry resends the payload
 		c.send(ts, r, requestFlagRetransmit)
 	}
 }
