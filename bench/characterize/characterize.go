@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/onecast/onecast/bench"
+	"github.com/onecast/onecast/bench/dupscope"
 	"github.com/onecast/onecast/bench/realsys"
 	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
@@ -55,8 +59,10 @@ type Characterization struct {
 	// run); RealErr the errors of those that failed.
 	Real    []*realsys.Result
 	RealErr map[string]string
-	// OwnReal are onecast's primitives over kernel UDP.
+	// OwnReal are onecast's primitives over kernel UDP; OwnWire dupscope's
+	// view of their captured datagrams.
 	OwnReal []bench.Result
+	OwnWire []OwnWire
 	Elapsed time.Duration
 }
 
@@ -117,28 +123,104 @@ func Run(ctx context.Context, args []string, opts Options) (*Characterization, e
 
 	if opts.RealOwn {
 		opts.Log.Info("own primitives over kernel UDP")
-		c.OwnReal = runOwnReal(ctx, opts)
+		c.runOwnReal(ctx, opts)
 	}
 	c.Elapsed = time.Since(start)
 	return c, ctx.Err()
 }
 
+// OwnWire is dupscope's view of one own-primitive point over kernel UDP:
+// the datagrams between the cluster's sockets, captured on lo.
+type OwnWire struct {
+	Protocol string
+	// Report covers the flows between the point's own UDP sockets only.
+	Report *dupscope.Report
+}
+
+// ownWireCDC are the chunk sizes for onecast's datagrams (at most 1472
+// bytes, each opening with a 48-byte link header): small enough that a
+// datagram's payload yields several chunks past its header.
+var ownWireCDC = dupscope.CDC{Min: 64, Avg: 256, Max: 1024}
+
 // runOwnReal measures each primitive in full mode over kernel UDP on
 // loopback with bench's in-process cluster: wire bytes from the transport,
-// allocations and RSS.
-func runOwnReal(ctx context.Context, opts Options) []bench.Result {
+// allocations and RSS. When dumpcap is there, it also captures the
+// cluster's datagrams and runs dupscope over them, keeping only flows
+// between UDP sockets this process held during the point.
+func (c *Characterization) runOwnReal(ctx context.Context, opts Options) {
 	specs := []broadcast.Spec{bracha.Spec, pbft.Spec, dolevstrong.Spec}
-	var points []bench.Point
+	dir, err := os.MkdirTemp("", "onecast-udp-")
+	if err != nil {
+		opts.Log.Warn("temp dir", "err", err)
+		return
+	}
+	defer os.RemoveAll(dir)
 	for _, s := range specs {
-		for _, mode := range []broadcast.Mode{broadcast.ModeFull} {
-			points = append(points, bench.Point{Protocol: s.Name, Mode: mode, Transport: "udp", Cluster: "inproc",
-				N: 4, F: 1, PayloadBytes: 16 << 10, Batch: 1, Inflight: 8,
-				Duration: opts.RealDuration, Warmup: opts.RealDuration / 4, Auth: s.DefaultScheme})
+		pt := bench.Point{Protocol: s.Name, Mode: broadcast.ModeFull, Transport: "udp", Cluster: "inproc",
+			N: 4, F: 1, PayloadBytes: 16 << 10, Batch: 1, Inflight: 8,
+			Duration: opts.RealDuration, Warmup: opts.RealDuration / 4, Auth: s.DefaultScheme}
+		var capt *realsys.Capture
+		capPath := filepath.Join(dir, s.Name+".pcapng")
+		if _, err := exec.LookPath("dumpcap"); err == nil {
+			capt, err = realsys.StartCaptureFilter(ctx, capPath, "udp and host 127.0.0.1")
+			if err != nil {
+				opts.Log.Warn("capture of onecast's UDP traffic unavailable", "err", err)
+			}
+		}
+		// Poll this process's UDP sockets while the point runs: they are
+		// the cluster's.
+		ports := map[netip.AddrPort]bool{}
+		var mu sync.Mutex
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				owners, _ := realsys.UDPSocketOwners(map[int]string{os.Getpid(): "onecast"})
+				mu.Lock()
+				for a := range owners {
+					ports[a] = true
+				}
+				mu.Unlock()
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		}()
+		res, _ := bench.Run(ctx, []bench.Point{pt}, bench.Options{Specs: specs,
+			Clusters: map[string]bench.ClusterFactory{"inproc": bench.Inproc(nil)}, Logger: opts.Log})
+		close(stop)
+		wg.Wait()
+		c.OwnReal = append(c.OwnReal, res...)
+		if capt == nil {
+			continue
+		}
+		if _, err := capt.Stop(); err != nil {
+			opts.Log.Warn("capture", "err", err)
+			continue
+		}
+		f, err := os.Open(capPath)
+		if err != nil {
+			continue
+		}
+		rep, err := dupscope.Analyse(f, dupscope.Options{CDC: ownWireCDC, Keep: func(k dupscope.FlowKey) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return ports[k.Src] && ports[k.Dst]
+		}})
+		f.Close()
+		if err != nil {
+			opts.Log.Warn("dupscope over onecast's UDP traffic", "err", err)
+			continue
+		}
+		c.OwnWire = append(c.OwnWire, OwnWire{Protocol: s.Name, Report: rep})
+		if ctx.Err() != nil {
+			return
 		}
 	}
-	res, _ := bench.Run(ctx, points, bench.Options{Specs: specs,
-		Clusters: map[string]bench.ClusterFactory{"inproc": bench.Inproc(nil)}, Logger: opts.Log})
-	return res
 }
 
 // Write writes CHARACTERIZATION.md and its plots: the markdown to mdPath,

@@ -337,6 +337,21 @@ func (c *Characterization) writeOwn(w io.Writer, p func(string, ...any), plotFor
 			p("| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.1f | %.1f | %d | %s |\n", r.Protocol, r.DeliveriesPerSec, r.PayloadDupFactor, r.WireFactor,
 				r.WireBytesPerDelivery, r.CopiesPerPayloadByte, r.AllocsPerDelivery, r.PeakRSSMB, r.Retransmissions, r.Error)
 		}
+		if len(c.OwnWire) > 0 {
+			p("\nThe same runs seen from the wire: dumpcap on `lo` and dupscope over the datagrams between the cluster's own UDP sockets (link headers, onecast headers, acknowledgements and retransmissions included; FastCDC chunks of 64 B–1 KiB, 256 B on average, per datagram). With a duplication factor d, a fraction 1 − 1/d of the payload bytes repeats bytes seen before, which dupscope should find again from the content alone — less the first chunk of each datagram, which holds the link header (48 B of 1472) and cannot repeat:\n\n")
+			p("| protocol | datagram bytes | fingerprinted | repeated | repeated %% | expected from dup factor | identical datagrams |\n|---|---:|---:|---:|---:|---:|---:|\n")
+			for _, ow := range c.OwnWire {
+				exp := "–"
+				for _, r := range c.OwnReal {
+					if r.Protocol == ow.Protocol && r.PayloadDupFactor > 0 {
+						exp = fmt.Sprintf("%.1f%%", 100*(1-1/r.PayloadDupFactor))
+					}
+				}
+				rep := ow.Report
+				p("| %s | %s | %s | %s | %.1f%% | %s | %d |\n", ow.Protocol, bytesH(rep.TotalBytes), bytesH(rep.ChunkedBytes), bytesH(rep.RepeatedBytes),
+					100*ratio(rep.RepeatedBytes, rep.ChunkedBytes), exp, rep.PacketRepeats)
+			}
+		}
 		p("\nonecast's primitives keep no durable state: they write nothing to storage.\n\n")
 	}
 }

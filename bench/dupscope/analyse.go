@@ -35,6 +35,9 @@ type Options struct {
 	// Name names an endpoint in the report (a node, a port's role); nil or
 	// "" means the address itself.
 	Name func(netip.AddrPort) string
+	// Keep, when set, selects the flow directions to analyse (others are
+	// left out of every figure but the packet counts).
+	Keep func(FlowKey) bool
 	// MaxStreamBytes bounds the content kept per flow direction (0: 1 GiB).
 	MaxStreamBytes int
 }
@@ -167,6 +170,17 @@ func AnalyseCapture(c *Capture, opts Options) (*Report, error) {
 	}
 	rep := &Report{Packets: c.Packets, Decoded: c.Decoded, Malformed: c.Malformed,
 		Duration: c.Last.Sub(c.First), PacketRepeats: c.PacketRepeats, PacketRepeatBytes: c.PacketRepeatBytes, CDC: cdc}
+	if opts.Keep != nil {
+		kept := &Capture{}
+		*kept = *c
+		kept.Streams = nil
+		for _, s := range c.Streams {
+			if opts.Keep(s.Key) {
+				kept.Streams = append(kept.Streams, s)
+			}
+		}
+		c = kept
+	}
 	flows := make([]FlowReport, len(c.Streams))
 
 	// Content-defined chunks of every stream, in capture-time order.

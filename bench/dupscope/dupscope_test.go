@@ -206,6 +206,20 @@ func TestUDPDatagramsAreChunkedSeparately(t *testing.T) {
 	assert.Equal(t, int64(3), rep.PacketRepeats)
 }
 
+func TestKeepSelectsFlows(t *testing.T) {
+	v := random(30, 2000)
+	var pkts []pkt
+	pkts = append(pkts, tcpSend(ap("127.0.0.1:1"), ap("127.0.0.2:2"), 0, v, 1000)...)
+	pkts = append(pkts, tcpSend(ap("127.0.0.1:3"), ap("127.0.0.2:4"), time.Millisecond, v, 1000)...)
+	rep, err := Analyse(bytes.NewReader(writePcap(t, pkts, false)), Options{Known: [][]byte{v},
+		Keep: func(k FlowKey) bool { return k.Src.Port() == 3 }})
+	require.NoError(t, err)
+	require.Len(t, rep.Flows, 1)
+	assert.Equal(t, int64(2000), rep.TotalBytes)
+	assert.Zero(t, rep.RepeatedBytes, "the left-out flow's copy is not seen")
+	assert.Equal(t, 1, rep.Known[0].Copies)
+}
+
 func TestNameLabelsFlows(t *testing.T) {
 	pkts := tcpSend(ap("127.0.0.1:5"), ap("127.0.0.2:2379"), 0, []byte("hello"), 100)
 	rep, err := Analyse(bytes.NewReader(writePcap(t, pkts, false)), Options{Name: func(a netip.AddrPort) string {

@@ -24,7 +24,12 @@ func StartCapture(ctx context.Context, path string, ports []int) (*Capture, erro
 	for _, p := range ports {
 		f = append(f, fmt.Sprintf("port %d", p))
 	}
-	filter := "tcp and (" + strings.Join(f, " or ") + ")"
+	return StartCaptureFilter(ctx, path, "tcp and ("+strings.Join(f, " or ")+")")
+}
+
+// StartCaptureFilter starts dumpcap on lo writing pcapng to path with a
+// capture filter (pcap-filter syntax), and waits until it captures.
+func StartCaptureFilter(ctx context.Context, path, filter string) (*Capture, error) {
 	p, err := Start("dumpcap", filepath.Dir(path), nil, "dumpcap", "-i", "lo", "-q", "-s", "0", "-B", "64", "-f", filter, "-w", path)
 	if err != nil {
 		return nil, err

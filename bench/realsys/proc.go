@@ -82,6 +82,15 @@ func RSSKiB(pid int) (rss, peak int64, err error) {
 // SocketOwners maps the local address of every TCP socket that one of the
 // given processes holds to that process's name.
 func SocketOwners(pids map[int]string) (map[netip.AddrPort]string, error) {
+	return socketOwners(pids, "/proc/net/tcp", "/proc/net/tcp6")
+}
+
+// UDPSocketOwners is SocketOwners for UDP sockets.
+func UDPSocketOwners(pids map[int]string) (map[netip.AddrPort]string, error) {
+	return socketOwners(pids, "/proc/net/udp", "/proc/net/udp6")
+}
+
+func socketOwners(pids map[int]string, tables ...string) (map[netip.AddrPort]string, error) {
 	inodes := map[string]string{} // socket inode → name
 	for pid, name := range pids {
 		dir := fmt.Sprintf("/proc/%d/fd", pid)
@@ -97,7 +106,7 @@ func SocketOwners(pids map[int]string) (map[netip.AddrPort]string, error) {
 		}
 	}
 	out := map[netip.AddrPort]string{}
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	for _, file := range tables {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			continue

@@ -33,6 +33,15 @@ func TestSocketOwnersFindsOwnListener(t *testing.T) {
 	assert.Equal(t, "me", owners[netip.MustParseAddrPort(l.Addr().String())])
 }
 
+func TestUDPSocketOwnersFindsOwnSocket(t *testing.T) {
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer c.Close()
+	owners, err := UDPSocketOwners(map[int]string{os.Getpid(): "me"})
+	require.NoError(t, err)
+	assert.Equal(t, "me", owners[netip.MustParseAddrPort(c.LocalAddr().String())])
+}
+
 func TestReadIOCountsOwnWrites(t *testing.T) {
 	before, err := ReadIO(os.Getpid())
 	require.NoError(t, err)
