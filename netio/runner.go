@@ -119,6 +119,11 @@ type Runner struct {
 	stopOnce sync.Once
 	stopped  chan struct{}
 
+	// Loop goroutine scratch: the message being stepped, the signing
+	// digest being authenticated (fields, so that they do not escape per
+	// message).
+	cur     Inbound
+	sd      broadcast.Digest
 	authBuf []byte
 
 	received, stepped, senderMismatch, authFailures, stepErrors atomic.Uint64
@@ -245,6 +250,7 @@ func (r *Runner) Submit(ctx context.Context, p bufpool.Buf) error {
 
 // verifyLoop takes messages from the transport, checks and verifies them.
 func (r *Runner) verifyLoop() {
+	var sd broadcast.Digest // one per goroutine: it escapes into Verify
 	for {
 		in, err := r.cfg.Transport.Recv(r.ctx)
 		if err != nil {
@@ -261,7 +267,7 @@ func (r *Runner) verifyLoop() {
 		}
 		r.received.Add(1)
 		r.metrics.CountReceived(&in.Msg)
-		if err := r.verify(&in); err != nil {
+		if err := r.verify(&in, &sd); err != nil {
 			r.metrics.Rejects.Count(err)
 			r.log.Debug("message rejected", "from", in.From, "err", err)
 			in.Release()
@@ -278,14 +284,14 @@ func (r *Runner) verifyLoop() {
 
 // verify checks that the message's sender is the node it came from and
 // that its authenticator holds.
-func (r *Runner) verify(in *Inbound) error {
+func (r *Runner) verify(in *Inbound, sd *broadcast.Digest) error {
 	m := &in.Msg
 	if in.From != m.Sender || int(m.Sender) >= r.cfg.N {
 		r.senderMismatch.Add(1)
 		return broadcast.Reject(broadcast.ReasonSender, "message from %v claims sender %v", in.From, m.Sender)
 	}
-	sd := broadcast.SigningDigest(&m.Header, m.Body)
-	if err := r.cfg.Auth.Verify(m.Sender, &sd, m.Auth); err != nil {
+	*sd = broadcast.SigningDigest(&m.Header, m.Body)
+	if err := r.cfg.Auth.Verify(m.Sender, sd, m.Auth); err != nil {
 		r.authFailures.Add(1)
 		return fmt.Errorf("message from %v: %w", in.From, err)
 	}
@@ -356,12 +362,17 @@ func (r *Runner) loop() {
 // step hands one verified message to the protocol and releases it.
 func (r *Runner) step(in Inbound) {
 	r.stepped.Add(1)
-	if err := r.cfg.Protocol.Step(in.From, &in.Msg); err != nil {
+	// The message is handed over from a field, not the argument: a pointer
+	// into the argument would move every Inbound to the heap.
+	r.cur = in
+	m := &r.cur.Msg
+	if err := r.cfg.Protocol.Step(r.cur.From, m); err != nil {
 		r.stepErrors.Add(1)
 		r.metrics.Rejects.Count(err)
-		r.log.Debug("step rejected a message", "from", in.From, "type", in.Msg.Type, "err", err)
+		r.log.Debug("step rejected a message", "from", r.cur.From, "type", m.Type, "err", err)
 	}
-	in.Release()
+	r.cur.Release()
+	r.cur = Inbound{}
 }
 
 // carryOut sends rd's messages and hands out its deliveries.
@@ -395,36 +406,37 @@ func (r *Runner) send(ob *broadcast.Outbound) {
 	m := &ob.Msg
 	m.Sender = r.cfg.Self
 	m.BodyLen = uint16(len(m.Body))
-	sd := broadcast.SigningDigest(&m.Header, m.Body)
-	auth := r.cfg.Auth
-	if !auth.PerRecipient() {
-		r.authBuf = auth.Authenticate(r.authBuf[:0], ob.To, &sd)
+	r.sd = broadcast.SigningDigest(&m.Header, m.Body)
+	if !r.cfg.Auth.PerRecipient() {
+		r.authBuf = r.cfg.Auth.Authenticate(r.authBuf[:0], ob.To, &r.sd)
 		m.Auth = r.authBuf
-	}
-	to := func(dst broadcast.NodeID) {
-		if auth.PerRecipient() {
-			r.authBuf = auth.Authenticate(r.authBuf[:0], dst, &sd)
-			m.Auth = r.authBuf
-		}
-		if err := r.cfg.Transport.Send(dst, m); err != nil {
-			r.sendErrors.Add(1)
-			r.log.Debug("send failed", "to", dst, "type", m.Type, "err", err)
-			return
-		}
-		r.sent.Add(1)
-		r.metrics.CountSent(m)
 	}
 	if ob.To != broadcast.Everyone {
 		if ob.To == r.cfg.Self || int(ob.To) >= r.cfg.N {
 			r.log.Warn("protocol addressed a message to itself or outside the cluster", "to", ob.To, "type", m.Type)
 			return
 		}
-		to(ob.To)
+		r.sendTo(ob.To, m)
 		return
 	}
 	for j := range r.cfg.N {
 		if broadcast.NodeID(j) != r.cfg.Self {
-			to(broadcast.NodeID(j))
+			r.sendTo(broadcast.NodeID(j), m)
 		}
 	}
+}
+
+// sendTo sends m, whose signing digest is r.sd, to one node.
+func (r *Runner) sendTo(dst broadcast.NodeID, m *broadcast.Message) {
+	if r.cfg.Auth.PerRecipient() {
+		r.authBuf = r.cfg.Auth.Authenticate(r.authBuf[:0], dst, &r.sd)
+		m.Auth = r.authBuf
+	}
+	if err := r.cfg.Transport.Send(dst, m); err != nil {
+		r.sendErrors.Add(1)
+		r.log.Debug("send failed", "to", dst, "type", m.Type, "err", err)
+		return
+	}
+	r.sent.Add(1)
+	r.metrics.CountSent(m)
 }

@@ -78,6 +78,8 @@ type udpNodeOpts struct {
 	fault  *udp.Fault
 	scheme broadcast.Scheme
 	frames int
+	// unchecked turns the pool's checked mode off (benchmarks).
+	unchecked bool
 }
 
 func startUDPNode(t testing.TB, addrs []netip.AddrPort, id broadcast.NodeID, ring *broadcast.Keyring, proto broadcast.Protocol, o udpNodeOpts) *udpNode {
@@ -86,7 +88,7 @@ func startUDPNode(t testing.TB, addrs []netip.AddrPort, id broadcast.NodeID, rin
 		o.frames = 16384
 	}
 	n := &udpNode{id: id, metrics: &broadcast.Metrics{}, delivered: map[broadcast.Instance]int{}, notify: make(chan struct{}, 1)}
-	n.pool = bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: o.frames, Checked: true, Name: fmt.Sprintf("n%d", id)})
+	n.pool = bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: o.frames, Checked: !o.unchecked, Name: fmt.Sprintf("n%d", id)})
 	var f *udp.Fault
 	if o.fault != nil {
 		c := *o.fault

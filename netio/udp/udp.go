@@ -116,6 +116,8 @@ type Conduit struct {
 	ready   []netio.Datagram // received, not yet returned
 	held    []heldDatagram   // fault injection: reordered datagrams
 	rng     *rand.Rand
+	watched context.Context // the context whose end interrupts reads
+	unwatch func() bool
 
 	closed atomic.Bool
 
@@ -367,10 +369,9 @@ func (c *Conduit) readBatch(ctx context.Context) error {
 			}
 			c.inBuf[i] = b
 		}
-		for seg := range c.inBuf[i].WritableSegments() {
-			c.in[i].Buffers[0] = seg[:c.cfg.MTU]
-			break
-		}
+		// A frame fresh from the pool is one segment that only this
+		// conduit references: the kernel writes into it.
+		c.in[i].Buffers[0] = c.inBuf[i].Bytes()[:c.cfg.MTU]
 		slots++
 	}
 	if slots == 0 {
@@ -386,10 +387,12 @@ func (c *Conduit) readBatch(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
+	c.watch(ctx)
 	_ = c.conn.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetReadDeadline(time.Now()) })
+	if err := ctx.Err(); err != nil {
+		return nil // ended between the caller's check and the deadline
+	}
 	n, err := c.pc.ReadBatch(c.in[:slots], 0)
-	stop()
 	c.recvCalls.Add(1)
 	if err != nil {
 		if c.closed.Load() {
@@ -430,6 +433,22 @@ func (c *Conduit) readBatch(ctx context.Context) error {
 	}
 	return nil
 }
+
+// watch arranges for ctx's end to interrupt a blocked read, once per
+// context rather than once per read (a read is on the hot path).
+func (c *Conduit) watch(ctx context.Context) {
+	if ctx == c.watched {
+		return
+	}
+	if c.unwatch != nil {
+		c.unwatch()
+	}
+	c.watched = ctx
+	c.unwatch = context.AfterFunc(ctx, c.interrupt)
+}
+
+// interrupt wakes a blocked read.
+func (c *Conduit) interrupt() { _ = c.conn.SetReadDeadline(time.Now()) }
 
 // arrive queues a datagram for Recv, through the fault injector if any.
 func (c *Conduit) arrive(d netio.Datagram) {
@@ -502,6 +521,10 @@ func (c *Conduit) Close() error {
 	c.nOut = 0
 	c.smu.Unlock()
 	c.rmu.Lock()
+	if c.unwatch != nil {
+		c.unwatch()
+		c.unwatch, c.watched = nil, nil
+	}
 	for i := range c.inBuf {
 		c.inBuf[i].Release()
 		c.inBuf[i] = bufpool.Buf{}
