@@ -86,7 +86,9 @@ func realRun(t *testing.T, system string, viaFollower bool, bins ...string) {
 	defer cancel()
 	res, err := Run(ctx, system, Options{Sizes: []int{64, 4096}, PerSize: 5, ViaFollower: viaFollower, KeepCapture: os.Getenv("ONECAST_KEEP_CAPTURE")})
 	require.NoError(t, err)
-	require.Empty(t, res.Skipped)
+	if res.Skipped != "" {
+		t.Skip(res.Skipped) // e.g. no permission to capture
+	}
 	assert.Equal(t, 10, res.Values)
 	// Every value crosses the wire at least client → leader and leader →
 	// each of the two followers.
