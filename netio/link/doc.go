@@ -1,5 +1,72 @@
-// Package link is the reliable-link layer: it turns any netio.Conduit (kernel
-// UDP sockets, an AF_XDP socket) into a netio.Transport that delivers every
-// message exactly once, despite loss, reordering and duplication on the
-// conduit.
+// Package link is the reliable-link layer: it turns any netio.Conduit
+// (kernel UDP sockets, an AF_XDP socket) into a netio.Transport that hands
+// up every message exactly once and in order per sender, despite loss,
+// reordering and duplication on the conduit. It knows nothing of UDP or
+// XDP: the same code runs under the protocols on both.
+//
+// # Wire
+//
+// Every datagram starts with a fixed 48-byte link header (HeaderSize; the
+// kernel XDP program finds the onecast header right after it): the sender's
+// and the receiver's epochs, the frame's sequence number, and the
+// acknowledgement state of the reverse stream (a cumulative ack and a
+// 64-bit selective-ack bitmap). A data frame carries one onecast frame
+// after it; an ack frame carries nothing.
+//
+// # Reliability
+//
+// Per peer and direction, data frames are numbered from 1. The sender keeps
+// each unacknowledged frame in a retransmit buffer — the link header and
+// the onecast prefix bytes (small), and a retained reference to the payload
+// chunk, never a copy — and releases it on ack. Lost frames are resent when
+// selective acks show a gap (at most once per smoothed round trip), or
+// after a timeout that adapts to the measured round trip (RFC 6298, with
+// Karn's rule and no samples from frames that waited behind a gap), doubled
+// on each timeout up to RTOMax. At most Window frames are in flight; more
+// wait in a queue. A peer that stops acknowledging is probed with one frame
+// per timeout and, after DeadBackoff timeouts, counts as silent: its queue
+// is bounded by MaxQueue and Send to it fails with ErrBacklog. A live
+// peer's queue may grow further; the runner slows the application down
+// instead (Link.Congested), because a dropped message costs a protocol its
+// liveness. The receiver suppresses duplicates, holds frames that arrive
+// early in a reorder window, and hands up in order while its receive queue
+// has room (a full queue leaves frames unacknowledged, which closes the
+// senders' windows: flow control end to end).
+//
+// # Fragmentation
+//
+// A message whose prefix and payload exceed the conduit's MTU travels as a
+// first frame (header, body, authenticator, first payload chunk) and
+// continuation frames (the header with Flags = HasPayload|Fragment,
+// FragIndex, FragOffset, no body or authenticator). The receiver checks
+// each continuation against the first frame and links the chunks' frames
+// into one bufpool chain (bufpool.Link), handed up by reference. Frames
+// arrive in order, so one reassembly per peer is all there is.
+//
+// # Restarts
+//
+// An epoch names one incarnation of a node (its start time). A node sends
+// no data to a peer before it knows the peer's epoch (it probes; the probe's
+// answer carries it). A frame for an older incarnation is dropped and
+// answered, so the sender learns of the restart; a frame with a newer
+// sender epoch resets both streams with that peer, and the frames the old
+// incarnation had not acknowledged are renumbered and sent to the new one.
+// Frames an old incarnation acknowledged and then lost with its state are
+// the protocol's business (Bracha has no state transfer: see the netio
+// restart test).
+//
+// # Usage
+//
+//	cd, _ := udp.New(udp.Config{Self: id, Peers: addrs, Pool: pool})
+//	l, _ := link.New(link.Config{Self: id, N: len(addrs), Conduit: cd, Metrics: metrics})
+//	defer l.Close()
+//	l.Send(peer, &msg) // borrows msg; retains its payload until acked
+//	l.Flush()          // one sendmmsg for what was queued
+//	in, _ := l.Recv(ctx)
+//	use(in.Msg)
+//	in.Release()
+//
+// Counters: Stats (retransmissions, duplicates, reassemblies, restarts,
+// payload bytes the conduit copied on receive) and PeerStats (round trip,
+// timeout, window and queue per peer).
 package link
