@@ -108,7 +108,9 @@ type Config struct {
 	// Window is how many sequence numbers per origin, from the oldest one
 	// not yet delivered, the node tracks; messages for later ones are
 	// rejected (ReasonQuota). It bounds what a Byzantine origin or voter can
-	// make the node remember. Default 1024.
+	// make the node remember. A correct node that falls further behind an
+	// origin than this loses that origin's later messages: keep it well
+	// above MaxInFlight. Default 4096.
 	Window int
 	// MaxInFlight bounds this node's own undelivered instances; later
 	// submissions wait in a backlog. At most Window. Default 256.
@@ -119,7 +121,7 @@ type Config struct {
 	MaxOriginBytes int64
 	// ServeRate and ServeBurst rate-limit the PAYLOAD bytes this node sends
 	// to one peer in answer to FETCH (a token bucket over logical time).
-	// Besides, a peer is answered at most once per instance. Defaults
+	// Besides, a peer is sent one instance's payload at most 4 times. Defaults
 	// 1 GiB/s and 64 MiB.
 	ServeRate, ServeBurst int64
 
@@ -161,7 +163,7 @@ func (c *Config) setDefaults() {
 		c.MaxRetainedBytes = 64 << 20
 	}
 	if c.Window <= 0 {
-		c.Window = 1024
+		c.Window = 4096
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = min(256, c.Window)

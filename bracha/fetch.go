@@ -20,16 +20,29 @@ import (
 // over for the next at once; after the last, the round starts again, with
 // the timeout doubled (up to 64 times), so that a node that fell far behind
 // does not flood its peers. The
-// first PAYLOAD whose bytes hash to the digest wins; later ones are counted
-// as duplicates, and a PAYLOAD from a peer not asked is never stored.
+// first PAYLOAD whose bytes hash to the digest wins, from any peer asked in
+// any round (an answer may come after its timeout); later ones are counted
+// as duplicates, and a PAYLOAD from a peer never asked is never stored.
 //
-// On the serving side a peer is answered at most once per instance, and the
+// On the serving side a peer is answered at most maxServes times per
+// instance, and the
 // bytes sent to each peer go through a token bucket (ServeRate, ServeBurst):
 // a Byzantine peer cannot make the node serve more than the payloads it
 // holds, nor faster than the rate.
 
 // startFetch marks in as wanting its target's payload. The first FETCH
 // goes out after FetchDelay, when a slot is free.
+// Bits of instance.asked.
+const (
+	askedRound uint8 = 1 << iota // asked in the current round
+	askedEver                    // asked in some round: its answer is welcome
+)
+
+// maxServes is how often a peer is sent one instance's payload: more than
+// once, for an answer that came after the requester had moved on and
+// cleared its round, but a bounded number of times.
+const maxServes = 4
+
 func (nd *Node) startFetch(in *instance) {
 	if in.fetching {
 		return
@@ -121,7 +134,7 @@ func (nd *Node) nextPeer(in *instance) int {
 			if j == int(nd.self) {
 				continue
 			}
-			if votes[j] == want && !in.asked[j] && (best < 0 || nd.strikes[j] < nd.strikes[best]) {
+			if votes[j] == want && in.asked[j]&askedRound == 0 && (best < 0 || nd.strikes[j] < nd.strikes[best]) {
 				best = j
 			}
 		}
@@ -136,7 +149,9 @@ func (nd *Node) nextPeer(in *instance) int {
 func (nd *Node) askNext(in *instance) {
 	peer := nd.nextPeer(in)
 	if peer < 0 {
-		clear(in.asked) // a new round over the same vouchers, slower
+		for i := range in.asked { // a new round over the same vouchers, slower
+			in.asked[i] &^= askedRound
+		}
 		in.fetchRounds++
 		peer = nd.nextPeer(in)
 	}
@@ -145,7 +160,7 @@ func (nd *Node) askNext(in *instance) {
 	if peer < 0 {
 		return // nobody vouched but this node: wait for votes
 	}
-	in.asked[peer] = true
+	in.asked[peer] |= askedRound | askedEver
 	var m broadcast.Message
 	nd.header(&m, broadcast.TypeFetch, in, &in.cands[in.target])
 	nd.out = append(nd.out, broadcast.Outbound{To: broadcast.NodeID(peer), Msg: m})
@@ -166,7 +181,7 @@ func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 		return broadcast.Reject(broadcast.ReasonLength, "PAYLOAD for %v without payload", m.Instance)
 	}
 	in := nd.insts[m.Instance]
-	if in == nil || !in.fetching || !in.asked[from] {
+	if in == nil || !in.fetching || in.asked[from]&askedEver == 0 {
 		nd.stats.Unsolicited++
 		nd.store.CountDuplicate(m.Payload.Len())
 		return nil
@@ -204,7 +219,7 @@ func (nd *Node) onFetch(from broadcast.NodeID, m *broadcast.Message) {
 		return
 	}
 	c := &in.cands[ci]
-	if in.served[from] || !nd.spend(from, int64(c.plen)) {
+	if in.served[from] >= maxServes || !nd.spend(from, int64(c.plen)) {
 		nd.stats.ServeDenied++
 		return
 	}
@@ -213,7 +228,7 @@ func (nd *Node) onFetch(from broadcast.NodeID, m *broadcast.Message) {
 		nd.stats.ServeUnknown++
 		return
 	}
-	in.served[from] = true
+	in.served[from]++
 	var out broadcast.Message
 	nd.header(&out, broadcast.TypePayload, in, c)
 	out.SetPayload(b, c.digest)

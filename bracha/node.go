@@ -28,10 +28,10 @@ type Stats struct {
 	FetchRetries    uint64 // FETCHes sent after a timeout or a bad answer
 	PayloadsFetched uint64 // PAYLOAD answers accepted
 	BadPayloads     uint64 // PAYLOAD answers whose bytes missed the digest
-	Unsolicited     uint64 // PAYLOAD answers nobody asked this peer for
+	Unsolicited     uint64 // PAYLOAD answers from peers never asked, or not needed
 	Served          uint64 // PAYLOAD answers sent
 	ServedBytes     uint64 // payload bytes in them
-	ServeDenied     uint64 // FETCHes refused by the rate limit or the once-per-instance rule
+	ServeDenied     uint64 // FETCHes refused by the rate limit or the per-instance limit
 	ServeUnknown    uint64 // FETCHes for a payload this node does not hold
 
 	Live     int // instances tracked now (undelivered or retained)
@@ -66,14 +66,14 @@ type instance struct {
 	sendCharge          int64 // bytes charged to the origin's MaxOriginBytes
 
 	// FETCH state (requester side).
-	fetching      bool   // wants the payload: active, or waiting for a slot
-	fetchActive   bool   // holds one of MaxFetching slots
-	fetchRounds   int    // rounds over the vouchers completed: the backoff
-	asked         []bool // peers asked in the current round
+	fetching      bool    // wants the payload: active, or waiting for a slot
+	fetchActive   bool    // holds one of MaxFetching slots
+	fetchRounds   int     // rounds over the vouchers completed: the backoff
+	asked         []uint8 // per peer: askedRound, askedEver bits
 	fetchDeadline time.Duration
 	lastAsked     int16 // the peer of the latest FETCH, or -1
-	// served[j]: peer j was sent this instance's payload once already.
-	served []bool
+	// served[j]: how often peer j was sent this instance's payload.
+	served []uint8
 
 	retireAt time.Duration
 }
@@ -649,8 +649,8 @@ func (nd *Node) newInstance(id broadcast.Instance) *instance {
 		in = &instance{
 			echoVote:  make([]int16, nd.n),
 			readyVote: make([]int16, nd.n),
-			asked:     make([]bool, nd.n),
-			served:    make([]bool, nd.n),
+			asked:     make([]uint8, nd.n),
+			served:    make([]uint8, nd.n),
 		}
 	}
 	in.id = id

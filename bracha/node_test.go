@@ -176,24 +176,25 @@ func TestByzantineOriginPinnedBytesAreBounded(t *testing.T) {
 	rd.Release()
 }
 
-// FETCH answers are limited: a peer gets an instance's payload once, and
-// the bytes sent to a peer follow its token bucket.
+// FETCH answers are limited: a peer gets an instance's payload a bounded
+// number of times, and the bytes sent to a peer follow its token bucket.
 func TestFetchAnswersAreRateLimited(t *testing.T) {
 	pool := testPool(t)
-	nd := testNode(t, 1, broadcast.ModeDigest, func(c *Config) { c.ServeBurst = 3000; c.ServeRate = 1000 })
 	p := make([]byte, 2000)
 	d := broadcast.DigestOfBytes(p)
-	send := func(seq uint64) {
-		b, err := pool.Copy(p)
-		require.NoError(t, err)
-		require.NoError(t, nd.Step(0, withPayload(vote(TypeSend, 0, broadcast.Instance{Origin: 0, Seq: seq}, d, len(p)), b)))
-		b.Release()
+	setup := func(t *testing.T, burst int64) *Node {
+		nd := testNode(t, 1, broadcast.ModeDigest, func(c *Config) { c.ServeBurst = burst; c.ServeRate = 1000 })
+		for seq := range uint64(2) {
+			b, err := pool.Copy(p)
+			require.NoError(t, err)
+			require.NoError(t, nd.Step(0, withPayload(vote(TypeSend, 0, broadcast.Instance{Origin: 0, Seq: seq}, d, len(p)), b)))
+			b.Release()
+		}
+		rd := nd.Ready()
+		rd.Release()
+		return nd
 	}
-	send(0)
-	send(1)
-	rd := nd.Ready()
-	rd.Release()
-	fetch := func(from broadcast.NodeID, seq uint64) int {
+	fetch := func(nd *Node, from broadcast.NodeID, seq uint64) int {
 		require.NoError(t, nd.Step(from, vote(broadcast.TypeFetch, from, broadcast.Instance{Origin: 0, Seq: seq}, d, len(p))))
 		rd := nd.Ready()
 		n := 0
@@ -207,17 +208,56 @@ func TestFetchAnswersAreRateLimited(t *testing.T) {
 		rd.Release()
 		return n
 	}
-	assert.Equal(t, 1, fetch(2, 0), "first request answered")
-	assert.Equal(t, 0, fetch(2, 0), "a peer gets an instance's payload once")
-	assert.Equal(t, 0, fetch(2, 1), "bucket holds 1000 bytes: not enough")
-	assert.Equal(t, 1, fetch(3, 1), "another peer has its own bucket")
-	nd.Tick(time.Second)
-	assert.Equal(t, 1, fetch(2, 1), "the bucket refilled")
-	assert.Equal(t, 0, fetch(2, 5), "an unknown instance is not served")
-	st := nd.Stats()
-	assert.EqualValues(t, 3, st.Served)
-	assert.EqualValues(t, 2, st.ServeDenied)
-	assert.EqualValues(t, 1, st.ServeUnknown)
+	t.Run("token bucket", func(t *testing.T) {
+		nd := setup(t, 3000)
+		assert.Equal(t, 1, fetch(nd, 2, 0), "first request answered")
+		assert.Equal(t, 0, fetch(nd, 2, 1), "bucket holds 1000 bytes: not enough")
+		assert.Equal(t, 1, fetch(nd, 3, 1), "another peer has its own bucket")
+		nd.Tick(time.Second)
+		assert.Equal(t, 1, fetch(nd, 2, 1), "the bucket refilled")
+		assert.Equal(t, 0, fetch(nd, 2, 5), "an unknown instance is not served")
+		st := nd.Stats()
+		assert.EqualValues(t, 3, st.Served)
+		assert.EqualValues(t, 1, st.ServeDenied)
+		assert.EqualValues(t, 1, st.ServeUnknown)
+	})
+	t.Run("per instance", func(t *testing.T) {
+		nd := setup(t, 1<<20)
+		served := 0
+		for range 10 {
+			served += fetch(nd, 2, 0)
+		}
+		assert.Equal(t, maxServes, served, "a peer gets one instance's payload a bounded number of times")
+		assert.EqualValues(t, 10-maxServes, nd.Stats().ServeDenied)
+	})
+}
+
+// An answer that comes after its timeout, when the requester has moved on
+// to other peers and even to a new round, is still accepted.
+func TestLateFetchAnswerIsAccepted(t *testing.T) {
+	nd := testNode(t, 3, broadcast.ModeDigest, func(c *Config) { c.FetchTimeout = 10 * time.Millisecond; c.FetchDelay = -1 })
+	p := []byte("slow answer")
+	d := broadcast.DigestOfBytes(p)
+	in := broadcast.Instance{Origin: 0}
+	for _, from := range []broadcast.NodeID{0, 1, 2} {
+		require.NoError(t, nd.Step(from, vote(TypeReady, from, in, d, len(p))))
+	}
+	var first broadcast.NodeID
+	rd := nd.Ready()
+	for _, o := range rd.Messages {
+		if o.Msg.Type == broadcast.TypeFetch {
+			first = o.To
+		}
+	}
+	for _, ms := range []int{10, 20, 30} { // three timeouts: a new round began
+		nd.Tick(time.Duration(ms) * time.Millisecond)
+		nd.Ready()
+	}
+	require.NoError(t, nd.Step(first, withPayload(vote(broadcast.TypePayload, first, in, d, len(p)), bufpool.Wrap(p))))
+	rd = nd.Ready()
+	require.Len(t, rd.Deliveries, 1)
+	rd.Release()
+	assert.Zero(t, nd.Stats().Unsolicited)
 }
 
 // An unsolicited PAYLOAD is not stored: a peer cannot push data.
@@ -324,7 +364,7 @@ func TestFetchSlotsAreBounded(t *testing.T) {
 	require.Equal(t, []broadcast.Instance{{Origin: 0, Seq: 0}}, fetches(), "one slot")
 	var peer broadcast.NodeID // whoever was asked answers
 	for _, from := range []broadcast.NodeID{0, 1, 2} {
-		if nd.insts[broadcast.Instance{Origin: 0}].asked[from] {
+		if nd.insts[broadcast.Instance{Origin: 0}].asked[from] != 0 {
 			peer = from
 		}
 	}
