@@ -30,6 +30,7 @@ type simCluster struct {
 	sms    []*durableSM
 	c      *mem.Cluster
 	secret [32]byte
+	hash   bool // use pbft.HashChain instead of the kv store (to tell pbft's behaviour from kv's)
 }
 
 func newSimCluster(t *testing.T, byz map[int]pbft.Behavior, seed uint64) *simCluster {
@@ -51,8 +52,11 @@ func (s *simCluster) build(i int, seed uint64) {
 	require.NoError(s.t, sm.recover())
 	st := broadcast.NewPayloadStore(broadcast.StoreConfig{})
 	cfg := pbft.Config{Params: broadcast.Params{N: 4, F: 1, Self: broadcast.NodeID(i), Mode: broadcast.ModeDigest},
-		Store: st, StateMachine: sm, Signer: pbft.OracleSigner{Secret: s.secret, Self: broadcast.NodeID(i)},
+		Store: st, StateMachine: pbft.StateMachine(sm), Signer: pbft.OracleSigner{Secret: s.secret, Self: broadcast.NodeID(i)},
 		CheckpointInterval: 4, Timeout: 100 * time.Millisecond, Logger: sm.log}
+	if s.hash {
+		cfg.StateMachine = &pbft.HashChain{}
+	}
 	if b, ok := s.byz[i]; ok {
 		z, err := pbft.NewByzantine(cfg, b, seed)
 		require.NoError(s.t, err)
