@@ -57,7 +57,7 @@ func dsBehaviours() []BehaviourSpec { return append(DolevStrongBehaviours(), Beh
 // Signatures make validity hold without an honest majority, so both
 // properties are checked at every Byzantine count.
 func TestDolevStrongAgreementAndValidityUnderByzantineNodes(t *testing.T) {
-	seeds := dsSeeds(t, 40)
+	seeds := dsSeeds(t, 25)
 	for _, n := range []int{4, 7, 10} {
 		for _, byz := range []int{1, n / 2, n - 1} {
 			for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
@@ -123,7 +123,7 @@ func unsafeSpec() broadcast.Spec {
 // rounds) pass.
 func TestDolevStrongWithFRoundsIsCaught(t *testing.T) {
 	const n, f = 7, 3
-	seeds := dsSeeds(t, 200)
+	seeds := dsSeeds(t, 100)
 	late := []BehaviourSpec{DolevStrongBehaviours()[1]}
 	require.Equal(t, "ds-late", late[0].Name)
 
@@ -142,7 +142,7 @@ func TestDolevStrongWithFRoundsIsCaught(t *testing.T) {
 // TestDolevStrongFullModeWithTightRounds runs full mode with Δ equal to the
 // delivery bound (RoundFor), the tightest round it is specified for.
 func TestDolevStrongFullModeWithTightRounds(t *testing.T) {
-	seeds := dsSeeds(t, 100)
+	seeds := dsSeeds(t, 50)
 	cfg := DolevStrongConfig(dolevstrong.Spec, 7, 6, broadcast.ModeFull, dsDelta,
 		[]Assignment{{Count: 3, Behaviours: dsBehaviours()}})
 	require.Equal(t, dsDelta, cfg.Tuning.RoundDuration)
