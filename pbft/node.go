@@ -101,6 +101,7 @@ type slot struct {
 	executed bool
 	cert     *PreparedCert // the latest prepared certificate
 	pinned   []broadcast.Digest
+	certPins []broadcast.Digest // the certified batch and its ops
 }
 
 type ckptVotes struct {

@@ -344,9 +344,18 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 // client: one this replica received from the client itself (or executed),
 // or else one whose client signature verifies. A primary cannot order a
 // request no client sent.
+//
+// It also requires the op bytes to be held (fetched on the retransmission
+// timer if the client's copy does not arrive), so
+// that 2f+1 acceptances — hence f+1 correct replicas — guarantee that a
+// committed batch can be executed: a Byzantine primary cannot get a batch
+// committed whose bytes only it has.
 func (nd *Node) requestsKnown(es []Entry) bool {
 	for i, e := range es {
 		rec := &nd.clients[e.Client]
+		if !rec.done(e.Timestamp) && !nd.store.Has(e.Op) {
+			return false // the client's copy is likely on its way; retransmit fetches it
+		}
 		if !rec.done(e.Timestamp) {
 			if s := rec.lookup(e.Timestamp); s == nil || s.op != e.Op {
 				st := statement(stmtRequest, 0, e.Timestamp, e.Op)
@@ -454,6 +463,7 @@ func (nd *Node) checkSlot(s *slot) {
 			return
 		}
 		s.prepared, s.cert = true, cert
+		nd.pinCert(s)
 	}
 	if !s.sentCmt {
 		nd.send(broadcast.Everyone, TypeCommit, s.view, s.seq, s.digest, nil)
@@ -590,9 +600,31 @@ func (nd *Node) unpinSlot(s *slot) {
 	s.pinned = s.pinned[:0]
 }
 
+// pinCert pins the batch and ops of the slot's prepared certificate, apart
+// from the pins of whatever PRE-PREPARE the slot holds: a later view may
+// replace that, but a view change may still order the certified batch, and
+// this replica is one of the f+1 correct holders its bytes are fetched from.
+func (nd *Node) pinCert(s *slot) {
+	for _, d := range s.certPins {
+		nd.store.Unpin(d)
+	}
+	s.certPins = s.certPins[:0]
+	if nd.store.Pin(s.digest) {
+		s.certPins = append(s.certPins, s.digest)
+	}
+	for _, e := range s.entries {
+		if nd.store.Pin(e.Op) {
+			s.certPins = append(s.certPins, e.Op)
+		}
+	}
+}
+
 func (nd *Node) dropSlot(seq uint64) {
 	if s := nd.slots[seq]; s != nil {
 		nd.unpinSlot(s)
+		for _, d := range s.certPins {
+			nd.store.Unpin(d)
+		}
 		delete(nd.slots, seq)
 	}
 }
@@ -640,5 +672,7 @@ func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 func (nd *Node) progress() {
 	nd.continueTransfer()
 	nd.continueNewView()
+	nd.reissue()
+	nd.retryParked()
 	nd.executeReady()
 }

@@ -538,6 +538,14 @@ func (nd *Node) retransmit() {
 	}
 	for _, seq := range nd.sortedSlots() {
 		s := nd.slots[seq]
+		if s.parked && s.view == nd.view && !nd.changing {
+			work = true
+			for _, e := range s.entries {
+				if !nd.clients[e.Client].done(e.Timestamp) && !nd.store.Has(e.Op) {
+					nd.fetch(e.Op)
+				}
+			}
+		}
 		if seq <= nd.lastExec || !s.accepted || s.view != nd.view || nd.changing {
 			continue
 		}
