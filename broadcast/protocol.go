@@ -110,7 +110,11 @@ type Outbound struct {
 type Delivery struct {
 	Instance Instance
 	// Index is the payload's position within its instance's batch.
-	Index  int
+	Index int
+	// Digest names the instance's payload: the delivered payload itself
+	// when the instance carries one, the batch it is a slice of otherwise.
+	// (Instance, Index) names the delivered item; hash Payload for its own
+	// digest.
 	Digest Digest
 	// Payload is the delivered bytes; the application releases it.
 	Payload bufpool.Buf
