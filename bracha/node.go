@@ -291,7 +291,7 @@ func (nd *Node) Flush() error {
 // start runs the origin's part of a new instance: SEND to everyone, and the
 // origin's own ECHO. It takes s.buf's reference.
 func (nd *Node) start(s sealed) error {
-	if err := nd.store.Put(nd.self, s.digest, s.buf); err != nil {
+	if err := nd.store.PutOwn(nd.self, s.digest, s.buf); err != nil {
 		s.buf.Release()
 		return fmt.Errorf("bracha: store own payload: %w", err)
 	}

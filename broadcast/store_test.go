@@ -230,3 +230,19 @@ func BenchmarkStoreDuplicatePut4KiB(b *testing.B) {
 	s.Close()
 	buf.Release()
 }
+
+func TestStorePutOwnSkipsTheHashOnly(t *testing.T) {
+	pool := checkedPool(t, 4)
+	s := NewPayloadStore(StoreConfig{SenderQuota: 4096})
+	defer s.Close()
+	b, d := payload(t, pool, "mine")
+	require.NoError(t, s.PutOwn(0, d, b))
+	assert.True(t, s.Has(d))
+	assert.EqualValues(t, 1, s.Stats().Stored)
+	// The quota still applies.
+	big, err := pool.Alloc(4096)
+	require.NoError(t, err)
+	require.ErrorIs(t, s.PutOwn(0, DigestOf(big), big), ErrQuota)
+	big.Release()
+	b.Release()
+}
