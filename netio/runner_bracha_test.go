@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,7 +48,8 @@ type brachaCluster struct {
 }
 
 func newBrachaCluster(t testing.TB, n int, fault *udp.Fault, window int) *brachaCluster {
-	return newBrachaClusterOpts(t, n, window, udpNodeOpts{fault: fault, scheme: broadcast.SchemeMAC, frames: 32768})
+	w, _ := strconv.Atoi(os.Getenv("ONECAST_TEST_WINDOW"))
+	return newBrachaClusterOpts(t, n, window, udpNodeOpts{fault: fault, scheme: broadcast.SchemeMAC, frames: 32768, window: w})
 }
 
 func newBrachaClusterOpts(t testing.TB, n int, window int, o udpNodeOpts) *brachaCluster {

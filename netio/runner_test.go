@@ -80,6 +80,8 @@ type udpNodeOpts struct {
 	frames int
 	// unchecked turns the pool's checked mode off (benchmarks).
 	unchecked bool
+	// window is the link's window (0: the default).
+	window int
 }
 
 func startUDPNode(t testing.TB, addrs []netip.AddrPort, id broadcast.NodeID, ring *broadcast.Keyring, proto broadcast.Protocol, o udpNodeOpts) *udpNode {
@@ -98,7 +100,7 @@ func startUDPNode(t testing.TB, addrs []netip.AddrPort, id broadcast.NodeID, rin
 	var err error
 	n.conduit, err = udp.New(udp.Config{Self: id, Peers: addrs, Pool: n.pool, Fault: f})
 	require.NoError(t, err)
-	n.link, err = link.New(link.Config{Self: id, N: len(addrs), Conduit: n.conduit, Metrics: n.metrics})
+	n.link, err = link.New(link.Config{Self: id, N: len(addrs), Conduit: n.conduit, Metrics: n.metrics, Window: o.window})
 	require.NoError(t, err)
 	auth, err := broadcast.NewAuthenticator(o.scheme, ring)
 	require.NoError(t, err)

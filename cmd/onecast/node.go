@@ -59,10 +59,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfgPath := fs.String("config", "", "cluster configuration file (required)")
 	var o nodeOptions
 	fs.IntVar(&o.id, "id", -1, "this node's ID (required)")
-	fs.IntVar(&o.frames, "frames", 32768, "receive and payload buffer frames")
+	fs.IntVar(&o.frames, "frames", 65536, "receive and payload buffer frames (each 2 KiB for the default MTU)")
 	fs.StringVar(&o.deliveries, "deliveries", "", "append one line per delivery to this file")
 	fs.DurationVar(&o.statsEvery, "stats", 10*time.Second, "period of the stats log line (0: none)")
-	fs.IntVar(&o.window, "window", 0, "reliable-link window, frames per peer (default 256)")
+	fs.IntVar(&o.window, "window", 0, "reliable-link window, frames per peer (default 512)")
 	fs.IntVar(&o.payloadSize, "max-payload", 64<<20, "largest payload a client may submit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
@@ -246,8 +246,9 @@ func (nd *clusterNode) logStats(msg string) {
 	}
 	if nd.conduit != nil {
 		cs := nd.conduit.Stats()
+		us := nd.conduit.UDPStats()
 		attrs = append(attrs, "wire_bytes_sent", cs.BytesSent, "wire_bytes_received", cs.BytesReceived,
-			"recv_copied_bytes", cs.RecvCopiedBytes)
+			"recv_copied_bytes", cs.RecvCopiedBytes, "recv_no_frame", us.NoFrame, "send_refused", us.SendErrors)
 	}
 	nd.logger.Info(msg, attrs...)
 }

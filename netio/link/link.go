@@ -39,7 +39,11 @@ type Config struct {
 	// closes it.
 	Conduit netio.Conduit
 	// Window is the number of frames in flight per peer, unacknowledged
-	// (default 256, at most 65536). It is also the receive reorder window.
+	// (default 512, at most 65536). It is also the receive reorder window,
+	// so a receiver may hold up to Window frames per peer: size the pool
+	// for it. In the loopback cluster 256 frames cut the throughput of
+	// 64 KiB payloads by ten; under 5 % loss, wider windows recover more
+	// slowly (selective acks cover 64 frames past the first gap).
 	Window int
 	// MaxQueue bounds the frames waiting for the window for a peer that is
 	// silent (not heard from, or backed off DeadBackoff times): a Send
@@ -76,7 +80,7 @@ type Config struct {
 
 func (c *Config) fill() error {
 	if c.Window == 0 {
-		c.Window = 256
+		c.Window = 512
 	}
 	if c.MaxQueue == 0 {
 		c.MaxQueue = 8192

@@ -113,6 +113,7 @@ type peer struct {
 	srtt     time.Duration
 	rttvar   time.Duration
 	haveRTT  bool
+	minRTT   time.Duration
 	backoff  int
 
 	framesSent, retransmits uint64
@@ -133,6 +134,10 @@ func newPeer(l *Link, id broadcast.NodeID) *peer {
 	return &peer{l: l, id: id, ring: make([]*entry, l.cfg.Window), rcvRing: make([]bufpool.Buf, l.cfg.Window),
 		una: 1, nxt: 1, rcvNxt: 1}
 }
+
+// FastRetransmitMin is the least time between two sends of a frame that
+// selective acks show missing: enough to ride out reordering on the path.
+const FastRetransmitMin = 2 * time.Millisecond
 
 // silent reports whether the peer has not been heard from yet, or has let
 // DeadBackoff timeouts pass without acknowledging anything.
@@ -158,6 +163,9 @@ func (p *peer) rto() time.Duration {
 
 // sampleRTT folds a round-trip sample in (RFC 6298).
 func (p *peer) sampleRTT(r time.Duration) {
+	if p.minRTT == 0 || r < p.minRTT {
+		p.minRTT = r
+	}
 	if !p.haveRTT {
 		p.srtt, p.rttvar, p.haveRTT = r, r/2, true
 		return
@@ -311,8 +319,11 @@ func (p *peer) onAck(h *Header, now time.Time) {
 		}
 	}
 	// Gaps below the highest selectively acknowledged frame are losses:
-	// resend each, at most once per smoothed round trip.
-	thresh := max(p.srtt+p.srtt/4, p.l.cfg.RTOMin)
+	// resend each, at most once per threshold. The threshold follows the
+	// path's least round trip, not the smoothed one: with a wide window the
+	// smoothed round trip grows with the link's own queueing, and repairs
+	// that wait for it stall the in-order stream behind every gap.
+	thresh := max(2*p.minRTT, FastRetransmitMin)
 	for s := p.una; s < highest; s++ {
 		if e := p.ring[s%w]; !e.sacked && now.Sub(e.sentAt) >= thresh {
 			p.transmit(e, now)
