@@ -74,8 +74,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		maxEvents  = fs.Int("max-events", 0, "event budget per run (0: default)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: onecast sim [flags]\n\nByzantine behaviours: %s (pbft also: %s)\n\nflags:\n",
-			sim.BehaviourNames(sim.Behaviours()), sim.BehaviourNames(sim.PBFTBehaviours()))
+		fmt.Fprintf(stderr, "usage: onecast sim [flags]\n\nByzantine behaviours: %s (pbft also: %s; dolevstrong also: %s)\n\nflags:\n",
+			sim.BehaviourNames(sim.Behaviours()), sim.BehaviourNames(sim.PBFTBehaviours()), sim.BehaviourNames(sim.DolevStrongBehaviours()))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -93,10 +93,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	behaviours := sim.Behaviours()
-	if spec.Class == broadcast.StateMachineReplication {
-		behaviours = append(behaviours, sim.PBFTBehaviours()...)
-	}
+	behaviours := behavioursFor(spec.Class)
 	as, err := sim.ParseByzantine(*byz, behaviours)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -257,7 +254,7 @@ func printSummary(w io.Writer, spec broadcast.Spec, s *sim.Summary) {
 	fmt.Fprintf(w, "speed: %d events, %d messages in %v: %.0f simulated msgs/s\n", s.Events, s.Messages, s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond())
 	if len(s.ByBehaviour) > 0 {
 		fmt.Fprint(w, "byzantine node-runs:")
-		for _, b := range append(sim.Behaviours(), sim.PBFTBehaviours()...) {
+		for _, b := range append(append(sim.Behaviours(), sim.PBFTBehaviours()...), sim.DolevStrongBehaviours()...) {
 			if c := s.ByBehaviour[b.Name]; c > 0 {
 				fmt.Fprintf(w, " %s=%d", b.Name, c)
 			}
@@ -281,4 +278,17 @@ func printSummary(w io.Writer, spec broadcast.Spec, s *sim.Summary) {
 	t := s.Correct.Totals()
 	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.SentMessages, t.SentHeaderBytes, t.SentPayload, t.RecvMessages, t.RecvHeaderBytes, t.RecvPayload)
 	tw.Flush()
+}
+
+// behavioursFor lists the Byzantine behaviours a protocol class can be run
+// against: the generic ones, plus those written for the protocol.
+func behavioursFor(c broadcast.Class) []sim.BehaviourSpec {
+	bs := sim.Behaviours()
+	switch c {
+	case broadcast.StateMachineReplication:
+		bs = append(bs, sim.PBFTBehaviours()...)
+	case broadcast.ByzantineBroadcast:
+		bs = append(sim.DolevStrongBehaviours(), bs...)
+	}
+	return bs
 }
