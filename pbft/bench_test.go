@@ -24,14 +24,19 @@ import (
 //
 //	go test ./pbft -run XXX -bench NormalCaseMem -benchtime 20000x
 func BenchmarkNormalCaseMem(b *testing.B) {
-	for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
-		b.Run(fmt.Sprintf("%v/n4/4KiB/batch64", mode), func(b *testing.B) {
-			benchNormalCase(b, 4, mode, 4096, 64, 64)
-		})
+	for _, sigs := range []string{"ed25519", "hmac"} {
+		for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
+			b.Run(fmt.Sprintf("%v/n4/4KiB/batch64/%s", mode, sigs), func(b *testing.B) {
+				benchNormalCase(b, 4, mode, 4096, 64, 64, sigs == "ed25519")
+			})
+		}
 	}
 }
 
-func benchNormalCase(b *testing.B, n int, mode broadcast.Mode, size, batch, window int) {
+// benchNormalCase runs the closed loop; ed25519 selects Ed25519 request and
+// certificate signatures, else the HMAC OracleSigner (to show the cost of
+// the protocol without public-key cryptography).
+func benchNormalCase(b *testing.B, n int, mode broadcast.Mode, size, batch, window int, ed25519 bool) {
 	f := (n - 1) / 3
 	rings, err := broadcast.GenerateKeyrings(n, crand.Reader)
 	require.NoError(b, err)
@@ -45,6 +50,11 @@ func benchNormalCase(b *testing.B, n int, mode broadcast.Mode, size, batch, wind
 		nd, err := New(Config{Params: broadcast.Params{N: n, F: f, Self: broadcast.NodeID(i), Mode: mode},
 			Store: stores[i], Keys: rings[i], Batch: batch, ClientWindow: window, Pipeline: 4, CheckpointInterval: 64,
 			Timeout: time.Hour})
+		if !ed25519 {
+			nd, err = New(Config{Params: broadcast.Params{N: n, F: f, Self: broadcast.NodeID(i), Mode: mode},
+				Store: stores[i], Signer: OracleSigner{Self: broadcast.NodeID(i)}, Batch: batch, ClientWindow: window,
+				Pipeline: 4, CheckpointInterval: 64, Timeout: time.Hour})
+		}
 		require.NoError(b, err)
 		nodes[i], protos[i] = nd, nd
 		auth[i], err = broadcast.NewMAC(rings[i])
