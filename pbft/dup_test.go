@@ -21,6 +21,9 @@ type dupRow struct {
 	Request, Primary float64
 	// All counts every payload received, replies' results included.
 	All float64
+	// Wire is every byte received (headers, bodies, authenticators and
+	// payloads) ÷ the same denominator, averaged over all replicas.
+	Wire float64
 }
 
 // measureDup runs n replicas whose clients each issue perClient requests of
@@ -59,6 +62,7 @@ func measureDup(t testing.TB, n int, mode broadcast.Mode, size, batch, perClient
 			row.Request += fr / float64(n-1)
 		}
 		row.All += s.PayloadDupFactor() / float64(n)
+		row.Wire += s.WireFactor() / float64(n)
 	}
 	return row
 }
@@ -81,16 +85,16 @@ func TestDuplicationTable(t *testing.T) {
 		t.Skip("set PBFT_DUP_TABLE=1 to print the duplication table")
 	}
 	var sb strings.Builder
-	sb.WriteString("| n | request | batch | full: backups | full: primary | full: all payload | digest: backups | digest: primary | digest: all payload |\n")
-	sb.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	sb.WriteString("| n | request | batch | full: backups | full: primary | full: all payload | full: wire | digest: backups | digest: primary | digest: all payload | digest: wire |\n")
+	sb.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, n := range []int{4, 7} {
 		for _, size := range []int{128, 4096} {
 			for _, batch := range []int{1, 64} {
 				per := 128
 				full := measureDup(t, n, broadcast.ModeFull, size, batch, per)
 				dig := measureDup(t, n, broadcast.ModeDigest, size, batch, per)
-				fmt.Fprintf(&sb, "| %d | %d B | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", n, size, batch,
-					full.Request, full.Primary, full.All, dig.Request, dig.Primary, dig.All)
+				fmt.Fprintf(&sb, "| %d | %d B | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", n, size, batch,
+					full.Request, full.Primary, full.All, full.Wire, dig.Request, dig.Primary, dig.All, dig.Wire)
 			}
 		}
 	}
