@@ -59,6 +59,7 @@ func TestPBFTWithLoweredQuorumIsCaught(t *testing.T) {
 	require.NoError(t, err)
 	require.Positive(t, sum.Failed, "the broken variant must be caught")
 	assert.Positive(t, sum.ByProperty["smr/agreement"], "%v", sum.ByProperty)
+	t.Logf("broken variant: %d of %d runs fail %v", sum.Failed, sum.Runs, sum.ByProperty)
 }
 
 func TestPBFTSameSeedSameTrace(t *testing.T) {
