@@ -88,3 +88,29 @@ func TestVotesOutsideTheWatermarksAreNotKept(t *testing.T) {
 	rd := nd.Ready()
 	rd.Release()
 }
+
+func TestDigestModeFetchesRequestsTheClientDidNotSend(t *testing.T) {
+	// Client 3 reaches only the primary: the backups see its request first
+	// in a PRE-PREPARE that names it by digest, accept it on the client's
+	// signature and fetch its bytes.
+	fault := func(from, to broadcast.NodeID, m *broadcast.Message, _ *rand.Rand) mem.Decision {
+		return mem.Decision{Drop: m.Type == TypeRequest && from == 3 && to != 0}
+	}
+	h := newHarness(t, 4, 1, harnessOpt{signer: true, fault: fault})
+	defer h.close()
+	h.submit(3, "only the primary hears this")
+	h.run(5 * time.Second)
+	h.checkSafety([]int{0, 1, 2, 3})
+	for i := range 4 {
+		require.Len(t, h.c.Delivered[i], 1, "replica %d", i)
+	}
+	require.Len(t, h.nodes[3].TakeResults(nil), 1)
+	got := uint64(0)
+	for _, r := range h.c.Metrics[1].Snapshot().Types {
+		if r.Type == broadcast.TypePayload {
+			got += r.RecvMessages
+		}
+	}
+	assert.Positive(t, got, "backup 1 fetched the request")
+	assert.Equal(t, uint32(0), h.nodes[1].View(), "no view change was needed")
+}

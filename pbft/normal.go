@@ -334,6 +334,7 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 	}
 	if !inO && !nd.requestsKnown(es) {
 		s.view, s.digest, s.enc, s.entries, s.ppSig, s.parked, s.accepted = v, d, append([]byte(nil), enc...), es, append([]byte(nil), sig...), true, false
+		nd.armTimer() // the retransmission tick fetches what is missing
 		return nil
 	}
 	nd.acceptPrePrepare(s, v, d, enc, es, sig)
