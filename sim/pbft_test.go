@@ -29,7 +29,7 @@ func pbftConfig(n int, mode broadcast.Mode, tweak func(*pbft.Config)) Config {
 // duplicates messages and partitions before GST. ONECAST_SIM_SEEDS=10000
 // is the acceptance run.
 func TestPBFTKeepsAgreementExactlyOnceAndLiveness(t *testing.T) {
-	seeds := simSeeds(t, 400)
+	seeds := simSeeds(t, 200)
 	for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
 		for _, n := range []int{4, 7} {
 			t.Run(fmt.Sprintf("%v/n%d", mode, n), func(t *testing.T) {
