@@ -69,18 +69,28 @@
 // Per client, a ring of ClientWindow requests (timestamps in (base,
 // base+ClientWindow]); per sequence number in the watermark window (h,
 // h+Window], one slot with one PREPARE and one COMMIT per replica; one
-// checkpoint vote per replica per checkpoint in the window; one VIEW-CHANGE
-// per replica (the newest). Payloads live in the broadcast.PayloadStore,
+// checkpoint vote per replica per checkpoint in the window; the newest four
+// VIEW-CHANGEs per replica; one kept future-view PRE-PREPARE per sequence
+// number. Payloads live in the broadcast.PayloadStore,
 // pinned while a request, batch, checkpoint or view change needs them; what
 // no state pins is bounded by the store's per-sender quota.
 //
 // # Deviations from the paper, and why
 //
-//   - A backup accepts a PRE-PREPARE only for requests it received from
-//     their clients itself (requests carry no transferable signature); a
-//     PRE-PREPARE that names others waits (bounded by the window) until they
-//     arrive. Batches re-issued in a new view are exempt: a prepared
-//     certificate already shows 2f+1 replicas accepted them.
+//   - A backup accepts a PRE-PREPARE only once it holds the bytes of every
+//     request it names (from the client, from the full-mode PRE-PREPARE, or
+//     fetched by digest on the retransmission tick), so that a committed
+//     batch is always executable: f+1 correct replicas hold it. A request it
+//     did not get from the client's own link (or got differently) must carry
+//     a valid client signature. Batches re-issued in a new view are exempt
+//     from these checks: a prepared certificate already shows 2f+1 replicas
+//     accepted them, and replicas keep certified batches pinned.
+//   - A replica whose view-change timer runs out while requests wait first
+//     relays those requests to every replica (once per view), so that a
+//     client that reached only some replicas cannot make only those leave
+//     the view; the next expiry starts the view change.
+//   - PRE-PREPAREs for a view not yet entered are kept (one per sequence
+//     number) and replayed once its NEW-VIEW is processed.
 //   - VIEW-CHANGE and NEW-VIEW contents travel as payloads under their
 //     digest, signed in the body, so a replica that missed one fetches it by
 //     digest; NEW-VIEW names the view changes, and every replica recomputes
