@@ -80,7 +80,7 @@ func main() {
 		m := &mcTarget{}
 		for _, a := range strings.Split(*mc, ",") {
 			c := memcache.New(a)
-			c.Timeout = 30 * time.Second
+			c.Timeout = 5 * time.Second
 			c.MaxIdleConns = *conc
 			m.clients = append(m.clients, c)
 		}
