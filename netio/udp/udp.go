@@ -69,7 +69,8 @@ type Stats struct {
 	RecvCalls, SendCalls uint64
 	// InjectedLoss and InjectedReorder count the Fault option's work.
 	InjectedLoss, InjectedReorder uint64
-	// UnknownPeer counts datagrams from addresses outside the cluster.
+	// UnknownPeer counts datagrams from addresses outside the cluster (and
+	// datagrams cut short because they exceeded the MTU).
 	UnknownPeer uint64
 	// NoFrame counts datagrams dropped because the pool had no free frame.
 	NoFrame uint64
@@ -110,7 +111,8 @@ type Conduit struct {
 
 	// receive side, under rmu (one reader at a time)
 	rmu     sync.Mutex
-	in      []ipv4.Message
+	reader  *batchReader
+	inBytes [][]byte
 	inBuf   []bufpool.Buf
 	scratch []byte
 	ready   []netio.Datagram // received, not yet returned
@@ -190,11 +192,12 @@ func New(cfg Config) (*Conduit, error) {
 	for i := range c.out {
 		c.out[i].Buffers = make([][]byte, 0, 8)
 	}
-	c.in = make([]ipv4.Message, cfg.Batch)
-	c.inBuf = make([]bufpool.Buf, cfg.Batch)
-	for i := range c.in {
-		c.in[i].Buffers = make([][]byte, 1)
+	if c.reader, err = newBatchReader(conn, cfg.Batch); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("udp: %w", err)
 	}
+	c.inBytes = make([][]byte, cfg.Batch)
+	c.inBuf = make([]bufpool.Buf, cfg.Batch)
 	c.scratch = make([]byte, cfg.MTU)
 	if f := cfg.Fault; f != nil {
 		if f.MaxHold == 0 {
@@ -361,7 +364,7 @@ func (c *Conduit) readBatch(ctx context.Context) error {
 	// Give every slot a frame; with none free, read into scratch and drop,
 	// so that acks keep flowing and the sender's retransmission recovers.
 	slots := 0
-	for i := range c.in {
+	for i := range c.inBuf {
 		if c.inBuf[i].IsZero() {
 			b, err := c.cfg.Pool.Get()
 			if err != nil {
@@ -371,11 +374,11 @@ func (c *Conduit) readBatch(ctx context.Context) error {
 		}
 		// A frame fresh from the pool is one segment that only this
 		// conduit references: the kernel writes into it.
-		c.in[i].Buffers[0] = c.inBuf[i].Bytes()[:c.cfg.MTU]
+		c.inBytes[i] = c.inBuf[i].Bytes()[:c.cfg.MTU]
 		slots++
 	}
 	if slots == 0 {
-		c.in[0].Buffers[0] = c.scratch
+		c.inBytes[0] = c.scratch
 		slots = 1
 	}
 	deadline := time.Time{}
@@ -392,7 +395,7 @@ func (c *Conduit) readBatch(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return nil // ended between the caller's check and the deadline
 	}
-	n, err := c.pc.ReadBatch(c.in[:slots], 0)
+	n, err := c.reader.read(c.inBytes[:slots])
 	c.recvCalls.Add(1)
 	if err != nil {
 		if c.closed.Load() {
@@ -409,25 +412,25 @@ func (c *Conduit) readBatch(ctx context.Context) error {
 		return fmt.Errorf("udp: recvmmsg: %w", err)
 	}
 	for i := 0; i < n; i++ {
-		m := &c.in[i]
+		size, cut := c.reader.size(i)
 		c.framesRecv.Add(1)
-		c.bytesRecv.Add(uint64(m.N))
-		c.recvCopied.Add(uint64(m.N))
+		c.bytesRecv.Add(uint64(size))
+		c.recvCopied.Add(uint64(size))
 		if c.inBuf[i].IsZero() {
 			c.noFrame.Add(1)
 			c.dropped.Add(1)
 			continue
 		}
-		from, ok := c.peerOf(m.Addr)
-		if !ok || m.N == 0 {
+		from, ok := c.index[c.reader.source(i)]
+		if !ok || size == 0 || cut {
 			c.unknown.Add(1)
 			c.dropped.Add(1)
 			continue // keep the frame for the next batch
 		}
 		p := &c.perPeer[from]
 		p.framesRecv.Add(1)
-		p.bytesRecv.Add(uint64(m.N))
-		frame := c.inBuf[i].Slice(0, m.N)
+		p.bytesRecv.Add(uint64(size))
+		frame := c.inBuf[i].Slice(0, size)
 		c.inBuf[i] = bufpool.Buf{}
 		c.arrive(netio.Datagram{From: from, Frame: frame})
 	}
@@ -469,16 +472,6 @@ func (c *Conduit) arrive(d netio.Datagram) {
 		}
 	}
 	c.ready = append(c.ready, d)
-}
-
-func (c *Conduit) peerOf(a net.Addr) (broadcast.NodeID, bool) {
-	ua, ok := a.(*net.UDPAddr)
-	if !ok {
-		return 0, false
-	}
-	ap := ua.AddrPort()
-	id, ok := c.index[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]
-	return id, ok
 }
 
 // Stats returns the conduit's wire counters.
