@@ -212,7 +212,11 @@ type Link struct {
 	closed   atomic.Bool
 	closeMu  sync.Mutex
 
-	entryPool sync.Pool
+	// Retransmit-buffer entries are recycled through a free list: they are
+	// taken on the sending goroutine and freed on the receiving one, which
+	// a sync.Pool serves poorly.
+	freeMu  sync.Mutex
+	freeEnt []*entry
 
 	messagesSent, framesSent, fragments, retransmits, timeouts, acksSent atomic.Uint64
 	framesRecv, dups, ooo, beyond, messagesRecv, reassembled             atomic.Uint64
@@ -237,7 +241,6 @@ func New(cfg Config) (*Link, error) {
 	l := &Link{cfg: cfg, conduit: cfg.Conduit, mtu: cfg.Conduit.MTU(),
 		log:     cfg.Logger.With("link", cfg.Self, "epoch", cfg.Epoch),
 		inbound: make(chan netio.Inbound, cfg.RecvQueue), stopper: syncutil.NewStopper(), done: make(chan struct{})}
-	l.entryPool.New = func() any { return &entry{} }
 	if c, ok := cfg.Conduit.(copier); ok {
 		l.copies = c.RecvCopies()
 	}
@@ -454,7 +457,17 @@ func (l *Link) PeerStats(id broadcast.NodeID) PeerStats {
 }
 
 func (l *Link) newEntry() *entry {
-	e := l.entryPool.Get().(*entry)
+	var e *entry
+	l.freeMu.Lock()
+	if n := len(l.freeEnt); n > 0 {
+		e = l.freeEnt[n-1]
+		l.freeEnt[n-1] = nil
+		l.freeEnt = l.freeEnt[:n-1]
+	}
+	l.freeMu.Unlock()
+	if e == nil {
+		e = &entry{}
+	}
 	if cap(e.hdr) < HeaderSize {
 		e.hdr = make([]byte, HeaderSize, 256)
 	}
@@ -466,7 +479,9 @@ func (l *Link) freeEntry(e *entry) {
 	e.body.Release()
 	e.body = bufpool.Buf{}
 	e.seq, e.xmits, e.sacked, e.sentAt = 0, 0, false, time.Time{}
-	l.entryPool.Put(e)
+	l.freeMu.Lock()
+	l.freeEnt = append(l.freeEnt, e)
+	l.freeMu.Unlock()
 }
 
 // reject counts a malformed frame.

@@ -27,6 +27,13 @@ type batchReader struct {
 	msgs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6 // room for either family
+
+	// The call's state lives here and recv is a method value made once, so
+	// that a read allocates no closure.
+	recv  func(fd uintptr) bool
+	k     int
+	got   int
+	errno syscall.Errno
 }
 
 func newBatchReader(conn *net.UDPConn, n int) (*batchReader, error) {
@@ -34,7 +41,23 @@ func newBatchReader(conn *net.UDPConn, n int) (*batchReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &batchReader{rc: rc, msgs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), names: make([]unix.RawSockaddrInet6, n)}, nil
+	r := &batchReader{rc: rc, msgs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n), names: make([]unix.RawSockaddrInet6, n)}
+	r.recv = r.recvmmsg
+	return r, nil
+}
+
+// recvmmsg is the raw read; false means "wait until readable".
+func (r *batchReader) recvmmsg(fd uintptr) bool {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(r.k), unix.MSG_DONTWAIT, 0, 0)
+	switch e {
+	case 0:
+		r.got = int(n)
+		return true
+	case unix.EAGAIN, unix.EINTR:
+		return false
+	}
+	r.errno = e
+	return true
 }
 
 // read receives up to len(bufs) datagrams, blocking (through the runtime's
@@ -52,27 +75,14 @@ func (r *batchReader) read(bufs [][]byte) (int, error) {
 		h.Control, h.Controllen, h.Flags = nil, 0, 0
 		r.msgs[i].n = 0
 	}
-	var got int
-	var errno syscall.Errno
-	err := r.rc.Read(func(fd uintptr) bool {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(k), unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			got = int(n)
-			return true
-		case unix.EAGAIN, unix.EINTR:
-			return false // wait until readable, then try again
-		}
-		errno = e
-		return true
-	})
-	if err != nil {
+	r.k, r.got, r.errno = k, 0, 0
+	if err := r.rc.Read(r.recv); err != nil {
 		return 0, err
 	}
-	if errno != 0 {
-		return 0, os.NewSyscallError("recvmmsg", errno)
+	if r.errno != 0 {
+		return 0, os.NewSyscallError("recvmmsg", r.errno)
 	}
-	return got, nil
+	return r.got, nil
 }
 
 // size returns the length of datagram i and whether it was cut to fit.
