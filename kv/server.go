@@ -197,8 +197,7 @@ type connState struct {
 func (cs *connState) one(ctx context.Context) error {
 	line, err := cs.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
-		cs.w.WriteString(ReplyLineTooLong)
-		return errors.New("kv: command line too long")
+		return errors.New("kv: command line too long") // memcached closes without a reply
 	}
 	if err != nil {
 		return err
