@@ -37,8 +37,12 @@
 //
 // # Deviations from memcached
 //
-// There is no eviction (memory is not bounded by -m; the service is a store,
-// not a cache), decr writes the shorter number rather than padding it with
-// spaces in place, and commands outside the classic text protocol (meta
-// commands, gat, lru_crawler, …) answer ERROR.
+// TestRepliesMatchRealMemcached sends the same requests to Debian's
+// memcached 1.6 and to this server and requires byte-identical replies and
+// the same decision to keep or close the connection. Known differences:
+// there is no eviction (memory is not bounded by -m; the service is a store,
+// not a cache), CAS uniques are numbered differently, stats lists fewer
+// figures, and commands outside the classic text protocol (meta commands,
+// gat, lru_crawler, …) answer ERROR. onecast adds one command, "op", for
+// the BFT client (see Client).
 package kv

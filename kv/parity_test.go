@@ -92,7 +92,7 @@ func TestRepliesMatchRealMemcached(t *testing.T) {
 		"set big 0 0 30\r\n123456789012345678901234567890\r\nincr big 1\r\n", "set d 0 0 3\r\nabc\r\ndecr d 1\r\n",
 		"verbosity 1 noreply\r\n", "stats reset\r\n", "delete k noreply\r\n", "delete k 0 noreply\r\n",
 		"set sp 0 0 3\r\n12 \r\nincr sp 1\r\n", "set  k2   0 0 1\r\nx\r\nget   k2  \r\n", "GET k\r\n",
-		"set k 0 0 1\nx\r\n", "set k 0 0 1\r\nx\n\r\n",
+		"set k 0 0 1\nx\r\n", "set p 0 0 3\r\n100\r\ndecr p 1\r\nget p\r\n", "set p 7 0 2\r\n99\r\nincr p 1\r\nget p\r\n", "set k 0 0 1\r\nx\n\r\n",
 	}
 	for _, req := range reqs {
 		name := req

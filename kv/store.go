@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -391,13 +392,18 @@ func (s *Store) arith(dst []byte, o *op) []byte {
 		v -= o.arg
 	}
 	nb := strconv.AppendUint(nil, v, 10)
+	nd := len(nb)
+	if nd < it.n {
+		// memcached rewrites a shorter number in place, padded with spaces.
+		nb = append(nb, bytes.Repeat([]byte{' '}, it.n-nd)...)
+	}
 	s.bytes += int64(len(nb) - it.n)
 	it.release()
 	it.pieces = []bufpool.Buf{s.wrap(nb)}
 	it.n = len(nb)
 	it.cas = s.nextCas()
 	it.stored = s.clock
-	dst = append(dst, nb...)
+	dst = append(dst, nb[:nd]...)
 	return append(dst, "\r\n"...)
 }
 
