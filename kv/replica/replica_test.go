@@ -249,6 +249,14 @@ func TestKilledReplicaRestartsWithEveryAcknowledgedWrite(t *testing.T) {
 		require.NoError(t, mc.Set(&memcache.Item{Key: "tick", Value: []byte("x")}))
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The restarted replica's front end serves again, forwarding its ops to
+	// the others as a BFT client.
+	c3 := mcClient(cl.reps[3].Addr())
+	require.NoError(t, c3.Set(&memcache.Item{Key: "via3", Value: []byte("forwarded")}))
+	it, err := c3.Get("via3")
+	require.NoError(t, err)
+	assert.Equal(t, "forwarded", string(it.Value))
+	c3.Close()
 	// And the restarted replica's own state holds every acknowledged write.
 	for k, v := range acked {
 		op, err := kv.EncodeOp(&kv.Command{Kind: kv.KindGet, Keys: [][]byte{[]byte(k)}}, nil, kv.Stamp{Now: time.Now().Unix()})
