@@ -115,7 +115,16 @@ func TestNodeProcessesBroadcastAndStopCleanly(t *testing.T) {
 	code := run(ctx, []string{"client", "--config", cfg, "--id", "0", "--count", fmt.Sprint(count), "--size", "4096", "--quiet"}, &out, &errb)
 	require.Equal(t, 0, code, "client: %s %s", out.String(), errb.String())
 	assert.Contains(t, out.String(), fmt.Sprintf("%d of %d payloads delivered at node 0", count, count))
-	// Lines from stdin, one payload each.
+	// Payloads from a file, one per line, through node 2.
+	lines := filepath.Join(dir, "payloads.txt")
+	require.NoError(t, os.WriteFile(lines, []byte("alpha\nbeta\ngamma\n"), 0o644))
+	out.Reset()
+	errb.Reset()
+	code = run(ctx, []string{"client", "--config", cfg, "--id", "2", "--file", lines, "--lines"}, &out, &errb)
+	require.Equal(t, 0, code, "client: %s %s", out.String(), errb.String())
+	assert.Contains(t, out.String(), "3 of 3 payloads delivered at node 2")
+	assert.Equal(t, 3, strings.Count(out.String(), "delivered n2/"), "one line per payload: %s", out.String())
+	const total = count + 3
 	time.Sleep(300 * time.Millisecond) // let the other nodes finish delivering
 
 	for i, p := range procs {
@@ -134,7 +143,7 @@ func TestNodeProcessesBroadcastAndStopCleanly(t *testing.T) {
 		log := logs[i].String()
 		assert.Contains(t, log, "node started")
 		assert.Contains(t, log, "node stopped")
-		assert.Contains(t, log, fmt.Sprintf("deliveries=%d", count), "node %d: %s", i, log)
+		assert.Contains(t, log, fmt.Sprintf("deliveries=%d", total), "node %d: %s", i, log)
 		f, err := os.Open(filepath.Join(dir, fmt.Sprintf("deliveries%d.txt", i)))
 		require.NoError(t, err)
 		var digests []string
@@ -145,16 +154,36 @@ func TestNodeProcessesBroadcastAndStopCleanly(t *testing.T) {
 			digests = append(digests, fields[2])
 		}
 		f.Close()
-		assert.Len(t, digests, count, "node %d", i)
+		assert.Len(t, digests, total, "node %d", i)
 		set := map[string]bool{}
 		for _, d := range digests {
 			set[d] = true
 		}
-		assert.Len(t, set, count, "node %d delivered each payload once", i)
+		assert.Len(t, set, total, "node %d delivered each payload once", i)
 		if i == 0 {
 			first = digests
 		} else {
 			assert.ElementsMatch(t, first, digests, "node %d delivered what node 0 did", i)
 		}
 	}
+}
+
+// TestNodeRejectsBadConfigNamingTheField checks that a node refuses a
+// broken configuration with an error that names the field, and a missing
+// --id with a usage error.
+func TestNodeRejectsBadConfigNamingTheField(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"keygen", "--n", "4", "--out", dir, "--port", "29000"}, &out, &errb), errb.String())
+	cfg := filepath.Join(dir, "cluster.yaml")
+	data, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte(strings.Replace(string(data), "127.0.0.2:29001", "127.0.0.2:http", 1)), 0o644))
+	errb.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"node", "--config", bad, "--id", "0"}, &out, &errb))
+	assert.Contains(t, errb.String(), "nodes[1].addr")
+	errb.Reset()
+	assert.Equal(t, 2, run(context.Background(), []string{"node", "--config", cfg}, &out, &errb))
+	assert.Contains(t, errb.String(), "--id")
 }
