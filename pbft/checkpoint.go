@@ -29,8 +29,11 @@ func (nd *Node) encodeState(seq uint64) ([]byte, error) {
 		rec := &nd.clients[i]
 		b = binary.LittleEndian.AppendUint64(b, rec.base)
 		var done []*reqSlot
+		// Only requests above base: which older ones a ring still caches
+		// depends on when later requests arrived, which differs between
+		// replicas, and the state digest must not.
 		for j := range rec.slots {
-			if rec.slots[j].state == reqDone {
+			if rec.slots[j].state == reqDone && rec.slots[j].ts > rec.base {
 				done = append(done, &rec.slots[j])
 			}
 		}

@@ -114,3 +114,37 @@ func TestDigestModeFetchesRequestsTheClientDidNotSend(t *testing.T) {
 	assert.Positive(t, got, "backup 1 fetched the request")
 	assert.Equal(t, uint32(0), h.nodes[1].View(), "no view change was needed")
 }
+
+func TestCheckpointDigestDoesNotDependOnRequestArrival(t *testing.T) {
+	// A request window caches the replies of old requests until newer
+	// requests of the same client overwrite them, which happens at
+	// different times at different replicas; the state digest must not
+	// see it, or checkpoints never become stable and the watermarks stop
+	// the primary (found on the real node runner).
+	h := newHarness(t, 4, 1, harnessOpt{batch: 4, signer: true, tweak: func(_ int, c *Config) { c.ClientWindow = 4 }})
+	defer h.close()
+	for r := range 8 {
+		h.submit(2, fmt.Sprintf("op %d", r))
+	}
+	h.run(5 * time.Second)
+	nd := h.nodes[1]
+	before, err := nd.encodeState(nd.LastExecuted())
+	require.NoError(t, err)
+	rec := &nd.clients[2]
+	require.Equal(t, uint64(8), rec.base)
+	// The next request of client 2 (ts 9) takes the ring slot of ts 5,
+	// whose reply replica 1 cached, and reaches replica 1 only.
+	b, err := h.pool.Copy([]byte("op 8"))
+	require.NoError(t, err)
+	defer b.Release()
+	m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeRequest, Sender: 2, Instance: broadcast.Instance{Seq: 9}}}
+	m.Body = appendRequestBody(nil, 2, 0, nil)
+	m.SetPayload(b.Retain(), broadcast.DigestOf(b))
+	require.NoError(t, nd.Step(2, &m))
+	m.Payload.Release()
+	after, err := nd.encodeState(nd.LastExecuted())
+	require.NoError(t, err)
+	require.Equal(t, before, after, "a pending request changed the state digest")
+	rd := nd.Ready()
+	rd.Release()
+}
