@@ -14,6 +14,7 @@
 # (The default concurrency is 1 because pbft currently stalls under
 # concurrent requests from several hosted clients — see kv/replica's
 # TestConcurrentClientsThroughEveryReplica.)
+# KV_FLAGS adds flags to every `onecast kv` (e.g. KV_FLAGS=-fast-reads).
 # Output: a markdown table on stdout; logs under $KVBENCH_DIR (default a
 # temporary directory, removed at the end unless KVBENCH_KEEP=1).
 set -euo pipefail
@@ -60,7 +61,7 @@ log "building (work dir $W)"
 "$W/onecast" keygen -n 4 -protocol pbft -mode digest -auth mac -port "$BASE" -out "$W/cluster" >/dev/null
 KV_ADDRS=()
 for i in 0 1 2 3; do
-	"$W/onecast" kv -config "$W/cluster/cluster.yaml" -id $i -data "$W/kvdata$i" -log-level warn \
+	"$W/onecast" kv -config "$W/cluster/cluster.yaml" -id $i -data "$W/kvdata$i" -log-level warn ${KV_FLAGS:-} \
 		>"$W/kv$i.out" 2>"$W/kv$i.log" &
 	PIDS+=($!)
 	KV_ADDRS+=("127.0.0.1:$((BASE + 100 + i))")
