@@ -144,6 +144,12 @@ func (nd *Node) onCheckpoint(from broadcast.NodeID, m *broadcast.Message) error 
 		nd.noteFar(from, seq, m.Digest, sig)
 		return nil
 	}
+	// Checked on receipt (one per replica every K sequence numbers): the
+	// stable checkpoint's proof must convince others in a view change.
+	st := statement(stmtCheckpoint, 0, seq, m.Digest)
+	if err := nd.signer.Verify(from, &st, sig); err != nil {
+		return err
+	}
 	nd.recordCheckpoint(from, seq, m.Digest, append([]byte(nil), sig...))
 	return nil
 }

@@ -19,6 +19,14 @@ func (nd *Node) DebugString() string {
 			s += fmt.Sprintf("\n   slot %d view=%d acc=%v parked=%v prep=%v commit=%v enc=%v entries=%d", seq, sl.view, sl.accepted, sl.parked, sl.prepared, sl.commit, sl.enc != nil, len(sl.entries))
 		}
 	}
+	for i, rs := range nd.vcs {
+		for _, r := range rs {
+			s += fmt.Sprintf("\n   vc from n%d view %d digest %v stable %d certs %d", i, r.view, r.digest, r.content.StableSeq, len(r.content.Prepared))
+		}
+	}
+	if nv := nd.newView; nv != nil {
+		s += fmt.Sprintf("\n   newView view %d done %v refs %d", nv.view, nv.done, len(nv.refs))
+	}
 	for d := range nd.wanted {
 		s += fmt.Sprintf("\n   wanted %v has=%v", d, nd.store.Has(d))
 	}

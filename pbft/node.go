@@ -77,10 +77,11 @@ type reqRef struct {
 }
 
 type vote struct {
-	view uint32
-	d    broadcast.Digest
-	sig  []byte
-	ok   bool
+	view     uint32
+	d        broadcast.Digest
+	sig      []byte
+	ok       bool
+	verified bool // sig checked (done once the vote would complete a certificate)
 }
 
 type slot struct {
@@ -90,6 +91,7 @@ type slot struct {
 	enc      []byte // the batch's entry encoding, once known
 	entries  []Entry
 	ppSig    []byte
+	ppOK     bool // ppSig verified
 	accepted bool // a PRE-PREPARE for (view, seq) is accepted
 	parked   bool // a PRE-PREPARE waits for requests from their clients
 	prepares []vote

@@ -399,7 +399,7 @@ func (nd *Node) acceptPrePrepare(s *slot, v uint32, d broadcast.Digest, enc []by
 			}
 		}
 	}
-	s.view, s.digest, s.ppSig = v, d, append(s.ppSig[:0:0], sig...)
+	s.view, s.digest, s.ppSig, s.ppOK = v, d, append(s.ppSig[:0:0], sig...), false
 	s.accepted, s.parked, s.sentPrep, s.sentCmt, s.prepared = true, false, false, false, false
 	for _, e := range es {
 		if r := nd.clients[e.Client].lookup(e.Timestamp); r != nil && r.state == reqPending {
@@ -455,10 +455,39 @@ func (nd *Node) checkSlot(s *slot) {
 			need = nd.cfg.UnsafeCommitQuorum - 1
 		}
 		cert := &PreparedCert{Seq: s.seq, View: s.view, Digest: s.digest, PPSig: s.ppSig}
+		cnt := 0
 		for i, p := range s.prepares {
 			if p.ok && p.view == s.view && p.d == s.digest && broadcast.NodeID(i) != nd.primary(s.view) {
-				cert.Prepares = append(cert.Prepares, SignedVote{Node: broadcast.NodeID(i), Sig: p.sig})
+				cnt++
 			}
+		}
+		if cnt < need {
+			return
+		}
+		// The votes would complete a certificate: check the signatures now
+		// (once per vote), so that every prepared slot has a certificate
+		// that convinces others in a view change.
+		if !s.ppOK && nd.primary(s.view) != nd.self {
+			st := statement(stmtPrePrepare, s.view, s.seq, s.digest)
+			if nd.signer.Verify(nd.primary(s.view), &st, s.ppSig) != nil {
+				return // a Byzantine primary: the view-change timer will act
+			}
+		}
+		s.ppOK = true
+		for i := range s.prepares {
+			p := &s.prepares[i]
+			if !p.ok || p.view != s.view || p.d != s.digest || broadcast.NodeID(i) == nd.primary(s.view) {
+				continue
+			}
+			if !p.verified && broadcast.NodeID(i) != nd.self {
+				st := statement(stmtPrepare, s.view, s.seq, s.digest)
+				if nd.signer.Verify(broadcast.NodeID(i), &st, p.sig) != nil {
+					*p = vote{}
+					continue
+				}
+			}
+			p.verified = true
+			cert.Prepares = append(cert.Prepares, SignedVote{Node: broadcast.NodeID(i), Sig: p.sig})
 		}
 		if len(cert.Prepares) < need {
 			return

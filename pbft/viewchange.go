@@ -240,6 +240,9 @@ func (nd *Node) vcFor(from broadcast.NodeID, v uint32) *vcRecord {
 func (nd *Node) recordViewChange(from broadcast.NodeID, r *vcRecord, content bufpool.Buf) {
 	if err := nd.store.Put(from, r.digest, content); err != nil {
 		nd.log.Warn("view change not stored", "from", from, "err", err)
+		if from == nd.self {
+			content.Release()
+		}
 		return
 	}
 	nd.store.Pin(r.digest)

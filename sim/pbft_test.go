@@ -87,3 +87,28 @@ func TestPBFTSpecWithEd25519Certificates(t *testing.T) {
 	}
 	assert.Positive(t, sum.Deliveries)
 }
+
+// TestPBFTCheckpointsAndStateTransferUnderByzantineNodes is the same sweep
+// with checkpoints every 4 sequence numbers, batches of 2 and 12 requests
+// per client: stable checkpoints, garbage collection, watermarks and state
+// transfer of replicas left behind by partitions all happen in every run.
+func TestPBFTCheckpointsAndStateTransferUnderByzantineNodes(t *testing.T) {
+	seeds := simSeeds(t, 100)
+	for _, mode := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
+		for _, n := range []int{4, 7} {
+			t.Run(fmt.Sprintf("%v/n%d", mode, n), func(t *testing.T) {
+				cfg := pbftConfig(n, mode, func(c *pbft.Config) { c.CheckpointInterval = 4 })
+				cfg.Tuning.Batch = 2
+				cfg.Workload.PerNode = 12
+				sum, err := Sweep(context.Background(), cfg, 1, seeds, runtime.GOMAXPROCS(0))
+				require.NoError(t, err)
+				if sum.FirstFailure != nil {
+					t.Fatalf("%d of %d runs failed %v; first: seed %d %v %v", sum.Failed, sum.Runs, sum.Properties(),
+						sum.FirstFailure.Seed, sum.FirstFailure.Byzantine, sum.FirstFailure.Violations)
+				}
+				assert.Zero(t, sum.Unsettled)
+				t.Logf("%d runs in %v, %d deliveries, %d messages", sum.Runs, sum.Elapsed, sum.Deliveries, sum.Messages)
+			})
+		}
+	}
+}
