@@ -377,6 +377,9 @@ func (nd *Node) requestsKnown(es []Entry) bool {
 func (nd *Node) retryParked() {
 	for _, seq := range nd.sortedSlots() {
 		s := nd.slots[seq]
+		if s == nil {
+			continue // collected by a checkpoint an earlier acceptance made stable
+		}
 		if s.parked && s.view == nd.view && !nd.changing && nd.requestsKnown(s.entries) {
 			nd.acceptPrePrepare(s, s.view, s.digest, s.enc, s.entries, s.ppSig)
 		}

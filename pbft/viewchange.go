@@ -541,6 +541,9 @@ func (nd *Node) retransmit() {
 	}
 	for _, seq := range nd.sortedSlots() {
 		s := nd.slots[seq]
+		if s == nil {
+			continue
+		}
 		if s.parked && s.view == nd.view && !nd.changing {
 			work = true
 			for _, e := range s.entries {
