@@ -60,9 +60,12 @@
 // the body with Config.Signer (Ed25519 from Env.Keys by default): the
 // PRE-PREPARE and each PREPARE (so that a prepared certificate can be shown
 // in a view change), CHECKPOINT (the stable-checkpoint proof), VIEW-CHANGE
-// and NEW-VIEW. PREPARE signatures are verified lazily, only when a
-// certificate is built or checked, so the normal case costs one signature
-// per replica per batch and no verification.
+// and NEW-VIEW. A PREPARE's signature is verified only when the vote would
+// complete a prepared certificate (2f verifications per replica per batch,
+// none for votes beyond the quorum), and a CHECKPOINT's on receipt (one per
+// replica every CheckpointInterval sequence numbers), so that every prepared
+// slot and every stable checkpoint carries a proof that convinces the others
+// in a view change, whatever a Byzantine replica signed.
 //
 // # Bounded state
 //
