@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -226,8 +227,12 @@ type controlCounters struct {
 }
 
 func (s *ControlServer) handleCounters(w http.ResponseWriter, _ *http.Request) {
+	nc := s.counters()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	nc.CPUNanos, nc.Mallocs = uint64(cpuTime()), ms.Mallocs
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(controlCounters{NodeCounters: s.counters(), Info: s.info, PeakRSSMB: peakRSSMB(0)})
+	_ = json.NewEncoder(w).Encode(controlCounters{NodeCounters: nc, Info: s.info, PeakRSSMB: peakRSSMB(0)})
 }
 
 // controlClient talks to one node's control port.

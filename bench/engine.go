@@ -40,6 +40,11 @@ type NodeCounters struct {
 	// (transport receive path, flattening, copy-outs).
 	CopiedBytes     uint64
 	Retransmissions uint64
+	// CPUNanos and Mallocs are the node process's CPU time and heap
+	// allocations so far, for nodes in processes of their own; zero for an
+	// in-process cluster, whose figures are the bench process's.
+	CPUNanos uint64 `json:"cpu_nanos,omitempty"`
+	Mallocs  uint64 `json:"mallocs,omitempty"`
 }
 
 // Sink is how a cluster reports deliveries to the bench.
@@ -301,8 +306,14 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		res.CopiesPerPayloadByte = float64(d.copied) / float64(d.deliveredBytes)
 	}
 	res.Retransmissions = window.retransmissions
-	res.AllocsPerDelivery = float64(ms1.Mallocs-ms0.Mallocs) / float64(deliveries)
-	res.CPUMicrosPerDelivery = float64((cpu1 - cpu0).Microseconds()) / float64(deliveries)
+	if window.cpuNanos > 0 {
+		// Nodes in processes of their own report their own costs.
+		res.AllocsPerDelivery = float64(window.mallocs) / float64(deliveries)
+		res.CPUMicrosPerDelivery = float64(window.cpuNanos) / 1e3 / float64(deliveries)
+	} else {
+		res.AllocsPerDelivery = float64(ms1.Mallocs-ms0.Mallocs) / float64(deliveries)
+		res.CPUMicrosPerDelivery = float64((cpu1 - cpu0).Microseconds()) / float64(deliveries)
+	}
 	for _, id := range correct {
 		res.PeakRSSMB = max(res.PeakRSSMB, c.PeakRSSMB(id))
 	}
@@ -371,12 +382,13 @@ func fillPattern(b []byte, seed uint64) {
 
 type totals struct {
 	recvPayload, recvHeader, remoteDelivered, deliveredBytes, deliveries uint64
-	copied, retransmissions                                              uint64
+	copied, retransmissions, cpuNanos, mallocs                           uint64
 }
 
 func (a totals) sub(b totals) totals {
 	return totals{a.recvPayload - b.recvPayload, a.recvHeader - b.recvHeader, a.remoteDelivered - b.remoteDelivered,
-		a.deliveredBytes - b.deliveredBytes, a.deliveries - b.deliveries, a.copied - b.copied, a.retransmissions - b.retransmissions}
+		a.deliveredBytes - b.deliveredBytes, a.deliveries - b.deliveries, a.copied - b.copied, a.retransmissions - b.retransmissions,
+		a.cpuNanos - b.cpuNanos, a.mallocs - b.mallocs}
 }
 
 func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
@@ -391,6 +403,8 @@ func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
 		t.deliveries += nc.Metrics.Deliveries
 		t.copied += nc.CopiedBytes + nc.Metrics.CopiedBytes
 		t.retransmissions += nc.Retransmissions
+		t.cpuNanos += nc.CPUNanos
+		t.mallocs += nc.Mallocs
 	}
 	return t
 }

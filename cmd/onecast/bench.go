@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/onecast/onecast/bench"
 	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/netio/config"
 )
 
 func benchCommand() command {
@@ -79,11 +81,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(rates, "rate", "open-loop offered load, payloads/s across the cluster (overrides --inflight)")
 	fs.Var(inflight, "inflight", "closed-loop window: payloads outstanding until delivered by every correct node")
 	fs.Var(transports, "transport", "transports: mem, udp, xdp")
-	fs.Var(clusters, "cluster", "cluster kinds: inproc, local, netns, remote")
+	fs.Var(clusters, "cluster", "cluster kinds: inproc (one process), local (a process per node, udp), netns (a namespace per node, udp or xdp; root), remote (nodes started by the operator, --config)")
 	fs.Var(byz, "byzantine", "k:behaviour, Byzantine nodes in every point (e.g. 1:silent)")
 	duration := fs.Duration("duration", 4*time.Second, "measurement time per point")
 	warmup := fs.Duration("warmup", time.Second, "warm-up time per point, not measured")
 	authName := fs.String("auth", "mac", "link authenticator: mac, ed25519")
+	cfgPath := fs.String("config", "", "cluster configuration of a remote cluster (its nodes' control addresses)")
 	out := fs.String("out", "", "directory for results.json, results.csv, report.md and plots")
 	format := fs.String("format", "table", "output on stdout: table, json, csv")
 	verbose := fs.Bool("v", false, "log each point")
@@ -169,7 +172,26 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	opts := bench.Options{Specs: protocolSpecs(), Clusters: clusterFactories(logger), Logger: logger}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the onecast binary for local clusters: %w", err)
+	}
+	var controls []string
+	if *cfgPath != "" {
+		c, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		for _, n := range c.Nodes {
+			if n.Control == "" {
+				return fmt.Errorf("%w: %s: node %d has no control address (nodes[%d].control)", errUsage, *cfgPath, n.ID, n.ID)
+			}
+			controls = append(controls, n.Control)
+		}
+	} else if slices.Contains(clusters.vals, "remote") {
+		return fmt.Errorf("%w: --cluster remote needs --config, the cluster's configuration", errUsage)
+	}
+	opts := bench.Options{Specs: protocolSpecs(), Clusters: clusterFactories(logger, exe, controls), Logger: logger}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
 		opts.Progress = stderr
 	}

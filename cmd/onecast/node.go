@@ -18,6 +18,7 @@ import (
 
 	"github.com/lni/goutils/syncutil"
 
+	"github.com/onecast/onecast/bench"
 	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
@@ -51,6 +52,8 @@ type nodeOptions struct {
 	statsEvery  time.Duration
 	window      int
 	payloadSize int
+	// control is the address of the bench control port (empty: none).
+	control string
 }
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +67,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&o.statsEvery, "stats", 10*time.Second, "period of the stats log line (0: none)")
 	fs.IntVar(&o.window, "window", 0, "reliable-link window, frames per peer (default 512)")
 	fs.IntVar(&o.payloadSize, "max-payload", 64<<20, "largest payload a client may submit")
+	fs.StringVar(&o.control, "control", "", "serve the bench control port here (host:port; default: the config's control address), for `onecast bench --cluster local|remote`")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
@@ -119,6 +123,7 @@ type clusterNode struct {
 	runner  *netio.Runner
 	metrics *broadcast.Metrics
 	api     *apiServer
+	control *bench.ControlServer
 	stopper *syncutil.Stopper
 
 	delivered atomic.Uint64
@@ -187,6 +192,19 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 	if err != nil {
 		return nd, err
 	}
+	if node, _ := c.Node(o.id); o.control == "" {
+		o.control = node.Control
+	}
+	if o.control != "" {
+		nd.control, err = bench.NewControlServer(bench.ControlConfig{
+			Addr: o.control, Submit: nd.runner.Submit, Counters: nd.counters, Pool: nd.pool, MaxPayload: o.payloadSize,
+			Info:   bench.NodeInfo{ID: o.id, Protocol: spec.Name, Mode: params.Mode.String(), N: params.N, F: params.F, Transport: "udp"},
+			Logger: logger,
+		})
+		if err != nil {
+			return nd, err
+		}
+	}
 	if node, _ := c.Node(o.id); node.API != "" {
 		nd.api, err = startAPI(node.API, nd, o.payloadSize, logger)
 		if err != nil {
@@ -225,7 +243,17 @@ func (nd *clusterNode) onDeliver(d broadcast.Delivery) {
 	if nd.api != nil {
 		nd.api.delivered(d)
 	}
+	if nd.control != nil {
+		nd.control.Delivered(d.Payload, time.Now())
+	}
 	d.Payload.Release()
+}
+
+// counters are what the bench control port reports.
+func (nd *clusterNode) counters() bench.NodeCounters {
+	ls := nd.link.Stats()
+	return bench.NodeCounters{Metrics: nd.metrics.Snapshot(), CopiedBytes: ls.RecvCopiedPayload + nd.pool.Stats().CopiedBytes,
+		Retransmissions: ls.Retransmits}
 }
 
 func (nd *clusterNode) logStats(msg string) {
@@ -256,6 +284,9 @@ func (nd *clusterNode) logStats(msg string) {
 // close stops everything in order: the API, the runner, the link (and
 // its conduit), the store; then logs the totals.
 func (nd *clusterNode) close() error {
+	if nd.control != nil {
+		_ = nd.control.Close()
+	}
 	if nd.api != nil {
 		nd.api.close()
 	}

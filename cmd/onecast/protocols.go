@@ -16,10 +16,17 @@ func protocolSpecs() []broadcast.Spec {
 	return []broadcast.Spec{bracha.Spec, pbft.Spec, dolevstrong.Spec}
 }
 
-// clusterFactories lists the cluster kinds `onecast bench` can start.
-func clusterFactories(logger *slog.Logger) map[string]bench.ClusterFactory {
-	return map[string]bench.ClusterFactory{
+// clusterFactories lists the cluster kinds `onecast bench` can start. exe
+// is the onecast binary (for local clusters); controls are the control
+// addresses of a remote cluster's nodes (nil: no remote cluster).
+func clusterFactories(logger *slog.Logger, exe string, controls []string) map[string]bench.ClusterFactory {
+	f := map[string]bench.ClusterFactory{
 		"inproc": bench.Inproc(logger),
 		"netns":  bench.Netns(logger),
+		"local":  bench.Local(exe, logger),
 	}
+	if controls != nil {
+		f["remote"] = bench.Remote(controls, logger)
+	}
+	return f
 }

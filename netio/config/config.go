@@ -57,6 +57,10 @@ type Node struct {
 	Addr string `yaml:"addr"`
 	// API is the TCP address where the node takes client submissions.
 	API string `yaml:"api"`
+	// Control is the TCP address of the node's bench control port
+	// (`onecast bench --cluster remote` coordinates the nodes through it).
+	// Optional.
+	Control string `yaml:"control,omitempty"`
 	// VerifyKey is the node's Ed25519 public key, base64.
 	VerifyKey string `yaml:"verify_key"`
 	// DHKey is the node's X25519 public key, base64, from which pairwise
@@ -157,6 +161,15 @@ func (c *Cluster) Validate() error {
 				return fmt.Errorf("%s: %s is also nodes[%d].api", field("api"), n.API, j)
 			}
 			apis[n.API] = i
+		}
+		if n.Control != "" {
+			if _, err := netip.ParseAddrPort(n.Control); err != nil {
+				return fmt.Errorf("%s: %w", field("control"), err)
+			}
+			if j, dup := apis[n.Control]; dup {
+				return fmt.Errorf("%s: %s is also the api or control address of nodes[%d]", field("control"), n.Control, j)
+			}
+			apis[n.Control] = i
 		}
 		if _, err := decodeKey(n.VerifyKey, ed25519.PublicKeySize); err != nil {
 			return fmt.Errorf("%s: %w", field("verify_key"), err)
@@ -288,7 +301,8 @@ type GenerateOptions struct {
 	Auth     string
 	// Host is the first loopback address; node i binds Host+i (default
 	// 127.0.0.1). BasePort is node 0's UDP port (default 7000); node i
-	// uses BasePort+i, and its API BasePort+100+i.
+	// uses BasePort+i, its API BasePort+100+i and its bench control port
+	// BasePort+200+i.
 	Host     string
 	BasePort int
 	MTU      int
@@ -332,7 +346,7 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 	if err != nil || !host.Is4() || !host.IsLoopback() {
 		return nil, fmt.Errorf("config: host %q is not an IPv4 loopback address", o.Host)
 	}
-	if o.BasePort+100+o.N > 65535 {
+	if o.BasePort+200+o.N > 65535 {
 		return nil, fmt.Errorf("config: base port %d leaves no room for %d nodes", o.BasePort, o.N)
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
@@ -357,6 +371,7 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 		c.Nodes = append(c.Nodes, Node{ID: i,
 			Addr:      netip.AddrPortFrom(ip, uint16(o.BasePort+i)).String(),
 			API:       netip.AddrPortFrom(host, uint16(o.BasePort+100+i)).String(),
+			Control:   netip.AddrPortFrom(host, uint16(o.BasePort+200+i)).String(),
 			VerifyKey: base64.StdEncoding.EncodeToString(pk.Verify), DHKey: base64.StdEncoding.EncodeToString(pk.DH[:]),
 			KeyFile: keyFile})
 		ip = ip.Next()
