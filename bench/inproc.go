@@ -180,6 +180,7 @@ func (c *inprocCluster) assemble(spec broadcast.Spec, sink Sink, logger *slog.Lo
 			_ = c.net.Endpoint(broadcast.NodeID(i)).Close() // messages to a silent node are dropped
 		}
 	}
+	epoch := time.Now() // one protocol clock for every node: synchronous rounds line up
 	for _, id := range c.correct {
 		nd := c.nodes[id]
 		var storeCfg broadcast.StoreConfig
@@ -196,7 +197,7 @@ func (c *inprocCluster) assemble(spec broadcast.Spec, sink Sink, logger *slog.Lo
 		}
 		params := broadcast.Params{N: pt.N, F: pt.F, Self: id, Mode: pt.Mode}
 		proto, err := spec.New(params, broadcast.Env{Store: nd.store, Keys: rings[id],
-			Tuning: broadcast.Tuning{Batch: pt.Batch, Auth: pt.Auth}})
+			Tuning: broadcast.Tuning{Batch: pt.Batch, Auth: pt.Auth, MaxDelay: pt.MaxDelay}})
 		if err != nil {
 			return fmt.Errorf("%s node %d: %w", spec.Name, id, err)
 		}
@@ -217,7 +218,7 @@ func (c *inprocCluster) assemble(spec broadcast.Spec, sink Sink, logger *slog.Lo
 			tr = nd.link
 		}
 		nd.runner, err = netio.NewRunner(netio.RunnerConfig{
-			Self: id, N: pt.N, Protocol: proto, Transport: tr, Auth: auth, Metrics: nd.metrics,
+			Self: id, N: pt.N, Protocol: proto, Transport: tr, Auth: auth, Metrics: nd.metrics, Epoch: epoch,
 			OnDeliver: func(d broadcast.Delivery) {
 				sink.Delivered(id, d.Payload, time.Now())
 				d.Payload.Release()

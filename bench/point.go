@@ -28,6 +28,9 @@ type Point struct {
 	// Byzantine lists faulty nodes and their behaviour ("1:silent").
 	Byzantine []Byzantine
 	Auth      broadcast.Scheme
+	// MaxDelay bounds the one-way delay between nodes; synchronous
+	// protocols (Dolev–Strong) derive their round length from it.
+	MaxDelay time.Duration
 }
 
 // Byzantine is k nodes that behave as Behaviour.
@@ -124,6 +127,7 @@ type Sweep struct {
 	Duration   time.Duration
 	Warmup     time.Duration
 	Auth       broadcast.Scheme
+	MaxDelay   time.Duration
 }
 
 // Points expands the sweep, in a stable order (the last list varies
@@ -156,7 +160,7 @@ func (s Sweep) Points(specs []broadcast.Spec) ([]Point, error) {
 												N: n, F: f, PayloadBytes: size, Batch: batch,
 												Rate: rate, Inflight: inflight,
 												Duration: s.Duration, Warmup: s.Warmup,
-												Byzantine: s.Byzantine, Auth: s.Auth,
+												Byzantine: s.Byzantine, Auth: s.Auth, MaxDelay: s.MaxDelay,
 											})
 										}
 									}

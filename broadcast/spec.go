@@ -52,6 +52,10 @@ type Tuning struct {
 	Batch int
 	// RoundDuration is a synchronous protocol's Δ.
 	RoundDuration time.Duration
+	// MaxDelay bounds the one-way delay between correct nodes (propagation,
+	// queueing, serialization, clock skew). A synchronous protocol derives
+	// its Δ from it when RoundDuration is zero.
+	MaxDelay time.Duration
 	// Timeout is the base timeout for retries, fetches and view changes.
 	Timeout time.Duration
 	// Auth is the authenticator scheme the driver uses on links; protocols

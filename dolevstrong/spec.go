@@ -61,5 +61,9 @@ func RoundFor(mode broadcast.Mode, maxDelay time.Duration) time.Duration {
 }
 
 func newFromEnv(p broadcast.Params, env broadcast.Env, ring *BLSKeyring) (broadcast.Protocol, error) {
-	return New(Config{Params: p, Store: env.Store, Keys: env.Keys, BLS: ring, RoundDuration: env.Tuning.RoundDuration})
+	delta := env.Tuning.RoundDuration
+	if delta == 0 && env.Tuning.MaxDelay > 0 {
+		delta = RoundFor(p.Mode, env.Tuning.MaxDelay)
+	}
+	return New(Config{Params: p, Store: env.Store, Keys: env.Keys, BLS: ring, RoundDuration: delta})
 }

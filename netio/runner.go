@@ -62,6 +62,13 @@ type RunnerConfig struct {
 	Verifiers int
 	// Logger receives the runner's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Epoch is the origin of the protocol's clock: Tick(now) passes the
+	// time since Epoch. Nodes whose protocol runs in synchronous rounds
+	// (Dolev–Strong) must share it so that their rounds line up; across
+	// hosts, a wall-clock epoch (the Unix epoch) with synchronized clocks
+	// does. Zero: the runner's start. The clock the protocol sees never
+	// goes backwards, even if the wall clock does.
+	Epoch time.Time
 }
 
 // RunnerStats count what the runner did beyond broadcast.Metrics.
@@ -186,7 +193,10 @@ func (r *Runner) Start() {
 	if r.started.Swap(true) {
 		return
 	}
-	r.start = time.Now()
+	r.start = r.cfg.Epoch
+	if r.start.IsZero() {
+		r.start = time.Now()
+	}
 	for range r.cfg.Verifiers {
 		r.stopper.RunWorker(r.verifyLoop)
 	}
@@ -303,7 +313,7 @@ func (r *Runner) loop() {
 	p := r.cfg.Protocol
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var wake time.Duration
+	var wake, lastTick time.Duration
 	// While the transport is congested, submissions wait; a short timer
 	// looks again.
 	retry := time.NewTimer(time.Hour)
@@ -349,7 +359,9 @@ func (r *Runner) loop() {
 		// Tick on every turn: the protocol's clock follows real time, and a
 		// timeout it asked for fires no later than the timer below.
 		r.ticks.Add(1)
-		p.Tick(time.Since(r.start))
+		now := max(time.Since(r.start), lastTick)
+		lastTick = now
+		p.Tick(now)
 		rd := p.Ready()
 		r.carryOut(&rd)
 		if rd.NextWake > 0 && rd.NextWake != wake {

@@ -187,7 +187,10 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 		_ = nd.conduit.Close()
 		return nd, err
 	}
-	nd.runner, err = netio.NewRunner(netio.RunnerConfig{Self: id, N: c.N(), Protocol: proto, Transport: nd.link,
+	// The Unix epoch as the protocol clock's origin: every node of the
+	// cluster, on any host with a synchronized clock, counts the same time,
+	// so synchronous rounds (Dolev–Strong) line up across processes.
+	nd.runner, err = netio.NewRunner(netio.RunnerConfig{Self: id, N: c.N(), Protocol: proto, Transport: nd.link, Epoch: time.Unix(0, 0),
 		Auth: auth, Metrics: nd.metrics, OnDeliver: nd.onDeliver, Logger: logger, Verifiers: 2})
 	if err != nil {
 		return nd, err
