@@ -388,7 +388,9 @@ func (nd *Node) retryParked() {
 
 func (nd *Node) acceptPrePrepare(s *slot, v uint32, d broadcast.Digest, enc []byte, es []Entry, sig []byte) {
 	if s.digest != d || s.enc == nil {
-		nd.unpinSlot(s)
+		// Pins of a batch this slot held in an earlier view stay until the
+		// checkpoint collects the slot: a replica that lags may still need
+		// to fetch those bytes from this one.
 		s.enc = append([]byte(nil), enc...)
 		s.entries = es
 		if d != batchDigest(nullBatch) {
@@ -523,7 +525,11 @@ func (nd *Node) checkSlot(s *slot) {
 func (nd *Node) executeReady() {
 	for nd.transfer == nil {
 		s := nd.slots[nd.lastExec+1]
-		if s == nil || !s.commit || s.enc == nil {
+		if s == nil || !s.commit {
+			return
+		}
+		if s.enc == nil {
+			nd.fetch(s.digest)
 			return
 		}
 		missing := false
@@ -564,6 +570,11 @@ func (nd *Node) execute(s *slot) {
 			continue
 		}
 		b, _ := nd.store.Get(e.Op)
+		// The log keeps executed bytes until the checkpoint collects the
+		// slot: a replica that lags fetches them from here.
+		if nd.store.Pin(e.Op) {
+			s.pinned = append(s.pinned, e.Op)
+		}
 		ops = append(ops, Op{Client: e.Client, Timestamp: e.Timestamp, Payload: b})
 		at = append(at, pos{e, i})
 	}
