@@ -97,11 +97,18 @@ type tracker struct {
 	complete atomic.Uint64 // payloads delivered by every correct node
 	measured atomic.Uint64 // deliveries counted in the window
 	unknown  atomic.Uint64 // deliveries of payloads not in the ring any more
+	// expired counts payloads not delivered by every correct node within
+	// the expiry timeout; lateComplete those of them delivered later.
+	expired, lateComplete atomic.Uint64
 }
 
 type slot struct {
 	seq       atomic.Uint64
 	delivered atomic.Int32
+	sent      atomic.Int64 // submit time, Unix nanoseconds
+	// settled is set once the payload's window token went back: on its
+	// last delivery, or when it expired undelivered.
+	settled atomic.Bool
 }
 
 func newTracker(correct, ring int, window int) *tracker {
@@ -118,7 +125,37 @@ func newTracker(correct, ring int, window int) *tracker {
 func (t *tracker) submitted(seq uint64) {
 	s := &t.slots[seq%uint64(len(t.slots))]
 	s.delivered.Store(0)
+	s.settled.Store(false)
+	s.sent.Store(time.Now().UnixNano())
 	s.seq.Store(seq)
+}
+
+// giveBack returns a window token.
+func (t *tracker) giveBack() {
+	if t.window != nil {
+		select {
+		case t.window <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// expire settles every payload submitted more than timeout ago that some
+// correct node has not delivered: its window token goes back, so that a
+// straggler does not shrink a closed loop, and it is counted (and
+// uncounted if it is delivered everywhere later).
+func (t *tracker) expire(timeout time.Duration) {
+	limit := time.Now().Add(-timeout).UnixNano()
+	for i := range t.slots {
+		s := &t.slots[i]
+		if s.seq.Load() == 0 || s.settled.Load() || s.sent.Load() > limit {
+			continue
+		}
+		if s.settled.CompareAndSwap(false, true) {
+			t.expired.Add(1)
+			t.giveBack()
+		}
+	}
 }
 
 func (t *tracker) Delivered(_ broadcast.NodeID, p bufpool.Buf, at time.Time) {
@@ -145,11 +182,10 @@ func (t *tracker) Record(seq uint64, sent, at time.Time) {
 	}
 	if int(s.delivered.Add(1)) == t.correct {
 		t.complete.Add(1)
-		if t.window != nil {
-			select {
-			case t.window <- struct{}{}:
-			default:
-			}
+		if s.settled.CompareAndSwap(false, true) {
+			t.giveBack()
+		} else {
+			t.lateComplete.Add(1) // expired, then delivered everywhere after all
 		}
 	}
 }
@@ -211,7 +247,20 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				tr.expire(pt.TokenTimeout())
+			}
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		if pt.Rate > 0 {
@@ -293,8 +342,9 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	// payloads: a window cuts some payloads' traffic in two. So they are
 	// taken over the whole run, once every payload submitted has been
 	// delivered everywhere and the last votes have arrived.
-	drained := drain(c, correct, tr, submitted.Load(), pt.Drain())
-	d := drained
+	d := drain(c, correct, tr, submitted.Load(), pt.Drain())
+	tr.expire(0) // whatever the drain did not see delivered everywhere
+	res.Incomplete = tr.expired.Load() - tr.lateComplete.Load()
 	if d.remoteDelivered > 0 {
 		res.PayloadDupFactor = float64(d.recvPayload) / float64(d.remoteDelivered)
 		res.WireFactor = float64(d.recvPayload+d.recvHeader) / float64(d.remoteDelivered)

@@ -54,9 +54,15 @@ func ParseByzantine(s string) (Byzantine, error) {
 	return Byzantine{Count: n, Behaviour: beh}, nil
 }
 
-// Drain is how long a point waits, after its window, for the payloads in
-// flight to be delivered everywhere before it reads the counters.
-func (p Point) Drain() time.Duration { return max(2*time.Second, p.Duration/2) }
+// Drain is how long a point waits at most, after its window, for the
+// payloads in flight to be delivered everywhere before it reads the
+// counters. What is still undelivered then counts as incomplete.
+func (p Point) Drain() time.Duration { return max(10*time.Second, p.Duration) }
+
+// TokenTimeout is how long a closed loop waits for one payload to be
+// delivered everywhere before it offers another in its place, so that
+// stragglers (a retransmission backing off) do not shrink the window.
+func (p Point) TokenTimeout() time.Duration { return 2 * time.Second }
 
 // Faulty returns the number of Byzantine nodes of the point.
 func (p Point) Faulty() int {

@@ -55,7 +55,11 @@ type Result struct {
 	PeakRSSMB       float64 `json:"peak_rss_mb"`
 	Retransmissions uint64  `json:"retransmissions"`
 	Deliveries      uint64  `json:"deliveries"`
-	DurationSec     float64 `json:"duration_s"`
+	// Incomplete counts payloads some correct node had not delivered by the
+	// end of the drain (up to 10 s after the window): 0 unless something was
+	// lost.
+	Incomplete  uint64  `json:"incomplete_payloads"`
+	DurationSec float64 `json:"duration_s"`
 	// Error says why the point failed, if it did.
 	Error string `json:"error,omitempty"`
 
@@ -111,7 +115,7 @@ func WriteJSON(w io.Writer, results []Result) error {
 var csvColumns = []string{"protocol", "mode", "transport", "cluster", "n", "f", "payload_bytes", "batch", "byzantine", "auth",
 	"deliveries_per_sec", "payload_mb_per_sec", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
 	"payload_dup_factor", "wire_factor", "wire_bytes_per_delivery", "copies_per_payload_byte", "allocs_per_delivery",
-	"cpu_us_per_delivery", "peak_rss_mb", "retransmissions", "deliveries", "duration_s", "error"}
+	"cpu_us_per_delivery", "peak_rss_mb", "retransmissions", "deliveries", "incomplete_payloads", "duration_s", "error"}
 
 // WriteCSV writes results as CSV with a header row.
 func WriteCSV(w io.Writer, results []Result) error {
@@ -126,7 +130,7 @@ func WriteCSV(w io.Writer, results []Result) error {
 			f(r.DeliveriesPerSec), f(r.PayloadMBPerSec), f(r.LatencyP50Ms), f(r.LatencyP90Ms), f(r.LatencyP99Ms),
 			f(r.PayloadDupFactor), f(r.WireFactor), f(r.WireBytesPerDelivery), f(r.CopiesPerPayloadByte), f(r.AllocsPerDelivery),
 			f(r.CPUMicrosPerDelivery), f(r.PeakRSSMB), strconv.FormatUint(r.Retransmissions, 10),
-			strconv.FormatUint(r.Deliveries, 10), f(r.DurationSec), r.Error}
+			strconv.FormatUint(r.Deliveries, 10), strconv.FormatUint(r.Incomplete, 10), f(r.DurationSec), r.Error}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -157,6 +161,11 @@ func WriteTable(w io.Writer, results []Result) error {
 			row = append(row, strconv.FormatFloat(f.get(r), 'f', f.digits, 64))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+	}
+	for i := range results {
+		if r := &results[i]; r.Incomplete > 0 {
+			fmt.Fprintf(tw, "  warning: %s: %d payloads were not delivered by every correct node\t\n", r.label(), r.Incomplete)
+		}
 	}
 	ratios := Ratios(results)
 	if len(ratios) > 0 {
