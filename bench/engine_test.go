@@ -105,7 +105,10 @@ func TestMeasureOpenLoopHoldsTheRate(t *testing.T) {
 	res, err := measure(context.Background(), pt, fc, tr, Load{})
 	require.NoError(t, err)
 	require.NoError(t, fc.Close())
-	assert.InDelta(t, 500, res.DeliveriesPerSec, 250, "an open loop offers the rate it was given")
+	// An open loop offers the rate it was given and never more; on a starved
+	// machine the fake's timers may deliver later, so the floor is loose.
+	assert.LessOrEqual(t, res.DeliveriesPerSec, 500*1.2)
+	assert.GreaterOrEqual(t, res.DeliveriesPerSec, 100.0)
 }
 
 func TestMeasureStopsOnCancel(t *testing.T) {
