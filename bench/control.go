@@ -253,11 +253,14 @@ func (c *controlClient) submit(ctx context.Context, p bufpool.Buf) error {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: %s: %s", c.base, resp.Status, msg)
+	switch resp.StatusCode {
+	case http.StatusNoContent:
+		return nil
+	case http.StatusServiceUnavailable:
+		return ErrBackPressure // congested: the node did not take it
 	}
-	return nil
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return fmt.Errorf("%s: %s: %s", c.base, resp.Status, msg)
 }
 
 func (c *controlClient) counters(ctx context.Context) (controlCounters, error) {

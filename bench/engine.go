@@ -56,6 +56,11 @@ type Sink interface {
 	Record(seq uint64, sent, at time.Time)
 }
 
+// ErrBackPressure is what a Cluster's Submit returns when the node did not
+// take the payload because it is congested, or the point is ending: not a
+// failure; the load backs off and the payload is not counted as offered.
+var ErrBackPressure = errors.New("bench: node congested, payload not taken")
+
 // stampSize is the prefix of every bench payload: the payload's number and
 // its submit time, so that a delivery anywhere can be matched and timed
 // without shared state.
@@ -128,6 +133,14 @@ func (t *tracker) submitted(seq uint64) {
 	s.settled.Store(false)
 	s.sent.Store(time.Now().UnixNano())
 	s.seq.Store(seq)
+}
+
+// forget drops payload seq, which was never submitted after all.
+func (t *tracker) forget(seq uint64) {
+	s := &t.slots[seq%uint64(len(t.slots))]
+	if s.seq.CompareAndSwap(seq, 0) {
+		s.settled.Store(true)
+	}
 }
 
 // giveBack returns a window token.
@@ -239,7 +252,10 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		}
 		tr.submitted(n)
 		if err := c.Submit(origin, buf); err != nil {
-			submitErr.CompareAndSwap(nil, &err)
+			tr.forget(n)
+			if !errors.Is(err, ErrBackPressure) {
+				submitErr.CompareAndSwap(nil, &err)
+			}
 			return false
 		}
 		submitted.Add(1)

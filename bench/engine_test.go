@@ -142,3 +142,34 @@ func TestStampRoundTripsAcrossSegments(t *testing.T) {
 	b.Release()
 	require.NoError(t, pool.CheckLeaks())
 }
+
+// refusingCluster turns away every third payload with back-pressure.
+type refusingCluster struct {
+	*fakeCluster
+	calls int
+	mu    sync.Mutex
+}
+
+func (r *refusingCluster) Submit(origin broadcast.NodeID, p bufpool.Buf) error {
+	r.mu.Lock()
+	r.calls++
+	refuse := r.calls%3 == 0
+	r.mu.Unlock()
+	if refuse {
+		p.Release()
+		return ErrBackPressure
+	}
+	return r.fakeCluster.Submit(origin, p)
+}
+
+func TestBackPressureIsNeitherAFailureNorALoss(t *testing.T) {
+	fc := newFake(4, 1, time.Millisecond)
+	rc := &refusingCluster{fakeCluster: fc}
+	tr := newTracker(4, 1<<12, 4)
+	fc.deliver = tr.Delivered
+	res, err := measure(context.Background(), Point{PayloadBytes: 64, Inflight: 4, Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond}, rc, tr, Load{})
+	require.NoError(t, err)
+	require.NoError(t, fc.Close())
+	assert.Greater(t, res.Deliveries, uint64(0))
+	assert.Zero(t, res.Incomplete, "refused payloads were never offered, so they are not lost")
+}

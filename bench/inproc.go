@@ -265,7 +265,7 @@ func (c *inprocCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {
 	}
 	err := nd.runner.Submit(c.ctx, p)
 	if errors.Is(err, context.Canceled) {
-		return nil // the point ended while the submission waited
+		return ErrBackPressure // the point ended while the submission waited
 	}
 	return err
 }

@@ -142,11 +142,7 @@ func (c *remoteCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {
 		p.Release()
 		return fmt.Errorf("node %v is not reached", id)
 	}
-	err := cl.submit(context.Background(), p)
-	if err != nil && strings.Contains(err.Error(), "503") {
-		return nil // the node is congested: back-pressure, not a failure
-	}
-	return err
+	return cl.submit(context.Background(), p)
 }
 
 func (c *remoteCluster) Correct() []broadcast.NodeID { return c.correct }

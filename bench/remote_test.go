@@ -47,6 +47,9 @@ func TestRemoteClusterThroughControlPorts(t *testing.T) {
 
 	remote := pt
 	remote.Cluster = "remote"
+	// A longer window than the in-process tests': payloads take an HTTP
+	// round trip here, on a machine that may be running other tests.
+	remote.Warmup, remote.Duration = time.Second, 1500*time.Millisecond
 	opts := Options{Specs: []broadcast.Spec{bracha.Spec}, Clusters: map[string]ClusterFactory{"remote": Remote(controls, nil)}}
 	results, _ := Run(context.Background(), []Point{remote}, opts)
 	require.Len(t, results, 1)
