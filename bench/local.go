@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,7 +72,7 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 			_ = stop()
 		}
 	}()
-	base, err := freePortBase(pt.N)
+	base, err := config.FreeBasePort(pt.N)
 	if err != nil {
 		return nil, Load{}, err
 	}
@@ -115,41 +113,4 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 	}
 	c.follow(sink.Record, logger)
 	return c, Load{}, nil
-}
-
-// freePortBase finds a base such that UDP base+i on 127.0.0.(1+i) and TCP
-// base+100+i and base+200+i on 127.0.0.1 are free for every node i (the
-// layout config.Generate and the control ports use).
-func freePortBase(n int) (int, error) {
-	for range 50 {
-		base := 20000 + rand.IntN(40000)
-		ok := true
-		var closers []func() error
-		for i := range n {
-			u, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.%d:%d", 1+i, base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			closers = append(closers, u.Close)
-			for _, off := range []int{100, 200} {
-				l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", base+off+i))
-				if err != nil {
-					ok = false
-					break
-				}
-				closers = append(closers, l.Close)
-			}
-			if !ok {
-				break
-			}
-		}
-		for _, c := range closers {
-			_ = c()
-		}
-		if ok {
-			return base, nil
-		}
-	}
-	return 0, errors.New("no free range of loopback ports found")
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/onecast/onecast/netio/config"
 )
 
 // runMainEnv makes the test binary act as the onecast CLI, so that a test
@@ -31,37 +32,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// freeBasePort finds a port base such that UDP port base+i on 127.0.0.(1+i)
-// and TCP port base+100+i on 127.0.0.1 are free for i < n.
+// freeBasePort finds a free port layout for n nodes (config.FreeBasePort).
 func freeBasePort(t *testing.T, n int) int {
 	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(40000)
-		ok := true
-		var closers []func() error
-		for i := range n {
-			u, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.%d:%d", 1+i, base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			closers = append(closers, u.Close)
-			l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", base+100+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			closers = append(closers, l.Close)
-		}
-		for _, c := range closers {
-			_ = c()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
+	base, err := config.FreeBasePort(n)
+	require.NoError(t, err)
+	return base
 }
 
 // TestNodeProcessesBroadcastAndStopCleanly generates a 4-node loopback
