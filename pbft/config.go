@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/broadcast/quorum"
 )
 
 // Message types of PBFT (Header.Type). Fetch and payload use the shared
@@ -151,8 +152,8 @@ type Config struct {
 
 const maxBatch = 512
 
-// MinN is PBFT's bound: n ≥ 3f+1.
-func MinN(f int) int { return 3*f + 1 }
+// MinN is PBFT's bound: n ≥ 3f+1 (quorum.MinN).
+func MinN(f int) int { return quorum.MinN(f) }
 
 func (c *Config) setDefaults() error {
 	if err := c.Params.Validate(MinN); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/broadcast/quorum"
 	"github.com/onecast/onecast/bufpool"
 )
 
@@ -151,8 +152,10 @@ func New(cfg Config) (*Node, error) {
 	return nd, nil
 }
 
-// Quorum sizes: the one place PBFT's arithmetic lives.
-func (nd *Node) quorum() int     { return 2*nd.f + 1 }
+// Quorum sizes come from broadcast/quorum, the one place the arithmetic
+// lives: 2f+1 (prepare with the pre-prepare, commit, checkpoint, view
+// change), and f+1 (at least one correct replica vouches).
+func (nd *Node) quorum() int     { return quorum.PBFTQuorum(nd.f) }
 func (nd *Node) weakQuorum() int { return nd.f + 1 }
 func (nd *Node) commitQuorum() int {
 	if nd.cfg.UnsafeCommitQuorum > 0 {
