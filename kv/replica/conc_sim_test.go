@@ -2,7 +2,6 @@ package replica
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -17,12 +16,9 @@ import (
 // TestSimConcurrentClients reproduces a PBFT liveness problem found while
 // wiring kv: four hosted clients with 150 requests each in flight at once
 // (no faults, in-memory network) complete only 196 of 600 — with pbft's own
-// HashChain state machine as well, so it is pbft's, not kv's. It runs only
-// with ONECAST_KV_PBFT_REPRO=1 until pbft is fixed.
+// HashChain state machine as well, so it was pbft's, not kv's. pbft's
+// liveness fixes cured it; this test keeps it cured.
 func TestSimConcurrentClients(t *testing.T) {
-	if os.Getenv("ONECAST_KV_PBFT_REPRO") == "" {
-		t.Skip("known pbft liveness problem with many concurrent requests per client; set ONECAST_KV_PBFT_REPRO=1 to run")
-	}
 	for _, hash := range []bool{true, false} {
 		t.Run(fmt.Sprint("hashchain=", hash), func(t *testing.T) { simConcurrent(t, hash) })
 	}

@@ -268,14 +268,11 @@ func TestKilledReplicaRestartsWithEveryAcknowledgedWrite(t *testing.T) {
 }
 
 // TestConcurrentClientsThroughEveryReplica: eight memcached clients, two
-// per replica, 100 sets each. Over UDP this stalls PBFT after ~300
+// per replica, 100 sets each. Over UDP this used to stall PBFT after ~300
 // sequence numbers (repeated view changes, o=16, 8 requests never
 // executed) — the pbft problem TestSimConcurrentClients reproduces in
-// memory. Runs only with ONECAST_KV_PBFT_REPRO=1 until pbft is fixed.
+// memory. pbft's liveness fixes cured it; this test keeps it cured.
 func TestConcurrentClientsThroughEveryReplica(t *testing.T) {
-	if os.Getenv("ONECAST_KV_PBFT_REPRO") == "" {
-		t.Skip("known pbft liveness problem under concurrent clients; set ONECAST_KV_PBFT_REPRO=1 to run")
-	}
 	defer leaktest.AfterTest(t)()
 	cl := startCluster(t)
 	defer cl.close()
