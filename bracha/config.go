@@ -126,8 +126,9 @@ type Config struct {
 	ServeRate, ServeBurst int64
 
 	// UnsafeEchoQuorum, when positive, replaces the ECHO quorum
-	// ⌈(n+f+1)/2⌉. For tests of the checkers only: any other value than
-	// the correct one breaks agreement.
+	// ⌈(n+f+1)/2⌉. For tests of the checkers only: a lower value breaks
+	// the protocol — totality at n = 3f+1 (the READY thresholds still keep
+	// agreement there), agreement too at n ≥ 3f+2.
 	UnsafeEchoQuorum int
 }
 
