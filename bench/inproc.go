@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -111,7 +109,7 @@ func startInproc(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) 
 	case "mem":
 		c.net = mem.NewNetwork(pt.N)
 	case "udp":
-		addrs, err := loopbackAddrs(pt.N)
+		addrs, err := udp.LoopbackAddrs(pt.N, 1)
 		if err != nil {
 			return nil, Load{}, err
 		}
@@ -244,19 +242,6 @@ type storeWatcher interface {
 	WatchStore(*broadcast.PayloadStore)
 }
 
-// loopbackAddrs picks n free UDP ports on 127.0.0.1.
-func loopbackAddrs(n int) ([]netip.AddrPort, error) {
-	addrs := make([]netip.AddrPort, n)
-	for i := range addrs {
-		port, err := freeUDPPort()
-		if err != nil {
-			return nil, err
-		}
-		addrs[i] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
-	}
-	return addrs, nil
-}
-
 func (c *inprocCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {
 	nd := c.nodes[id]
 	if nd == nil {
@@ -326,14 +311,4 @@ func (c *inprocCluster) Close() error {
 		}
 	})
 	return errors.Join(errs...)
-}
-
-// freeUDPPort asks the kernel for a free UDP port on 127.0.0.1.
-func freeUDPPort() (uint16, error) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return 0, fmt.Errorf("find a free UDP port: %w", err)
-	}
-	defer conn.Close()
-	return uint16(conn.LocalAddr().(*net.UDPAddr).Port), nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -23,15 +22,9 @@ import (
 // loopbackAddrs returns n free UDP addresses on distinct 127.0.0.x hosts.
 func loopbackAddrs(t testing.TB, n int) []netip.AddrPort {
 	t.Helper()
-	out := make([]netip.AddrPort, n)
-	for i := range n {
-		ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(10 + i)})
-		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
-		require.NoError(t, err)
-		out[i] = c.LocalAddr().(*net.UDPAddr).AddrPort()
-		require.NoError(t, c.Close())
-	}
-	return out
+	addrs, err := udp.LoopbackAddrs(n, 10)
+	require.NoError(t, err)
+	return addrs
 }
 
 type node struct {
