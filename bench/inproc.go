@@ -55,22 +55,6 @@ type inprocCluster struct {
 	once    sync.Once
 }
 
-// keyringCache keeps generated keyrings per cluster size: key generation is
-// not what a point measures.
-var keyringCache sync.Map // int → []*broadcast.Keyring
-
-func keyrings(n int) ([]*broadcast.Keyring, error) {
-	if v, ok := keyringCache.Load(n); ok {
-		return v.([]*broadcast.Keyring), nil
-	}
-	rings, err := broadcast.GenerateKeyrings(n, crand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	keyringCache.Store(n, rings)
-	return rings, nil
-}
-
 // byzantineSet assigns the point's Byzantine behaviours to the highest node
 // IDs (node 0 stays correct, so a leader-based protocol starts with a
 // correct leader unless the scenario says otherwise).
@@ -169,7 +153,7 @@ func newCluster(pt Point) (*inprocCluster, error) {
 func (c *inprocCluster) assemble(spec broadcast.Spec, sink Sink, logger *slog.Logger, conduits []netio.Conduit) error {
 	pt := c.pt
 	c.conduits = conduits // closed by Close until a link takes them over
-	rings, err := keyrings(pt.N)
+	rings, err := broadcast.GenerateKeyrings(pt.N, crand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate keys: %w", err)
 	}
