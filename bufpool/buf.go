@@ -134,11 +134,9 @@ func (b Buf) Release() {
 	}
 	switch r := b.s.refs.Add(-1); {
 	case r == 0:
-		if b.s.pool != nil {
-			b.s.pool.releaseChain(b.s)
-		} else {
-			b.s.gen.Add(1)
-		}
+		// releaseChain frees every segment to its own pool, whatever owns
+		// the head (a chain may start with a wrapped, pool-less segment).
+		(*Pool)(nil).releaseChain(b.s)
 	case r < 0:
 		b.violation(DoubleRelease)
 	}

@@ -214,6 +214,21 @@ func TestLinkReassemblesWithoutCopy(t *testing.T) {
 	assert.Equal(t, 4, p.Free())
 }
 
+// TestLinkWithAWrappedHeadReleasesPooledParts links a wrapped (pool-less)
+// buffer in front of pooled frames: releasing the chain must return the
+// pooled frames to their pool.
+func TestLinkWithAWrappedHeadReleasesPooledParts(t *testing.T) {
+	p := newTestPool(t, 16, 4)
+	f, err := p.Copy([]byte("tail"))
+	require.NoError(t, err)
+	whole := Link(Wrap([]byte("head-")), f)
+	assert.Equal(t, "head-tail", string(whole.Bytes()))
+	assert.Equal(t, 3, p.Free())
+	whole.Release()
+	assert.Equal(t, 4, p.Free(), "the pooled frame behind a wrapped head went back to its pool")
+	require.NoError(t, p.CheckLeaks())
+}
+
 func TestLinkRefusesSharedParts(t *testing.T) {
 	p := newTestPool(t, 16, 2)
 	a, err := p.Get()

@@ -43,6 +43,16 @@
 // into one bufpool chain (bufpool.Link), handed up by reference. Frames
 // arrive in order, so one reassembly per peer is all there is.
 //
+// A prefix that alone exceeds a frame (a PRE-PREPARE with a large batch, a
+// view change with many prepared certificates) is spilt: it travels in
+// KindPrefix frames, each a piece header and a piece, numbered in the same
+// stream, and the payload follows in continuation frames only. The receiver
+// joins the pieces (a copy of the prefix, never of the payload). The
+// kernel's XDP program leaves pieces alone (PieceMarker is not the onecast
+// magic) and may still cut the continuations of a payload the node holds:
+// a message whose continuation arrives cut goes up stripped, as if its
+// first frame had been cut, so its vote still counts.
+//
 // # Restarts
 //
 // An epoch names one incarnation of a node (its start time). A node sends

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/onecast/onecast/broadcast"
@@ -103,6 +104,34 @@ func fuzzSeeds() [][]byte {
 	restart := linkFrame(KindAck, fuzzEpoch, 0, nil)
 	binary.LittleEndian.PutUint64(restart[8:], fuzzPeerEpoch+1)
 	seeds = append(seeds, join(probe, fragged[1], restart, fragged[2]))
+	// A prefix spilt into pieces (a 3000-byte body), its payload in
+	// continuations; then the same pieces cut short, out of order, and a
+	// piece with a bad marker.
+	big := msg
+	big.Body = payload
+	bigPrefix, _ := broadcast.AppendPrefix(nil, &big)
+	var pieces [][]byte
+	pieceRoom := room - PieceHeaderSize
+	for off := 0; off < len(bigPrefix); off += pieceRoom {
+		pb := binary.LittleEndian.AppendUint32([]byte{PieceMarker, 0, 0, 0}, uint32(off))
+		pieces = append(pieces, append(pb, bigPrefix[off:min(off+pieceRoom, len(bigPrefix))]...))
+	}
+	spilt := []byte{}
+	spilt = append(spilt, join(probe)...)
+	seq := uint64(1)
+	for _, pc := range pieces {
+		spilt = append(spilt, join(linkFrame(KindPrefix, fuzzEpoch, seq, pc))...)
+		seq++
+	}
+	h.FragIndex, h.FragOffset = 1, 0
+	cont := make([]byte, broadcast.HeaderSize)
+	h.Put(cont)
+	cont = append(cont, payload[:chunk]...)
+	seeds = append(seeds, append(spilt, join(linkFrame(KindData, fuzzEpoch, seq, cont))...))
+	seeds = append(seeds, join(probe, linkFrame(KindPrefix, fuzzEpoch, 1, pieces[0]), linkFrame(KindData, fuzzEpoch, 2, smallFrame)))
+	seeds = append(seeds, join(probe, linkFrame(KindPrefix, fuzzEpoch, 1, pieces[1])))
+	bad := append([]byte{'Q'}, pieces[0][1:]...)
+	seeds = append(seeds, join(probe, linkFrame(KindPrefix, fuzzEpoch, 1, bad)))
 	// Garbage.
 	seeds = append(seeds, join([]byte("L\x01\x01\x00garbage"), make([]byte, 60)))
 	return seeds
@@ -150,6 +179,50 @@ func FuzzLinkReceive(f *testing.F) {
 		require.NoError(t, l.Close())
 		require.NoError(t, pool.CheckLeaks())
 	})
+}
+
+// TestCutContinuationSendsTheMessageUpStripped: the kernel cuts the
+// continuations of a payload whose digest entered its held set after the
+// first frame passed. The message goes up stripped (its vote still
+// counts), the remaining continuations are consumed, and nothing is
+// rejected.
+func TestCutContinuationSendsTheMessageUpStripped(t *testing.T) {
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 64, Checked: true})
+	l, err := New(Config{Self: 0, N: 2, Conduit: &nullConduit{done: make(chan struct{})}, Epoch: fuzzEpoch,
+		Tick: time.Hour, Window: 8, RecvQueue: 4})
+	require.NoError(t, err)
+	msg := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoTest, Type: 1, Sender: 1,
+		Instance: broadcast.Instance{Origin: 1, Seq: 7}}, Auth: []byte("authenticator")}
+	payload := make([]byte, 4000)
+	msg.Flags, msg.PayloadLen, msg.Digest = broadcast.HasPayload, uint32(len(payload)), broadcast.DigestOfBytes(payload)
+	first, _ := broadcast.AppendPrefix(nil, &msg)
+	first = append(first, payload[:1000]...)
+	cut := func(idx uint16, off uint32) []byte { // a continuation as the XDP program leaves it
+		h := msg.Header
+		h.Flags = broadcast.Fragment | broadcast.Stripped
+		h.BodyLen, h.AuthLen, h.FragIndex, h.FragOffset = 0, 0, idx, off
+		b := make([]byte, broadcast.HeaderSize)
+		h.Put(b)
+		return b
+	}
+	frames := [][]byte{linkFrame(KindAck, 0, 0, nil), linkFrame(KindData, fuzzEpoch, 1, first),
+		linkFrame(KindData, fuzzEpoch, 2, cut(1, 1000)), linkFrame(KindData, fuzzEpoch, 3, cut(2, 2400))}
+	for _, fr := range frames {
+		b, err := pool.Copy(fr)
+		require.NoError(t, err)
+		l.peers[1].receive(b, time.Now())
+	}
+	require.Len(t, l.inbound, 1)
+	in := <-l.inbound
+	l.reserved.Add(-1)
+	assert.Equal(t, broadcast.Stripped, in.Msg.Flags&(broadcast.Stripped|broadcast.HasPayload))
+	assert.Equal(t, msg.Digest, in.Msg.Digest)
+	assert.Equal(t, "authenticator", string(in.Msg.Auth))
+	in.Release()
+	assert.Zero(t, l.Stats().Rejected)
+	assert.Equal(t, uint64(3), l.peers[1].rcvNxt-1, "every frame consumed")
+	require.NoError(t, l.Close())
+	require.NoError(t, pool.CheckLeaks())
 }
 
 // FuzzParseHeader checks the link header codec on arbitrary bytes: no

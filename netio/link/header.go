@@ -28,7 +28,21 @@ const (
 	// KindAck carries only acknowledgement state (and the sender's epoch):
 	// acks, probes and answers to probes.
 	KindAck Kind = 2
+	// KindPrefix is a data frame (numbered in the same stream as KindData)
+	// that carries one piece of a onecast prefix too large for one frame:
+	// a piece header (PieceHeaderSize bytes: the byte PieceMarker, three
+	// zero bytes, the piece's offset in the prefix, u32) and the piece.
+	// The payload of such a message follows in continuation frames.
+	KindPrefix Kind = 3
 )
+
+// PieceHeaderSize is the size of the piece header of a KindPrefix frame.
+const PieceHeaderSize = 8
+
+// PieceMarker opens a piece header. It is not the low byte of the onecast
+// magic, so the XDP program, which looks for a onecast header right after
+// the link header, leaves prefix pieces alone.
+const PieceMarker byte = 'P'
 
 // SACKBits is the number of sequence numbers beyond the cumulative ack that
 // one selective-ack bitmap covers.
@@ -98,7 +112,7 @@ func ParseHeader(b []byte) (Header, error) {
 	h.Ack = binary.LittleEndian.Uint64(b[32:])
 	h.SACK = binary.LittleEndian.Uint64(b[40:])
 	switch h.Kind {
-	case KindData:
+	case KindData, KindPrefix:
 		if h.Seq == 0 {
 			return h, broadcast.Reject(broadcast.ReasonLength, "link data frame with sequence number 0")
 		}

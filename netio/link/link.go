@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -138,8 +139,9 @@ type Stats struct {
 	// MessagesSent counts Send calls accepted; FramesSent the data frames
 	// they became (fragments included), first transmissions only.
 	MessagesSent, FramesSent uint64
-	// Fragments counts continuation frames sent.
-	Fragments uint64
+	// Fragments counts continuation frames sent; SpiltPrefixes the
+	// messages whose prefix was sent in KindPrefix pieces.
+	Fragments, SpiltPrefixes uint64
 	// Retransmits counts data frames sent again: after a timeout or on a
 	// gap in the selective acks.
 	Retransmits uint64
@@ -220,7 +222,7 @@ type Link struct {
 
 	messagesSent, framesSent, fragments, retransmits, timeouts, acksSent atomic.Uint64
 	framesRecv, dups, ooo, beyond, messagesRecv, reassembled             atomic.Uint64
-	backlogged, rejected, restarts, copiedPayload                        atomic.Uint64
+	backlogged, rejected, restarts, copiedPayload, spilt                 atomic.Uint64
 }
 
 var _ netio.Transport = (*Link)(nil)
@@ -293,15 +295,26 @@ func (l *Link) Send(to broadcast.NodeID, m *broadcast.Message) error {
 	room := l.mtu - HeaderSize
 	prefix := m.PrefixLen()
 	plen := m.Payload.Len()
-	frames := 1
-	if prefix+plen > room {
-		if prefix >= room {
-			return fmt.Errorf("link: send to %v: prefix of %d bytes does not fit the MTU %d", to, prefix, l.mtu)
+	// A prefix too large for one frame (a PRE-PREPARE with a large batch, a
+	// view change with many certificates) is spilt into KindPrefix pieces;
+	// its payload then travels in continuation frames only.
+	spill := prefix > room
+	pieces, pieceRoom := 0, room-PieceHeaderSize
+	if spill {
+		if most := maxPrefix(*l.cfg.Limits); prefix > most {
+			return fmt.Errorf("link: send to %v: prefix of %d bytes exceeds %d", to, prefix, most)
 		}
-		rest := plen - (room - prefix)
+		pieces = (prefix + pieceRoom - 1) / pieceRoom
+	}
+	frames := 1
+	first := min(plen, room-prefix) // payload bytes in the first frame
+	if spill {
+		frames, first = pieces, 0
+	}
+	if plen > first {
 		chunk := room - broadcast.HeaderSize
-		frames += (rest + chunk - 1) / chunk
-		if frames > 1<<16 {
+		frames += (plen - first + chunk - 1) / chunk
+		if frames-pieces > 1<<16 {
 			return fmt.Errorf("link: send to %v: payload of %d bytes needs %d fragments", to, plen, frames)
 		}
 	}
@@ -322,12 +335,27 @@ func (l *Link) Send(to broadcast.NodeID, m *broadcast.Message) error {
 		l.freeEntry(e)
 		return fmt.Errorf("link: send to %v: %w", to, err)
 	}
-	first := min(plen, room-prefix)
-	if first > 0 {
-		e.body = m.Payload.Slice(0, first).Retain()
+	if spill {
+		// Pieces: link header | piece header | up to pieceRoom prefix bytes.
+		pre := e.hdr[HeaderSize:]
+		for off := 0; off < len(pre); off += pieceRoom {
+			n := min(pieceRoom, len(pre)-off)
+			pe := l.newEntry()
+			pe.kind = KindPrefix
+			pe.hdr = append(pe.hdr, PieceMarker, 0, 0, 0)
+			pe.hdr = binary.LittleEndian.AppendUint32(pe.hdr, uint32(off))
+			pe.hdr = append(pe.hdr, pre[off:off+n]...)
+			p.queue.push(pe)
+		}
+		l.spilt.Add(1)
+		l.freeEntry(e)
+	} else {
+		if first > 0 {
+			e.body = m.Payload.Slice(0, first).Retain()
+		}
+		p.queue.push(e)
 	}
-	p.queue.push(e)
-	if frames > 1 {
+	if plen > first {
 		h := m.Header
 		h.Flags = broadcast.HasPayload | broadcast.Fragment
 		h.BodyLen, h.AuthLen = 0, 0
@@ -440,7 +468,7 @@ func (l *Link) Stats() Stats {
 		FramesReceived: l.framesRecv.Load(), Duplicates: l.dups.Load(), OutOfOrder: l.ooo.Load(),
 		BeyondWindow: l.beyond.Load(), MessagesReceived: l.messagesRecv.Load(), Reassembled: l.reassembled.Load(),
 		Backlogged: l.backlogged.Load(), Rejected: l.rejected.Load(), Restarts: l.restarts.Load(),
-		RecvCopiedPayload: l.copiedPayload.Load(),
+		RecvCopiedPayload: l.copiedPayload.Load(), SpiltPrefixes: l.spilt.Load(),
 	}
 }
 
@@ -466,7 +494,7 @@ func (l *Link) newEntry() *entry {
 	}
 	l.freeMu.Unlock()
 	if e == nil {
-		e = &entry{}
+		e = &entry{kind: KindData}
 	}
 	if cap(e.hdr) < HeaderSize {
 		e.hdr = make([]byte, HeaderSize, 256)
@@ -478,10 +506,17 @@ func (l *Link) newEntry() *entry {
 func (l *Link) freeEntry(e *entry) {
 	e.body.Release()
 	e.body = bufpool.Buf{}
-	e.seq, e.xmits, e.sacked, e.sentAt = 0, 0, false, time.Time{}
+	e.seq, e.xmits, e.sacked, e.sentAt, e.kind = 0, 0, false, time.Time{}, KindData
 	l.freeMu.Lock()
 	l.freeEnt = append(l.freeEnt, e)
 	l.freeMu.Unlock()
+}
+
+// maxPrefix is the largest onecast prefix the link carries: a header, the
+// largest body the header can announce, the largest authenticator lim
+// accepts.
+func maxPrefix(lim broadcast.Limits) int {
+	return broadcast.HeaderSize + 0xFFFF + int(lim.MaxAuth)
 }
 
 // reject counts a malformed frame.

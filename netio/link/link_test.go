@@ -172,6 +172,59 @@ func TestLinkDeliversEveryMessageOnceInOrderDespiteLossAndReordering(t *testing.
 	}
 }
 
+// TestLinkCarriesPrefixesLargerThanTheMTU sends messages whose body and
+// authenticator alone exceed the MTU (a PRE-PREPARE with a large batch, a
+// view change), with and without payloads, over a lossy, reordering link,
+// and checks every byte arrives, in order.
+func TestLinkCarriesPrefixesLargerThanTheMTU(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	addrs := loopbackAddrs(t, 2)
+	nodes := newNodes(t, addrs, &udp.Fault{Seed: 3, Loss: 0.05, Reorder: 0.05}, 1472)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type shape struct{ body, payload int }
+	shapes := []shape{{1400, 0}, {1500, 0}, {5000, 100}, {3000, 20000}, {60000, 0}, {100, 1300}}
+	const rounds = 20
+	body := func(seq uint64, n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*13 + int(seq))
+		}
+		return b
+	}
+	go func() {
+		for s := range uint64(rounds * len(shapes)) {
+			sh := shapes[s%uint64(len(shapes))]
+			m := testMessage(t, nodes[0].pool, 0, s, sh.payload)
+			m.Body = body(s, sh.body)
+			for nodes[0].link.Send(1, &m) != nil && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			m.Payload.Release()
+			_ = nodes[0].link.Flush()
+		}
+	}()
+	for s := range uint64(rounds * len(shapes)) {
+		sh := shapes[s%uint64(len(shapes))]
+		in, err := nodes[1].link.Recv(ctx)
+		require.NoError(t, err, "message %d", s)
+		require.Equal(t, s, in.Msg.Instance.Seq)
+		require.Equal(t, body(s, sh.body), in.Msg.Body, "body of message %d", s)
+		require.Equal(t, "sig-of-"+fmt.Sprint(s), string(in.Msg.Auth))
+		require.Equal(t, sh.payload, in.Msg.Payload.Len())
+		if sh.payload > 0 {
+			require.Equal(t, in.Msg.Digest, broadcast.DigestOf(in.Msg.Payload))
+		}
+		in.Release()
+	}
+	st := nodes[0].link.Stats()
+	assert.Equal(t, uint64(rounds*5), st.SpiltPrefixes, "the 5 shapes whose prefix exceeds a frame were spilt")
+	assert.Zero(t, nodes[1].link.Stats().Rejected)
+	for _, nd := range nodes {
+		nd.close(t)
+	}
+}
+
 // TestLinkBacksOffASilentPeerAndBoundsItsQueue sends to a peer that never
 // answers: the link sends no data before the peer's epoch is known, probes
 // with a growing interval, and refuses sends beyond MaxQueue.

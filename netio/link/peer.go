@@ -1,6 +1,7 @@
 package link
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // released when the peer acknowledges the frame.
 type entry struct {
 	seq    uint64
-	hdr    []byte // HeaderSize bytes of link header, then the onecast prefix
+	kind   Kind   // KindData or KindPrefix
+	hdr    []byte // HeaderSize bytes of link header, then the onecast prefix (or a piece of it)
 	body   bufpool.Buf
 	sentAt time.Time
 	xmits  int
@@ -79,9 +81,15 @@ type reassembly struct {
 	// continuation frames are consumed without reassembly.
 	skip       bool
 	skipDigest broadcast.Digest
+	// spill holds the pieces of a spilt prefix received so far (a copy:
+	// prefixes are small next to payloads, and rare when they spill), and
+	// spillLen the prefix's size, known from its first piece.
+	spill    []byte
+	spillLen int
 }
 
 func (r *reassembly) abort() {
+	r.spill, r.spillLen = nil, 0
 	for i := range r.parts {
 		r.parts[i].Release()
 		r.parts[i] = bufpool.Buf{}
@@ -201,7 +209,7 @@ func (p *peer) putHeader(b []byte, kind Kind, seq uint64) {
 
 // transmit sends e (a first transmission or a retransmission).
 func (p *peer) transmit(e *entry, now time.Time) {
-	p.putHeader(e.hdr[:HeaderSize], KindData, e.seq)
+	p.putHeader(e.hdr[:HeaderSize], e.kind, e.seq)
 	if err := p.l.conduit.Send(p.id, e.hdr, e.body); err != nil {
 		p.l.log.Debug("send failed", "to", p.id, "seq", e.seq, "err", err)
 	}
@@ -370,7 +378,7 @@ func (p *peer) receive(frame bufpool.Buf, now time.Time) {
 		return
 	}
 	p.onAck(&h, now)
-	if h.Kind == KindData {
+	if h.Kind == KindData || h.Kind == KindPrefix {
 		p.onData(h.Seq, frame)
 	} else {
 		frame.Release()
@@ -459,6 +467,14 @@ func (p *peer) countCopy(n int) {
 func (p *peer) process(f bufpool.Buf) (netio.Inbound, bool) {
 	l := p.l
 	frame := f.Slice(HeaderSize, f.Len()-HeaderSize)
+	if Kind(f.Bytes()[2]) == KindPrefix {
+		return p.piece(f, frame)
+	}
+	if p.re.spillLen > 0 {
+		l.reject(p.id, broadcast.Reject(broadcast.ReasonLength, "prefix from %v cut short after %d of %d bytes",
+			p.id, len(p.re.spill), p.re.spillLen))
+		p.re.abort()
+	}
 	b := frame.Bytes()
 	if len(b) >= broadcast.HeaderSize && broadcast.Flags(b[broadcast.FlagsOffset])&broadcast.Fragment != 0 {
 		return p.continuation(f, frame)
@@ -470,6 +486,82 @@ func (p *peer) process(f bufpool.Buf) (netio.Inbound, bool) {
 		f.Release()
 		return netio.Inbound{}, false
 	}
+	return p.first(m, f)
+}
+
+// piece adds one piece of a spilt prefix. It takes f; frame is f's part
+// after the link header. When the prefix is complete it is decoded as a
+// first frame without payload bytes.
+func (p *peer) piece(f, frame bufpool.Buf) (netio.Inbound, bool) {
+	l := p.l
+	r := &p.re
+	b := frame.Bytes()
+	defer f.Release()
+	fail := func(err error) (netio.Inbound, bool) {
+		l.reject(p.id, err)
+		r.abort()
+		return netio.Inbound{}, false
+	}
+	if len(b) <= PieceHeaderSize || b[0] != PieceMarker || b[1]|b[2]|b[3] != 0 {
+		return fail(broadcast.Reject(broadcast.ReasonMagic, "malformed prefix piece from %v", p.id))
+	}
+	off := int(binary.LittleEndian.Uint32(b[4:]))
+	data := b[PieceHeaderSize:]
+	if off == 0 {
+		if r.active || r.spillLen > 0 {
+			l.reject(p.id, broadcast.Reject(broadcast.ReasonLength, "message from %v cut short by a new prefix", p.id))
+			r.abort()
+		}
+		h, err := broadcast.ParseHeader(data)
+		if err != nil {
+			return fail(err)
+		}
+		total := broadcast.HeaderSize + int(h.BodyLen) + int(h.AuthLen)
+		if total > maxPrefix(*l.cfg.Limits) || h.Flags&broadcast.Fragment != 0 {
+			return fail(broadcast.Reject(broadcast.ReasonLength, "spilt prefix of %d bytes from %v", total, p.id))
+		}
+		r.spill, r.spillLen = make([]byte, 0, total), total
+	} else if r.spillLen == 0 || off != len(r.spill) {
+		return fail(broadcast.Reject(broadcast.ReasonLength, "prefix piece at %d from %v, want %d", off, p.id, len(r.spill)))
+	}
+	if len(data) > r.spillLen-len(r.spill) {
+		return fail(broadcast.Reject(broadcast.ReasonLength, "prefix piece from %v runs past the prefix's %d bytes", p.id, r.spillLen))
+	}
+	r.spill = append(r.spill, data...)
+	if len(r.spill) < r.spillLen {
+		return netio.Inbound{}, false
+	}
+	pre := r.spill
+	r.spill, r.spillLen = nil, 0
+	// The frame decoder refuses a first frame without payload bytes; this
+	// one's payload follows in continuations, so decode it as if it had
+	// none and restore the flag (not authenticated) after.
+	flags := broadcast.Flags(pre[broadcast.FlagsOffset])
+	pending := flags&broadcast.HasPayload != 0 && flags&broadcast.Stripped == 0
+	if pending {
+		pre[broadcast.FlagsOffset] = byte(flags &^ broadcast.HasPayload)
+	}
+	whole := bufpool.Wrap(pre)
+	m, err := broadcast.DecodeFrame(whole, l.cfg.Limits)
+	if err != nil {
+		whole.Release()
+		return fail(err)
+	}
+	if !pending {
+		return p.first(m, whole)
+	}
+	defer whole.Release() // first keeps a copy of body and authenticator
+	if m.PayloadLen == 0 {
+		return fail(broadcast.Reject(broadcast.ReasonLength, "spilt prefix from %v with an empty payload", p.id))
+	}
+	m.Flags = flags
+	return p.first(m, bufpool.Buf{})
+}
+
+// first handles a decoded message that is not a continuation: whole, or
+// the start of a fragmented one. It takes f, the buffer m's views are in.
+func (p *peer) first(m broadcast.Message, f bufpool.Buf) (netio.Inbound, bool) {
+	l := p.l
 	if p.re.active {
 		l.reject(p.id, broadcast.Reject(broadcast.ReasonLength, "message from %v cut short after %d of %d payload bytes",
 			p.id, p.re.got, p.re.msg.PayloadLen))
@@ -495,7 +587,10 @@ func (p *peer) process(f bufpool.Buf) (netio.Inbound, bool) {
 			r.msg.Auth = pre[len(m.Body):]
 		}
 		r.msg.Payload = bufpool.Buf{}
-		r.parts = append(r.parts[:0], m.Payload)
+		r.parts = r.parts[:0]
+		if !m.Payload.IsZero() { // zero after a spilt prefix
+			r.parts = append(r.parts, m.Payload)
+		}
 		r.got = uint32(m.Payload.Len())
 		r.next = 1
 		r.active = true
@@ -516,6 +611,19 @@ func (p *peer) continuation(f, frame bufpool.Buf) (netio.Inbound, bool) {
 	if !r.active && r.skip && broadcast.Digest(b[broadcast.DigestOffset:broadcast.DigestOffset+len(broadcast.Digest{})]) == r.skipDigest {
 		f.Release() // the tail of a payload stripped on the way in
 		return netio.Inbound{}, false
+	}
+	if r.active && broadcast.Flags(b[broadcast.FlagsOffset])&broadcast.Stripped != 0 &&
+		broadcast.Digest(b[broadcast.DigestOffset:broadcast.DigestOffset+len(broadcast.Digest{})]) == r.msg.Digest {
+		// The kernel cut this chunk: the digest entered its held set after
+		// the message's first frame passed (or its prefix was spilt, which
+		// the kernel leaves alone). The payload is held here, so the
+		// message goes up stripped, as if its first frame had been cut.
+		f.Release()
+		msg := r.msg
+		msg.Flags = msg.Flags&^broadcast.HasPayload | broadcast.Stripped
+		r.abort()
+		r.skip, r.skipDigest = true, msg.Digest
+		return netio.NewInbound(p.id, msg, bufpool.Buf{}, bufpool.Buf{}), true
 	}
 	m, err := broadcast.DecodeFrame(frame, l.cfg.Limits)
 	if err == nil && !r.active {
