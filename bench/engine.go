@@ -37,7 +37,9 @@ type Cluster interface {
 type NodeCounters struct {
 	Metrics broadcast.Snapshot
 	// CopiedBytes counts payload bytes copied in user space on the node
-	// (transport receive path, flattening, copy-outs).
+	// beyond what Metrics counts (Metrics.CopiedBytes has the link's
+	// receive copies, flattening and copy-outs; this adds the buffer
+	// pools' copies).
 	CopiedBytes     uint64
 	Retransmissions uint64
 	// CPUNanos and Mallocs are the node process's CPU time and heap

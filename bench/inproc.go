@@ -248,9 +248,9 @@ func (c *inprocCluster) Counters(id broadcast.NodeID) NodeCounters {
 	}
 	nc := NodeCounters{Metrics: nd.metrics.Snapshot()}
 	if nd.link != nil {
-		st := nd.link.Stats()
-		nc.Retransmissions = st.Retransmits
-		nc.CopiedBytes = st.RecvCopiedPayload
+		// The link's receive copies are in nd.metrics already (its
+		// Config.Metrics): not added again here.
+		nc.Retransmissions = nd.link.Stats().Retransmits
 	}
 	if nd.pool != nil {
 		nc.CopiedBytes += nd.pool.Stats().CopiedBytes

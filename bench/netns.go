@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
@@ -20,9 +21,23 @@ const netnsPort = 7700
 
 // Netns returns the factory of namespace clusters: one network namespace
 // and veth per node (wired through a bridge), the node's sockets opened
-// inside it, every runner in this process. Transports: udp (kernel sockets,
-// the copying baseline) and xdp (AF_XDP with the in-kernel dedup program).
-// It needs root; the addresses exist only inside the namespaces.
+// inside it, every runner in this process. It needs root; the addresses
+// exist only inside the namespaces. Transports, from the conventional path
+// to onecast's whole one:
+//
+//   - udp: kernel sockets; the kernel copies each datagram into a user
+//     buffer, which is then passed by reference;
+//   - xdp-copy: AF_XDP, each datagram copied out of its UMEM frame into a
+//     heap buffer on receive (what an AF_XDP application that does not
+//     pass references does), the frame recycled at once; no in-kernel strip;
+//   - xdp-ref: AF_XDP, payloads passed up by reference in the UMEM frames
+//     the kernel filled; no in-kernel strip (the kernel's map of held
+//     digests stays empty);
+//   - xdp: xdp-ref plus the in-kernel strip of payloads already held.
+//
+// The three AF_XDP variants are the ablation of the receive path: xdp-copy
+// against xdp-ref is reference passing alone, xdp-ref against xdp the
+// in-kernel strip alone.
 func Netns(logger *slog.Logger) ClusterFactory {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -33,10 +48,49 @@ func Netns(logger *slog.Logger) ClusterFactory {
 }
 
 // xdpConduit lets the cluster assembly wire a store to the AF_XDP conduit's
-// kernel map of held digests.
-type xdpConduit struct{ *xdp.Conduit }
+// kernel map of held digests (when strip is set; otherwise the map stays
+// empty and the kernel strips nothing).
+type xdpConduit struct {
+	*xdp.Conduit
+	strip bool
+}
 
-func (c xdpConduit) StoreObserver() broadcast.StoreObserver { return c.Program() }
+func (c xdpConduit) StoreObserver() broadcast.StoreObserver {
+	if !c.strip {
+		return nil
+	}
+	return c.Program()
+}
+
+// copyOutConduit copies each received datagram out of its UMEM frame into
+// a heap buffer and recycles the frame at once: the copying receive path
+// the xdp-copy transport measures. The link counts the copied payload
+// bytes (RecvCopies).
+type copyOutConduit struct {
+	xdpConduit
+	copied atomic.Uint64
+}
+
+func (c *copyOutConduit) Recv(ctx context.Context) (netio.Datagram, error) {
+	d, err := c.xdpConduit.Recv(ctx)
+	if err != nil {
+		return d, err
+	}
+	own := bufpool.Wrap(append([]byte(nil), d.Frame.Bytes()...))
+	c.copied.Add(uint64(d.Frame.Len()))
+	d.Frame.Release()
+	d.Frame = own
+	return d, nil
+}
+
+// RecvCopies reports that received bytes are copied into user memory.
+func (c *copyOutConduit) RecvCopies() bool { return true }
+
+func (c *copyOutConduit) Stats() netio.ConduitStats {
+	st := c.xdpConduit.Stats()
+	st.RecvCopiedBytes += c.copied.Load()
+	return st
+}
 
 func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (_ Cluster, _ Load, err error) {
 	if ok, why := netns.Available(); !ok {
@@ -88,7 +142,7 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 				return nil, Load{}, fmt.Errorf("node %d udp in its namespace: %w", id, err)
 			}
 		}
-	case "xdp":
+	case "xdp", "xdp-ref", "xdp-copy":
 		for _, id := range c.correct {
 			cfg := xdp.TopologyConfig(topo, int(id), netnsPort)
 			cfg.Metrics = c.nodes[id].metrics
@@ -107,12 +161,17 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 			if err != nil {
 				return nil, Load{}, fmt.Errorf("node %d AF_XDP in its namespace: %w", id, err)
 			}
-			conduits[id] = xdpConduit{cd}
+			xc := xdpConduit{Conduit: cd, strip: pt.Transport == "xdp"}
+			if pt.Transport == "xdp-copy" {
+				conduits[id] = &copyOutConduit{xdpConduit: xc}
+			} else {
+				conduits[id] = xc
+			}
 			c.nodes[id].pool = cd.Pool()
 			xdps = append(xdps, cd)
 		}
 	default:
-		return nil, Load{}, fmt.Errorf("transport %q is not available in a netns cluster (have udp, xdp)", pt.Transport)
+		return nil, Load{}, fmt.Errorf("transport %q is not available in a netns cluster (have udp, xdp-copy, xdp-ref, xdp)", pt.Transport)
 	}
 	if err := c.assemble(spec, sink, logger, conduits); err != nil {
 		return nil, Load{}, err

@@ -255,7 +255,7 @@ func (nd *clusterNode) onDeliver(d broadcast.Delivery) {
 // counters are what the bench control port reports.
 func (nd *clusterNode) counters() bench.NodeCounters {
 	ls := nd.link.Stats()
-	return bench.NodeCounters{Metrics: nd.metrics.Snapshot(), CopiedBytes: ls.RecvCopiedPayload + nd.pool.Stats().CopiedBytes,
+	return bench.NodeCounters{Metrics: nd.metrics.Snapshot(), CopiedBytes: nd.pool.Stats().CopiedBytes, // the link's receive copies are in nd.metrics
 		Retransmissions: ls.Retransmits}
 }
 
