@@ -36,6 +36,7 @@ func commands() []command {
 		clientCommand(),
 		dupscopeCommand(),
 		characterizeCommand(),
+		evaluateCommand(),
 		kvCommand(),
 	}
 }

@@ -1,0 +1,117 @@
+package evaluate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/onecast/onecast/bench"
+	"github.com/onecast/onecast/broadcast"
+)
+
+// Options configure Run.
+type Options struct {
+	// Quick runs the reduced profile (under 10 minutes on 2 cores).
+	Quick bool
+	// Specs are the protocols; Clusters the cluster factories, which must
+	// include "inproc" and, for the AF_XDP parts, "netns".
+	Specs    []broadcast.Spec
+	Clusters map[string]bench.ClusterFactory
+	// Netns enables the namespace parts (root). Without it they run in
+	// process and the AF_XDP configurations are left out.
+	Netns bool
+	// H2HDir is the head-to-head harness module (bench/h2h); empty skips
+	// the head-to-head.
+	H2HDir string
+	// Progress, when set, shows progress bars there.
+	Progress io.Writer
+	// Log receives one line per step. Nil: discard.
+	Log *slog.Logger
+}
+
+// Evaluation is the outcome of one run: every result, grouped as the
+// report's tables read them.
+type Evaluation struct {
+	Env         bench.Environment
+	Quick       bool
+	Netns       bool
+	Interrupted bool
+	Took        time.Duration
+
+	plan      *plan
+	Matrix    []bench.Result
+	Byzantine []bench.Result
+	Ablation  []bench.Result
+	ScaleMem  []bench.Result
+	ScaleNet  []bench.Result
+
+	H2H        []H2HResult
+	H2HPayload int
+	H2HError   string
+}
+
+// Run measures everything the report shows. args is the command line, for
+// the record. A point that fails is kept with its error; Run fails only if
+// nothing could be planned.
+func Run(ctx context.Context, args []string, opts Options) (*Evaluation, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	p, err := newPlan(opts.Quick, opts.Netns, opts.Specs)
+	if err != nil {
+		return nil, err
+	}
+	ev := &Evaluation{Env: bench.CurrentEnvironment(args), Quick: opts.Quick, Netns: opts.Netns, plan: p, H2HPayload: 1 << 10}
+	outs := []*[]bench.Result{&ev.Matrix, &ev.Byzantine, &ev.Ablation, &ev.ScaleMem, &ev.ScaleNet}
+	names := []string{"matrix", "byzantine", "ablation", "scaling (in process)", "scaling (throughput)"}
+	for i, pt := range p.parts() {
+		log.Info("evaluate: running", "part", names[i], "points", len(pt.points))
+		res, interrupted := bench.Run(ctx, pt.points, bench.Options{Specs: opts.Specs, Clusters: opts.Clusters,
+			Progress: opts.Progress, Logger: log})
+		*outs[i] = res
+		if interrupted {
+			ev.Interrupted = true
+			ev.Took = time.Since(start)
+			return ev, nil
+		}
+	}
+	if opts.H2HDir != "" {
+		log.Info("evaluate: head-to-head", "dir", opts.H2HDir)
+		res, err := runH2H(ctx, opts.H2HDir, opts.Quick, ev.H2HPayload, 10*time.Minute)
+		if err != nil {
+			ev.H2HError = err.Error()
+			log.Warn("evaluate: head-to-head failed", "err", err)
+		}
+		ev.H2H = res
+	} else {
+		ev.H2HError = "not run (no harness directory given)"
+	}
+	ev.Took = time.Since(start)
+	return ev, ctx.Err()
+}
+
+// find returns the result of the point with these coordinates, or nil.
+func find(rs []bench.Result, proto, mode, transport string, n, payload, batch int, byz string) *bench.Result {
+	for i := range rs {
+		r := &rs[i]
+		if r.Protocol == proto && r.Mode == mode && r.Transport == transport && r.N == n && r.PayloadBytes == payload &&
+			(batch == 0 || r.Batch == batch) && r.Byzantine == byz {
+			return r
+		}
+	}
+	return nil
+}
+
+// ok reports whether r exists and measured something.
+func ok(r *bench.Result) bool { return r != nil && r.Error == "" && r.Deliveries > 0 }
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
