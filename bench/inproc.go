@@ -169,8 +169,8 @@ func (c *inprocCluster) assemble(spec broadcast.Spec, sink Sink, logger *slog.Lo
 		var cd netio.Conduit
 		if conduits != nil {
 			cd = conduits[id]
-			if w, ok := cd.(storeWatcher); ok {
-				storeCfg.Observer = w.StoreObserver()
+			if o, ok := cd.(observerSource); ok {
+				storeCfg.Observer = o.StoreObserver()
 			}
 		}
 		nd.store = broadcast.NewPayloadStore(storeCfg)
@@ -219,11 +219,16 @@ func (c *inprocCluster) assemble(spec broadcast.Spec, sink Sink, logger *slog.Lo
 	return nil
 }
 
-// storeWatcher is a conduit that keeps a kernel map of held digests in step
-// with a store (AF_XDP).
+// storeWatcher is a conduit that moves a store's long-held payloads out of
+// its receive frames when they run low (UDP, AF_XDP).
 type storeWatcher interface {
-	StoreObserver() broadcast.StoreObserver
 	WatchStore(*broadcast.PayloadStore)
+}
+
+// observerSource is a conduit that keeps a kernel map of held digests in
+// step with a store (AF_XDP).
+type observerSource interface {
+	StoreObserver() broadcast.StoreObserver
 }
 
 func (c *inprocCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {

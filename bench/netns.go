@@ -134,7 +134,7 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 			}
 			c.nodes[id].pool = pool
 			err = topo.Do(int(id), func() error {
-				cd, err := udp.New(udp.Config{Self: id, Peers: addrs, Pool: pool, MTU: 1500, Logger: logger})
+				cd, err := udp.New(udp.Config{Self: id, Peers: addrs, Pool: pool, MTU: udp.DefaultMTU, Logger: logger}) // datagrams that fit the veth MTU of 1500
 				conduits[id] = cd
 				return err
 			})

@@ -182,6 +182,7 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 	if err != nil {
 		return nd, err
 	}
+	nd.conduit.WatchStore(nd.store) // long-held payloads leave the receive pool when it runs low
 	nd.link, err = link.New(link.Config{Self: id, N: c.N(), Conduit: nd.conduit, Window: o.window, Metrics: nd.metrics, Logger: logger})
 	if err != nil {
 		_ = nd.conduit.Close()

@@ -166,6 +166,7 @@ func Start(cfg Config) (r *Replica, err error) {
 	if err != nil {
 		return r, err
 	}
+	r.conduit.WatchStore(r.pstore) // long-held payloads leave the receive pool when it runs low
 	r.link, err = link.New(link.Config{Self: id, N: c.N(), Conduit: r.conduit, Logger: r.log})
 	if err != nil {
 		_ = r.conduit.Close()

@@ -56,6 +56,12 @@ type Config struct {
 	Batch int
 	// SocketBuffer sets SO_RCVBUF and SO_SNDBUF when positive (default 4 MiB).
 	SocketBuffer int
+	// Watermark is the number of free pool frames under which the conduit
+	// asks the watched PayloadStore (WatchStore) to copy long-held payloads
+	// out to the heap and give their frames back, so that payloads a
+	// protocol keeps (Bracha answers late fetches from delivered payloads)
+	// do not starve the receive path. Default Frames/8; negative disables.
+	Watermark int
 	// Fault, when set, injects loss and reordering (tests only).
 	Fault *Fault
 	// Logger receives the conduit's logs (default slog.Default()).
@@ -74,6 +80,9 @@ type Stats struct {
 	UnknownPeer uint64
 	// NoFrame counts datagrams dropped because the pool had no free frame.
 	NoFrame uint64
+	// RehomedPayloads and RehomedBytes count payloads the watched store
+	// copied out of the pool because free frames ran under the watermark.
+	RehomedPayloads, RehomedBytes uint64
 	// SendErrors counts datagrams the kernel refused.
 	SendErrors uint64
 }
@@ -122,10 +131,11 @@ type Conduit struct {
 	unwatch func() bool
 
 	closed atomic.Bool
+	store  atomic.Pointer[broadcast.PayloadStore]
 
 	framesSent, framesRecv, bytesSent, bytesRecv, recvCopied atomic.Uint64
 	dropped, recvCalls, sendCalls, injLoss, injReorder       atomic.Uint64
-	unknown, noFrame, sendErrs                               atomic.Uint64
+	unknown, noFrame, sendErrs, rehomed, rehomedBytes        atomic.Uint64
 	perPeer                                                  []peerCounters
 }
 
@@ -141,6 +151,9 @@ var _ netio.Conduit = (*Conduit)(nil)
 func New(cfg Config) (*Conduit, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
+	}
+	if cfg.Watermark == 0 && cfg.Pool != nil {
+		cfg.Watermark = cfg.Pool.Frames() / 8
 	}
 	if cfg.Batch == 0 {
 		cfg.Batch = DefaultBatch
@@ -206,6 +219,28 @@ func New(cfg Config) (*Conduit, error) {
 		c.rng = rand.New(rand.NewPCG(f.Seed, f.Seed^0x5bd1e995))
 	}
 	return c, nil
+}
+
+// WatchStore names the store whose long-held payloads the conduit moves
+// out of its pool when free frames run under Config.Watermark.
+func (c *Conduit) WatchStore(s *broadcast.PayloadStore) { c.store.Store(s) }
+
+// maybeRehome asks the watched store to give frames back when the pool
+// runs low.
+func (c *Conduit) maybeRehome() {
+	s := c.store.Load()
+	if s == nil || c.cfg.Watermark < 0 {
+		return
+	}
+	free := c.cfg.Pool.Free()
+	if free >= c.cfg.Watermark {
+		return
+	}
+	n, bytes := s.Rehome(c.cfg.Pool, c.cfg.Watermark-free+len(c.inBuf))
+	if n > 0 {
+		c.rehomed.Add(uint64(n))
+		c.rehomedBytes.Add(uint64(bytes))
+	}
 }
 
 // LocalAddr returns the bound address.
@@ -361,6 +396,7 @@ func (c *Conduit) popReady() (netio.Datagram, bool) {
 
 // readBatch reads up to Batch datagrams with one recvmmsg.
 func (c *Conduit) readBatch(ctx context.Context) error {
+	c.maybeRehome()
 	// Give every slot a frame; with none free, read into scratch and drop,
 	// so that acks keep flowing and the sender's retransmission recovers.
 	slots := 0
@@ -487,7 +523,8 @@ func (c *Conduit) Stats() netio.ConduitStats {
 func (c *Conduit) UDPStats() Stats {
 	return Stats{ConduitStats: c.Stats(), RecvCalls: c.recvCalls.Load(), SendCalls: c.sendCalls.Load(),
 		InjectedLoss: c.injLoss.Load(), InjectedReorder: c.injReorder.Load(),
-		UnknownPeer: c.unknown.Load(), NoFrame: c.noFrame.Load(), SendErrors: c.sendErrs.Load()}
+		UnknownPeer: c.unknown.Load(), NoFrame: c.noFrame.Load(), SendErrors: c.sendErrs.Load(),
+		RehomedPayloads: c.rehomed.Load(), RehomedBytes: c.rehomedBytes.Load()}
 }
 
 // PeerStats returns the traffic with node id.

@@ -153,3 +153,44 @@ func TestConduitFaultInjectionIsSeeded(t *testing.T) {
 	}
 	assert.False(t, sorted, "some datagrams were reordered")
 }
+
+// TestConduitMovesHeldPayloadsOutOfALowPool keeps every received datagram
+// in a PayloadStore, as a protocol that answers late fetches does: without
+// the watched store the 64-frame pool would run dry after 64 datagrams;
+// with it, the conduit has the store copy held payloads out to the heap and
+// all 300 arrive.
+func TestConduitMovesHeldPayloadsOutOfALowPool(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	addrs := loopbackAddrs(t, 2)
+	sendPool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 64, Checked: true})
+	recvPool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 64, Checked: true})
+	a, err := udp.New(udp.Config{Self: 0, Peers: addrs, Pool: sendPool})
+	require.NoError(t, err)
+	b, err := udp.New(udp.Config{Self: 1, Peers: addrs, Pool: recvPool, Batch: 4})
+	require.NoError(t, err)
+	store := broadcast.NewPayloadStore(broadcast.StoreConfig{})
+	b.WatchStore(store)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const total = 300
+	for i := range total {
+		payload := []byte{byte(i), byte(i >> 8), 'p', 'a', 'y', 'l', 'o', 'a', 'd'}
+		require.NoError(t, a.Send(1, payload, bufpool.Buf{}))
+		require.NoError(t, a.Flush())
+		d, err := b.Recv(ctx)
+		require.NoError(t, err, "datagram %d", i)
+		require.Equal(t, payload, d.Frame.Bytes())
+		// The store retains it; the frame stays out of the pool.
+		require.NoError(t, store.Put(0, broadcast.DigestOf(d.Frame), d.Frame))
+		d.Frame.Release()
+	}
+	st := b.UDPStats()
+	assert.Zero(t, st.NoFrame, "no datagram dropped for want of a frame")
+	assert.Positive(t, st.RehomedPayloads, "held payloads were moved out of the pool")
+	assert.Equal(t, total, store.Stats().Held)
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+	store.Close()
+	require.NoError(t, recvPool.CheckLeaks())
+	require.NoError(t, sendPool.CheckLeaks())
+}
