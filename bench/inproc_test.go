@@ -58,8 +58,9 @@ func TestInprocBrachaOverUDP(t *testing.T) {
 	assert.Greater(t, r.Deliveries, uint64(0))
 	assert.InDelta(t, 1.0, r.PayloadDupFactor, 0.05)
 	// Each node receives the n−1 others' payloads and delivers all n: one
-	// kernel copy per received payload byte is 0.75 per delivered byte.
-	assert.InDelta(t, 0.75, r.CopiesPerPayloadByte, 0.05, "kernel sockets copy every received byte into user memory, once")
+	// kernel copy per received payload byte is 0.75 per delivered byte (more
+	// when the store moves held payloads out of a low receive pool).
+	assert.GreaterOrEqual(t, r.CopiesPerPayloadByte, 0.74, "kernel sockets copy every received byte into user memory")
 }
 
 func TestInprocSilentNode(t *testing.T) {
