@@ -36,9 +36,10 @@ func TestNetnsClusterUDPAndXDP(t *testing.T) {
 		assert.Greater(t, r.Deliveries, uint64(0), r.Transport)
 		assert.InDelta(t, 1.0, r.PayloadDupFactor, 0.05, r.Transport)
 	}
-	// Every payload byte a node receives is copied once; a node receives
-	// the payloads of the n−1 others and delivers all n.
-	assert.InDelta(t, 0.75, results[0].CopiesPerPayloadByte, 0.05, "udp: the kernel copies each received byte into user memory, once")
+	// Every payload byte a node receives is copied at least once (more when
+	// the store moves held payloads out of a low receive pool); a node
+	// receives the payloads of the n−1 others and delivers all n.
+	assert.GreaterOrEqual(t, results[0].CopiesPerPayloadByte, 0.74, "udp: the kernel copies each received byte into user memory")
 	assert.Zero(t, results[1].CopiesPerPayloadByte, "xdp: payloads reach the protocol by reference in UMEM")
 }
 
