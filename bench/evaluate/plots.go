@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -18,7 +19,8 @@ type series struct {
 }
 
 // drawLines draws line plots with markers, axes from zero.
-func drawLines(path, title, xLabel, yLabel string, data []series, logY bool) error {
+func drawLines(path, title, xLabel, yLabel string, data []series, logY bool) (err error) {
+	defer recoverPlot(title, &err)
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xLabel
@@ -29,7 +31,8 @@ func drawLines(path, title, xLabel, yLabel string, data []series, logY bool) err
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
-	for i, s := range data {
+	ci := -1
+	for _, s := range data {
 		if len(s.pts) == 0 {
 			continue
 		}
@@ -37,9 +40,15 @@ func drawLines(path, title, xLabel, yLabel string, data []series, logY bool) err
 		if err != nil {
 			return fmt.Errorf("plot %s: %w", title, err)
 		}
-		c := plotutil.Color(i)
-		l.Color, pts.Color, pts.Shape = c, c, plotutil.Shape(i)
-		if len(s.name) > 4 && s.name[len(s.name)-4:] == "fit)" {
+		// A fit ("… fit)") is drawn dashed in the colour of the series
+		// before it, the one it fits.
+		fit := strings.HasSuffix(s.name, "fit)")
+		if !fit || ci < 0 {
+			ci++
+		}
+		c := plotutil.Color(ci)
+		l.Color, pts.Color, pts.Shape = c, c, plotutil.Shape(ci)
+		if fit {
 			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 			pts.Radius = 0
 		}
@@ -67,7 +76,8 @@ func drawLines(path, title, xLabel, yLabel string, data []series, logY bool) err
 
 // drawGroupedBars draws one group of bars per label and one bar per
 // series in each group.
-func drawGroupedBars(path, title, yLabel string, labels []string, names []string, values [][]float64, logY bool) error {
+func drawGroupedBars(path, title, yLabel string, labels []string, names []string, values [][]float64, logY bool) (err error) {
+	defer recoverPlot(title, &err)
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = yLabel
@@ -143,5 +153,13 @@ func decades(p *plot.Plot, ys []float64) {
 	p.Y.Max = math.Pow(10, math.Ceil(math.Log10(hi)))
 	if p.Y.Max <= p.Y.Min {
 		p.Y.Max = p.Y.Min * 10
+	}
+}
+
+// recoverPlot turns a panic of the plotting library (it panics on some
+// degenerate data) into an error.
+func recoverPlot(title string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("plot %q: %v", title, r)
 	}
 }

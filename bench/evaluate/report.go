@@ -28,14 +28,7 @@ func (ev *Evaluation) Write(path string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	var files []string
-	plots, err := ev.writePlots(dir)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range plots {
-		files = append(files, filepath.Join(dir, p))
-	}
+	// The figures first: a failure below must not lose the run.
 	js := filepath.Join(dir, "results.json")
 	b, err := json.MarshalIndent(ev, "", "  ")
 	if err != nil {
@@ -44,7 +37,14 @@ func (ev *Evaluation) Write(path string) ([]string, error) {
 	if err := os.WriteFile(js, append(b, '\n'), 0o644); err != nil {
 		return nil, err
 	}
-	files = append(files, js)
+	files := []string{js}
+	plots, err := ev.writePlots(dir)
+	if err != nil {
+		ev.PlotError = err.Error()
+	}
+	for _, p := range plots {
+		files = append(files, filepath.Join(dir, p))
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
@@ -99,11 +99,11 @@ func (ev *Evaluation) writePlots(dir string) ([]string, error) {
 	if len(ev.Matrix) > 0 {
 		title := fmt.Sprintf("Throughput by configuration (n = %d, %s payloads)", n, bench.FormatSize(size))
 		if err := drawGroupedBars(filepath.Join(dir, plotMatrixTput), title, "deliveries per second per node (log)", p.protocols, names, tput, true); err != nil {
-			return nil, err
+			return files, err
 		}
 		title = fmt.Sprintf("Bytes received ÷ payload bytes delivered (n = %d, %s)", n, bench.FormatSize(size))
 		if err := drawGroupedBars(filepath.Join(dir, plotMatrixWire), title, "wire factor (1 = each payload byte once)", p.protocols, names, wire, false); err != nil {
-			return nil, err
+			return files, err
 		}
 		files = append(files, plotMatrixTput, plotMatrixWire)
 	}
@@ -125,7 +125,7 @@ func (ev *Evaluation) writePlots(dir string) ([]string, error) {
 		}
 		if err := drawGroupedBars(filepath.Join(dir, plotAblation), "Bracha, n = 4, 16 KiB: throughput by receive path and mode",
 			"deliveries per second per node", trs, []string{"full mode", "digest mode"}, vals, false); err != nil {
-			return nil, err
+			return files, err
 		}
 		files = append(files, plotAblation)
 	}
@@ -142,7 +142,7 @@ func (ev *Evaluation) writePlots(dir string) ([]string, error) {
 			data = append(data, s)
 			if f, err := FitPoly(xs, ys, 2); err == nil {
 				fs := series{name: "Bracha " + mode + " (quadratic fit)"}
-				for x := 0.0; x <= xs[len(xs)-1]; x += 0.5 {
+				for x := xs[0]; x <= xs[len(xs)-1]; x += 0.25 {
 					fs.pts = append(fs.pts, plotter.XY{X: x, Y: math.Max(0, f.At(x)) / 1024})
 				}
 				data = append(data, fs)
@@ -150,7 +150,7 @@ func (ev *Evaluation) writePlots(dir string) ([]string, error) {
 		}
 		title := fmt.Sprintf("Message bytes per broadcast, all nodes (%s payloads, in process)", bench.FormatSize(p.prof.scalePayload))
 		if err := drawLines(filepath.Join(dir, plotScaleBytes), title, "n (nodes)", "KiB received per broadcast", data, false); err != nil {
-			return nil, err
+			return files, err
 		}
 		files = append(files, plotScaleBytes)
 	}
@@ -164,7 +164,7 @@ func (ev *Evaluation) writePlots(dir string) ([]string, error) {
 			}
 			data = append(data, s)
 			if m, err := ev.costModel(mode); err == nil {
-				ms := series{name: "Bracha " + mode + " (model fit)"}
+				ms := series{name: "Bracha " + mode + " mode (model)"}
 				for x := 4.0; x <= 100; x += 2 {
 					ms.pts = append(ms.pts, plotter.XY{X: x, Y: m.Throughput(x)})
 				}
@@ -173,13 +173,13 @@ func (ev *Evaluation) writePlots(dir string) ([]string, error) {
 		}
 		title := fmt.Sprintf("Throughput against n (%s payloads, %s)", bench.FormatSize(p.prof.scalePayload), ev.netDesc())
 		if err := drawLines(filepath.Join(dir, plotScaleTput), title, "n (nodes, all on this machine)", "deliveries per second per node", data, false); err != nil {
-			return nil, err
+			return files, err
 		}
 		files = append(files, plotScaleTput)
 		if len(model) > 0 {
 			if err := drawLines(filepath.Join(dir, plotModel), "Model: throughput per node at larger n (one node per host, 2 cores, 10 Gb/s)",
 				"n (nodes)", "deliveries per second per node (log)", model, true); err != nil {
-				return nil, err
+				return files, err
 			}
 			files = append(files, plotModel)
 		}
@@ -194,7 +194,7 @@ func (ev *Evaluation) writePlots(dir string) ([]string, error) {
 		}
 		if err := drawGroupedBars(filepath.Join(dir, plotH2H), fmt.Sprintf("Head-to-head, n = 4, %s requests, one in-memory network", bench.FormatSize(ev.H2HPayload)),
 			"requests/s  |  KiB on the wire per request", labels, []string{"requests/s", "wire KiB per request"}, [][]float64{rps, wire}, true); err != nil {
-			return nil, err
+			return files, err
 		}
 		files = append(files, plotH2H)
 	}
@@ -271,6 +271,9 @@ func (ev *Evaluation) WriteMarkdown(w io.Writer) error {
 		e.Commit, dirty, e.Started.Format("2006-01-02 15:04:05 UTC"), e.GoVersion, e.Kernel, e.CPU, e.Cores, e.MemoryGiB)
 	if ev.Interrupted {
 		fmt.Fprintf(w, "**The run was interrupted: the tables hold the points that finished.**\n\n")
+	}
+	if ev.PlotError != "" {
+		fmt.Fprintf(w, "**Some plots could not be drawn:** %s\n\n", ev.PlotError)
 	}
 	if !ev.Netns {
 		fmt.Fprintf(w, "**Not run as root:** the namespace clusters, and with them every AF_XDP configuration, were replaced by in-process clusters over loopback UDP.\n\n")

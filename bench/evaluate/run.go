@@ -50,6 +50,9 @@ type Evaluation struct {
 	H2H        []H2HResult
 	H2HPayload int
 	H2HError   string
+
+	// PlotError says why plots are missing, if they are.
+	PlotError string `json:"-"`
 }
 
 // Run measures everything the report shows. args is the command line, for
