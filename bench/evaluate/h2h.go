@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -46,15 +47,15 @@ func H2HCommand(quick bool, payload int) string {
 // runH2H runs the harness module in dir with `go run` (it has its own
 // go.mod, so its dependencies are fetched the first time) and decodes its
 // JSON results.
-func runH2H(ctx context.Context, dir string, quick bool, payload int, timeout time.Duration) ([]H2HResult, error) {
+func runH2H(ctx context.Context, dir string, flags []string, timeout time.Duration) ([]H2HResult, error) {
 	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
 		return nil, fmt.Errorf("head-to-head harness: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	args := append([]string{"run", "./cmd/h2h"}, h2hArgs(quick, payload)...)
+	args := append([]string{"run", "./cmd/h2h"}, flags...)
 	args = append(args, "-json")
-	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd := exec.CommandContext(ctx, goTool(), args...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -70,4 +71,20 @@ func runH2H(ctx context.Context, dir string, quick bool, payload int, timeout ti
 		return nil, fmt.Errorf("head-to-head harness output: %w", err)
 	}
 	return out, nil
+}
+
+// goTool is the go command of the running toolchain when it can be found,
+// else "go" from PATH.
+func goTool() string {
+	if root := runtime.GOROOT(); root != "" {
+		if p := filepath.Join(root, "bin", "go"); fileExists(p) {
+			return p
+		}
+	}
+	return "go"
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }

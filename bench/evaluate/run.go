@@ -84,7 +84,7 @@ func Run(ctx context.Context, args []string, opts Options) (*Evaluation, error) 
 	}
 	if opts.H2HDir != "" {
 		log.Info("evaluate: head-to-head", "dir", opts.H2HDir)
-		res, err := runH2H(ctx, opts.H2HDir, opts.Quick, ev.H2HPayload, 10*time.Minute)
+		res, err := runH2H(ctx, opts.H2HDir, h2hArgs(opts.Quick, ev.H2HPayload), 10*time.Minute)
 		if err != nil {
 			ev.H2HError = err.Error()
 			log.Warn("evaluate: head-to-head failed", "err", err)
