@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,8 +40,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	systems := fs.String("systems", strings.Join(h2h.Systems, ","), "systems to run, in order")
 	asJSON := fs.Bool("json", false, "print []Result as JSON")
 	verbose := fs.Bool("v", false, "log the systems' warnings to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
