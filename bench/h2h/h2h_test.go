@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	bft "github.com/hyperledger-labs/SmartBFT/pkg/types"
+
 	"github.com/onecast/onecast/bench/h2h/memnet"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
@@ -156,4 +158,27 @@ func FuzzDecodeBatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLedgerKeepsRecentDecisionsInOrderOnce(t *testing.T) {
+	var l ledger
+	dec := func(i int) bft.Decision { return bft.Decision{Proposal: bft.Proposal{Header: []byte{byte(i)}}} }
+	for i := 1; i <= 3*ledgerKeep; i++ {
+		require.True(t, l.record(uint64(i), dec(i)))
+	}
+	require.False(t, l.record(5, dec(5)), "a decision delivered before is not new")
+	last, d := l.latest()
+	require.Equal(t, uint64(3*ledgerKeep), last)
+	require.Equal(t, dec(3*ledgerKeep).Proposal.Header, d.Proposal.Header)
+	from, decs := l.since(last - 3)
+	require.Equal(t, last-2, from)
+	require.Len(t, decs, 3)
+	for k, dd := range decs {
+		require.Equal(t, dec(int(from)+k).Proposal.Header, dd.Proposal.Header)
+	}
+	from, decs = l.since(0) // older than what is kept: starts at the oldest kept
+	require.Greater(t, from, uint64(1))
+	require.Equal(t, last, from+uint64(len(decs))-1)
+	_, decs = l.since(last)
+	require.Empty(t, decs)
 }

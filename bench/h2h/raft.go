@@ -39,9 +39,11 @@ type raftNode struct {
 // raftTick is the logical tick; elections take 10 ticks, heartbeats 1.
 const raftTick = 10 * time.Millisecond
 
-// raftKeep is how many applied entries MemoryStorage keeps behind the
-// applied index before compaction (followers never lag that far on memnet).
-const raftKeep = 8192
+// raftKeep is how many entries MemoryStorage keeps behind the point every
+// node has (the applied index, and on the leader also every follower's
+// match index), so that no follower ever needs a snapshot; storage is
+// compacted every raftKeep applied entries.
+const raftKeep = 4096
 
 func newRaft() *raftSys { return &raftSys{} }
 
@@ -120,7 +122,7 @@ func (s *raftSys) loop(nd *raftNode, cfg Config, done Done) {
 	if nd.id == 0 {
 		_ = nd.rn.Campaign()
 	}
-	var applied uint64
+	var applied, compacted uint64
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -187,8 +189,17 @@ func (s *raftSys) loop(nd *raftNode, cfg Config, done Done) {
 				}
 			}
 			nd.rn.Advance(rd)
-			if applied > 2*raftKeep && applied%raftKeep == 0 {
-				_ = nd.storage.Compact(applied - raftKeep)
+			if applied >= compacted+2*raftKeep {
+				to := applied
+				if nd.isLead {
+					for _, pr := range nd.rn.Status().Progress {
+						to = min(to, pr.Match)
+					}
+				}
+				if to > compacted+raftKeep {
+					compacted = to - raftKeep
+					_ = nd.storage.Compact(compacted)
+				}
 			}
 		}
 	}

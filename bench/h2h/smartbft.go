@@ -40,6 +40,7 @@ const (
 // smartSys is Hyperledger Labs' SmartBFT: one smartbft.Consensus per node,
 // memnet as its Comm.
 type smartSys struct {
+	log   *slog.Logger
 	net   *memnet.Network
 	nodes []*sbftNode
 	ctx   context.Context
@@ -74,7 +75,7 @@ type sbftNode struct {
 }
 
 // ledgerKeep is how many recent decisions a node keeps for laggards.
-const ledgerKeep = 4096
+const ledgerKeep = 256
 
 // ledger is the decisions a node delivered, by sequence: what its
 // Synchronizer pulls from the others (Fabric's block puller, in memory).
@@ -149,7 +150,7 @@ func (s *smartSys) fail(err error) {
 }
 
 func (s *smartSys) Start(net *memnet.Network, cfg Config, done Done) (err error) {
-	s.net = net
+	s.net, s.log = net, cfg.Logger
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	pubs := make([]ed25519.PublicKey, cfg.N)
 	privs := make([]ed25519.PrivateKey, cfg.N)
@@ -172,6 +173,7 @@ func (s *smartSys) Start(net *memnet.Network, cfg Config, done Done) (err error)
 		// leader's PRE-PREPARE before it has rotated itself drops it, falls
 		// behind, and the cluster stalls until timeouts of tens of seconds.
 		conf.LeaderRotation, conf.DecisionsPerLeader = false, 0
+		conf.RequestPoolSize = max(conf.RequestPoolSize, 4*uint64(cfg.Inflight))
 		if uint64(cfg.Payload) > conf.RequestMaxBytes {
 			conf.RequestMaxBytes = uint64(cfg.Payload)
 		}
@@ -302,6 +304,13 @@ func (s *smartSys) Stop() error {
 		nd.vticker.Stop()
 	}
 	s.wg.Wait()
+	var syncs uint64
+	for _, nd := range s.nodes {
+		syncs += nd.syncs.Load()
+	}
+	if syncs > 0 {
+		s.log.Warn("smartbft: replicas fell behind and synced", "syncs", syncs)
+	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
 	return s.err
