@@ -36,7 +36,7 @@ func (l *commitLog) observe(node int, req []byte) {
 // all nodes commit the same sequence (one a prefix of another); and that
 // the run's figures are positive.
 func TestEverySystemCommitsTheSubmittedRequestsInOneOrder(t *testing.T) {
-	for _, name := range Systems {
+	for _, name := range AllSystems {
 		t.Run(name, func(t *testing.T) {
 			defer leaktest.AfterTest(t)()
 			log := &commitLog{nodes: make([][][]byte, 4)}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,10 @@ type Config struct {
 	// Seed seeds the payload generator (default 1): the same bytes for
 	// every system.
 	Seed uint64
+	// PBFTPipeline, when positive, replaces pbft's Config.Pipeline (the
+	// batches the primary keeps in flight, default 4) for the onecast rows;
+	// SmartBFT has one proposal in flight.
+	PBFTPipeline int
 	// Observe, when set, is told of every request each node commits, in
 	// order (the bytes are borrowed). Tests check content with it.
 	Observe func(node int, req []byte)
@@ -130,8 +135,13 @@ type Result struct {
 	Error               string  `json:"error,omitempty"`
 }
 
-// Systems names the systems Run knows, in the default order.
+// Systems names the systems the command runs by default, in order.
 var Systems = []string{"onecast-digest", "onecast-full", "smartbft", "raft"}
+
+// AllSystems names every system NewSystem knows: Systems, and
+// smartbft-signed (SmartBFT with Ed25519 client signatures on requests,
+// checked by every follower, for crypto closer to pbft's).
+var AllSystems = append(slices.Clone(Systems), "smartbft-signed")
 
 // NewSystem returns the system of that name.
 func NewSystem(name string) (System, error) {
@@ -141,11 +151,13 @@ func NewSystem(name string) (System, error) {
 	case "onecast-full":
 		return newOnecast(name, modeFull), nil
 	case "smartbft":
-		return newSmartBFT(), nil
+		return newSmartBFT(false), nil
+	case "smartbft-signed":
+		return newSmartBFT(true), nil
 	case "raft":
 		return newRaft(), nil
 	}
-	return nil, fmt.Errorf("h2h: unknown system %q (have %v)", name, Systems)
+	return nil, fmt.Errorf("h2h: unknown system %q (have %v)", name, AllSystems)
 }
 
 // RunNamed runs the named system; an error is reported in the Result.

@@ -150,7 +150,7 @@ func (s *onecastSys) Start(net *memnet.Network, cfg Config, done Done) (err erro
 		// As pbft.Spec.New builds it for the repo's bench: default batch
 		// (16), pipeline and timeout; Ed25519 certificate signatures.
 		nd.node, err = pbft.New(pbft.Config{Params: broadcast.Params{N: cfg.N, F: cfg.F(), Self: id, Mode: s.mode},
-			Store: nd.store, Keys: rings[i], Logger: cfg.Logger})
+			Store: nd.store, Keys: rings[i], Pipeline: cfg.PBFTPipeline, Logger: cfg.Logger})
 		if err != nil {
 			return fmt.Errorf("pbft node %d: %w", i, err)
 		}

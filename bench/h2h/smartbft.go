@@ -40,14 +40,19 @@ const (
 // smartSys is Hyperledger Labs' SmartBFT: one smartbft.Consensus per node,
 // memnet as its Comm.
 type smartSys struct {
-	log   *slog.Logger
-	net   *memnet.Network
-	nodes []*sbftNode
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
-	errMu sync.Mutex
-	err   error
+	// signed: the client appends an Ed25519 signature (its node's key, as
+	// pbft's hosted client signs) to each request, and every follower
+	// checks it when it verifies a proposal.
+	signed bool
+	privs  []ed25519.PrivateKey
+	log    *slog.Logger
+	net    *memnet.Network
+	nodes  []*sbftNode
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
 }
 
 // sbftNode is one SmartBFT replica and everything the library asks of the
@@ -137,9 +142,14 @@ func (l *ledger) latest() (uint64, bft.Decision) {
 	return l.last, l.decs[len(l.decs)-1]
 }
 
-func newSmartBFT() *smartSys { return &smartSys{} }
+func newSmartBFT(signed bool) *smartSys { return &smartSys{signed: signed} }
 
-func (s *smartSys) Name() string { return "smartbft" }
+func (s *smartSys) Name() string {
+	if s.signed {
+		return "smartbft-signed"
+	}
+	return "smartbft"
+}
 
 func (s *smartSys) fail(err error) {
 	s.errMu.Lock()
@@ -160,6 +170,7 @@ func (s *smartSys) Start(net *memnet.Network, cfg Config, done Done) (err error)
 			return err
 		}
 	}
+	s.privs = privs
 	for i := range cfg.N {
 		nd := &sbftNode{s: s, id: i, clientC: make(chan []byte, 4096), n: cfg.N, priv: privs[i], pubs: pubs, observe: cfg.Observe, done: done,
 			log: cfg.Logger.With("smartbft", i+1),
@@ -174,8 +185,8 @@ func (s *smartSys) Start(net *memnet.Network, cfg Config, done Done) (err error)
 		// behind, and the cluster stalls until timeouts of tens of seconds.
 		conf.LeaderRotation, conf.DecisionsPerLeader = false, 0
 		conf.RequestPoolSize = max(conf.RequestPoolSize, 4*uint64(cfg.Inflight))
-		if uint64(cfg.Payload) > conf.RequestMaxBytes {
-			conf.RequestMaxBytes = uint64(cfg.Payload)
+		if uint64(cfg.Payload+ed25519.SignatureSize) > conf.RequestMaxBytes {
+			conf.RequestMaxBytes = uint64(cfg.Payload + ed25519.SignatureSize)
 		}
 		nd.cons = &smartbft.Consensus{Config: conf, Scheduler: nd.ticker.C, ViewChangerTicker: nd.vticker.C,
 			Logger: sbftLogger{nd.log}, Comm: nd, Signer: nd, MembershipNotifier: nd, Verifier: nd,
@@ -279,6 +290,9 @@ func (s *smartSys) Submitters() []int {
 // every orderer; pbft's client too sends each request to every replica.
 func (s *smartSys) Submit(ctx context.Context, node int, req []byte) error {
 	nd := s.nodes[node]
+	if s.signed {
+		req = append(req, ed25519.Sign(s.privs[node], req)...)
+	}
 	if err := nd.cons.SubmitRequest(req); err != nil {
 		return err
 	}
@@ -366,6 +380,9 @@ func (nd *sbftNode) deliver(d bft.Decision) [][]byte {
 		nd.s.fail(fmt.Errorf("smartbft node %d: delivered proposal: %w", nd.id+1, err))
 	}
 	for _, r := range reqs {
+		if nd.s.signed && len(r) >= ed25519.SignatureSize {
+			r = r[:len(r)-ed25519.SignatureSize]
+		}
 		if nd.observe != nil {
 			nd.observe(nd.id, r)
 		}
@@ -482,7 +499,7 @@ func (nd *sbftNode) VerifyProposal(p bft.Proposal) ([]bft.RequestInfo, error) {
 	}
 	infos := make([]bft.RequestInfo, 0, len(reqs))
 	for _, r := range reqs {
-		info, err := nd.VerifyRequest(r)
+		info, err := nd.verifyRequest(r, nd.s.signed)
 		if err != nil {
 			return nil, err
 		}
@@ -492,16 +509,34 @@ func (nd *sbftNode) VerifyProposal(p bft.Proposal) ([]bft.RequestInfo, error) {
 }
 
 func (nd *sbftNode) RequestsFromProposal(p bft.Proposal) []bft.RequestInfo {
-	infos, _ := nd.VerifyProposal(p)
+	reqs, _ := decodeBatch(p.Payload)
+	infos := make([]bft.RequestInfo, 0, len(reqs))
+	for _, r := range reqs {
+		infos = append(infos, nd.RequestID(r))
+	}
 	return infos
 }
 
-// VerifyRequest checks the request's shape only: memnet's links are
-// authentic, and requests carry no client signature (see doc.go).
+// VerifyRequest checks the request's shape, and in smartbft-signed its
+// client signature; in smartbft requests carry no signature and memnet's
+// links are authentic (see doc.go).
 func (nd *sbftNode) VerifyRequest(req []byte) (bft.RequestInfo, error) {
+	return nd.verifyRequest(req, nd.s.signed)
+}
+
+func (nd *sbftNode) verifyRequest(req []byte, checkSig bool) (bft.RequestInfo, error) {
 	id, ok := ParseID(req)
 	if !ok || id.Node < 0 || id.Node >= nd.n {
 		return bft.RequestInfo{}, errors.New("malformed request")
+	}
+	if checkSig {
+		if len(req) < IDSize+ed25519.SignatureSize {
+			return bft.RequestInfo{}, errors.New("request without its signature")
+		}
+		body, sig := req[:len(req)-ed25519.SignatureSize], req[len(req)-ed25519.SignatureSize:]
+		if !ed25519.Verify(nd.pubs[id.Node], body, sig) {
+			return bft.RequestInfo{}, fmt.Errorf("client signature of request %v does not verify", id)
+		}
 	}
 	return requestInfo(id), nil
 }

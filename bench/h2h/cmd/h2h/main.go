@@ -39,6 +39,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	warmup := fs.Duration("warmup", time.Second, "warm-up before the window")
 	systems := fs.String("systems", strings.Join(h2h.Systems, ","), "systems to run, in order")
 	asJSON := fs.Bool("json", false, "print []Result as JSON")
+	pipeline := fs.Int("pbft-pipeline", 0, "pbft's Config.Pipeline for the onecast rows (0: its default, 4)")
 	verbose := fs.Bool("v", false, "log the systems' warnings to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
@@ -66,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		res := h2h.RunNamed(name, h2h.Config{N: *n, Payload: *payload, Inflight: *inflight,
-			Warmup: *warmup, Duration: *duration, Logger: logger})
+			Warmup: *warmup, Duration: *duration, PBFTPipeline: *pipeline, Logger: logger})
 		results = append(results, res)
 		if !*asJSON {
 			fmt.Fprintf(stderr, "%s done\n", name)
