@@ -182,3 +182,21 @@ func TestLedgerKeepsRecentDecisionsInOrderOnce(t *testing.T) {
 	_, decs = l.since(last)
 	require.Empty(t, decs)
 }
+
+func TestMedianTakesEachFigureOverTheRunsThatWorked(t *testing.T) {
+	runs := []Result{
+		{System: "x", Requests: 10, RequestsPerSec: 100, LatencyP99Ms: 9, WireBytesPerRequest: 5},
+		{System: "x", Error: "boom"},
+		{System: "x", Requests: 30, RequestsPerSec: 300, LatencyP99Ms: 1, WireBytesPerRequest: 7},
+		{System: "x", Requests: 20, RequestsPerSec: 200, LatencyP99Ms: 5, WireBytesPerRequest: 6},
+	}
+	m := Median(runs)
+	require.Equal(t, "x", m.System)
+	require.Equal(t, uint64(20), m.Requests)
+	require.Equal(t, 200.0, m.RequestsPerSec)
+	require.Equal(t, 5.0, m.LatencyP99Ms)
+	require.Equal(t, 6.0, m.WireBytesPerRequest)
+	require.Equal(t, "1 of 4 runs failed", m.Error)
+	require.Equal(t, "boom", Median(runs[1:2]).Error)
+	require.Equal(t, Result{}, Median(nil))
+}

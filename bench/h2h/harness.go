@@ -354,3 +354,42 @@ func run(sys System, cfg Config, res *Result) (err error) {
 	res.MessagesPerRequest = float64(window.Messages) / float64(n)
 	return nil
 }
+
+// Median combines repeated runs of one system: each figure is its median
+// over the runs without an error (the upper median for an even count);
+// Requests is the median too. If every run failed, the first error is
+// reported; if some did, their count is noted in Error.
+func Median(runs []Result) Result {
+	if len(runs) == 0 {
+		return Result{}
+	}
+	out := runs[0]
+	var ok []Result
+	for _, r := range runs {
+		if r.Error == "" {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return out
+	}
+	med := func(f func(Result) float64) float64 {
+		v := make([]float64, len(ok))
+		for i, r := range ok {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	out.Error = ""
+	if len(ok) < len(runs) {
+		out.Error = fmt.Sprintf("%d of %d runs failed", len(runs)-len(ok), len(runs))
+	}
+	out.Requests = uint64(med(func(r Result) float64 { return float64(r.Requests) }))
+	out.RequestsPerSec = med(func(r Result) float64 { return r.RequestsPerSec })
+	out.LatencyP50Ms = med(func(r Result) float64 { return r.LatencyP50Ms })
+	out.LatencyP99Ms = med(func(r Result) float64 { return r.LatencyP99Ms })
+	out.WireBytesPerRequest = med(func(r Result) float64 { return r.WireBytesPerRequest })
+	out.MessagesPerRequest = med(func(r Result) float64 { return r.MessagesPerRequest })
+	return out
+}

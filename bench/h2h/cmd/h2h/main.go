@@ -38,6 +38,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 5*time.Second, "measurement window per system")
 	warmup := fs.Duration("warmup", time.Second, "warm-up before the window")
 	systems := fs.String("systems", strings.Join(h2h.Systems, ","), "systems to run, in order")
+	rounds := fs.Int("rounds", 1, "run every system this many times, interleaved, and report each figure's median")
 	asJSON := fs.Bool("json", false, "print []Result as JSON")
 	pipeline := fs.Int("pbft-pipeline", 0, "pbft's Config.Pipeline for the onecast rows (0: its default, 4)")
 	verbose := fs.Bool("v", false, "log the systems' warnings to stderr")
@@ -60,18 +61,26 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	var results []h2h.Result
+	var names []string
 	for _, name := range strings.Split(*systems, ",") {
-		name = strings.TrimSpace(name)
-		if name == "" {
-			continue
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
 		}
-		res := h2h.RunNamed(name, h2h.Config{N: *n, Payload: *payload, Inflight: *inflight,
-			Warmup: *warmup, Duration: *duration, PBFTPipeline: *pipeline, Logger: logger})
-		results = append(results, res)
-		if !*asJSON {
-			fmt.Fprintf(stderr, "%s done\n", name)
+	}
+	runs := make([][]h2h.Result, len(names))
+	for round := range max(*rounds, 1) {
+		for i, name := range names {
+			res := h2h.RunNamed(name, h2h.Config{N: *n, Payload: *payload, Inflight: *inflight,
+				Warmup: *warmup, Duration: *duration, PBFTPipeline: *pipeline, Logger: logger})
+			runs[i] = append(runs[i], res)
+			if !*asJSON {
+				fmt.Fprintf(stderr, "round %d: %s done\n", round+1, name)
+			}
 		}
+	}
+	results := make([]h2h.Result, len(names))
+	for i := range names {
+		results[i] = h2h.Median(runs[i])
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
