@@ -16,6 +16,7 @@
 //	go run ./cmd/h2h -payload 1024 -inflight 32 -duration 5s      # table
 //	go run ./cmd/h2h -systems onecast-digest,smartbft -json        # []Result
 //	go run ./cmd/h2h -systems onecast-digest,smartbft-signed -pbft-pipeline 1
+//	go run ./cmd/h2h -rounds 3   # interleaved repeats, each figure's median
 //	go test ./...                                                  # ~5 s
 //
 // # What is the same for every system
