@@ -3,6 +3,7 @@ package h2h
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"sync"
 	"testing"
 	"time"
@@ -160,21 +161,29 @@ func FuzzDecodeBatch(f *testing.F) {
 	})
 }
 
-func TestLedgerKeepsRecentDecisionsInOrderOnce(t *testing.T) {
+func TestLedgerKeepsRecentDecisionsInOrderOnceWithinItsBudget(t *testing.T) {
 	var l ledger
-	dec := func(i int) bft.Decision { return bft.Decision{Proposal: bft.Proposal{Header: []byte{byte(i)}}} }
-	for i := 1; i <= 3*ledgerKeep; i++ {
+	const size = ledgerBudget / (4 * ledgerMin) // so that the budget, not ledgerMin, trims
+	dec := func(i int) bft.Decision {
+		p := make([]byte, size)
+		binary.LittleEndian.PutUint64(p, uint64(i))
+		return bft.Decision{Proposal: bft.Proposal{Payload: p}}
+	}
+	seqOf := func(d bft.Decision) uint64 { return binary.LittleEndian.Uint64(d.Proposal.Payload) }
+	total := 3 * ledgerBudget / size
+	for i := 1; i <= total; i++ {
 		require.True(t, l.record(uint64(i), dec(i)))
+		require.LessOrEqual(t, l.bytes, ledgerBudget+size)
 	}
 	require.False(t, l.record(5, dec(5)), "a decision delivered before is not new")
 	last, d := l.latest()
-	require.Equal(t, uint64(3*ledgerKeep), last)
-	require.Equal(t, dec(3*ledgerKeep).Proposal.Header, d.Proposal.Header)
+	require.Equal(t, uint64(total), last)
+	require.Equal(t, last, seqOf(d))
 	from, decs := l.since(last - 3)
 	require.Equal(t, last-2, from)
 	require.Len(t, decs, 3)
 	for k, dd := range decs {
-		require.Equal(t, dec(int(from)+k).Proposal.Header, dd.Proposal.Header)
+		require.Equal(t, from+uint64(k), seqOf(dd))
 	}
 	from, decs = l.since(0) // older than what is kept: starts at the oldest kept
 	require.Greater(t, from, uint64(1))

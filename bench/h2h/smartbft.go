@@ -79,16 +79,32 @@ type sbftNode struct {
 	syncs atomic.Uint64
 }
 
-// ledgerKeep is how many recent decisions a node keeps for laggards.
-const ledgerKeep = 256
+// ledgerBudget bounds the bytes of the decisions a node keeps for
+// laggards (at least ledgerMin decisions are kept): SmartBFT's fourth
+// replica may go a second or two without syncing.
+const (
+	ledgerBudget = 128 << 20
+	ledgerMin    = 256
+)
 
 // ledger is the decisions a node delivered, by sequence: what its
 // Synchronizer pulls from the others (Fabric's block puller, in memory).
 type ledger struct {
-	mu   sync.Mutex
-	base uint64 // sequence of decs[0]
-	decs []bft.Decision
-	last uint64 // highest sequence delivered
+	mu    sync.Mutex
+	base  uint64 // sequence of decs[0]
+	decs  []bft.Decision
+	sizes []int
+	bytes int
+	last  uint64 // highest sequence delivered
+}
+
+// decisionSize is a decision's size as a block puller would move it.
+func decisionSize(d bft.Decision) int {
+	size := len(d.Proposal.Header) + len(d.Proposal.Payload) + len(d.Proposal.Metadata)
+	for _, sg := range d.Signatures {
+		size += len(sg.Value) + len(sg.Msg) + 8
+	}
+	return size
 }
 
 // seqOf is a decision's sequence number, from its view metadata.
@@ -109,14 +125,22 @@ func (l *ledger) record(seq uint64, d bft.Decision) bool {
 		return false
 	}
 	if len(l.decs) == 0 || seq != l.base+uint64(len(l.decs)) {
-		l.decs, l.base = l.decs[:0], seq
+		clear(l.decs)
+		l.decs, l.sizes, l.bytes, l.base = l.decs[:0], l.sizes[:0], 0, seq
 	}
-	l.decs = append(l.decs, d)
-	if len(l.decs) > 2*ledgerKeep {
-		k := copy(l.decs, l.decs[len(l.decs)-ledgerKeep:])
+	size := decisionSize(d)
+	l.decs, l.sizes, l.bytes = append(l.decs, d), append(l.sizes, size), l.bytes+size
+	if l.bytes > ledgerBudget && len(l.decs) > 2*ledgerMin {
+		// Drop the older half.
+		drop := len(l.decs) / 2
+		for _, sz := range l.sizes[:drop] {
+			l.bytes -= sz
+		}
+		k := copy(l.decs, l.decs[drop:])
 		clear(l.decs[k:])
 		l.decs = l.decs[:k]
-		l.base = seq + 1 - uint64(k)
+		l.sizes = l.sizes[:copy(l.sizes, l.sizes[drop:])]
+		l.base += uint64(drop)
 	}
 	l.last = seq
 	return true
@@ -581,11 +605,7 @@ func (nd *sbftNode) Sync() bft.SyncResponse {
 			nd.s.fail(fmt.Errorf("smartbft node %d: fell %d decisions behind, past what ledgers keep", nd.id+1, best-mine))
 		}
 		for _, d := range decs {
-			size := len(d.Proposal.Header) + len(d.Proposal.Payload) + len(d.Proposal.Metadata)
-			for _, sg := range d.Signatures {
-				size += len(sg.Value) + len(sg.Msg) + 8
-			}
-			nd.s.net.Account(src, nd.id, size)
+			nd.s.net.Account(src, nd.id, decisionSize(d))
 			for _, r := range nd.deliver(d) {
 				// As Fabric prunes pulled blocks' requests: the library
 				// removes from the pool only what it delivers itself.

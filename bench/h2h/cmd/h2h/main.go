@@ -73,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			res := h2h.RunNamed(name, h2h.Config{N: *n, Payload: *payload, Inflight: *inflight,
 				Warmup: *warmup, Duration: *duration, PBFTPipeline: *pipeline, Logger: logger})
 			runs[i] = append(runs[i], res)
+			if res.Error != "" && *rounds > 1 {
+				fmt.Fprintf(stderr, "round %d: %s: %s\n", round+1, name, res.Error)
+			}
 			if !*asJSON {
 				fmt.Fprintf(stderr, "round %d: %s done\n", round+1, name)
 			}
