@@ -302,7 +302,6 @@ func (ev *Evaluation) pointCount() int {
 	return n
 }
 
-
 func (ev *Evaluation) writeSummary(w io.Writer) {
 	p := ev.plan
 	fmt.Fprintf(w, "## Summary\n\n")
