@@ -69,7 +69,7 @@ func TestReportStatesEveryComparisonWithPlots(t *testing.T) {
 		require.NoError(t, err)
 		assert.Positive(t, st.Size(), f)
 	}
-	for _, plot := range []string{plotMatrixTput, plotMatrixWire, plotAblation, plotScaleBytes, plotScaleTput, plotModel, plotH2H} {
+	for _, plot := range []string{plotMatrixTput, plotMatrixWire, plotAblation, plotScaleBytes, plotScaleTput, plotModel, plotH2H, plotH2HWire} {
 		assert.FileExists(t, filepath.Join(dir, "evaluation", plot))
 	}
 	md, err := os.ReadFile(filepath.Join(dir, "EVALUATION.md"))
