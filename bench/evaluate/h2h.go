@@ -14,8 +14,11 @@ import (
 	"time"
 )
 
-// H2HResult is one system's figures from the head-to-head harness
-// (bench/h2h, its JSON output).
+// H2HResult is one system's figures from the head-to-head harness: the
+// JSON of bench/h2h's Result. It is declared again here, not imported,
+// because the harness is a module of its own whose dependencies (SmartBFT,
+// raft) the library must not carry; the JSON keys are the interface, and
+// TestHeadToHeadHarnessRuns decodes a real run through them.
 type H2HResult struct {
 	System              string  `json:"system"`
 	N                   int     `json:"n"`
