@@ -294,7 +294,7 @@ func (ev *Evaluation) WriteMarkdown(w io.Writer) error {
 	ev.writeAblation(w)
 	ev.writeScaling(w)
 	ev.writeH2H(w)
-	fmt.Fprintf(w, "## Profiles\n\nThis run measured %d points plus the head-to-head in %s. `onecast evaluate --quick` runs 44 points with 2 s windows (under 5 minutes here with the head-to-head). "+
+	fmt.Fprintf(w, "## Profiles\n\nThis run measured %d points plus the head-to-head in %s. `onecast evaluate --quick` runs 44 points with 2 s windows (about 3 minutes here with the head-to-head). "+
 		"`onecast evaluate` (the full profile) runs n = 4 and 7 in the matrix, payloads of 1, 16 and 64 KiB, n up to 22 in process and 13 in namespaces, 5 s windows, 110 points: 13.5 minutes on this machine (2026-11-25) plus the head-to-head.\n",
 		ev.pointCount(), ev.Took.Round(1e9))
 	return nil

@@ -30,7 +30,7 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	useNetns := fs.Bool("netns", true, "run the namespace and AF_XDP parts (needs root; without it they run in process over loopback UDP)")
 	verbose := fs.Bool("v", false, "log every point")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: onecast evaluate [--quick] [flags]\n\nRun from the repository root, as root for the AF_XDP parts. The quick profile takes about 5 minutes on 2 cores, the full one about 16.\n\n")
+		fmt.Fprintf(stderr, "usage: onecast evaluate [--quick] [flags]\n\nRun from the repository root, as root for the AF_XDP parts. The quick profile takes about 3 minutes on 2 cores, the full one about 16.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
