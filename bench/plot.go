@@ -2,14 +2,12 @@ package bench
 
 import (
 	"fmt"
-	"image/color"
 	"path/filepath"
 	"sort"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
+
+	"github.com/onecast/onecast/bench/internal/plotkit"
 )
 
 // Plot names a written plot file and what it shows.
@@ -107,42 +105,9 @@ func group(results []Result, key func(*Result) string, xy func(*Result) (float64
 }
 
 func drawLines(path, title, xLabel, yLabel string, data []series, logX bool) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = xLabel
-	p.Y.Label.Text = yLabel
-	p.Legend.Top = true
-	p.Legend.Left = true
-	p.Add(plotter.NewGrid())
-	if logX {
-		allPositive := true
-		for _, s := range data {
-			for _, pt := range s.pts {
-				allPositive = allPositive && pt.X > 0
-			}
-		}
-		if allPositive {
-			p.X.Scale = plot.LogScale{}
-			p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-		}
+	ss := make([]plotkit.Series, len(data))
+	for i, d := range data {
+		ss[i] = plotkit.Series{Name: d.name, Points: d.pts}
 	}
-	for i, s := range data {
-		line, points, err := plotter.NewLinePoints(s.pts)
-		if err != nil {
-			return fmt.Errorf("plot %s: %w", title, err)
-		}
-		c := plotutil.Color(i)
-		line.Color = c
-		line.Dashes = plotutil.Dashes(i / 7)
-		points.Color = c
-		points.Shape = plotutil.Shape(i)
-		p.Add(line, points)
-		p.Legend.Add(s.name, line, points)
-	}
-	p.Y.Min = 0
-	p.BackgroundColor = color.White
-	if err := p.Save(9*vg.Inch, 5.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("save plot %s: %w", path, err)
-	}
-	return nil
+	return plotkit.Lines(path, plotkit.Axes{Title: title, X: xLabel, Y: yLabel, LogX: logX}, ss)
 }
