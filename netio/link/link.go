@@ -298,7 +298,7 @@ func (l *Link) Send(to broadcast.NodeID, m *broadcast.Message) error {
 	// A prefix too large for one frame (a PRE-PREPARE with a large batch, a
 	// view change with many certificates) is spilt into KindPrefix pieces;
 	// its payload then travels in continuation frames only.
-	spill := prefix > room
+	spill := prefix+min(plen, 1) > room // a first frame needs a payload byte if the message has any
 	pieces, pieceRoom := 0, room-PieceHeaderSize
 	if spill {
 		if most := maxPrefix(*l.cfg.Limits); prefix > most {

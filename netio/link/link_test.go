@@ -183,7 +183,12 @@ func TestLinkCarriesPrefixesLargerThanTheMTU(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	type shape struct{ body, payload int }
-	shapes := []shape{{1400, 0}, {1500, 0}, {5000, 100}, {3000, 20000}, {60000, 0}, {100, 1300}}
+	// body −1: the prefix fills the first frame exactly, with a payload
+	// still to come.
+	shapes := []shape{{1400, 0}, {1500, 0}, {5000, 100}, {3000, 20000}, {60000, 0}, {100, 1300}, {-1, 3000}}
+	exact := func(seq uint64) int {
+		return 1472 - link.HeaderSize - broadcast.HeaderSize - len("sig-of-"+fmt.Sprint(seq))
+	}
 	const rounds = 20
 	body := func(seq uint64, n int) []byte {
 		b := make([]byte, n)
@@ -196,6 +201,9 @@ func TestLinkCarriesPrefixesLargerThanTheMTU(t *testing.T) {
 		for s := range uint64(rounds * len(shapes)) {
 			sh := shapes[s%uint64(len(shapes))]
 			m := testMessage(t, nodes[0].pool, 0, s, sh.payload)
+			if sh.body < 0 {
+				sh.body = exact(s)
+			}
 			m.Body = body(s, sh.body)
 			for nodes[0].link.Send(1, &m) != nil && ctx.Err() == nil {
 				time.Sleep(time.Millisecond)
@@ -206,6 +214,9 @@ func TestLinkCarriesPrefixesLargerThanTheMTU(t *testing.T) {
 	}()
 	for s := range uint64(rounds * len(shapes)) {
 		sh := shapes[s%uint64(len(shapes))]
+		if sh.body < 0 {
+			sh.body = exact(s)
+		}
 		in, err := nodes[1].link.Recv(ctx)
 		require.NoError(t, err, "message %d", s)
 		require.Equal(t, s, in.Msg.Instance.Seq)
@@ -218,7 +229,7 @@ func TestLinkCarriesPrefixesLargerThanTheMTU(t *testing.T) {
 		in.Release()
 	}
 	st := nodes[0].link.Stats()
-	assert.Equal(t, uint64(rounds*5), st.SpiltPrefixes, "the 5 shapes whose prefix exceeds a frame were spilt")
+	assert.Equal(t, uint64(rounds*6), st.SpiltPrefixes, "the 6 shapes whose prefix leaves no room for a payload byte were spilt")
 	assert.Zero(t, nodes[1].link.Stats().Rejected)
 	for _, nd := range nodes {
 		nd.close(t)
