@@ -24,6 +24,9 @@ type OwnPoint struct {
 	Batch, PerNode int
 	// Byzantine is the behaviour of F nodes ("" for none).
 	Byzantine string
+	// Mode is the message format (zero: full mode, the characterization's
+	// subject; the evaluation also runs digest mode).
+	Mode broadcast.Mode
 }
 
 func (p OwnPoint) String() string {
@@ -144,16 +147,20 @@ func simConfig(p OwnPoint) (sim.Config, error) {
 		byz = []sim.Assignment{{Count: p.F, Behaviours: b}}
 	}
 	wl := sim.Workload{PerNode: p.PerNode, PayloadSize: p.Payload, Spread: 10 * time.Millisecond}
+	mode := p.Mode
+	if mode == 0 {
+		mode = broadcast.ModeFull
+	}
 	var cfg sim.Config
 	switch p.Protocol {
 	case "bracha":
-		cfg = sim.Config{Spec: bracha.Spec, N: p.N, F: p.F, Mode: broadcast.ModeFull, Net: sim.DefaultNetwork(),
+		cfg = sim.Config{Spec: bracha.Spec, N: p.N, F: p.F, Mode: mode, Net: sim.DefaultNetwork(),
 			Tuning: broadcast.Tuning{Batch: p.Batch}, Byzantine: byz, Workload: wl}
 	case "pbft":
-		cfg = sim.Config{Spec: sim.PBFTSpec(nil), N: p.N, F: p.F, Mode: broadcast.ModeFull, Net: sim.DefaultNetwork(),
+		cfg = sim.Config{Spec: sim.PBFTSpec(nil), N: p.N, F: p.F, Mode: mode, Net: sim.DefaultNetwork(),
 			Tuning: broadcast.Tuning{Batch: p.Batch}, Byzantine: byz, Workload: wl, Checkers: sim.SMRCheckers}
 	case "dolevstrong":
-		cfg = sim.DolevStrongConfig(dolevstrong.Spec, p.N, p.F, broadcast.ModeFull, 20*time.Millisecond, byz)
+		cfg = sim.DolevStrongConfig(dolevstrong.Spec, p.N, p.F, mode, 20*time.Millisecond, byz)
 		cfg.Net.Loss, cfg.Net.Reorder, cfg.Net.Duplicate = 0, 0, 0
 		cfg.Tuning.Batch = p.Batch
 		wl.Spread = cfg.Workload.Spread

@@ -60,7 +60,8 @@ func TestReportStatesEveryComparisonWithPlots(t *testing.T) {
 		Matrix: fake(p.matrix.points), Byzantine: fake(p.byzantine.points), Ablation: fake(p.ablation.points),
 		ScaleMem: fake(p.scaleMem.points), ScaleNet: fake(p.scaleNet.points),
 		H2H: []H2HResult{{System: "onecast-digest", RequestsPerSec: 900, LatencyP99Ms: 30, WireBytesPerRequest: 6000},
-			{System: "smartbft", RequestsPerSec: 300, LatencyP99Ms: 90, WireBytesPerRequest: 20000}, {System: "raft", RequestsPerSec: 5000}}}
+			{System: "smartbft", RequestsPerSec: 300, LatencyP99Ms: 90, WireBytesPerRequest: 20000}, {System: "raft", RequestsPerSec: 5000}},
+		ByzSim: runByzSim()}
 	dir := t.TempDir()
 	files, err := ev.Write(filepath.Join(dir, "EVALUATION.md"))
 	require.NoError(t, err)
@@ -82,10 +83,15 @@ func TestReportStatesEveryComparisonWithPlots(t *testing.T) {
 		"sudo onecast bench --protocol bracha --mode full --cluster netns --transport udp --n 4 --payload 16KiB",
 		"cd bench/h2h && go run ./cmd/h2h",
 		"| in-kernel strip (full mode) |", "| batching (PBFT) |",
+		"| bracha | none | 9.00 | 1.00 |", "| pbft | equivocate |",
 	} {
 		assert.Contains(t, doc, want)
 	}
 	assert.NotContains(t, doc, "not measured", "every ablation step has both of its points")
+	assert.NotContains(t, doc, "failed:", "every simulator run completed")
+	for _, r := range ev.ByzSim {
+		assert.Empty(t, r.Violations, "%s: the simulator's checkers hold under every behaviour", r.OwnPoint)
+	}
 	// The fits tell the modes apart: full mode's bytes are mostly the n²
 	// term, digest mode's hardly.
 	share := func(mode string) string {

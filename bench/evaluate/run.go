@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/onecast/onecast/bench"
+	"github.com/onecast/onecast/bench/characterize"
 	"github.com/onecast/onecast/broadcast"
 )
 
@@ -47,6 +48,10 @@ type Evaluation struct {
 	ScaleMem  []bench.Result
 	ScaleNet  []bench.Result
 
+	// ByzSim are the simulator's exact counts under each Byzantine
+	// behaviour, in both modes.
+	ByzSim []characterize.OwnResult
+
 	H2H        []H2HResult
 	H2HPayload int
 	H2HError   string
@@ -82,6 +87,8 @@ func Run(ctx context.Context, args []string, opts Options) (*Evaluation, error) 
 			return ev, nil
 		}
 	}
+	log.Info("evaluate: Byzantine behaviours in the simulator")
+	ev.ByzSim = runByzSim()
 	if opts.H2HDir != "" {
 		log.Info("evaluate: head-to-head", "dir", opts.H2HDir)
 		res, err := runH2H(ctx, opts.H2HDir, h2hArgs(opts.Quick, ev.H2HPayload), 10*time.Minute)
@@ -117,4 +124,25 @@ func ratio(a, b float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// Byzantine behaviours the simulator-based table covers (sim.Behaviours
+// and the protocol-specific ones of the same names).
+var byzBehaviours = []string{"", "silent", "equivocate", "flood", "replay"}
+
+// runByzSim runs each protocol, mode and Byzantine behaviour once in the
+// deterministic simulator (n = 4, f = 1, 16 KiB, 4 payloads per node, seed
+// 1): exact received-byte counts at the correct nodes, and the checkers'
+// verdict.
+func runByzSim() []characterize.OwnResult {
+	var out []characterize.OwnResult
+	for _, proto := range []string{"bracha", "pbft", "dolevstrong"} {
+		for _, b := range byzBehaviours {
+			for _, m := range []broadcast.Mode{broadcast.ModeFull, broadcast.ModeDigest} {
+				out = append(out, characterize.RunOwn(characterize.OwnPoint{Protocol: proto, N: 4, F: 1, Payload: 16 << 10,
+					Batch: 1, PerNode: 4, Byzantine: b, Mode: m}, 1))
+			}
+		}
+	}
+	return out
 }
