@@ -33,3 +33,18 @@ func (s *PayloadStore) Rehome(pool *bufpool.Pool, max int) (n int, bytes int64) 
 	}
 	return n, bytes
 }
+
+// RehomeBelow is the transports' watermark policy around Rehome: when
+// pool has fewer than watermark free frames, it moves enough payloads out
+// to lift it back over the watermark, plus slack (a receive batch's worth,
+// so that the next batch finds frames). A negative watermark disables it.
+func (s *PayloadStore) RehomeBelow(pool *bufpool.Pool, watermark, slack int) (n int, bytes int64) {
+	if pool == nil || watermark < 0 {
+		return 0, 0
+	}
+	free := pool.Free()
+	if free >= watermark {
+		return 0, 0
+	}
+	return s.Rehome(pool, watermark-free+slack)
+}

@@ -46,3 +46,28 @@ func TestRehomeMovesOnlyPayloadsTheStoreAloneHolds(t *testing.T) {
 	store.Close()
 	require.NoError(t, pool.CheckLeaks())
 }
+
+// TestRehomeBelowActsOnlyUnderTheWatermark: above the watermark nothing
+// moves; under it, enough payloads move to lift the pool back over it plus
+// the slack; a negative watermark disables the policy.
+func TestRehomeBelowActsOnlyUnderTheWatermark(t *testing.T) {
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 256, Frames: 8, Checked: true})
+	store := NewPayloadStore(StoreConfig{})
+	for i := range 6 {
+		s := []byte{'p', byte(i)}
+		b, err := pool.Copy(s)
+		require.NoError(t, err)
+		require.NoError(t, store.Put(0, DigestOfBytes(s), b))
+		b.Release()
+	}
+	require.Equal(t, 2, pool.Free())
+	n, _ := store.RehomeBelow(pool, 2, 1)
+	assert.Zero(t, n, "2 free frames are not under a watermark of 2")
+	n, _ = store.RehomeBelow(pool, -1, 1)
+	assert.Zero(t, n, "a negative watermark disables it")
+	n, _ = store.RehomeBelow(pool, 4, 1)
+	assert.Equal(t, 3, n, "4 − 2 free + 1 slack")
+	assert.Equal(t, 5, pool.Free())
+	store.Close()
+	require.NoError(t, pool.CheckLeaks())
+}

@@ -229,15 +229,10 @@ func (c *Conduit) WatchStore(s *broadcast.PayloadStore) { c.store.Store(s) }
 // runs low.
 func (c *Conduit) maybeRehome() {
 	s := c.store.Load()
-	if s == nil || c.cfg.Watermark < 0 {
+	if s == nil {
 		return
 	}
-	free := c.cfg.Pool.Free()
-	if free >= c.cfg.Watermark {
-		return
-	}
-	n, bytes := s.Rehome(c.cfg.Pool, c.cfg.Watermark-free+len(c.inBuf))
-	if n > 0 {
+	if n, bytes := s.RehomeBelow(c.cfg.Pool, c.cfg.Watermark, len(c.inBuf)); n > 0 {
 		c.rehomed.Add(uint64(n))
 		c.rehomedBytes.Add(uint64(bytes))
 	}

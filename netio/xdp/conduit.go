@@ -558,15 +558,10 @@ func (c *Conduit) SyncMetrics() error {
 // frames run under the watermark.
 func (c *Conduit) maybeRehome() {
 	s := c.store.Load()
-	if s == nil || c.cfg.Watermark < 0 {
+	if s == nil {
 		return
 	}
-	free := c.pool.Free()
-	if free >= c.cfg.Watermark {
-		return
-	}
-	n, bytes := s.Rehome(c.pool, c.cfg.Watermark-free+c.cfg.RingSize/4)
-	if n > 0 {
+	if n, bytes := s.RehomeBelow(c.pool, c.cfg.Watermark, c.cfg.RingSize/4); n > 0 {
 		c.rehomed.Add(uint64(n))
 		c.rehomedBytes.Add(uint64(bytes))
 	}
