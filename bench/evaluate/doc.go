@@ -12,7 +12,10 @@
 //     strip — in network-namespace clusters (one namespace and veth per
 //     node), across n and payload sizes, and with a Byzantine (silent)
 //     node. Figures: throughput, latency percentiles, duplication and wire
-//     factors, copies, CPU and memory per delivery (bench.Result).
+//     factors, copies, CPU and memory per delivery (bench.Result). The
+//     Byzantine behaviours that lie (equivocation, flooding, replay) run
+//     in the deterministic simulator, both modes, with exact counts
+//     (characterize.RunOwn).
 //   - Ablation: each technique switched on alone against its baseline —
 //     digest-only rounds (full → digest), reference passing (AF_XDP copying
 //     out of UMEM → passing references), the in-kernel strip (off → on) and

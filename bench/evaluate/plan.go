@@ -198,19 +198,3 @@ func newPlan(quick, netns bool, specs []broadcast.Spec) (*plan, error) {
 func (p *plan) parts() []*part {
 	return []*part{&p.matrix, &p.byzantine, &p.ablation, &p.scaleMem, &p.scaleNet}
 }
-
-// configOf names the configuration of a result.
-func configOf(r *bench.Result) string {
-	mode, tr := r.Mode, r.Transport
-	switch {
-	case mode == "full" && (tr == "udp" || tr == "mem"):
-		return "full"
-	case mode == "digest" && (tr == "udp" || tr == "mem"):
-		return "digest"
-	case mode == "digest" && tr == "xdp-ref":
-		return ConfDigestRef.Name
-	case mode == "digest" && tr == "xdp":
-		return ConfDigestStrip.Name
-	}
-	return mode + " / " + tr
-}

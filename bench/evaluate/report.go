@@ -82,10 +82,7 @@ func (ev *Evaluation) writePlots(dir string) ([]string, error) {
 	for _, c := range p.configs {
 		names = append(names, c.Name)
 	}
-	n, size := p.prof.matrixNs[0], p.prof.matrixPayloads[len(p.prof.matrixPayloads)-1]
-	if len(p.prof.matrixPayloads) > 1 {
-		size = 16 << 10
-	}
+	n, size := p.prof.matrixNs[0], 16<<10 // both profiles measure 16 KiB
 	tput := make([][]float64, len(p.configs))
 	wire := make([][]float64, len(p.configs))
 	for i, c := range p.configs {
