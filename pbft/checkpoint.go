@@ -226,6 +226,7 @@ func (nd *Node) makeStable(seq uint64, d broadcast.Digest, proof []SignedVote) {
 	}
 	nd.stable = stableCkpt{seq: seq, digest: d, proof: proof}
 	nd.low = seq
+	nd.stats.StableCheckpoints++
 	for s, od := range nd.own {
 		if s < seq {
 			nd.store.Unpin(od)

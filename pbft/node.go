@@ -45,9 +45,14 @@ type Node struct {
 	far          []farCkpt
 	own          map[uint64]broadcast.Digest // own checkpoint digests above low
 
-	timer      time.Duration // view-change deadline, 0 when off
-	resend     time.Duration // next retransmission of own protocol messages
-	vcStreak   int
+	timer    time.Duration // view-change deadline, 0 when off
+	resend   time.Duration // next retransmission of own protocol messages
+	vcStreak int
+	// viewRun counts the views entered since this replica last executed a
+	// batch; carried holds the sequence numbers the previous NEW-VIEW took
+	// from certificates (for the coverage counters in Stats).
+	viewRun    uint64
+	carried    map[uint64]struct{}
 	vcs        [][]*vcRecord // per sender, its newest VIEW-CHANGEs (at most maxVCsPerSender), by view
 	nvSent     uint32
 	newView    *nvState // NEW-VIEW accepted or waiting for fetched parts
@@ -68,8 +73,24 @@ type Node struct {
 // Stats are a replica's counters.
 type Stats struct {
 	Batches, Requests, Executed, Skipped uint64
-	ViewChanges, StateTransfers          uint64
-	Checkpoints                          uint64
+	// ViewChanges counts the VIEW-CHANGEs this replica started.
+	ViewChanges, StateTransfers uint64
+	// Checkpoints counts the checkpoints this replica took; StableCheckpoints
+	// the times its low watermark moved.
+	Checkpoints, StableCheckpoints uint64
+	// ViewsEntered counts the views this replica entered through a NEW-VIEW.
+	ViewsEntered uint64
+	// CertsCarried counts the sequence numbers whose batch a NEW-VIEW took
+	// from a prepared certificate of an earlier view (not the null batch).
+	CertsCarried uint64
+	// MaxConsecutiveViews is the longest run of views this replica entered
+	// with no batch executed in between.
+	MaxConsecutiveViews uint64
+	// CertCarriedTwice counts the certificates carried into a view that a
+	// NEW-VIEW had already carried into the view before it, with no batch
+	// executed in between: a prepared batch crossing two consecutive view
+	// changes.
+	CertCarriedTwice uint64
 }
 
 type reqRef struct {

@@ -611,7 +611,7 @@ func (nd *Node) execute(s *slot) {
 	if nd.cfg.OnExecute != nil {
 		nd.cfg.OnExecute(s.seq, s.digest, s.entries)
 	}
-	nd.timer, nd.vcStreak = 0, 0
+	nd.timer, nd.vcStreak, nd.viewRun, nd.carried = 0, 0, 0, nil
 	nd.armTimer()
 	if s.seq%nd.cfg.CheckpointInterval == 0 {
 		nd.makeCheckpoint(s.seq)

@@ -261,7 +261,7 @@ func (nd *Node) recordViewChange(from broadcast.NodeID, r *vcRecord, content buf
 // maybeNewView sends NEW-VIEW(v) if this replica is v's primary and holds
 // 2f+1 VIEW-CHANGEs for v.
 func (nd *Node) maybeNewView(v uint32) {
-	if nd.primary(v) != nd.self || nd.nvSent >= v || v <= nd.view {
+	if nd.primary(v) != nd.self || nd.nvSent >= v || !nd.acceptsNewView(v) {
 		return
 	}
 	var refs []NewViewRef
@@ -284,6 +284,18 @@ func (nd *Node) maybeNewView(v uint32) {
 	nd.continueNewView()
 }
 
+// acceptsNewView reports whether this replica may enter view v through a
+// NEW-VIEW (its own, as v's primary, or one received): v must lie above
+// the current view and, during a view change, must not lie below the view
+// this replica asked for (Castro & Liskov, TOCS 2002, §4.4: a replica that
+// sent VIEW-CHANGE for v+1 accepts no message of a lower view).
+func (nd *Node) acceptsNewView(v uint32) bool {
+	if v <= nd.view {
+		return false
+	}
+	return !nd.changing || v >= nd.target
+}
+
 func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
 	sig, err := decodeSigBody(m.Body)
 	if err != nil {
@@ -296,7 +308,14 @@ func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
 	if m.Flags&broadcast.HasPayload == 0 {
 		return broadcast.Reject(broadcast.ReasonLength, "pbft: new view without content")
 	}
-	if v < nd.view || (v == nd.view && !nd.changing) || (nd.newView != nil && nd.newView.view >= v) {
+	// A replica accepts NEW-VIEW(v) only for a view above the one it is in
+	// and not below the one it has asked to move to: once it sent
+	// VIEW-CHANGE(t) it accepts no message of a view below t (Castro &
+	// Liskov, TOCS 2002, §4.4). Its VIEW-CHANGE(t) described its prepared
+	// certificates as of then; entering an earlier view would let it
+	// prepare — and help commit — a batch that the NEW-VIEW of t, built
+	// from that VIEW-CHANGE, does not carry.
+	if !nd.acceptsNewView(v) || (nd.newView != nil && nd.newView.view >= v) {
 		return nil
 	}
 	st := statement(stmtNewView, v, 0, m.Digest)
@@ -391,13 +410,25 @@ func (nd *Node) continueNewView() {
 	}
 	nv.o = map[uint64]broadcast.Digest{}
 	null := batchDigest(nullBatch)
+	carried := map[uint64]struct{}{}
 	for seq := nv.lowO + 1; seq <= nv.highO; seq++ {
 		if c := certs[seq]; c != nil {
 			nv.o[seq] = c.Digest
+			if c.Digest != null {
+				carried[seq] = struct{}{}
+				nd.stats.CertsCarried++
+				if _, twice := nd.carried[seq]; twice {
+					nd.stats.CertCarriedTwice++
+				}
+			}
 		} else {
 			nv.o[seq] = null
 		}
 	}
+	nd.carried = carried
+	nd.stats.ViewsEntered++
+	nd.viewRun++
+	nd.stats.MaxConsecutiveViews = max(nd.stats.MaxConsecutiveViews, nd.viewRun)
 	nv.done = true
 	nd.enterView(nv, best)
 }
