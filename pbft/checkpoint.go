@@ -259,7 +259,7 @@ func (nd *Node) startTransfer(seq uint64, d broadcast.Digest) {
 	nd.transfer, nd.transferAt = &d, seq
 	nd.stats.StateTransfers++
 	if !nd.store.Has(d) {
-		nd.fetch(d)
+		nd.fetch(d, nd.checkpointSigners(seq, d)...)
 		return
 	}
 	nd.continueTransfer()
@@ -302,4 +302,28 @@ func (nd *Node) continueTransfer() {
 	}
 	nd.log.Debug("state transfer complete", "seq", seq)
 	nd.executeReady()
+}
+
+// checkpointSigners returns the replicas known to have signed checkpoint
+// (seq, d): they hold its state.
+func (nd *Node) checkpointSigners(seq uint64, d broadcast.Digest) []broadcast.NodeID {
+	var out []broadcast.NodeID
+	if cv := nd.ckpts[seq]; cv != nil {
+		for i, v := range cv.votes {
+			if v.ok && v.d == d {
+				out = append(out, broadcast.NodeID(i))
+			}
+		}
+	}
+	for i, o := range nd.far {
+		if o.seq == seq && o.d == d {
+			out = append(out, broadcast.NodeID(i))
+		}
+	}
+	if nd.stable.seq == seq && nd.stable.digest == d {
+		for _, v := range nd.stable.proof {
+			out = append(out, v.Node)
+		}
+	}
+	return out
 }

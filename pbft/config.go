@@ -141,6 +141,13 @@ type Config struct {
 	// order, with the batch digest and its entries (borrowed). Checkers use
 	// it; it must not call back into the replica.
 	OnExecute func(seq uint64, batch broadcast.Digest, entries []Entry)
+	// FetchAnswerRate bounds the fetch answers one peer may take, in bytes
+	// per second of logical time (default 64 MiB/s; see fetch.go).
+	FetchAnswerRate int64
+	// FutureQuota bounds the payload bytes of PRE-PREPAREs for views not
+	// yet entered that are kept per primary (default 4 MiB); beyond it they
+	// are kept without their payload, which is fetched if needed.
+	FutureQuota int
 	// Logger, default slog.Default().
 	Logger *slog.Logger
 
@@ -197,6 +204,18 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = 200 * time.Millisecond
+	}
+	if c.FetchAnswerRate == 0 {
+		c.FetchAnswerRate = 64 << 20
+	}
+	if c.FetchAnswerRate < 0 {
+		return fmt.Errorf("pbft: Config.FetchAnswerRate = %d is negative", c.FetchAnswerRate)
+	}
+	if c.FutureQuota == 0 {
+		c.FutureQuota = 4 << 20
+	}
+	if c.FutureQuota < 0 {
+		return fmt.Errorf("pbft: Config.FutureQuota = %d is negative", c.FutureQuota)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

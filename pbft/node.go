@@ -59,10 +59,14 @@ type Node struct {
 	transfer   *broadcast.Digest
 	transferAt uint64
 
-	wanted map[broadcast.Digest]struct{}
+	wanted  map[broadcast.Digest]*fetchState
+	answers []answerBucket // per peer, its budget of fetch answers
 	// future holds, per sequence number, a PRE-PREPARE for a view this
 	// replica has not entered yet (the newest), replayed when it does.
 	future map[uint64]*broadcast.Message
+	// futureBytes is, per primary, the payload bytes future holds of its
+	// PRE-PREPAREs (bounded by Config.FutureQuota).
+	futureBytes []int
 
 	out        []broadcast.Outbound
 	deliveries []broadcast.Delivery
@@ -91,6 +95,17 @@ type Stats struct {
 	// executed in between: a prepared batch crossing two consecutive view
 	// changes.
 	CertCarriedTwice uint64
+	// FetchesSent counts FETCH messages sent (one replica asked per try).
+	FetchesSent uint64
+	// FetchAnswered and FetchAnsweredBytes count the fetch answers sent;
+	// FetchRefused and FetchRefusedBytes those dropped because the asking
+	// peer had spent its Config.FetchAnswerRate.
+	FetchAnswered, FetchAnsweredBytes uint64
+	FetchRefused, FetchRefusedBytes   uint64
+	// FutureStripped counts PRE-PREPAREs of views not yet entered kept
+	// without their payload because their primary was over
+	// Config.FutureQuota.
+	FutureStripped uint64
 }
 
 type reqRef struct {
@@ -164,7 +179,7 @@ func New(cfg Config) (*Node, error) {
 	nd := &Node{cfg: cfg, n: cfg.N, f: cfg.F, self: cfg.Self, store: cfg.Store, sm: cfg.StateMachine,
 		signer: cfg.Signer, log: cfg.Logger.With("pbft", cfg.Self),
 		slots: map[uint64]*slot{}, ckpts: map[uint64]*ckptVotes{}, own: map[uint64]broadcast.Digest{},
-		vcs: make([][]*vcRecord, cfg.N), wanted: map[broadcast.Digest]struct{}{}, future: map[uint64]*broadcast.Message{}}
+		vcs: make([][]*vcRecord, cfg.N), wanted: map[broadcast.Digest]*fetchState{}, answers: make([]answerBucket, cfg.N), futureBytes: make([]int, cfg.N), future: map[uint64]*broadcast.Message{}}
 	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout, cfg.Signer)
 	nd.clients = make([]clientRec, cfg.N)
 	for i := range nd.clients {
@@ -383,9 +398,8 @@ func (nd *Node) Close() {
 		nd.store.Unpin(nd.stable.digest)
 		nd.stablePinned = false
 	}
-	for seq, m := range nd.future {
-		m.Payload.Release()
-		delete(nd.future, seq)
+	for seq := range nd.future {
+		nd.dropFuture(seq)
 	}
 	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.deliveries}
 	rd.Release()

@@ -293,12 +293,22 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 		// on its way): keep the newest per sequence number for then.
 		if old := nd.future[seq]; old == nil || old.Round < v {
 			if old != nil {
-				old.Payload.Release()
+				nd.dropFuture(seq)
 			}
 			c := *m
 			c.Body = append([]byte(nil), m.Body...)
 			c.Auth = nil
-			c.Payload = m.Payload.Retain()
+			if nd.futureBytes[from]+m.Payload.Len() > nd.cfg.FutureQuota {
+				// Over its primary's quota: keep the batch's digests, not
+				// its bytes (fetched by digest if the view comes).
+				c.Payload = bufpool.Buf{}
+				c.Flags &^= broadcast.HasPayload
+				c.PayloadLen = 0
+				nd.stats.FutureStripped++
+			} else {
+				c.Payload = m.Payload.Retain()
+				nd.futureBytes[from] += c.Payload.Len()
+			}
 			nd.future[seq] = &c
 		}
 		return nil
@@ -529,13 +539,13 @@ func (nd *Node) executeReady() {
 			return
 		}
 		if s.enc == nil {
-			nd.fetch(s.digest)
+			nd.fetch(s.digest, nd.holdersOf(s)...)
 			return
 		}
 		missing := false
 		for _, e := range s.entries {
 			if !nd.clients[e.Client].done(e.Timestamp) && !nd.store.Has(e.Op) {
-				nd.fetch(e.Op)
+				nd.fetch(e.Op, nd.holdersOf(s)...)
 				missing = true
 			}
 		}
@@ -671,52 +681,4 @@ func (nd *Node) dropSlot(seq uint64) {
 		}
 		delete(nd.slots, seq)
 	}
-}
-
-// fetch asks every other replica for the payload of d.
-func (nd *Node) fetch(d broadcast.Digest) {
-	if _, ok := nd.wanted[d]; ok {
-		return
-	}
-	nd.wanted[d] = struct{}{}
-	nd.send(broadcast.Everyone, broadcast.TypeFetch, nd.view, 0, d, nil)
-	nd.armTimer()
-}
-
-func (nd *Node) onFetch(from broadcast.NodeID, m *broadcast.Message) error {
-	b, ok := nd.store.Get(m.Digest)
-	if !ok {
-		return nil
-	}
-	out := nd.send(from, broadcast.TypePayload, nd.view, 0, m.Digest, nil)
-	out.SetPayload(b, m.Digest)
-	return nil
-}
-
-func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
-	d := m.Digest
-	if _, ok := nd.wanted[d]; !ok {
-		if m.Flags&broadcast.HasPayload != 0 {
-			nd.store.CountDuplicate(m.Payload.Len())
-		}
-		return nil
-	}
-	if m.Flags&broadcast.HasPayload == 0 {
-		return broadcast.Reject(broadcast.ReasonLength, "pbft: payload message without payload")
-	}
-	if err := nd.store.Put(from, d, m.Payload); err != nil {
-		return err
-	}
-	delete(nd.wanted, d)
-	nd.progress()
-	return nil
-}
-
-// progress retries everything that waits for a payload.
-func (nd *Node) progress() {
-	nd.continueTransfer()
-	nd.continueNewView()
-	nd.reissue()
-	nd.retryParked()
-	nd.executeReady()
 }

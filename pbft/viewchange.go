@@ -367,7 +367,7 @@ func (nd *Node) continueNewView() {
 		}
 		b, ok := nd.store.Get(r.Digest)
 		if !ok {
-			nd.fetch(r.Digest)
+			nd.fetch(r.Digest, r.Node, nd.primary(nv.view))
 			missing = true
 			continue
 		}
@@ -498,14 +498,25 @@ func (nd *Node) replayFuture() {
 		if m.Round > nd.view {
 			continue
 		}
-		delete(nd.future, seq)
 		if m.Round == nd.view {
 			if err := nd.onPrePrepare(m.Sender, m); err != nil {
 				nd.log.Debug("kept pre-prepare rejected", "seq", seq, "err", err)
 			}
 		}
-		m.Payload.Release()
+		nd.dropFuture(seq)
 	}
+}
+
+// dropFuture forgets the PRE-PREPARE kept for seq, returning its bytes to
+// its primary's quota.
+func (nd *Node) dropFuture(seq uint64) {
+	m := nd.future[seq]
+	if m == nil {
+		return
+	}
+	delete(nd.future, seq)
+	nd.futureBytes[m.Sender] -= m.Payload.Len()
+	m.Payload.Release()
 }
 
 // reissue has the new primary send the PRE-PREPAREs of O, fetching batches
@@ -532,11 +543,32 @@ func (nd *Node) reissue() {
 			enc = append([]byte(nil), b.Bytes()...)
 			b.Release()
 		} else {
-			nd.fetch(d)
+			nd.fetch(d, nd.certHolders(nv, seq)...)
 			continue
 		}
 		nd.sendPrePrepare(seq, enc, d)
 	}
+}
+
+// certHolders returns the replicas whose VIEW-CHANGE, named by nv, carries
+// a certificate for seq with the digest O chose: they prepared that batch.
+func (nd *Node) certHolders(nv *nvState, seq uint64) []broadcast.NodeID {
+	var out []broadcast.NodeID
+	for _, r := range nv.refs {
+		rec := nd.vcFor(r.Node, nv.view)
+		if rec == nil || rec.digest != r.Digest {
+			continue
+		}
+		for _, c := range rec.content.Prepared {
+			if c.Seq == seq && c.Digest == nv.o[seq] {
+				out = append(out, r.Node)
+				for _, p := range c.Prepares {
+					out = append(out, p.Node)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // newViewReady reports whether the primary has re-issued all of O (new
@@ -579,7 +611,7 @@ func (nd *Node) retransmit() {
 			work = true
 			for _, e := range s.entries {
 				if !nd.clients[e.Client].done(e.Timestamp) && !nd.store.Has(e.Op) {
-					nd.fetch(e.Op)
+					nd.fetch(e.Op, nd.holdersOf(s)...)
 				}
 			}
 		}
@@ -597,18 +629,8 @@ func (nd *Node) retransmit() {
 			nd.send(broadcast.Everyone, TypeCommit, s.view, seq, s.digest, nil)
 		}
 	}
-	var wanted []broadcast.Digest
-	for d := range nd.wanted {
-		wanted = append(wanted, d)
-	}
-	sort.Slice(wanted, func(a, b int) bool { return string(wanted[a][:]) < string(wanted[b][:]) })
-	for _, d := range wanted {
-		if nd.store.Has(d) {
-			delete(nd.wanted, d)
-			continue
-		}
+	if nd.retryFetches() {
 		work = true
-		nd.send(broadcast.Everyone, broadcast.TypeFetch, nd.view, 0, d, nil)
 	}
 	if nd.hasPending() {
 		work = true
