@@ -114,6 +114,7 @@ func (nd *Node) makeCheckpoint(seq uint64) {
 			return
 		}
 		nd.own[seq] = d
+		nd.saveCheckpoint(seq, blob)
 	}
 	st := statement(stmtCheckpoint, 0, seq, d)
 	sig := nd.signer.Sign(&st)
@@ -246,6 +247,7 @@ func (nd *Node) makeStable(seq uint64, d broadcast.Digest, proof []SignedVote) {
 	if nd.nextSeq < seq {
 		nd.nextSeq = seq
 	}
+	nd.compactJournal()
 	if nd.lastExec < seq {
 		nd.startTransfer(seq, d)
 	}
@@ -281,6 +283,9 @@ func (nd *Node) continueTransfer() {
 	}
 	blob := b.Bytes()
 	seq, err := nd.restoreState(blob)
+	if err == nil && seq == nd.transferAt {
+		nd.saveCheckpoint(seq, blob)
+	}
 	b.Release()
 	if err != nil || seq != nd.transferAt {
 		nd.log.Error("state transfer: bad state blob", "seq", nd.transferAt, "err", err)

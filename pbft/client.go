@@ -57,6 +57,12 @@ func NewClient(id broadcast.NodeID, n, f, window int, timeout time.Duration, sig
 	return &Client{id: id, n: n, f: f, window: window, timeout: timeout, signer: signer, pending: map[uint64]*clientReq{}}
 }
 
+// resume makes the client number its next request after ts: a restarted
+// replica's hosted client continues where the executed log leaves it.
+func (c *Client) resume(ts uint64) {
+	c.nextTS = max(c.nextTS, ts)
+}
+
 // Request issues op (taking the reference). It is sent now, or once the
 // window has room.
 func (c *Client) Request(op bufpool.Buf) {

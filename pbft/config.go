@@ -148,6 +148,13 @@ type Config struct {
 	// yet entered that are kept per primary (default 4 MiB); beyond it they
 	// are kept without their payload, which is fetched if needed.
 	FutureQuota int
+	// Journal, when set, makes durable what the replica must not forget
+	// across a restart (recovery.go); kv/replica provides one.
+	Journal Journal
+	// Recovery, when set, restarts the replica from what its Journal and
+	// its application's log kept (see Recovery). Its payloads are borrowed
+	// for the call to New.
+	Recovery *Recovery
 	// Logger, default slog.Default().
 	Logger *slog.Logger
 

@@ -68,6 +68,12 @@ type Node struct {
 	// PRE-PREPAREs (bounded by Config.FutureQuota).
 	futureBytes []int
 
+	// journaled says the journal holds a view record; journaledView is the
+	// highest. halted: the journal failed and the replica sends nothing.
+	journaled     bool
+	journaledView uint32
+	halted        bool
+
 	out        []broadcast.Outbound
 	deliveries []broadcast.Delivery
 	stats      Stats
@@ -106,6 +112,11 @@ type Stats struct {
 	// without their payload because their primary was over
 	// Config.FutureQuota.
 	FutureStripped uint64
+	// Recoveries counts restarts from a Recovery; Replayed the batches
+	// re-executed from the application's log; CertsRecovered the prepared
+	// certificates taken back from the journal. JournalErrors counts
+	// journal writes that failed (the replica then halts).
+	Recoveries, Replayed, CertsRecovered, JournalErrors uint64
 }
 
 type reqRef struct {
@@ -185,6 +196,14 @@ func New(cfg Config) (*Node, error) {
 	for i := range nd.clients {
 		nd.clients[i].slots = make([]reqSlot, cfg.ClientWindow)
 	}
+	if cfg.Recovery != nil {
+		if err := nd.recover(cfg.Recovery); err != nil {
+			nd.Close()
+			return nil, err
+		}
+	} else {
+		nd.journalView(0)
+	}
 	return nd, nil
 }
 
@@ -245,6 +264,12 @@ func (nd *Node) Ready() broadcast.Ready {
 	}
 	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.deliveries}
 	nd.out, nd.deliveries = nil, nil
+	if nd.halted {
+		for i := range rd.Messages {
+			rd.Messages[i].Msg.Payload.Release()
+		}
+		rd.Messages = nil
+	}
 	rd.NextWake = nd.nextWake()
 	return rd
 }

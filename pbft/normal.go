@@ -509,6 +509,7 @@ func (nd *Node) checkSlot(s *slot) {
 		}
 		s.prepared, s.cert = true, cert
 		nd.pinCert(s)
+		nd.journalPrepared(s) // before COMMIT leaves
 	}
 	if !s.sentCmt {
 		nd.send(broadcast.Everyone, TypeCommit, s.view, s.seq, s.digest, nil)

@@ -54,6 +54,7 @@ func (nd *Node) startViewChange(v uint32) {
 			vc.Prepared = append(vc.Prepared, *c)
 		}
 	}
+	nd.journalView(v)
 	enc := appendViewChange(nil, vc)
 	d := broadcast.DigestOfBytes(enc)
 	st := statement(stmtViewChange, v, 0, d)
@@ -434,6 +435,7 @@ func (nd *Node) continueNewView() {
 }
 
 func (nd *Node) enterView(nv *nvState, best *ViewChange) {
+	nd.journalView(nv.view)
 	nd.view, nd.changing = nv.view, false
 	nd.timer = 0
 	nd.log.Debug("entered view", "view", nv.view, "o", len(nv.o))
