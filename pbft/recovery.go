@@ -65,6 +65,18 @@ type Recovery struct {
 	Journal [][]byte
 }
 
+// Release drops the payload references the Recovery holds.
+func (r *Recovery) Release() {
+	if r == nil {
+		return
+	}
+	for i := range r.Batches {
+		for j := range r.Batches[i].Ops {
+			r.Batches[i].Ops[j].Payload.Release()
+		}
+	}
+}
+
 // RecoveredBatch is one executed batch of the application's log.
 type RecoveredBatch struct {
 	Seq uint64

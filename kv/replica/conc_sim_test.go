@@ -29,7 +29,7 @@ func simConcurrent(t *testing.T, hash bool) {
 	if hash {
 		s.close()
 		s = &simCluster{t: t, dir: t.TempDir(), hash: true, nodes: s.nodes[:0:0]}
-		s.nodes, s.protos, s.stores, s.sms = make([]*pbft.Node, 4), make([]broadcast.Protocol, 4), make([]*broadcast.PayloadStore, 4), make([]*durableSM, 4)
+		s.nodes, s.protos, s.stores, s.sms, s.journals = make([]*pbft.Node, 4), make([]broadcast.Protocol, 4), make([]*broadcast.PayloadStore, 4), make([]*durableSM, 4), make([]*journal, 4)
 		s.secret[0] = 42
 		for i := range 4 {
 			s.build(i, 1)

@@ -13,26 +13,34 @@
 //
 // Each committed batch is appended to the replica's log and fsynced before
 // it is applied, so no reply leaves for an op that is not on disk. PBFT's
-// checkpoints write a snapshot and empty the log. A replica that restarts
-// restores the snapshot and replays the log, and then catches up with PBFT's
-// state transfer (which replaces its state with a stable checkpoint and
-// persists it). While a restarted replica's PBFT is behind its own disk
-// state, batches it already reflects are not applied again.
+// journal (pbft.Journal: the views the replica entered or asked for, its
+// prepared certificates with their batches, its stable checkpoint) lives in
+// DataDir/pbft and is fsynced once per Ready, before the messages that
+// depend on it leave; PBFT's checkpoint blobs become the log's snapshot,
+// which empties it. A replica that restarts hands PBFT the checkpoint, the
+// batches logged after it and the journal (pbft.Recovery): PBFT restores
+// the checkpoint, re-executes those batches (rebuilding the store and the
+// client windows), takes back its certificates and asks for the view after
+// the last it recorded. Any 2f+1 replicas restarted together — the whole
+// cluster included — form that view and serve again; a replica restarted
+// alone catches up by state transfer and joins the next view change.
 //
 // Each result carries its op's nonce, so that a result meant for another
-// request (PBFT's hosted client reuses timestamps after a restart) is never
-// returned for this one. A restarted replica forwards its front end's ops
-// to the other replicas as a kv.Client until pbft can resume a hosted
-// client's numbering.
+// request is never returned for this one: after a restart the hosted
+// client resumes its numbering after the last request it executed, and a
+// request it had issued before the crash may still hold one of the next
+// timestamps; the executor then submits the op again.
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +88,7 @@ type Replica struct {
 	pool    *bufpool.Pool
 	pstore  *broadcast.PayloadStore
 	sm      *durableSM
+	journal *journal
 	node    *pbft.Node
 	conduit *udp.Conduit
 	link    *link.Link
@@ -137,29 +146,29 @@ func Start(cfg Config) (r *Replica, err error) {
 	}
 	r.pstore = broadcast.NewPayloadStore(broadcast.StoreConfig{})
 
-	wal, err := kv.OpenWAL(cfg.DataDir, kv.WALOptions{NoSync: cfg.NoSync})
+	var rec *pbft.Recovery
+	r.sm, r.journal, rec, err = openDurable(cfg.DataDir, kv.WALOptions{NoSync: cfg.NoSync}, r.log)
 	if err != nil {
 		return r, err
 	}
-	r.sm = &durableSM{store: kv.NewStore(kv.StoreConfig{}), wal: wal, log: r.log}
-	if err := r.sm.recover(); err != nil {
-		return r, err
-	}
-	r.log.Info("recovered from disk", "seq", r.sm.last.Load(), "items", r.sm.store.Stats().CurrItems)
-
 	r.node, err = pbft.New(pbft.Config{
 		Params:             broadcast.Params{N: c.N(), F: c.F, Self: id, Mode: c.ModeValue()},
 		Store:              r.pstore,
 		Keys:               ring,
 		StateMachine:       r.sm,
+		Journal:            r.journal,
+		Recovery:           rec,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Timeout:            cfg.Timeout,
 		MaxRequest:         kv.DefaultMaxItemSize + 64<<10,
 		Logger:             r.log,
 	})
+	rec.Release()
 	if err != nil {
-		return r, err
+		return r, fmt.Errorf("replica: recover from %s: %w", cfg.DataDir, err)
 	}
+	r.sm.recovering = false
+	r.log.Info("state after recovery", "executed", r.sm.last.Load(), "items", r.sm.store.Stats().CurrItems)
 	r.exec = &executor{waiters: map[broadcast.Digest][]chan []byte{}, self: cfg.ID, timeout: cfg.OpTimeout}
 	r.exec.ctx, r.exec.cancel = context.WithCancel(context.Background())
 	r.conduit, err = udp.New(udp.Config{Self: id, Peers: c.Addrs(), Pool: r.pool, MTU: mtu, Logger: r.log})
@@ -173,32 +182,12 @@ func Start(cfg Config) (r *Replica, err error) {
 		r.conduit = nil
 		return r, err
 	}
-	r.runner, err = netio.NewRunner(netio.RunnerConfig{Self: id, N: c.N(), Protocol: &tapped{Node: r.node, exec: r.exec},
+	r.runner, err = netio.NewRunner(netio.RunnerConfig{Self: id, N: c.N(), Protocol: &tapped{Node: r.node, exec: r.exec, journal: r.journal, log: r.log},
 		Transport: r.link, Auth: auth, Logger: r.log, Verifiers: 2})
 	if err != nil {
 		return r, err
 	}
 	r.exec.runner = r.runner
-	if r.sm.last.Load() > 0 || r.sm.wal.Pos() > 0 {
-		// Restarted: PBFT's hosted client numbers requests from 1 again,
-		// which the others take for requests executed long ago. Until pbft
-		// can resume a client's numbering, this replica's front end
-		// forwards its ops to the other replicas as a BFT client (f+1
-		// matching replies), which keeps it correct at the cost of n-1
-		// orderings per op.
-		var others []string
-		for i, n := range c.Nodes {
-			if i != cfg.ID && n.API != "" {
-				others = append(others, n.API)
-			}
-		}
-		fwd, err := kv.NewClient(kv.ClientConfig{Addrs: others, F: c.F, Timeout: cfg.OpTimeout})
-		if err != nil {
-			return r, fmt.Errorf("replica: forwarding client: %w", err)
-		}
-		r.exec.forward = fwd
-		r.log.Warn("restarted replica: front-end ops are forwarded to the other replicas", "others", others)
-	}
 	listen := cfg.Listen
 	if listen == "" {
 		n, _ := c.Node(cfg.ID)
@@ -244,9 +233,6 @@ func (r *Replica) Close() error {
 	}
 	if r.exec != nil {
 		r.exec.cancel()
-		if r.exec.forward != nil {
-			r.exec.forward.Close()
-		}
 	}
 	if r.runner != nil {
 		r.runner.Stop()
@@ -262,6 +248,9 @@ func (r *Replica) Close() error {
 	if r.pstore != nil {
 		r.pstore.Close()
 	}
+	if r.journal != nil {
+		errs = append(errs, r.journal.close())
+	}
 	if r.sm != nil {
 		errs = append(errs, r.sm.wal.Close())
 		r.sm.store.Close()
@@ -274,12 +263,23 @@ func (r *Replica) Close() error {
 type tapped struct {
 	*pbft.Node
 	exec    *executor
+	journal *journal
+	log     *slog.Logger
 	results []pbft.Result
 }
 
-// Ready passes on the node's work and its accepted results.
+// Ready passes on the node's work and its accepted results, once the
+// journal records it depends on are on disk (persist, then send).
 func (t *tapped) Ready() broadcast.Ready {
 	rd := t.Node.Ready()
+	if err := t.journal.sync(); err != nil {
+		// Like a crashed replica: nothing leaves that the disk does not back.
+		t.log.Error("replica: journal sync failed; messages dropped", "err", err)
+		for i := range rd.Messages {
+			rd.Messages[i].Msg.Payload.Release()
+		}
+		rd.Messages = nil
+	}
 	t.results = t.Node.TakeResults(t.results[:0])
 	for i := range t.results {
 		t.exec.deliver(&t.results[i])
@@ -298,28 +298,36 @@ type executor struct {
 
 	mu      sync.Mutex
 	waiters map[broadcast.Digest][]chan []byte
-
-	// forward, when set, carries ops to the other replicas instead (see
-	// Replica.restarted).
-	forward *kv.Client
 }
 
 // errStale is a result that answers another op than the one submitted.
 var errStale = errors.New("replica: result of another request (stale client timestamp)")
 
-// Execute submits op (taking the reference) and waits for its result.
+// staleRetries bounds the resubmissions of an op whose result turned out
+// to be another op's: after a restart the hosted client's first timestamps
+// may already carry requests it issued before the crash.
+const staleRetries = 4
+
+// Execute submits op (taking the reference) and waits for its result,
+// submitting it again if the result answers another request.
 func (e *executor) Execute(ctx context.Context, op bufpool.Buf) ([]byte, error) {
-	if e.forward != nil {
-		defer op.Release()
-		return e.forward.DoOp(ctx, op.Bytes())
-	}
-	nonce, _ := kv.OpNonce(op)
+	defer op.Release()
 	if op.Refs() == 1 && op.Contiguous() && op.Len() > 1 {
 		// Mark the copy as this replica's (the "via" byte, which the store
 		// ignores): copies of one BFT client op submitted by several
 		// replicas are then distinct requests with distinct digests.
 		op.Bytes()[1] = byte(e.self + 1)
 	}
+	for try := 0; ; try++ {
+		v, err := e.execute(ctx, op.Retain())
+		if !errors.Is(err, errStale) || try == staleRetries {
+			return v, err
+		}
+	}
+}
+
+func (e *executor) execute(ctx context.Context, op bufpool.Buf) ([]byte, error) {
+	nonce, _ := kv.OpNonce(op)
 	d := broadcast.DigestOf(op)
 	ch := make(chan []byte, 1)
 	e.mu.Lock()
@@ -380,50 +388,60 @@ func (e *executor) deliver(r *pbft.Result) {
 // durableSM is the kv.Store as PBFT's state machine, logged to disk.
 //
 // Log record: seq u64 | count u32 | per op: client u32, timestamp u64,
-// length u32, payload. Snapshot: seq u64 | kv.Store snapshot.
+// length u32, payload. The log's snapshot is PBFT's checkpoint blob
+// (snapshotMagic, then the blob), written by the journal's SaveCheckpoint;
+// the store's own snapshot (inside that blob) is seq u64 | kv.Store
+// snapshot.
 type durableSM struct {
 	store *kv.Store
 	wal   *kv.WAL
 	log   *slog.Logger
 	last  atomic.Uint64
 	parts [][]byte
+	// walLast is the last batch the log held at start: PBFT re-executes
+	// batches up to it from the log (not logging them again).
+	walLast    uint64
+	recovering bool
 }
 
 var _ pbft.StateMachine = (*durableSM)(nil)
 
 var replyAlreadyApplied = []byte("SERVER_ERROR replica recovering\r\n")
 
-// Apply logs the batch, fsyncs, then applies it.
+// Apply logs the batch, fsyncs, then applies it; a batch PBFT re-executes
+// from the log at start is applied without being logged again.
 func (s *durableSM) Apply(seq uint64, ops []pbft.Op) [][]byte {
 	if seq <= s.last.Load() {
-		// Already reflected in the state recovered from disk.
+		// Never expected: PBFT executes each sequence number once.
 		out := make([][]byte, len(ops))
 		for i := range out {
 			out[i] = tagResult(ops[i].Payload, replyAlreadyApplied)
 		}
 		return out
 	}
-	hdr := make([]byte, 12, 12+16*len(ops))
-	binary.LittleEndian.PutUint64(hdr, seq)
-	binary.LittleEndian.PutUint32(hdr[8:], uint32(len(ops)))
-	s.parts = s.parts[:0]
-	for _, op := range ops {
-		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(op.Client))
-		hdr = binary.LittleEndian.AppendUint64(hdr, op.Timestamp)
-		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(op.Payload.Len()))
-	}
-	s.parts = append(s.parts, hdr)
-	for _, op := range ops {
-		s.parts = op.Payload.AppendSegments(s.parts)
-	}
-	pos, err := s.wal.AppendVec(s.parts)
-	if err == nil {
-		err = s.wal.SyncTo(pos)
-	}
-	if err != nil {
-		// A replica that cannot log must not answer: stop here, as a
-		// crashed replica would.
-		panic(fmt.Sprintf("replica: log batch %d: %v", seq, err))
+	if seq > s.walLast {
+		hdr := make([]byte, 12, 12+16*len(ops))
+		binary.LittleEndian.PutUint64(hdr, seq)
+		binary.LittleEndian.PutUint32(hdr[8:], uint32(len(ops)))
+		s.parts = s.parts[:0]
+		for _, op := range ops {
+			hdr = binary.LittleEndian.AppendUint32(hdr, uint32(op.Client))
+			hdr = binary.LittleEndian.AppendUint64(hdr, op.Timestamp)
+			hdr = binary.LittleEndian.AppendUint32(hdr, uint32(op.Payload.Len()))
+		}
+		s.parts = append(s.parts, hdr)
+		for _, op := range ops {
+			s.parts = op.Payload.AppendSegments(s.parts)
+		}
+		pos, err := s.wal.AppendVec(s.parts)
+		if err == nil {
+			err = s.wal.SyncTo(pos)
+		}
+		if err != nil {
+			// A replica that cannot log must not answer: stop here, as a
+			// crashed replica would.
+			panic(fmt.Sprintf("replica: log batch %d: %v", seq, err))
+		}
 	}
 	bufs := make([]bufpool.Buf, len(ops))
 	for i := range ops {
@@ -445,21 +463,19 @@ func tagResult(op bufpool.Buf, reply []byte) []byte {
 	return append(b, reply...)
 }
 
-// Snapshot returns the state at the last applied batch and persists it.
+// Snapshot returns the state at the last applied batch (PBFT puts it in its
+// checkpoint blob, which the journal persists).
 func (s *durableSM) Snapshot() ([]byte, error) {
 	snap, err := s.store.Snapshot()
 	if err != nil {
 		return nil, err
 	}
 	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(snap)), s.last.Load())
-	b = append(b, snap...)
-	if err := s.wal.WriteSnapshot(s.wal.Pos(), b); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return append(b, snap...), nil
 }
 
-// Restore replaces the state (state transfer) and persists it.
+// Restore replaces the state (a checkpoint at start, or state transfer;
+// the journal persists the blob that carries it).
 func (s *durableSM) Restore(snap []byte) error {
 	if len(snap) < 8 {
 		return errors.New("replica: snapshot too short")
@@ -468,47 +484,150 @@ func (s *durableSM) Restore(snap []byte) error {
 		return err
 	}
 	s.last.Store(binary.LittleEndian.Uint64(snap))
-	if err := s.wal.WriteSnapshot(s.wal.Pos(), snap); err != nil {
-		return err
+	if !s.recovering {
+		s.log.Info("state transferred", "seq", s.last.Load())
 	}
-	s.log.Info("state transferred", "seq", s.last.Load())
 	return nil
 }
 
-// recover loads the snapshot and replays the log.
-func (s *durableSM) recover() error {
-	return s.wal.Recover(func(_ uint64, snap []byte) error {
-		if len(snap) < 8 {
-			return errors.New("replica: snapshot too short")
+// snapshotMagic starts the log's snapshot: PBFT's checkpoint blob follows.
+const snapshotMagic = "onecast-kv-pbft-checkpoint-1\n"
+
+// journal is PBFT's Journal on the replica's disk: its records in a log of
+// their own (DataDir/pbft), checkpoint blobs as the batch log's snapshot.
+// Appends are synced once per Ready, before its messages leave.
+type journal struct {
+	wal   *kv.WAL // pbft's records
+	batch *kv.WAL // the state machine's batch log
+	pos   uint64  // last record appended
+	dirty bool
+}
+
+var _ pbft.Journal = (*journal)(nil)
+
+func (j *journal) Append(rec []byte) error {
+	pos, err := j.wal.AppendVec([][]byte{rec})
+	if err != nil {
+		return fmt.Errorf("replica: journal: %w", err)
+	}
+	j.pos, j.dirty = pos, true
+	return nil
+}
+
+func (j *journal) Compact(rec []byte) error {
+	if err := j.wal.WriteSnapshot(j.wal.Pos(), rec); err != nil {
+		return fmt.Errorf("replica: journal: %w", err)
+	}
+	j.dirty = false
+	return nil
+}
+
+func (j *journal) SaveCheckpoint(_ uint64, blob []byte) error {
+	b := make([]byte, 0, len(snapshotMagic)+len(blob))
+	b = append(append(b, snapshotMagic...), blob...)
+	if err := j.batch.WriteSnapshot(j.batch.Pos(), b); err != nil {
+		return fmt.Errorf("replica: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// sync makes the appended records durable.
+func (j *journal) sync() error {
+	if j == nil || !j.dirty {
+		return nil
+	}
+	if err := j.wal.SyncTo(j.pos); err != nil {
+		return err
+	}
+	j.dirty = false
+	return nil
+}
+
+func (j *journal) close() error {
+	err := j.sync()
+	return errors.Join(err, j.wal.Close())
+}
+
+// openDurable opens a replica's data directory: the state machine (empty
+// until PBFT restores it), the journal, and, if the directory holds
+// anything, the Recovery PBFT restarts from (its payloads are heap
+// buffers; Release them after pbft.New).
+func openDurable(dir string, opts kv.WALOptions, log *slog.Logger) (*durableSM, *journal, *pbft.Recovery, error) {
+	batch, err := kv.OpenWAL(dir, opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	jw, err := kv.OpenWAL(filepath.Join(dir, "pbft"), opts)
+	if err != nil {
+		batch.Close()
+		return nil, nil, nil, err
+	}
+	sm := &durableSM{store: kv.NewStore(kv.StoreConfig{}), wal: batch, log: log, recovering: true}
+	j := &journal{wal: jw, batch: batch}
+	fail := func(err error) (*durableSM, *journal, *pbft.Recovery, error) {
+		batch.Close()
+		jw.Close()
+		sm.store.Close()
+		return nil, nil, nil, err
+	}
+	rec := &pbft.Recovery{}
+	found := false
+	err = batch.Recover(func(_ uint64, snap []byte) error {
+		if !bytes.HasPrefix(snap, []byte(snapshotMagic)) {
+			return fmt.Errorf("snapshot in %s is not a PBFT checkpoint (written by an older onecast?)", dir)
 		}
-		s.last.Store(binary.LittleEndian.Uint64(snap))
-		return s.store.Restore(snap[8:])
-	}, func(_ uint64, rec []byte) error {
-		if len(rec) < 12 {
-			return errors.New("batch record too short")
+		rec.Checkpoint, found = bytes.Clone(snap[len(snapshotMagic):]), true
+		return nil
+	}, func(_ uint64, r []byte) error {
+		b, err := decodeBatch(r)
+		if err != nil {
+			return err
 		}
-		seq := binary.LittleEndian.Uint64(rec)
-		n := int(binary.LittleEndian.Uint32(rec[8:]))
-		if n > (len(rec)-12)/16 {
-			return errors.New("batch record truncated")
-		}
-		off := 12 + 16*n
-		bufs := make([]bufpool.Buf, n)
-		for i := range n {
-			l := int(binary.LittleEndian.Uint32(rec[12+16*i+12:]))
-			if l > len(rec)-off {
-				return errors.New("batch record truncated")
-			}
-			bufs[i] = bufpool.Wrap(append([]byte(nil), rec[off:off+l]...))
-			off += l
-		}
-		if seq > s.last.Load() {
-			s.store.ApplyBatch(bufs)
-			s.last.Store(seq)
-		}
-		for _, b := range bufs {
-			b.Release()
-		}
+		rec.Batches, found = append(rec.Batches, b), true
+		sm.walLast = b.Seq
 		return nil
 	})
+	if err != nil {
+		return fail(fmt.Errorf("replica: batch log in %s: %w", dir, err))
+	}
+	err = jw.Recover(func(_ uint64, snap []byte) error {
+		rec.Journal, found = append(rec.Journal, bytes.Clone(snap)), true
+		return nil
+	}, func(_ uint64, r []byte) error {
+		rec.Journal, found = append(rec.Journal, bytes.Clone(r)), true
+		return nil
+	})
+	if err != nil {
+		return fail(fmt.Errorf("replica: journal in %s: %w", filepath.Join(dir, "pbft"), err))
+	}
+	if !found {
+		return sm, j, nil, nil
+	}
+	log.Info("recovering from disk", "dir", dir, "checkpoint", rec.Checkpoint != nil, "batches", len(rec.Batches), "journal records", len(rec.Journal))
+	return sm, j, rec, nil
+}
+
+// decodeBatch reads one batch record of the log (payloads copied to the
+// heap).
+func decodeBatch(rec []byte) (pbft.RecoveredBatch, error) {
+	if len(rec) < 12 {
+		return pbft.RecoveredBatch{}, errors.New("batch record too short")
+	}
+	b := pbft.RecoveredBatch{Seq: binary.LittleEndian.Uint64(rec)}
+	n := int(binary.LittleEndian.Uint32(rec[8:]))
+	if n > (len(rec)-12)/16 {
+		return b, errors.New("batch record truncated")
+	}
+	off := 12 + 16*n
+	for i := range n {
+		h := rec[12+16*i:]
+		l := int(binary.LittleEndian.Uint32(h[12:]))
+		if l > len(rec)-off {
+			return b, errors.New("batch record truncated")
+		}
+		b.Ops = append(b.Ops, pbft.Op{Client: broadcast.NodeID(binary.LittleEndian.Uint32(h)),
+			Timestamp: binary.LittleEndian.Uint64(h[4:]), Payload: bufpool.Wrap(bytes.Clone(rec[off : off+l]))})
+		off += l
+	}
+	return b, nil
 }
