@@ -23,14 +23,20 @@ import (
 // Positions number records 1, 2, 3 … across the directory's life. A
 // snapshot at position P covers every record up to P; recovery restores it
 // and replays the records after P, so a crash between writing a snapshot
-// and truncating the log replays nothing twice. A torn or corrupt tail (a
-// crash in the middle of a write) ends the log: it is cut off on recovery.
-// Nothing is acknowledged before SyncTo covers it, so only unacknowledged
-// records can be in that tail.
+// and truncating the log replays nothing twice. A torn tail — a last
+// record cut short or unreadable up to the end of the file, what a crash in
+// the middle of a write leaves — ends the log and is cut off on recovery:
+// nothing is acknowledged before SyncTo covers it, so only an
+// unacknowledged record can be there. A bad record with more of the log
+// after it is corruption, not a crash: Recover refuses with a
+// *CorruptLogError naming the file and offset, unless
+// WALOptions.TruncateCorrupt asks it to cut the log there (losing every
+// record from it on).
 type WAL struct {
 	dir       string
-	snapEvery int
-	noSync    bool
+	snapEvery       int
+	noSync          bool
+	truncateCorrupt bool
 
 	mu        sync.Mutex // guards f, bw, pos, sinceSnap
 	f         *os.File
@@ -50,6 +56,23 @@ type WALOptions struct {
 	// NoSync skips fsync (tests and benchmarks of the CPU path only: a
 	// crash of the machine then loses acknowledged writes).
 	NoSync bool
+	// TruncateCorrupt makes Recover cut a corrupt log at its first bad
+	// record instead of refusing to start.
+	TruncateCorrupt bool
+}
+
+// CorruptLogError is a log with a bad record that is not its torn tail.
+type CorruptLogError struct {
+	File   string
+	Offset int64  // of the bad record
+	Record uint64 // the position expected there
+	Reason string
+}
+
+func (e *CorruptLogError) Error() string {
+	return fmt.Sprintf("kv: log %s is corrupt at offset %d (record %d: %s); records from there on are unreadable — "+
+		"start with the truncate-corrupt option (onecast kv --truncate-corrupt-log) to cut the log there, losing them",
+		e.File, e.Offset, e.Record, e.Reason)
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -75,7 +98,7 @@ func OpenWAL(dir string, opts WALOptions) (*WAL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kv: open log: %w", err)
 	}
-	return &WAL{dir: dir, snapEvery: opts.SnapshotEvery, noSync: opts.NoSync, f: f}, nil
+	return &WAL{dir: dir, snapEvery: opts.SnapshotEvery, noSync: opts.NoSync, truncateCorrupt: opts.TruncateCorrupt, f: f}, nil
 }
 
 // Recover loads the snapshot, if any, into restore (with its position) and
@@ -97,18 +120,35 @@ func (w *WAL) Recover(restore func(pos uint64, snap []byte) error, replay func(p
 	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
+	st, err := w.f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
 	br := bufio.NewReaderSize(w.f, 1<<20)
 	var good int64
 	var hdr [walRecHdr]byte
 	var data []byte
+	// bad judges the record at offset good, of n data bytes, that cannot
+	// be used: a torn tail (it reaches the end of the file) is cut off; a
+	// bad record with more log after it is corruption.
+	bad := func(n int64, reason string) error {
+		if good+walRecHdr+n >= size || w.truncateCorrupt {
+			return nil
+		}
+		return &CorruptLogError{File: w.f.Name(), Offset: good, Record: w.pos + 1, Reason: reason}
+	}
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			break
+			break // clean end, or a header cut short: the tail
 		}
 		n := binary.LittleEndian.Uint32(hdr[0:])
 		sum := binary.LittleEndian.Uint32(hdr[4:])
 		pos := binary.LittleEndian.Uint64(hdr[8:])
 		if n > maxWALRecord {
+			if err := bad(0, fmt.Sprintf("length %d", n)); err != nil {
+				return err
+			}
 			break
 		}
 		if cap(data) < int(n) {
@@ -116,17 +156,23 @@ func (w *WAL) Recover(restore func(pos uint64, snap []byte) error, replay func(p
 		}
 		data = data[:n]
 		if _, err := io.ReadFull(br, data); err != nil {
-			break
+			break // cut short: the tail
 		}
 		if crc32.Update(crc32.Checksum(hdr[8:16], castagnoli), castagnoli, data) != sum {
+			if err := bad(int64(n), "checksum mismatch"); err != nil {
+				return err
+			}
+			break
+		}
+		if pos > snapPos && pos != w.pos+1 {
+			if err := bad(int64(n), fmt.Sprintf("position %d follows %d", pos, w.pos)); err != nil {
+				return err
+			}
 			break
 		}
 		good += walRecHdr + int64(n)
 		if pos <= snapPos {
 			continue
-		}
-		if pos != w.pos+1 {
-			return fmt.Errorf("kv: log record %d follows %d", pos, w.pos)
 		}
 		if err := replay(pos, data); err != nil {
 			return fmt.Errorf("kv: replay record %d: %w", pos, err)

@@ -36,6 +36,7 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	single := fs.Bool("single", false, "serve one unreplicated node (still durable)")
 	fast := fs.Bool("fast-reads", false, "answer get/gets from local state (not linearizable)")
 	noSync := fs.Bool("nosync", false, "skip fsync (benchmarks of the CPU path only)")
+	truncateCorrupt := fs.Bool("truncate-corrupt-log", false, "cut a corrupt log at its first bad record instead of refusing to start (losing the records after it)")
 	checkpoint := fs.Uint64("checkpoint", 0, "PBFT checkpoint interval (default 32)")
 	frames := fs.Int("frames", 32768, "packet buffer frames")
 	timeout := fs.Duration("timeout", 0, "PBFT base timeout (default 200ms)")
@@ -64,7 +65,7 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if dir == "" {
 			dir = "kv-data-single"
 		}
-		return runSingleKV(ctx, *listen, dir, *fast, *noSync, logger)
+		return runSingleKV(ctx, *listen, dir, *fast, *noSync, *truncateCorrupt, logger)
 	}
 	if *cfgPath == "" {
 		return fmt.Errorf("%w: --config is required (or --single)", errUsage)
@@ -83,7 +84,7 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		*data = fmt.Sprintf("kv-data-%d", *id)
 	}
 	r, err := replica.Start(replica.Config{Cluster: c, ID: *id, DataDir: *data, Listen: *listen, FastReads: *fast,
-		Frames: *frames, CheckpointInterval: *checkpoint, Timeout: *timeout, NoSync: *noSync, Logger: logger})
+		Frames: *frames, CheckpointInterval: *checkpoint, Timeout: *timeout, NoSync: *noSync, TruncateCorruptLog: *truncateCorrupt, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -94,12 +95,12 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // runSingleKV serves the store on one node with its WAL, no replication.
-func runSingleKV(ctx context.Context, listen, dir string, fast, noSync bool, logger interface {
+func runSingleKV(ctx context.Context, listen, dir string, fast, noSync, truncateCorrupt bool, logger interface {
 	Info(string, ...any)
 }) error {
 	store := kv.NewStore(kv.StoreConfig{})
 	defer store.Close()
-	wal, err := kv.OpenWAL(dir, kv.WALOptions{NoSync: noSync})
+	wal, err := kv.OpenWAL(dir, kv.WALOptions{NoSync: noSync, TruncateCorrupt: truncateCorrupt})
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,9 @@ type Config struct {
 	OpTimeout time.Duration
 	// NoSync skips fsync (benchmarks of the CPU path only).
 	NoSync bool
+	// TruncateCorruptLog cuts a corrupt log or journal at its first bad
+	// record instead of refusing to start (kv.WALOptions.TruncateCorrupt).
+	TruncateCorruptLog bool
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -147,7 +150,7 @@ func Start(cfg Config) (r *Replica, err error) {
 	r.pstore = broadcast.NewPayloadStore(broadcast.StoreConfig{})
 
 	var rec *pbft.Recovery
-	r.sm, r.journal, rec, err = openDurable(cfg.DataDir, kv.WALOptions{NoSync: cfg.NoSync}, r.log)
+	r.sm, r.journal, rec, err = openDurable(cfg.DataDir, kv.WALOptions{NoSync: cfg.NoSync, TruncateCorrupt: cfg.TruncateCorruptLog}, r.log)
 	if err != nil {
 		return r, err
 	}
