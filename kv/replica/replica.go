@@ -228,14 +228,16 @@ func (r *Replica) Snapshot() ([]byte, error) { return r.sm.store.Snapshot() }
 // directory keeps everything acknowledged.
 func (r *Replica) Close() error {
 	var errs []error
+	if r.exec != nil {
+		// Ops in flight end now (their clients get an error), so that the
+		// front end's connections close at once, not after OpTimeout.
+		r.exec.cancel()
+	}
 	if r.srv != nil {
 		errs = append(errs, r.srv.Close())
 		if r.served != nil {
 			errs = append(errs, <-r.served)
 		}
-	}
-	if r.exec != nil {
-		r.exec.cancel()
 	}
 	if r.runner != nil {
 		r.runner.Stop()

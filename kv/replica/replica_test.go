@@ -360,3 +360,28 @@ func TestConcurrentClientsThroughEveryReplica(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseWithAnOpInFlightIsPrompt: a replica whose front end waits for an
+// op that cannot commit (two of four replicas are down) closes within 2 s,
+// not after the op timeout; the waiting client gets an error.
+func TestCloseWithAnOpInFlightIsPrompt(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	cl := startCluster(t)
+	defer cl.close()
+	cl.stop(2)
+	cl.stop(3)
+	mc := mcClient(cl.reps[0].Addr())
+	defer mc.Close()
+	done := make(chan error, 1)
+	go func() { done <- mc.Set(&memcache.Item{Key: "stuck", Value: []byte("v")}) }()
+	time.Sleep(500 * time.Millisecond)
+	begin := time.Now()
+	cl.stop(0)
+	assert.Less(t, time.Since(begin), 2*time.Second)
+	select {
+	case err := <-done:
+		assert.Error(t, err, "the op cannot have been stored")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client still waits")
+	}
+}
