@@ -19,7 +19,9 @@ import (
 
 var paperSecret = [32]byte{9}
 
-func paperSigner(id broadcast.NodeID) OracleSigner { return OracleSigner{Secret: paperSecret, Self: id} }
+func paperSigner(id broadcast.NodeID) OracleSigner {
+	return OracleSigner{Secret: paperSecret, Self: id}
+}
 
 // paperReplica is replica self of four, in digest mode, checkpoint every 4.
 func paperReplica(t *testing.T, self broadcast.NodeID) *Node {
