@@ -74,9 +74,19 @@
 // h+Window], one slot with one PREPARE and one COMMIT per replica; one
 // checkpoint vote per replica per checkpoint in the window; the newest four
 // VIEW-CHANGEs per replica; one kept future-view PRE-PREPARE per sequence
-// number. Payloads live in the broadcast.PayloadStore,
+// number, their payload bytes within Config.FutureQuota per primary (beyond
+// it they are kept as digests). Payloads live in the broadcast.PayloadStore,
 // pinned while a request, batch, checkpoint or view change needs them; what
 // no state pins is bounded by the store's per-sender quota.
+//
+// # Fetching
+//
+// A replica that lacks bytes it must hold asks one replica at a time — the
+// ones known to hold them first (voters of the batch, the VIEW-CHANGE's
+// sender, the checkpoint's signers), then the others in turn — moving on
+// when a try times out, with a timeout that doubles (fetch.go). Answers are
+// a budgeted service: each peer may take Config.FetchAnswerRate bytes per
+// second; FETCHes beyond it are dropped and counted (Stats.FetchRefused).
 //
 // # Deviations from the paper, and why
 //
@@ -110,7 +120,17 @@
 //     asked for its target view (as in the paper), and joins the smallest
 //     view that f+1 others ask for; so correct replicas never drift apart.
 //
-// A client's timestamps must survive its restart (replicas answer a reused
-// timestamp with the cached reply); a restarted replica recovers its state
-// by state transfer from the others.
+// # Restarts
+//
+// With a Config.Journal, a replica records, before it sends what depends on
+// them, the views it entered or asked for, its prepared certificates with
+// their batches, its stable checkpoint and its checkpoint blobs; restarted
+// with Config.Recovery it re-executes its application's log from the
+// checkpoint, takes back its certificates and asks for the next view, never
+// acting again in a view it recorded (recovery.go). So any 2f+1 replicas —
+// the whole cluster included — restarted on their disks form a view and
+// serve again, and no committed batch is lost. The hosted client resumes
+// its numbering after the last request the replica executed. Without a
+// Journal, a restarted replica is a new one: it must rejoin by state
+// transfer, and the whole cluster must not restart.
 package pbft
