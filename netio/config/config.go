@@ -68,6 +68,9 @@ type Node struct {
 	DHKey string `yaml:"dh_key"`
 	// KeyFile is the node's secret key file, relative to the config file.
 	KeyFile string `yaml:"key_file"`
+	// Transport is the node's transport (optional; default kernel UDP).
+	// See Transport.
+	Transport *Transport `yaml:"transport,omitempty"`
 }
 
 // Secret is a node's secret key file.
@@ -176,6 +179,9 @@ func (c *Cluster) Validate() error {
 		}
 		if _, err := decodeKey(n.DHKey, x25519.Size); err != nil {
 			return fmt.Errorf("%s: %w", field("dh_key"), err)
+		}
+		if err := n.Transport.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", field("transport"), err)
 		}
 	}
 	return nil
