@@ -1,0 +1,155 @@
+package node_test
+
+import (
+	"context"
+	crand "crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/netio/config"
+	"github.com/onecast/onecast/netio/netns"
+	"github.com/onecast/onecast/netio/node"
+)
+
+// namespaceCluster describes topo's nodes as a cluster (port 7700, kind
+// on every node, peers' MACs given) with generated keys.
+func namespaceCluster(topo *netns.Topology, kind string) (*config.Cluster, []*broadcast.Keyring) {
+	rings, err := broadcast.GenerateKeyrings(len(topo.Nodes), crand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	c := &config.Cluster{Protocol: "bracha", Mode: "digest", F: (len(topo.Nodes) - 1) / 3, Auth: "ed25519"}
+	for i, n := range topo.Nodes {
+		tr := &config.Transport{Kind: kind, MAC: n.MAC.String()}
+		if kind == config.TransportXDP {
+			tr.Iface, tr.Fallback, tr.Frames = n.Ifname, config.TransportUDP, 4096
+		}
+		c.Nodes = append(c.Nodes, config.Node{ID: i, Addr: netip.AddrPortFrom(n.Addr, 7700).String(),
+			Transport: tr})
+	}
+	return c, rings
+}
+
+// startCluster starts every node of c and returns them with the channel
+// of their deliveries.
+func startCluster(t *testing.T, c *config.Cluster, tweak func(i int, cfg *node.Config)) ([]*node.Node, chan broadcast.Delivery) {
+	t.Helper()
+	out := make(chan broadcast.Delivery, 64)
+	nodes := make([]*node.Node, c.N())
+	for i := range nodes {
+		cfg := node.Config{Cluster: c, ID: i, Deliveries: out, Frames: 1024, Logger: slog.New(slog.DiscardHandler)}
+		if tweak != nil {
+			tweak(i, &cfg)
+		}
+		nd, err := node.Start(cfg)
+		require.NoError(t, err, "node %d", i)
+		nodes[i] = nd
+		t.Cleanup(func() { assert.NoError(t, nd.Close()) })
+	}
+	return nodes, out
+}
+
+// broadcastEverywhere submits payload at node 0 and checks that n
+// deliveries of it arrive.
+func broadcastEverywhere(t *testing.T, nd *node.Node, n int, out chan broadcast.Delivery, payload []byte) {
+	t.Helper()
+	b, err := nd.Pool().Copy(payload)
+	require.NoError(t, err)
+	require.NoError(t, nd.Submit(context.Background(), b))
+	for i := range n {
+		select {
+		case d := <-out:
+			assert.Equal(t, payload, append([]byte(nil), d.Payload.Bytes()...), "delivery %d", i)
+			d.Payload.Release()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d deliveries", i, n)
+		}
+	}
+}
+
+// TestNodeClusterOverUDPDeliversAndCounts runs a loopback cluster from a
+// generated configuration and checks the deliveries and that Metrics
+// reads every layer's counters.
+func TestNodeClusterOverUDPDeliversAndCounts(t *testing.T) {
+	dir := t.TempDir()
+	c, err := config.Generate(config.GenerateOptions{N: 4, Dir: dir, BasePort: 27500})
+	require.NoError(t, err)
+	c, err = config.Load(filepath.Join(dir, config.ConfigFile))
+	require.NoError(t, err)
+	nodes, out := startCluster(t, c, nil)
+	payload := make([]byte, 5000) // several datagrams
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	broadcastEverywhere(t, nodes[0], 4, out, payload)
+	m := nodes[1].Metrics()
+	assert.Equal(t, "udp", m.Transport)
+	assert.Empty(t, m.Fallback)
+	assert.Equal(t, uint64(1), m.Broadcast.Deliveries)
+	assert.NotZero(t, m.Link.FramesSent)
+	assert.NotZero(t, m.Conduit.BytesReceived)
+	assert.NotZero(t, m.Runner.Received)
+	assert.Equal(t, nodes[1].LocalAddr().String(), c.Nodes[1].Addr)
+}
+
+// TestNodeRefusesABadConfiguration checks that Start names what is wrong.
+func TestNodeRefusesABadConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	c, err := config.Generate(config.GenerateOptions{N: 4, Dir: dir, BasePort: 27600})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		cfg  node.Config
+		want string
+	}{
+		{"no cluster", node.Config{}, "Config.Cluster is required"},
+		{"id", node.Config{Cluster: c, ID: 4}, "Config.ID 4 outside"},
+		{"protocol", node.Config{Cluster: c, Protocol: "paxos"}, "unknown protocol"},
+		{"mode", node.Config{Cluster: c, Mode: "half"}, "mode"},
+		{"transport", node.Config{Cluster: c, Transport: &config.Transport{Kind: "xdp"}}, "transport: iface: missing"},
+		{"bound", node.Config{Cluster: &config.Cluster{Protocol: "bracha", Mode: "full", F: 1, Auth: "mac",
+			Nodes: c.Nodes[:3]}}, "bracha"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := node.Start(tc.cfg)
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+// TestNodeXDPClusterInNamespaces runs four nodes over AF_XDP, each in its
+// own network namespace, from configuration entries that name their
+// veths, and checks deliveries and that the traffic went through AF_XDP.
+// Root only; run under flock /tmp/onecast-netns.lock.
+func TestNodeXDPClusterInNamespaces(t *testing.T) {
+	if ok, why := netns.Available(); !ok {
+		t.Skip(why)
+	}
+	topo, err := netns.New(netns.Config{Nodes: 4, Bridge: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
+	c, rings := namespaceCluster(topo, config.TransportXDP)
+	c.Nodes[3].Transport.MAC = "" // resolved from the neighbour table
+	nodes, out := startCluster(t, c, func(i int, cfg *node.Config) {
+		cfg.Keyring = rings[i]
+		cfg.Do = func(fn func() error) error { return topo.Do(i, fn) }
+	})
+	for i, nd := range nodes {
+		m := nd.Metrics()
+		require.Equal(t, "xdp", m.Transport, "node %d: %s", i, m.Fallback)
+	}
+	broadcastEverywhere(t, nodes[0], 4, out, []byte(fmt.Sprintf("%0900d", 7)))
+	m := nodes[2].Metrics()
+	assert.NotZero(t, m.XDP.Kernel.Redirected, "frames went through the XDP program")
+	assert.NotZero(t, m.XDP.FramesReceived, "received into UMEM")
+	assert.NotZero(t, m.UMEM.Gets)
+	assert.Zero(t, m.Conduit.RecvCopiedBytes, "AF_XDP passes received frames up by reference")
+}
