@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -162,4 +163,52 @@ func TestNodeRejectsBadConfigNamingTheField(t *testing.T) {
 	errb.Reset()
 	assert.Equal(t, 2, run(context.Background(), []string{"node", "--config", cfg}, &out, &errb))
 	assert.Contains(t, errb.String(), "--id")
+}
+
+// TestNodeTransportFlags checks --transport and --iface: AF_XDP on an
+// interface that does not exist is one error naming it (or, with
+// --fallback udp, a node over UDP that says so), and --iface alone is a
+// usage error.
+func TestNodeTransportFlags(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"keygen", "--n", "4", "--out", dir, "--port", "29050"}, &out, &errb), errb.String())
+	cfg := filepath.Join(dir, "cluster.yaml")
+	errb.Reset()
+	assert.Equal(t, 2, run(context.Background(), []string{"node", "--config", cfg, "--id", "0", "--iface", "eth0"}, &out, &errb))
+	assert.Contains(t, errb.String(), "--iface needs --transport xdp")
+	errb.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"node", "--config", cfg, "--id", "0", "--transport", "xdp", "--iface", "nosuch0"}, &out, &errb))
+	assert.Regexp(t, `AF_XDP on nosuch0 queue 0: (no such interface|AF_XDP not permitted)`, errb.String())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var logs safeBuffer
+	go func() {
+		done <- run(ctx, []string{"node", "--config", cfg, "--id", "0", "--transport", "xdp", "--iface", "nosuch0",
+			"--fallback", "udp", "--stats", "0"}, &out, &logs)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "node started") }, 10*time.Second, 20*time.Millisecond)
+	cancel()
+	require.Equal(t, 0, <-done, logs.String())
+	assert.Contains(t, logs.String(), "running over kernel UDP")
+	assert.Contains(t, logs.String(), "transport=udp")
+}
+
+// safeBuffer is a bytes.Buffer written by one goroutine and read by another.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
