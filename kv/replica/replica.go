@@ -1,6 +1,8 @@
 // Package replica runs one replica of the BFT key-value service: a PBFT
 // node (package pbft) over UDP and the reliable link, whose state machine is
-// a kv.Store made durable by a kv.WAL, with a memcached front end.
+// a kv.Store made durable by a kv.WAL, with a memcached front end. The
+// node itself (transport from the configuration: UDP or AF_XDP) is
+// netio/node's.
 //
 // Usage:
 //
@@ -40,10 +42,8 @@ import (
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/kv"
-	"github.com/onecast/onecast/netio"
 	"github.com/onecast/onecast/netio/config"
-	"github.com/onecast/onecast/netio/link"
-	"github.com/onecast/onecast/netio/udp"
+	"github.com/onecast/onecast/netio/node"
 	"github.com/onecast/onecast/pbft"
 )
 
@@ -75,19 +75,14 @@ type Config struct {
 
 // Replica is a running replica.
 type Replica struct {
-	cfg     Config
-	log     *slog.Logger
-	pool    *bufpool.Pool
-	pstore  *broadcast.PayloadStore
-	sm      *durableSM
-	node    *pbft.Node
-	conduit *udp.Conduit
-	link    *link.Link
-	runner  *netio.Runner
-	exec    *executor
-	srv     *kv.Server
-	ln      net.Listener
-	served  chan error
+	cfg    Config
+	log    *slog.Logger
+	sm     *durableSM
+	node   *node.Node // PBFT (tapped) over the durable state machine
+	exec   *executor
+	srv    *kv.Server
+	ln     net.Listener
+	served chan error
 }
 
 // Start recovers the replica's state from its data directory and starts it.
@@ -111,32 +106,12 @@ func Start(cfg Config) (r *Replica, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	id := broadcast.NodeID(cfg.ID)
 	r = &Replica{cfg: cfg, log: cfg.Logger.With("replica", cfg.ID)}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
-	ring, err := c.Keyring(cfg.ID)
-	if err != nil {
-		return r, err
-	}
-	auth, err := broadcast.NewAuthenticator(c.Scheme(), ring)
-	if err != nil {
-		return r, fmt.Errorf("replica: auth: %w", err)
-	}
-	mtu := c.MTU
-	if mtu == 0 {
-		mtu = udp.DefaultMTU
-	}
-	r.pool, err = bufpool.New(bufpool.Config{FrameSize: max(2048, (mtu+1023)/1024*1024), Frames: cfg.Frames,
-		Name: fmt.Sprintf("kv%d", cfg.ID)})
-	if err != nil {
-		return r, err
-	}
-	r.pstore = broadcast.NewPayloadStore(broadcast.StoreConfig{})
-
 	wal, err := kv.OpenWAL(cfg.DataDir, kv.WALOptions{NoSync: cfg.NoSync})
 	if err != nil {
 		return r, err
@@ -147,38 +122,33 @@ func Start(cfg Config) (r *Replica, err error) {
 	}
 	r.log.Info("recovered from disk", "seq", r.sm.last.Load(), "items", r.sm.store.Stats().CurrItems)
 
-	r.node, err = pbft.New(pbft.Config{
-		Params:             broadcast.Params{N: c.N(), F: c.F, Self: id, Mode: c.ModeValue()},
-		Store:              r.pstore,
-		Keys:               ring,
-		StateMachine:       r.sm,
-		CheckpointInterval: cfg.CheckpointInterval,
-		Timeout:            cfg.Timeout,
-		MaxRequest:         kv.DefaultMaxItemSize + 64<<10,
-		Logger:             r.log,
-	})
-	if err != nil {
-		return r, err
-	}
 	r.exec = &executor{waiters: map[broadcast.Digest][]chan []byte{}, self: cfg.ID, timeout: cfg.OpTimeout}
 	r.exec.ctx, r.exec.cancel = context.WithCancel(context.Background())
-	r.conduit, err = udp.New(udp.Config{Self: id, Peers: c.Addrs(), Pool: r.pool, MTU: mtu, Logger: r.log})
-	if err != nil {
-		return r, err
+	// PBFT over the durable state machine, as the node's protocol; the
+	// node assembles the rest (netio/node).
+	spec := pbft.Spec
+	spec.New = func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
+		pn, err := pbft.New(pbft.Config{
+			Params:             p,
+			Store:              env.Store,
+			Keys:               env.Keys,
+			StateMachine:       r.sm,
+			CheckpointInterval: cfg.CheckpointInterval,
+			Timeout:            cfg.Timeout,
+			MaxRequest:         kv.DefaultMaxItemSize + 64<<10,
+			Logger:             r.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &tapped{Node: pn, exec: r.exec}, nil
 	}
-	r.conduit.WatchStore(r.pstore) // long-held payloads leave the receive pool when it runs low
-	r.link, err = link.New(link.Config{Self: id, N: c.N(), Conduit: r.conduit, Logger: r.log})
+	r.node, err = node.Start(node.Config{Cluster: c, ID: cfg.ID, Spec: spec, Frames: cfg.Frames, Verifiers: 2,
+		Epoch: time.Now(), Logger: cfg.Logger.With("replica", cfg.ID)})
 	if err != nil {
-		_ = r.conduit.Close()
-		r.conduit = nil
-		return r, err
+		return r, fmt.Errorf("replica: %w", err)
 	}
-	r.runner, err = netio.NewRunner(netio.RunnerConfig{Self: id, N: c.N(), Protocol: &tapped{Node: r.node, exec: r.exec},
-		Transport: r.link, Auth: auth, Logger: r.log, Verifiers: 2})
-	if err != nil {
-		return r, err
-	}
-	r.exec.runner = r.runner
+	r.exec.runner = r.node
 	if r.sm.last.Load() > 0 || r.sm.wal.Pos() > 0 {
 		// Restarted: PBFT's hosted client numbers requests from 1 again,
 		// which the others take for requests executed long ago. Until pbft
@@ -216,10 +186,10 @@ func Start(cfg Config) (r *Replica, err error) {
 	if err != nil {
 		return r, fmt.Errorf("replica: memcached listener: %w", err)
 	}
-	r.runner.Start()
 	r.served = make(chan error, 1)
 	go func() { r.served <- r.srv.Serve(r.ln) }()
-	r.log.Info("kv replica started", "memcached", r.ln.Addr(), "udp", r.conduit.LocalAddr(), "n", c.N(), "f", c.F)
+	r.log.Info("kv replica started", "memcached", r.ln.Addr(), "transport", r.node.Metrics().Transport,
+		"udp", r.node.LocalAddr(), "n", c.N(), "f", c.F)
 	return r, nil
 }
 
@@ -232,7 +202,7 @@ func (r *Replica) Executed() uint64 { return r.sm.last.Load() }
 // Snapshot returns the store's snapshot (for convergence checks).
 func (r *Replica) Snapshot() ([]byte, error) { return r.sm.store.Snapshot() }
 
-// Close stops the replica: front end, runner, link, log. Its data
+// Close stops the replica: front end, node, log. Its data
 // directory keeps everything acknowledged.
 func (r *Replica) Close() error {
 	var errs []error
@@ -248,19 +218,8 @@ func (r *Replica) Close() error {
 			r.exec.forward.Close()
 		}
 	}
-	if r.runner != nil {
-		r.runner.Stop()
-	}
-	if r.link != nil {
-		errs = append(errs, r.link.Close())
-	} else if r.conduit != nil {
-		errs = append(errs, r.conduit.Close())
-	}
 	if r.node != nil {
-		r.node.Close() // the runner has stopped: no other caller
-	}
-	if r.pstore != nil {
-		r.pstore.Close()
+		errs = append(errs, r.node.Close()) // runner, link, PBFT, payload store
 	}
 	if r.sm != nil {
 		errs = append(errs, r.sm.wal.Close())
@@ -290,7 +249,9 @@ func (t *tapped) Ready() broadcast.Ready {
 // executor submits ops through the runner and waits for the hosted
 // client's f+1-certified result.
 type executor struct {
-	runner  *netio.Runner
+	runner interface {
+		Submit(context.Context, bufpool.Buf) error
+	} // the node
 	self    int
 	timeout time.Duration
 	ctx     context.Context

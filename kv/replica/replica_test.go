@@ -299,7 +299,8 @@ func TestConcurrentClientsThroughEveryReplica(t *testing.T) {
 	for range workers {
 		if err := <-errs; err != nil {
 			for i, r := range cl.reps {
-				t.Logf("replica %d executed %d runner %+v link %+v", i, r.Executed(), r.runner.Stats(), r.link.Stats())
+				m := r.node.Metrics()
+				t.Logf("replica %d executed %d runner %+v link %+v", i, r.Executed(), m.Runner, m.Link)
 			}
 			require.NoError(t, err)
 		}
