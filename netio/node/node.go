@@ -58,7 +58,8 @@ type Config struct {
 	Transport *config.Transport
 	// Conduit, when set, is a conduit the caller opened (a test harness,
 	// an ablation that wraps AF_XDP); the node runs the reliable link over
-	// it and takes it (closes it). Transport is then ignored.
+	// it and takes it: the node closes it, also when Start fails.
+	// Transport is then ignored.
 	Conduit netio.Conduit
 	// Endpoint, when set, is an in-process transport whose messages are
 	// authentic and reliable by construction (netio/mem): the node runs
@@ -136,6 +137,11 @@ type Node struct {
 // so far is closed again, and the error names the field or the resource
 // at fault.
 func Start(cfg Config) (_ *Node, err error) {
+	defer func() {
+		if err != nil && cfg.Conduit != nil {
+			_ = cfg.Conduit.Close() // taken, also on error (closing twice is harmless)
+		}
+	}()
 	c := cfg.Cluster
 	if c == nil {
 		return nil, errors.New("node: Config.Cluster is required")
