@@ -212,3 +212,23 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestKeygenForHosts checks keygen --addrs: a configuration with the
+// hosts' addresses and a bundle per host that a node starts from.
+func TestKeygenForHosts(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"keygen", "--addrs", "10.1.0.1:7000,10.1.0.2:7000,10.1.0.3:7000,10.1.0.4:7000",
+		"--protocol", "pbft", "--out", dir}, &out, &errb), errb.String())
+	assert.Contains(t, out.String(), "(n=4 f=1 pbft/digest/ed25519)")
+	assert.Contains(t, out.String(), filepath.Join(dir, "host3"))
+	c, err := config.Load(filepath.Join(dir, "host2", "cluster.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, "10.1.0.3:7100", c.Nodes[2].API)
+	_, err = c.Keyring(2)
+	require.NoError(t, err)
+	errb.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"keygen", "--n", "3", "--addrs", "10.1.0.1:7000,10.1.0.2:7000",
+		"--out", t.TempDir()}, &out, &errb))
+	assert.Contains(t, errb.String(), "n is 3 but 2 addresses")
+}
