@@ -141,8 +141,7 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 	if err != nil {
 		return nil, err
 	}
-	logger = logger.With("node", o.id)
-	nd = &clusterNode{logger: logger, stopper: syncutil.NewStopper()}
+	nd = &clusterNode{logger: logger.With("node", o.id), stopper: syncutil.NewStopper()}
 	defer func() {
 		if err != nil {
 			_ = nd.close()
@@ -156,7 +155,8 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 		nd.out = bufio.NewWriter(nd.outFile)
 	}
 	nd.node, err = node.Start(node.Config{Cluster: c, ID: o.id, Spec: spec, Transport: tr, Frames: o.frames,
-		Window: o.window, Verifiers: 2, OnDeliver: nd.onDeliver, Logger: logger})
+		Window: o.window, Verifiers: 2, OnDeliver: nd.onDeliver, Logger: logger}) // the node adds "node"
+	logger = nd.logger
 	if err != nil {
 		return nd, err
 	}
