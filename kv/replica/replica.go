@@ -69,6 +69,9 @@ type Config struct {
 	OpTimeout time.Duration
 	// NoSync skips fsync (benchmarks of the CPU path only).
 	NoSync bool
+	// Transport overrides the node's transport section of Cluster (nil:
+	// the section's, UDP without one; see config.Transport).
+	Transport *config.Transport
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -143,7 +146,7 @@ func Start(cfg Config) (r *Replica, err error) {
 		}
 		return &tapped{Node: pn, exec: r.exec}, nil
 	}
-	r.node, err = node.Start(node.Config{Cluster: c, ID: cfg.ID, Spec: spec, Frames: cfg.Frames, Verifiers: 2,
+	r.node, err = node.Start(node.Config{Cluster: c, ID: cfg.ID, Spec: spec, Transport: cfg.Transport, Frames: cfg.Frames, Verifiers: 2,
 		Epoch: time.Now(), Logger: cfg.Logger.With("replica", cfg.ID)})
 	if err != nil {
 		return r, fmt.Errorf("replica: %w", err)
