@@ -75,6 +75,7 @@
 // DefaultXDPFrames frames (64 MiB, pinned). It runs the runner's loop and
 // verifier goroutines, the link's receive and timer goroutines, and the
 // conduit's receive goroutine. AF_XDP needs CAP_NET_ADMIN and CAP_BPF (or
-// root) and binds one queue per node; a node with several queues is not
-// supported yet.
+// root); a node attaches its XDP program to its interface and binds one
+// queue, so one node runs per interface, and a node with several queues
+// is not supported yet.
 package node

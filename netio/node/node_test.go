@@ -138,6 +138,7 @@ func TestNodeXDPClusterInNamespaces(t *testing.T) {
 	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
 	c, rings := namespaceCluster(topo, config.TransportXDP)
 	c.Nodes[3].Transport.MAC = "" // resolved from the neighbour table
+	c.Nodes[2].Transport.Bind = "copy"
 	nodes, out := startCluster(t, c, func(i int, cfg *node.Config) {
 		cfg.Keyring = rings[i]
 		cfg.Do = func(fn func() error) error { return topo.Do(i, fn) }
@@ -147,9 +148,36 @@ func TestNodeXDPClusterInNamespaces(t *testing.T) {
 		require.Equal(t, "xdp", m.Transport, "node %d: %s", i, m.Fallback)
 	}
 	broadcastEverywhere(t, nodes[0], 4, out, []byte(fmt.Sprintf("%0900d", 7)))
+
+	// A second node on node 1's interface and queue: busy.
+	_, err = node.Start(node.Config{Cluster: c, ID: 1, Keyring: rings[1], Logger: slog.New(slog.DiscardHandler),
+		Transport: &config.Transport{Kind: "xdp", Iface: topo.Nodes[1].Ifname},
+		Do:        func(fn func() error) error { return topo.Do(1, fn) }})
+	t.Logf("second socket: %v", err)
+	assert.ErrorIs(t, err, node.ErrXDPQueueBusy)
+
 	m := nodes[2].Metrics()
 	assert.NotZero(t, m.XDP.Kernel.Redirected, "frames went through the XDP program")
 	assert.NotZero(t, m.XDP.FramesReceived, "received into UMEM")
+	assert.False(t, m.XDP.ZeroCopy, "bound in copy mode")
 	assert.NotZero(t, m.UMEM.Gets)
 	assert.Zero(t, m.Conduit.RecvCopiedBytes, "AF_XDP passes received frames up by reference")
+}
+
+// TestNodeXDPZeroCopyOnVethIsUnsupported asks for a zero-copy binding on
+// a veth, whose driver binds in copy mode only: one error naming the
+// cause. Root only; run under flock /tmp/onecast-netns.lock.
+func TestNodeXDPZeroCopyOnVethIsUnsupported(t *testing.T) {
+	if ok, why := netns.Available(); !ok {
+		t.Skip(why)
+	}
+	topo, err := netns.New(netns.Config{Nodes: 4, Bridge: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
+	c, rings := namespaceCluster(topo, config.TransportXDP)
+	_, err = node.Start(node.Config{Cluster: c, ID: 0, Keyring: rings[0], Logger: slog.New(slog.DiscardHandler),
+		Transport: &config.Transport{Kind: "xdp", Iface: topo.Nodes[0].Ifname, Bind: "zerocopy"},
+		Do:        func(fn func() error) error { return topo.Do(0, fn) }})
+	t.Logf("zero-copy on veth: %v", err)
+	assert.ErrorIs(t, err, node.ErrXDPUnsupported)
 }

@@ -34,8 +34,9 @@ var (
 	// ErrXDPUnsupported: the interface or its driver refuses what the
 	// configuration asks (the attach mode, zero-copy binding, the queue).
 	ErrXDPUnsupported = errors.New("not supported by the interface or its driver")
-	// ErrXDPQueueBusy: another AF_XDP socket or XDP program holds the
-	// interface's queue.
+	// ErrXDPQueueBusy: another AF_XDP socket holds the interface's
+	// queue, or another XDP program (another node's, too: one node per
+	// interface) is attached to the interface.
 	ErrXDPQueueBusy = errors.New("queue busy")
 	// ErrXDPNoPeerMAC: a peer's hardware address is neither configured
 	// (nodes[i].transport.mac) nor in the neighbour table.
@@ -113,7 +114,7 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return ErrXDPNotPermitted
-	case errors.Is(err, unix.EBUSY):
+	case errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST): // EEXIST: an XDP program is attached already
 		return ErrXDPQueueBusy
 	case errors.Is(err, unix.ENODEV):
 		return ErrXDPNoInterface
