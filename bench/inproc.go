@@ -172,6 +172,9 @@ func (c *inprocCluster) assemble(cl *config.Cluster, spec broadcast.Spec, sink S
 		if c.conduits != nil {
 			cfg.Conduit, c.conduits[id] = c.conduits[id], nil // the node takes it
 		}
+		if cfg.Endpoint != nil || cfg.Conduit != nil {
+			cfg.Frames = 256 // no UDP receive frames: the node's pool is only for its Pool()
+		}
 		if c.nodes[id], err = node.Start(cfg); err != nil {
 			return fmt.Errorf("%s node %d: %w", spec.Name, id, err)
 		}
