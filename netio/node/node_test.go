@@ -181,3 +181,47 @@ func TestNodeXDPZeroCopyOnVethIsUnsupported(t *testing.T) {
 	t.Logf("zero-copy on veth: %v", err)
 	assert.ErrorIs(t, err, node.ErrXDPUnsupported)
 }
+
+// TestNodeCloseReleasesWhatNobodyTook broadcasts into a cluster whose
+// deliveries channel nobody reads: Close must not wait for a reader, and
+// every buffer of every node's pool must be free again afterwards (the
+// undelivered payloads released, the store and protocol emptied).
+func TestNodeCloseReleasesWhatNobodyTook(t *testing.T) {
+	dir := t.TempDir()
+	c, err := config.Generate(config.GenerateOptions{N: 4, Dir: dir, BasePort: 27800})
+	require.NoError(t, err)
+	out := make(chan broadcast.Delivery) // never read
+	var nodes []*node.Node
+	for i := range c.N() {
+		nd, err := node.Start(node.Config{Cluster: c, ID: i, Deliveries: out, Frames: 512, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		nodes = append(nodes, nd)
+	}
+	b, err := nodes[0].Pool().Copy(make([]byte, 3000))
+	require.NoError(t, err)
+	require.NoError(t, nodes[0].Submit(context.Background(), b))
+	require.Eventually(t, func() bool {
+		for _, nd := range nodes {
+			if nd.Metrics().Runner.Delivered == 0 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "every node reached its delivery")
+	done := make(chan struct{})
+	go func() {
+		for _, nd := range nodes {
+			assert.NoError(t, nd.Close())
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waits for a reader that never comes")
+	}
+	for i, nd := range nodes {
+		st := nd.Pool().Stats()
+		assert.Equal(t, st.Frames, st.Free, "node %d: every frame back in the pool", i)
+	}
+}
