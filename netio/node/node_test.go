@@ -38,6 +38,19 @@ func namespaceCluster(topo *netns.Topology, kind string) (*config.Cluster, []*br
 	return c, rings
 }
 
+// namespaces makes four namespaces on a bridge, removed when the test
+// ends; it skips the test without root.
+func namespaces(t *testing.T) *netns.Topology {
+	t.Helper()
+	if ok, why := netns.Available(); !ok {
+		t.Skip(why)
+	}
+	topo, err := netns.New(netns.Config{Nodes: 4, Bridge: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
+	return topo
+}
+
 // startCluster starts every node of c and returns them with the channel
 // of their deliveries.
 func startCluster(t *testing.T, c *config.Cluster, tweak func(i int, cfg *node.Config)) ([]*node.Node, chan broadcast.Delivery) {
@@ -130,12 +143,7 @@ func TestNodeRefusesABadConfiguration(t *testing.T) {
 // veths, and checks deliveries and that the traffic went through AF_XDP.
 // Root only; run under flock /tmp/onecast-netns.lock.
 func TestNodeXDPClusterInNamespaces(t *testing.T) {
-	if ok, why := netns.Available(); !ok {
-		t.Skip(why)
-	}
-	topo, err := netns.New(netns.Config{Nodes: 4, Bridge: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
+	topo := namespaces(t)
 	c, rings := namespaceCluster(topo, config.TransportXDP)
 	c.Nodes[3].Transport.MAC = "" // resolved from the neighbour table
 	c.Nodes[2].Transport.Bind = "copy"
@@ -150,7 +158,7 @@ func TestNodeXDPClusterInNamespaces(t *testing.T) {
 	broadcastEverywhere(t, nodes[0], 4, out, []byte(fmt.Sprintf("%0900d", 7)))
 
 	// A second node on node 1's interface and queue: busy.
-	_, err = node.Start(node.Config{Cluster: c, ID: 1, Keyring: rings[1], Logger: slog.New(slog.DiscardHandler),
+	_, err := node.Start(node.Config{Cluster: c, ID: 1, Keyring: rings[1], Logger: slog.New(slog.DiscardHandler),
 		Transport: &config.Transport{Kind: "xdp", Iface: topo.Nodes[1].Ifname},
 		Do:        func(fn func() error) error { return topo.Do(1, fn) }})
 	t.Logf("second socket: %v", err)
@@ -168,14 +176,9 @@ func TestNodeXDPClusterInNamespaces(t *testing.T) {
 // a veth, whose driver binds in copy mode only: one error naming the
 // cause. Root only; run under flock /tmp/onecast-netns.lock.
 func TestNodeXDPZeroCopyOnVethIsUnsupported(t *testing.T) {
-	if ok, why := netns.Available(); !ok {
-		t.Skip(why)
-	}
-	topo, err := netns.New(netns.Config{Nodes: 4, Bridge: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
+	topo := namespaces(t)
 	c, rings := namespaceCluster(topo, config.TransportXDP)
-	_, err = node.Start(node.Config{Cluster: c, ID: 0, Keyring: rings[0], Logger: slog.New(slog.DiscardHandler),
+	_, err := node.Start(node.Config{Cluster: c, ID: 0, Keyring: rings[0], Logger: slog.New(slog.DiscardHandler),
 		Transport: &config.Transport{Kind: "xdp", Iface: topo.Nodes[0].Ifname, Bind: "zerocopy"},
 		Do:        func(fn func() error) error { return topo.Do(0, fn) }})
 	t.Logf("zero-copy on veth: %v", err)
