@@ -318,8 +318,11 @@ func (nd *Node) openConduit(cfg *Config, tr *config.Transport, mtu int) error {
 		nd.fallback = err.Error()
 		nd.logger.Warn("AF_XDP unavailable: running over kernel UDP (transport.fallback: udp)", "cause", err)
 	}
-	peers := cfg.Cluster.Addrs()
-	err := cfg.Do(func() error {
+	peers, err := addrsOf(cfg.Cluster)
+	if err != nil {
+		return err
+	}
+	err = cfg.Do(func() error {
 		var err error
 		nd.udp, err = udp.New(udp.Config{Self: nd.id, Peers: peers, Pool: nd.pool, MTU: mtu, Logger: nd.logger})
 		return err
@@ -329,6 +332,20 @@ func (nd *Node) openConduit(cfg *Config, tr *config.Transport, mtu int) error {
 	}
 	nd.conduit, nd.transport = nd.udp, config.TransportUDP
 	return nil
+}
+
+// addrsOf returns every node's UDP address, or an error naming the entry
+// that has none (a configuration built in memory, not loaded).
+func addrsOf(c *config.Cluster) ([]netip.AddrPort, error) {
+	out := make([]netip.AddrPort, c.N())
+	for i, n := range c.Nodes {
+		ap, err := netip.ParseAddrPort(n.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("node: nodes[%d].addr: %w", i, err)
+		}
+		out[i] = ap
+	}
+	return out, nil
 }
 
 // deliver runs on the runner's loop goroutine; it takes d's reference.

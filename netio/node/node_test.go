@@ -118,6 +118,8 @@ func TestNodeRefusesABadConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	c, err := config.Generate(config.GenerateOptions{N: 4, Dir: dir, BasePort: 27600})
 	require.NoError(t, err)
+	ring0, err := c.Keyring(0)
+	require.NoError(t, err)
 	for _, tc := range []struct {
 		name string
 		cfg  node.Config
@@ -128,6 +130,9 @@ func TestNodeRefusesABadConfiguration(t *testing.T) {
 		{"protocol", node.Config{Cluster: c, Protocol: "paxos"}, "unknown protocol"},
 		{"mode", node.Config{Cluster: c, Mode: "half"}, "mode"},
 		{"transport", node.Config{Cluster: c, Transport: &config.Transport{Kind: "xdp"}}, "transport: iface: missing"},
+		{"no address", node.Config{Cluster: &config.Cluster{Protocol: "bracha", Mode: "full", F: 1, Auth: "mac",
+			Nodes: append(append([]config.Node{}, c.Nodes[:3]...), config.Node{ID: 3, KeyFile: c.Nodes[3].KeyFile})},
+			Keyring: ring0}, "nodes[3].addr"},
 		{"bound", node.Config{Cluster: &config.Cluster{Protocol: "bracha", Mode: "full", F: 1, Auth: "mac",
 			Nodes: c.Nodes[:3]}}, "bracha"},
 	} {

@@ -68,7 +68,10 @@ func openXDP(cfg *Config, tr *config.Transport, metrics *broadcast.Metrics, logg
 		return nil, fmt.Errorf("%s: %w: %s has no Ethernet address", where, ErrXDPUnsupported, tr.Iface)
 	}
 	c := cfg.Cluster
-	addrs := c.Addrs()
+	addrs, err := addrsOf(c)
+	if err != nil {
+		return nil, err
+	}
 	xc := xdp.Config{Ifindex: ifc.Index, Queue: tr.Queue, Self: broadcast.NodeID(cfg.ID), MAC: ifc.HardwareAddr,
 		Addr: addrs[cfg.ID], Peers: make(map[broadcast.NodeID]xdp.Peer, len(addrs)-1),
 		Frames: tr.Frames, FrameSize: tr.FrameSize, Metrics: metrics, Logger: logger}
