@@ -12,8 +12,9 @@ import (
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/netio"
-	"github.com/onecast/onecast/netio/link"
+	"github.com/onecast/onecast/netio/config"
 	"github.com/onecast/onecast/netio/mem"
+	"github.com/onecast/onecast/netio/node"
 	"github.com/onecast/onecast/netio/udp"
 )
 
@@ -29,24 +30,14 @@ func Inproc(logger *slog.Logger) ClusterFactory {
 	}
 }
 
-// inprocNode is one node of an in-process cluster.
-type inprocNode struct {
-	id      broadcast.NodeID
-	runner  *netio.Runner
-	metrics *broadcast.Metrics
-	store   *broadcast.PayloadStore
-	link    *link.Link
-	pool    *bufpool.Pool // receive frames (udp)
-}
-
 type inprocCluster struct {
 	pt  Point
 	byz map[broadcast.NodeID]string
-	// conduits not yet owned by a link (assembly failed half-way).
+	// conduits opened for nodes not yet started (a node takes its own).
 	conduits []netio.Conduit
 	// cleanup runs last in Close (a namespace topology).
 	cleanup func() error
-	nodes   []*inprocNode // nil for a node that is not started (silent)
+	nodes   []*node.Node // nil for a node that is not started (silent)
 	correct []broadcast.NodeID
 	net     *mem.Network
 	payload *bufpool.Pool
@@ -88,43 +79,50 @@ func startInproc(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) 
 			_ = c.Close()
 		}
 	}()
-	var conduits []netio.Conduit
+	cl := pt.cluster(spec)
+	var transport func(id broadcast.NodeID, cfg *node.Config)
 	switch pt.Transport {
 	case "mem":
 		c.net = mem.NewNetwork(pt.N)
+		transport = func(id broadcast.NodeID, cfg *node.Config) { cfg.Endpoint = c.net.Endpoint(id) }
 	case "udp":
 		addrs, err := udp.LoopbackAddrs(pt.N, 1)
 		if err != nil {
 			return nil, Load{}, err
 		}
-		conduits = make([]netio.Conduit, pt.N)
-		for _, id := range c.correct {
-			pool, err := bufpool.New(bufpool.Config{FrameSize: 2048, Frames: 8192, Name: fmt.Sprintf("udp%d", id)})
-			if err != nil {
-				return nil, Load{}, err
-			}
-			c.nodes[id].pool = pool
-			if conduits[id], err = udp.New(udp.Config{Self: id, Peers: addrs, Pool: pool, MTU: 1500, Logger: logger}); err != nil {
-				return nil, Load{}, fmt.Errorf("node %d udp: %w", id, err)
-			}
+		cl.MTU = 1500
+		for i, a := range addrs {
+			cl.Nodes[i].Addr = a.String()
 		}
+		transport = func(broadcast.NodeID, *node.Config) {} // the node opens its UDP socket
 	default:
 		return nil, Load{}, fmt.Errorf("transport %q is not available in an inproc cluster (have mem, udp; xdp needs --cluster netns)", pt.Transport)
 	}
-	if err := c.assemble(spec, sink, logger, conduits); err != nil {
+	if err := c.assemble(cl, spec, sink, logger, transport); err != nil {
 		return nil, Load{}, err
 	}
 	return c, Load{Pool: c.payload}, nil
 }
 
-// newCluster prepares the nodes of pt (correct ones get a node record,
-// Byzantine ones none) and the payload pool.
+// cluster describes pt's nodes as a configuration (addresses left to the
+// cluster's transport).
+func (pt Point) cluster(spec broadcast.Spec) *config.Cluster {
+	cl := &config.Cluster{Protocol: spec.Name, Mode: pt.Mode.String(), F: pt.F, Auth: pt.Auth.String(),
+		Nodes: make([]config.Node, pt.N)}
+	for i := range cl.Nodes {
+		cl.Nodes[i].ID = i
+	}
+	return cl
+}
+
+// newCluster prepares the nodes of pt (correct ones are listed, Byzantine
+// ones are not started) and the payload pool.
 func newCluster(pt Point) (*inprocCluster, error) {
 	byz, err := byzantineSet(pt)
 	if err != nil {
 		return nil, err
 	}
-	c := &inprocCluster{pt: pt, nodes: make([]*inprocNode, pt.N), byz: byz}
+	c := &inprocCluster{pt: pt, nodes: make([]*node.Node, pt.N), byz: byz}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range pt.N {
 		id := broadcast.NodeID(i)
@@ -132,7 +130,6 @@ func newCluster(pt Point) (*inprocCluster, error) {
 			continue
 		}
 		c.correct = append(c.correct, id)
-		c.nodes[i] = &inprocNode{id: id, metrics: &broadcast.Metrics{}}
 	}
 	// Payload frames: protocols keep delivered payloads a while (Bracha's
 	// digest mode, 2 s, to answer late fetches), so the pool covers a high
@@ -147,88 +144,42 @@ func newCluster(pt Point) (*inprocCluster, error) {
 	return c, nil
 }
 
-// assemble builds every correct node: store, protocol, transport (the mem
-// endpoint, or the reliable link over conduits[id]) and runner, and starts
-// the runners. A store whose conduit watches held digests (AF_XDP) tells it.
-func (c *inprocCluster) assemble(spec broadcast.Spec, sink Sink, logger *slog.Logger, conduits []netio.Conduit) error {
+// assemble starts every correct node of cl with netio/node, with keys
+// generated here and one protocol clock; transport sets each node's
+// transport (an in-process endpoint, a namespace, a conduit).
+func (c *inprocCluster) assemble(cl *config.Cluster, spec broadcast.Spec, sink Sink, logger *slog.Logger,
+	transport func(id broadcast.NodeID, cfg *node.Config)) error {
 	pt := c.pt
-	c.conduits = conduits // closed by Close until a link takes them over
 	rings, err := broadcast.GenerateKeyrings(pt.N, crand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate keys: %w", err)
 	}
 	for i := range pt.N {
-		if c.nodes[i] == nil && c.net != nil {
+		if _, bad := c.byz[broadcast.NodeID(i)]; bad && c.net != nil {
 			_ = c.net.Endpoint(broadcast.NodeID(i)).Close() // messages to a silent node are dropped
 		}
 	}
 	epoch := time.Now() // one protocol clock for every node: synchronous rounds line up
 	for _, id := range c.correct {
-		nd := c.nodes[id]
-		var storeCfg broadcast.StoreConfig
-		var cd netio.Conduit
-		if conduits != nil {
-			cd = conduits[id]
-			if o, ok := cd.(observerSource); ok {
-				storeCfg.Observer = o.StoreObserver()
-			}
-		}
-		nd.store = broadcast.NewPayloadStore(storeCfg)
-		if w, ok := cd.(storeWatcher); ok {
-			w.WatchStore(nd.store)
-		}
-		params := broadcast.Params{N: pt.N, F: pt.F, Self: id, Mode: pt.Mode}
-		proto, err := spec.New(params, broadcast.Env{Store: nd.store, Keys: rings[id],
-			Tuning: broadcast.Tuning{Batch: pt.Batch, Auth: pt.Auth, MaxDelay: pt.MaxDelay}})
-		if err != nil {
-			return fmt.Errorf("%s node %d: %w", spec.Name, id, err)
-		}
-		auth, err := broadcast.NewAuthenticator(pt.Auth, rings[id])
-		if err != nil {
-			return err
-		}
-		var tr netio.Transport
-		if c.net != nil {
-			tr = c.net.Endpoint(id)
-		} else {
-			nd.link, err = link.New(link.Config{Self: id, N: pt.N, Conduit: cd, Metrics: nd.metrics, Logger: logger})
-			if err != nil {
-				_ = cd.Close()
-				return fmt.Errorf("node %d link: %w", id, err)
-			}
-			conduits[id] = nil // the link owns it now
-			tr = nd.link
-		}
-		nd.runner, err = netio.NewRunner(netio.RunnerConfig{
-			Self: id, N: pt.N, Protocol: proto, Transport: tr, Auth: auth, Metrics: nd.metrics, Epoch: epoch,
+		cfg := node.Config{Cluster: cl, ID: int(id), Keyring: rings[id], Spec: spec, Frames: 8192, Epoch: epoch,
+			Tuning: broadcast.Tuning{Batch: pt.Batch, MaxDelay: pt.MaxDelay},
 			OnDeliver: func(d broadcast.Delivery) {
 				sink.Delivered(id, d.Payload, time.Now())
 				d.Payload.Release()
 			},
-			Logger: logger,
-		})
-		if err != nil {
-			return err
+			Logger: logger}
+		transport(id, &cfg)
+		if c.conduits != nil {
+			cfg.Conduit, c.conduits[id] = c.conduits[id], nil // the node takes it
 		}
-	}
-	for _, nd := range c.nodes {
-		if nd != nil {
-			nd.runner.Start()
+		if cfg.Endpoint != nil || cfg.Conduit != nil {
+			cfg.Frames = 256 // no UDP receive frames: the node's pool is only for its Pool()
+		}
+		if c.nodes[id], err = node.Start(cfg); err != nil {
+			return fmt.Errorf("%s node %d: %w", spec.Name, id, err)
 		}
 	}
 	return nil
-}
-
-// storeWatcher is a conduit that moves a store's long-held payloads out of
-// its receive frames when they run low (UDP, AF_XDP).
-type storeWatcher interface {
-	WatchStore(*broadcast.PayloadStore)
-}
-
-// observerSource is a conduit that keeps a kernel map of held digests in
-// step with a store (AF_XDP).
-type observerSource interface {
-	StoreObserver() broadcast.StoreObserver
 }
 
 func (c *inprocCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {
@@ -237,7 +188,7 @@ func (c *inprocCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {
 		p.Release()
 		return fmt.Errorf("node %v is not running", id)
 	}
-	err := nd.runner.Submit(c.ctx, p)
+	err := nd.Submit(c.ctx, p)
 	if errors.Is(err, context.Canceled) {
 		return ErrBackPressure // the point ended while the submission waited
 	}
@@ -251,40 +202,25 @@ func (c *inprocCluster) Counters(id broadcast.NodeID) NodeCounters {
 	if nd == nil {
 		return NodeCounters{}
 	}
-	nc := NodeCounters{Metrics: nd.metrics.Snapshot()}
-	if nd.link != nil {
-		// The link's receive copies are in nd.metrics already (its
-		// Config.Metrics): not added again here.
-		nc.Retransmissions = nd.link.Stats().Retransmits
-	}
-	if nd.pool != nil {
-		nc.CopiedBytes += nd.pool.Stats().CopiedBytes
-	}
-
-	return nc
+	m := nd.Metrics()
+	// The link's receive copies are in m.Broadcast already (the node's
+	// metrics): not added again here. Receive frames are the UDP pool's
+	// or AF_XDP's UMEM.
+	return NodeCounters{Metrics: m.Broadcast, Retransmissions: m.Link.Retransmits,
+		CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes}
 }
 
 func (c *inprocCluster) PeakRSSMB(broadcast.NodeID) float64 { return peakRSSMB(0) }
 
-// Close stops the runners, then the transports, then the stores.
+// Close stops the nodes (runner, link and conduit, store), closes what no
+// node took, then the cleanup.
 func (c *inprocCluster) Close() error {
 	var errs []error
 	c.once.Do(func() {
 		c.cancel()
 		for _, nd := range c.nodes {
-			if nd != nil && nd.runner != nil {
-				nd.runner.Stop()
-			}
-		}
-		for _, nd := range c.nodes {
-			if nd == nil {
-				continue
-			}
-			if nd.link != nil {
-				errs = append(errs, nd.link.Close())
-			}
-			if nd.store != nil {
-				nd.store.Close()
+			if nd != nil {
+				errs = append(errs, nd.Close())
 			}
 		}
 		for _, cd := range c.conduits {

@@ -12,7 +12,7 @@ import (
 	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/netio"
 	"github.com/onecast/onecast/netio/netns"
-	"github.com/onecast/onecast/netio/udp"
+	"github.com/onecast/onecast/netio/node"
 	"github.com/onecast/onecast/netio/xdp"
 )
 
@@ -109,7 +109,14 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 	if err != nil {
 		return nil, Load{}, fmt.Errorf("netns topology: %w", err)
 	}
-	conduits := make([]netio.Conduit, pt.N)
+	cl := pt.cluster(spec)
+	for i, n := range topo.Nodes {
+		cl.Nodes[i].Addr = netip.AddrPortFrom(n.Addr, netnsPort).String()
+	}
+	metrics := make([]*broadcast.Metrics, pt.N)
+	for i := range metrics {
+		metrics[i] = &broadcast.Metrics{}
+	}
 	var xdps []*xdp.Conduit
 	// Close stops the nodes and stores first, then this: unmap each UMEM
 	// (a closed conduit keeps it while payloads reference it), then remove
@@ -123,34 +130,18 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 	}
 	switch pt.Transport {
 	case "udp":
-		addrs := make([]netip.AddrPort, pt.N)
-		for i, n := range topo.Nodes {
-			addrs[i] = netip.AddrPortFrom(n.Addr, netnsPort)
-		}
-		for _, id := range c.correct {
-			pool, err := bufpool.New(bufpool.Config{FrameSize: 2048, Frames: 8192, Name: fmt.Sprintf("udp%d", id)})
-			if err != nil {
-				return nil, Load{}, err
-			}
-			c.nodes[id].pool = pool
-			err = topo.Do(int(id), func() error {
-				cd, err := udp.New(udp.Config{Self: id, Peers: addrs, Pool: pool, MTU: udp.DefaultMTU, Logger: logger}) // datagrams that fit the veth MTU of 1500
-				conduits[id] = cd
-				return err
-			})
-			if err != nil {
-				return nil, Load{}, fmt.Errorf("node %d udp in its namespace: %w", id, err)
-			}
-		}
+		// Each node opens its socket in its namespace, datagrams that fit
+		// the veth MTU of 1500 (the default MTU).
 	case "xdp", "xdp-ref", "xdp-copy":
+		c.conduits = make([]netio.Conduit, pt.N)
 		for _, id := range c.correct {
 			cfg := xdp.TopologyConfig(topo, int(id), netnsPort)
-			cfg.Metrics = c.nodes[id].metrics
+			cfg.Metrics = metrics[id]
 			// A UMEM large enough for the payloads a protocol retains (Bracha
 			// keeps delivered payloads 2 s for late fetches), so that the
 			// store's copy-out under the free-frame watermark stays the
 			// exception it is meant to be: 32768 frames of 2 KiB, 64 MiB.
-			cfg.Frames = 32768
+			cfg.Frames = node.DefaultXDPFrames
 			cfg.Logger = logger
 			var cd *xdp.Conduit
 			err := topo.Do(int(id), func() error {
@@ -163,17 +154,20 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 			}
 			xc := xdpConduit{Conduit: cd, strip: pt.Transport == "xdp"}
 			if pt.Transport == "xdp-copy" {
-				conduits[id] = &copyOutConduit{xdpConduit: xc}
+				c.conduits[id] = &copyOutConduit{xdpConduit: xc}
 			} else {
-				conduits[id] = xc
+				c.conduits[id] = xc
 			}
-			c.nodes[id].pool = cd.Pool()
 			xdps = append(xdps, cd)
 		}
 	default:
 		return nil, Load{}, fmt.Errorf("transport %q is not available in a netns cluster (have udp, xdp-copy, xdp-ref, xdp)", pt.Transport)
 	}
-	if err := c.assemble(spec, sink, logger, conduits); err != nil {
+	err = c.assemble(cl, spec, sink, logger, func(id broadcast.NodeID, cfg *node.Config) {
+		cfg.Metrics = metrics[id]
+		cfg.Do = func(fn func() error) error { return topo.Do(int(id), fn) }
+	})
+	if err != nil {
 		return nil, Load{}, err
 	}
 	return c, Load{Pool: c.payload}, nil

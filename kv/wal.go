@@ -33,7 +33,7 @@ import (
 // WALOptions.TruncateCorrupt asks it to cut the log there (losing every
 // record from it on).
 type WAL struct {
-	dir       string
+	dir             string
 	snapEvery       int
 	noSync          bool
 	truncateCorrupt bool

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/onecast/onecast/netio/config"
 )
@@ -13,7 +14,7 @@ import (
 func keygenCommand() command {
 	return command{
 		name:    "keygen",
-		summary: "write keys and a configuration for a loopback cluster",
+		summary: "write keys and a configuration for a loopback cluster or for real hosts (--addrs)",
 		run:     runKeygen,
 	}
 }
@@ -30,6 +31,7 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	host := fs.String("host", "127.0.0.1", "node 0's loopback address; node i binds the i-th next one")
 	port := fs.Int("port", 7000, "node 0's UDP port; node i uses port+i, its client API port+100+i")
 	mtu := fs.Int("mtu", 0, "largest UDP datagram (default 1472)")
+	addrs := fs.String("addrs", "", "real hosts instead of loopback: every node's UDP address, host1:port,host2:port,… (node i's API is port+100, its control port port+200); also writes host<i>/ with the config and node i's key alone")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,12 +41,30 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if *n < 1 {
 		return fmt.Errorf("%w: --n must be positive", errUsage)
 	}
-	c, err := config.Generate(config.GenerateOptions{N: *n, F: *f, Protocol: *protocol, Mode: *mode, Auth: *auth,
-		Host: *host, BasePort: *port, MTU: *mtu, Dir: *out})
+	o := config.GenerateOptions{N: *n, F: *f, Protocol: *protocol, Mode: *mode, Auth: *auth,
+		Host: *host, BasePort: *port, MTU: *mtu, Dir: *out}
+	if *addrs != "" {
+		o.Addrs = strings.Split(*addrs, ",")
+		if !flagSet(fs, "n") {
+			o.N = 0 // the addresses say how many
+		}
+	}
+	c, err := config.Generate(o)
 	if err != nil {
 		return err
+	}
+	if *addrs != "" {
+		fmt.Fprintf(stdout, "host bundles: %s … %s (copy host<i> to the host of node i)\n",
+			filepath.Join(*out, config.HostDir(0)), filepath.Join(*out, config.HostDir(c.N()-1)))
 	}
 	fmt.Fprintf(stdout, "wrote %s and %d key files (n=%d f=%d %s/%s/%s)\n",
 		filepath.Join(*out, config.ConfigFile), c.N(), c.N(), c.F, c.Protocol, c.Mode, c.Auth)
 	return nil
+}
+
+// flagSet reports whether the command line set flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -21,12 +21,9 @@ import (
 	"github.com/onecast/onecast/bench"
 	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
-	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/dolevstrong"
-	"github.com/onecast/onecast/netio"
 	"github.com/onecast/onecast/netio/config"
-	"github.com/onecast/onecast/netio/link"
-	"github.com/onecast/onecast/netio/udp"
+	"github.com/onecast/onecast/netio/node"
 	"github.com/onecast/onecast/pbft"
 	"github.com/onecast/onecast/sim/toyrb"
 )
@@ -34,7 +31,7 @@ import (
 func nodeCommand() command {
 	return command{
 		name:    "node",
-		summary: "run one node of a cluster over UDP (config from keygen)",
+		summary: "run one node of a cluster over UDP or AF_XDP (config from keygen)",
 		run:     runNode,
 	}
 }
@@ -54,6 +51,10 @@ type nodeOptions struct {
 	payloadSize int
 	// control is the address of the bench control port (empty: none).
 	control string
+	// transport, iface, queue and fallback override the configuration's
+	// transport section ("": keep it; queue -1: keep it).
+	transport, iface, fallback string
+	queue                      int
 }
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,6 +69,10 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.window, "window", 0, "reliable-link window, frames per peer (default 512)")
 	fs.IntVar(&o.payloadSize, "max-payload", 64<<20, "largest payload a client may submit")
 	fs.StringVar(&o.control, "control", "", "serve the bench control port here (host:port; default: the config's control address), for `onecast bench --cluster local|remote`")
+	fs.StringVar(&o.transport, "transport", "", "udp or xdp (default: the node's transport section in the config, else udp)")
+	fs.StringVar(&o.iface, "iface", "", "with --transport xdp: the interface AF_XDP binds to")
+	fs.IntVar(&o.queue, "queue", -1, "with --transport xdp: the interface's receive queue (default: the config's, else 0)")
+	fs.StringVar(&o.fallback, "fallback", "", "with --transport xdp: udp to run over kernel UDP where AF_XDP cannot be used, none to refuse")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
@@ -111,17 +116,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("%w: --log-format %q (want text or json)", errUsage, format)
 }
 
-// clusterNode is one running node: pool, store, protocol, UDP conduit,
-// reliable link, runner, and the client API.
+// clusterNode is one running node (netio/node) with the command's
+// extras: the client API, the bench control port, the deliveries file and
+// the stats log line.
 type clusterNode struct {
-	id      broadcast.NodeID
+	node    *node.Node
 	logger  *slog.Logger
-	pool    *bufpool.Pool
-	store   *broadcast.PayloadStore
-	conduit *udp.Conduit
-	link    *link.Link
-	runner  *netio.Runner
-	metrics *broadcast.Metrics
 	api     *apiServer
 	control *bench.ControlServer
 	stopper *syncutil.Stopper
@@ -133,44 +133,20 @@ type clusterNode struct {
 }
 
 func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd *clusterNode, err error) {
-	id := broadcast.NodeID(o.id)
 	spec, err := broadcast.FindSpec(nodeSpecs(), c.Protocol)
 	if err != nil {
 		return nil, fmt.Errorf("config protocol: %w", err)
 	}
-	params := broadcast.Params{N: c.N(), F: c.F, Self: id, Mode: c.ModeValue()}
-	if err := params.Validate(spec.MinN); err != nil {
-		return nil, fmt.Errorf("config: %s: %w", spec.Name, err)
-	}
-	ring, err := c.Keyring(o.id)
+	tr, err := o.transportOf(c)
 	if err != nil {
 		return nil, err
 	}
-	auth, err := broadcast.NewAuthenticator(c.Scheme(), ring)
-	if err != nil {
-		return nil, fmt.Errorf("config auth: %w", err)
-	}
-	mtu := c.MTU
-	if mtu == 0 {
-		mtu = udp.DefaultMTU
-	}
-	logger = logger.With("node", o.id)
-	nd = &clusterNode{id: id, logger: logger, metrics: &broadcast.Metrics{}, stopper: syncutil.NewStopper()}
+	nd = &clusterNode{logger: logger.With("node", o.id), stopper: syncutil.NewStopper()}
 	defer func() {
 		if err != nil {
 			_ = nd.close()
 		}
 	}()
-	frameSize := max(2048, (mtu+1023)/1024*1024)
-	nd.pool, err = bufpool.New(bufpool.Config{FrameSize: frameSize, Frames: o.frames, Name: fmt.Sprintf("node%d", o.id)})
-	if err != nil {
-		return nd, err
-	}
-	nd.store = broadcast.NewPayloadStore(broadcast.StoreConfig{})
-	proto, err := spec.New(params, broadcast.Env{Store: nd.store, Keys: ring, Tuning: broadcast.Tuning{Auth: c.Scheme()}})
-	if err != nil {
-		return nd, fmt.Errorf("%s: %w", spec.Name, err)
-	}
 	if o.deliveries != "" {
 		nd.outFile, err = os.OpenFile(o.deliveries, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -178,44 +154,33 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 		}
 		nd.out = bufio.NewWriter(nd.outFile)
 	}
-	nd.conduit, err = udp.New(udp.Config{Self: id, Peers: c.Addrs(), Pool: nd.pool, MTU: mtu, Logger: logger})
+	nd.node, err = node.Start(node.Config{Cluster: c, ID: o.id, Spec: spec, Transport: tr, Frames: o.frames,
+		Window: o.window, Verifiers: 2, OnDeliver: nd.onDeliver, Logger: logger}) // the node adds "node"
+	logger = nd.logger
 	if err != nil {
 		return nd, err
 	}
-	nd.conduit.WatchStore(nd.store) // long-held payloads leave the receive pool when it runs low
-	nd.link, err = link.New(link.Config{Self: id, N: c.N(), Conduit: nd.conduit, Window: o.window, Metrics: nd.metrics, Logger: logger})
-	if err != nil {
-		_ = nd.conduit.Close()
-		return nd, err
-	}
-	// The Unix epoch as the protocol clock's origin: every node of the
-	// cluster, on any host with a synchronized clock, counts the same time,
-	// so synchronous rounds (Dolev–Strong) line up across processes.
-	nd.runner, err = netio.NewRunner(netio.RunnerConfig{Self: id, N: c.N(), Protocol: proto, Transport: nd.link, Epoch: time.Unix(0, 0),
-		Auth: auth, Metrics: nd.metrics, OnDeliver: nd.onDeliver, Logger: logger, Verifiers: 2})
-	if err != nil {
-		return nd, err
-	}
-	if node, _ := c.Node(o.id); o.control == "" {
-		o.control = node.Control
+	params := nd.node.Params()
+	if entry, _ := c.Node(o.id); o.control == "" {
+		o.control = entry.Control
 	}
 	if o.control != "" {
 		nd.control, err = bench.NewControlServer(bench.ControlConfig{
-			Addr: o.control, Submit: nd.runner.Submit, Counters: nd.counters, Pool: nd.pool, MaxPayload: o.payloadSize,
-			Info:   bench.NodeInfo{ID: o.id, Protocol: spec.Name, Mode: params.Mode.String(), N: params.N, F: params.F, Transport: "udp"},
+			Addr: o.control, Submit: nd.node.Submit, Counters: nd.counters, Pool: nd.node.Pool(), MaxPayload: o.payloadSize,
+			Info: bench.NodeInfo{ID: o.id, Protocol: spec.Name, Mode: params.Mode.String(), N: params.N, F: params.F,
+				Transport: nd.node.Metrics().Transport},
 			Logger: logger,
 		})
 		if err != nil {
 			return nd, err
 		}
 	}
-	if node, _ := c.Node(o.id); node.API != "" {
-		nd.api, err = startAPI(node.API, nd, o.payloadSize, logger)
+	if entry, _ := c.Node(o.id); entry.API != "" {
+		nd.api, err = startAPI(entry.API, nd, o.payloadSize, logger)
 		if err != nil {
 			return nd, err
 		}
 	}
-	nd.runner.Start()
 	if o.statsEvery > 0 {
 		nd.stopper.RunWorker(func() {
 			t := time.NewTicker(o.statsEvery)
@@ -230,12 +195,45 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 			}
 		})
 	}
-	logger.Info("node started", "protocol", spec.Name, "mode", params.Mode, "n", params.N, "f", params.F,
-		"auth", c.Scheme(), "addr", nd.conduit.LocalAddr(), "api", c.Nodes[o.id].API, "epoch", nd.link.Epoch(), "mtu", mtu)
 	return nd, nil
 }
 
-// onDeliver runs on the runner's loop goroutine; it takes d's reference.
+// transportOf is the node's transport: its configuration entry's, or the
+// one --transport and --iface name.
+func (o nodeOptions) transportOf(c *config.Cluster) (*config.Transport, error) {
+	tr := c.Nodes[o.id].Transport
+	switch o.transport {
+	case "":
+		if o.iface != "" {
+			return nil, fmt.Errorf("%w: --iface needs --transport xdp", errUsage)
+		}
+		return tr, nil
+	case config.TransportUDP:
+		return nil, nil
+	case config.TransportXDP:
+		t := config.Transport{}
+		if tr != nil && tr.KindOrDefault() == config.TransportXDP {
+			t = *tr
+		}
+		t.Kind = config.TransportXDP
+		if o.iface != "" {
+			t.Iface = o.iface
+		}
+		if o.queue >= 0 {
+			t.Queue = o.queue
+		}
+		if o.fallback != "" {
+			t.Fallback = o.fallback
+		}
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: --transport xdp: %v", errUsage, err)
+		}
+		return &t, nil
+	}
+	return nil, fmt.Errorf("%w: --transport %q (want udp or xdp)", errUsage, o.transport)
+}
+
+// onDeliver runs on the node's loop goroutine; it takes d's reference.
 func (nd *clusterNode) onDeliver(d broadcast.Delivery) {
 	nd.delivered.Add(1)
 	if nd.out != nil {
@@ -255,38 +253,31 @@ func (nd *clusterNode) onDeliver(d broadcast.Delivery) {
 
 // counters are what the bench control port reports.
 func (nd *clusterNode) counters() bench.NodeCounters {
-	ls := nd.link.Stats()
-	return bench.NodeCounters{Metrics: nd.metrics.Snapshot(), CopiedBytes: nd.pool.Stats().CopiedBytes, // the link's receive copies are in nd.metrics
-		Retransmissions: ls.Retransmits}
+	m := nd.node.Metrics()
+	return bench.NodeCounters{Metrics: m.Broadcast, CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes, // the link's receive copies are in m.Broadcast
+		Retransmissions: m.Link.Retransmits}
 }
 
 func (nd *clusterNode) logStats(msg string) {
-	snap := nd.metrics.Snapshot()
-	tot := snap.Totals()
-	attrs := []any{"deliveries", nd.delivered.Load(), "delivered_bytes", snap.DeliveredBytes,
+	m := nd.node.Metrics()
+	tot := m.Broadcast.Totals()
+	attrs := []any{"deliveries", nd.delivered.Load(), "delivered_bytes", m.Broadcast.DeliveredBytes,
 		"msgs_sent", tot.SentMessages, "msgs_received", tot.RecvMessages,
-		"payload_dup_factor", fmt.Sprintf("%.3f", snap.PayloadDupFactor()),
-		"copied_bytes", snap.CopiedBytes, "rejects", snap.Rejects}
-	if nd.runner != nil {
-		rs := nd.runner.Stats()
-		attrs = append(attrs, "send_errors", rs.SendErrors, "auth_failures", rs.AuthFailures, "step_errors", rs.StepErrors)
-	}
-	if nd.link != nil {
-		ls := nd.link.Stats()
-		attrs = append(attrs, "frames_sent", ls.FramesSent, "retransmits", ls.Retransmits, "duplicates", ls.Duplicates,
-			"restarts", ls.Restarts)
-	}
-	if nd.conduit != nil {
-		cs := nd.conduit.Stats()
-		us := nd.conduit.UDPStats()
-		attrs = append(attrs, "wire_bytes_sent", cs.BytesSent, "wire_bytes_received", cs.BytesReceived,
-			"recv_copied_bytes", cs.RecvCopiedBytes, "recv_no_frame", us.NoFrame, "send_refused", us.SendErrors)
+		"payload_dup_factor", fmt.Sprintf("%.3f", m.Broadcast.PayloadDupFactor()),
+		"copied_bytes", m.Broadcast.CopiedBytes, "rejects", m.Broadcast.Rejects,
+		"send_errors", m.Runner.SendErrors, "auth_failures", m.Runner.AuthFailures, "step_errors", m.Runner.StepErrors,
+		"frames_sent", m.Link.FramesSent, "retransmits", m.Link.Retransmits, "duplicates", m.Link.Duplicates,
+		"restarts", m.Link.Restarts,
+		"transport", m.Transport, "wire_bytes_sent", m.Conduit.BytesSent, "wire_bytes_received", m.Conduit.BytesReceived,
+		"recv_copied_bytes", m.Conduit.RecvCopiedBytes, "recv_no_frame", m.UDP.NoFrame, "send_refused", m.UDP.SendErrors}
+	if m.Fallback != "" {
+		attrs = append(attrs, "fallback", m.Fallback)
 	}
 	nd.logger.Info(msg, attrs...)
 }
 
-// close stops everything in order: the API, the runner, the link (and
-// its conduit), the store; then logs the totals.
+// close stops everything in order: the API, the node; then logs the
+// totals.
 func (nd *clusterNode) close() error {
 	if nd.control != nil {
 		_ = nd.control.Close()
@@ -295,22 +286,16 @@ func (nd *clusterNode) close() error {
 		nd.api.close()
 	}
 	nd.stopper.Stop()
-	if nd.runner != nil {
-		nd.runner.Stop()
-	}
 	var errs []error
-	if nd.link != nil {
-		errs = append(errs, nd.link.Close())
-	}
-	if nd.store != nil {
-		nd.store.Close()
+	if nd.node != nil {
+		errs = append(errs, nd.node.Close())
 	}
 	if nd.out != nil {
 		nd.outMu.Lock()
 		errs = append(errs, nd.out.Flush(), nd.outFile.Close())
 		nd.outMu.Unlock()
 	}
-	if nd.runner != nil {
+	if nd.node != nil {
 		nd.logStats("node stopped")
 	}
 	return errors.Join(errs...)
@@ -417,7 +402,7 @@ func (s *apiServer) serve(conn net.Conn) {
 		if _, err := io.ReadFull(r, data); err != nil {
 			return
 		}
-		b, err := s.nd.pool.Copy(data)
+		b, err := s.nd.node.Pool().Copy(data)
 		if err != nil {
 			fmt.Fprintf(conn, "error %v\n", err)
 			return
@@ -426,7 +411,7 @@ func (s *apiServer) serve(conn net.Conn) {
 		s.mu.Lock()
 		s.waiters[d] = append(s.waiters[d], replies)
 		s.mu.Unlock()
-		if err := s.nd.runner.Submit(s.ctx, b); err != nil {
+		if err := s.nd.node.Submit(s.ctx, b); err != nil {
 			return
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -162,4 +163,72 @@ func TestNodeRejectsBadConfigNamingTheField(t *testing.T) {
 	errb.Reset()
 	assert.Equal(t, 2, run(context.Background(), []string{"node", "--config", cfg}, &out, &errb))
 	assert.Contains(t, errb.String(), "--id")
+}
+
+// TestNodeTransportFlags checks --transport and --iface: AF_XDP on an
+// interface that does not exist is one error naming it (or, with
+// --fallback udp, a node over UDP that says so), and --iface alone is a
+// usage error.
+func TestNodeTransportFlags(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"keygen", "--n", "4", "--out", dir, "--port", "29050"}, &out, &errb), errb.String())
+	cfg := filepath.Join(dir, "cluster.yaml")
+	errb.Reset()
+	assert.Equal(t, 2, run(context.Background(), []string{"node", "--config", cfg, "--id", "0", "--iface", "eth0"}, &out, &errb))
+	assert.Contains(t, errb.String(), "--iface needs --transport xdp")
+	errb.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"node", "--config", cfg, "--id", "0", "--transport", "xdp", "--iface", "nosuch0"}, &out, &errb))
+	assert.Regexp(t, `AF_XDP on nosuch0 queue 0: (no such interface|AF_XDP not permitted)`, errb.String())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	var logs safeBuffer
+	go func() {
+		done <- run(ctx, []string{"node", "--config", cfg, "--id", "0", "--transport", "xdp", "--iface", "nosuch0",
+			"--fallback", "udp", "--stats", "0"}, &out, &logs)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "node started") }, 10*time.Second, 20*time.Millisecond)
+	cancel()
+	require.Equal(t, 0, <-done, logs.String())
+	assert.Contains(t, logs.String(), "running over kernel UDP")
+	assert.Contains(t, logs.String(), "transport=udp")
+}
+
+// safeBuffer is a bytes.Buffer written by one goroutine and read by another.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestKeygenForHosts checks keygen --addrs: a configuration with the
+// hosts' addresses and a bundle per host that a node starts from.
+func TestKeygenForHosts(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"keygen", "--addrs", "10.1.0.1:7000,10.1.0.2:7000,10.1.0.3:7000,10.1.0.4:7000",
+		"--protocol", "pbft", "--out", dir}, &out, &errb), errb.String())
+	assert.Contains(t, out.String(), "(n=4 f=1 pbft/digest/ed25519)")
+	assert.Contains(t, out.String(), filepath.Join(dir, "host3"))
+	c, err := config.Load(filepath.Join(dir, "host2", "cluster.yaml"))
+	require.NoError(t, err)
+	assert.Equal(t, "10.1.0.3:7100", c.Nodes[2].API)
+	_, err = c.Keyring(2)
+	require.NoError(t, err)
+	errb.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"keygen", "--n", "3", "--addrs", "10.1.0.1:7000,10.1.0.2:7000",
+		"--out", t.TempDir()}, &out, &errb))
+	assert.Contains(t, errb.String(), "n is 3 but 2 addresses")
 }

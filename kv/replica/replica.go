@@ -1,6 +1,8 @@
 // Package replica runs one replica of the BFT key-value service: a PBFT
 // node (package pbft) over UDP and the reliable link, whose state machine is
-// a kv.Store made durable by a kv.WAL, with a memcached front end.
+// a kv.Store made durable by a kv.WAL, with a memcached front end. The
+// node itself (transport from the configuration: UDP or AF_XDP) is
+// netio/node's.
 //
 // Usage:
 //
@@ -48,10 +50,8 @@ import (
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/kv"
-	"github.com/onecast/onecast/netio"
 	"github.com/onecast/onecast/netio/config"
-	"github.com/onecast/onecast/netio/link"
-	"github.com/onecast/onecast/netio/udp"
+	"github.com/onecast/onecast/netio/node"
 	"github.com/onecast/onecast/pbft"
 )
 
@@ -80,6 +80,9 @@ type Config struct {
 	// TruncateCorruptLog cuts a corrupt log or journal at its first bad
 	// record instead of refusing to start (kv.WALOptions.TruncateCorrupt).
 	TruncateCorruptLog bool
+	// Transport overrides the node's transport section of Cluster (nil:
+	// the section's, UDP without one; see config.Transport).
+	Transport *config.Transport
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -88,14 +91,9 @@ type Config struct {
 type Replica struct {
 	cfg     Config
 	log     *slog.Logger
-	pool    *bufpool.Pool
-	pstore  *broadcast.PayloadStore
 	sm      *durableSM
 	journal *journal
-	node    *pbft.Node
-	conduit *udp.Conduit
-	link    *link.Link
-	runner  *netio.Runner
+	node    *node.Node // PBFT (tapped) over the durable state machine
 	exec    *executor
 	srv     *kv.Server
 	ln      net.Listener
@@ -123,74 +121,49 @@ func Start(cfg Config) (r *Replica, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	id := broadcast.NodeID(cfg.ID)
 	r = &Replica{cfg: cfg, log: cfg.Logger.With("replica", cfg.ID)}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
-	ring, err := c.Keyring(cfg.ID)
-	if err != nil {
-		return r, err
-	}
-	auth, err := broadcast.NewAuthenticator(c.Scheme(), ring)
-	if err != nil {
-		return r, fmt.Errorf("replica: auth: %w", err)
-	}
-	mtu := c.MTU
-	if mtu == 0 {
-		mtu = udp.DefaultMTU
-	}
-	r.pool, err = bufpool.New(bufpool.Config{FrameSize: max(2048, (mtu+1023)/1024*1024), Frames: cfg.Frames,
-		Name: fmt.Sprintf("kv%d", cfg.ID)})
-	if err != nil {
-		return r, err
-	}
-	r.pstore = broadcast.NewPayloadStore(broadcast.StoreConfig{})
-
 	var rec *pbft.Recovery
 	r.sm, r.journal, rec, err = openDurable(cfg.DataDir, kv.WALOptions{NoSync: cfg.NoSync, TruncateCorrupt: cfg.TruncateCorruptLog}, r.log)
 	if err != nil {
 		return r, err
 	}
-	r.node, err = pbft.New(pbft.Config{
-		Params:             broadcast.Params{N: c.N(), F: c.F, Self: id, Mode: c.ModeValue()},
-		Store:              r.pstore,
-		Keys:               ring,
-		StateMachine:       r.sm,
-		Journal:            r.journal,
-		Recovery:           rec,
-		CheckpointInterval: cfg.CheckpointInterval,
-		Timeout:            cfg.Timeout,
-		MaxRequest:         kv.DefaultMaxItemSize + 64<<10,
-		Logger:             r.log,
-	})
-	rec.Release()
+	defer rec.Release()
+	r.exec = &executor{waiters: map[broadcast.Digest][]chan []byte{}, self: cfg.ID, timeout: cfg.OpTimeout}
+	r.exec.ctx, r.exec.cancel = context.WithCancel(context.Background())
+	// PBFT over the durable state machine, as the node's protocol; the
+	// node assembles the rest (netio/node).
+	spec := pbft.Spec
+	spec.New = func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
+		pn, err := pbft.New(pbft.Config{
+			Params:             p,
+			Store:              env.Store,
+			Keys:               env.Keys,
+			StateMachine:       r.sm,
+			Journal:            r.journal,
+			Recovery:           rec,
+			CheckpointInterval: cfg.CheckpointInterval,
+			Timeout:            cfg.Timeout,
+			MaxRequest:         kv.DefaultMaxItemSize + 64<<10,
+			Logger:             r.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("recover from %s: %w", cfg.DataDir, err)
+		}
+		return &tapped{Node: pn, exec: r.exec, journal: r.journal, log: r.log}, nil
+	}
+	r.node, err = node.Start(node.Config{Cluster: c, ID: cfg.ID, Spec: spec, Transport: cfg.Transport, Frames: cfg.Frames, Verifiers: 2,
+		Epoch: time.Now(), Logger: cfg.Logger.With("replica", cfg.ID)})
 	if err != nil {
-		return r, fmt.Errorf("replica: recover from %s: %w", cfg.DataDir, err)
+		return r, fmt.Errorf("replica: %w", err)
 	}
 	r.sm.recovering = false
 	r.log.Info("state after recovery", "executed", r.sm.last.Load(), "items", r.sm.store.Stats().CurrItems)
-	r.exec = &executor{waiters: map[broadcast.Digest][]chan []byte{}, self: cfg.ID, timeout: cfg.OpTimeout}
-	r.exec.ctx, r.exec.cancel = context.WithCancel(context.Background())
-	r.conduit, err = udp.New(udp.Config{Self: id, Peers: c.Addrs(), Pool: r.pool, MTU: mtu, Logger: r.log})
-	if err != nil {
-		return r, err
-	}
-	r.conduit.WatchStore(r.pstore) // long-held payloads leave the receive pool when it runs low
-	r.link, err = link.New(link.Config{Self: id, N: c.N(), Conduit: r.conduit, Logger: r.log})
-	if err != nil {
-		_ = r.conduit.Close()
-		r.conduit = nil
-		return r, err
-	}
-	r.runner, err = netio.NewRunner(netio.RunnerConfig{Self: id, N: c.N(), Protocol: &tapped{Node: r.node, exec: r.exec, journal: r.journal, log: r.log},
-		Transport: r.link, Auth: auth, Logger: r.log, Verifiers: 2})
-	if err != nil {
-		return r, err
-	}
-	r.exec.runner = r.runner
+	r.exec.runner = r.node
 	listen := cfg.Listen
 	if listen == "" {
 		n, _ := c.Node(cfg.ID)
@@ -208,10 +181,10 @@ func Start(cfg Config) (r *Replica, err error) {
 	if err != nil {
 		return r, fmt.Errorf("replica: memcached listener: %w", err)
 	}
-	r.runner.Start()
 	r.served = make(chan error, 1)
 	go func() { r.served <- r.srv.Serve(r.ln) }()
-	r.log.Info("kv replica started", "memcached", r.ln.Addr(), "udp", r.conduit.LocalAddr(), "n", c.N(), "f", c.F)
+	r.log.Info("kv replica started", "memcached", r.ln.Addr(), "transport", r.node.Metrics().Transport,
+		"udp", r.node.LocalAddr(), "n", c.N(), "f", c.F)
 	return r, nil
 }
 
@@ -224,7 +197,7 @@ func (r *Replica) Executed() uint64 { return r.sm.last.Load() }
 // Snapshot returns the store's snapshot (for convergence checks).
 func (r *Replica) Snapshot() ([]byte, error) { return r.sm.store.Snapshot() }
 
-// Close stops the replica: front end, runner, link, log. Its data
+// Close stops the replica: front end, node, log. Its data
 // directory keeps everything acknowledged.
 func (r *Replica) Close() error {
 	var errs []error
@@ -239,19 +212,8 @@ func (r *Replica) Close() error {
 			errs = append(errs, <-r.served)
 		}
 	}
-	if r.runner != nil {
-		r.runner.Stop()
-	}
-	if r.link != nil {
-		errs = append(errs, r.link.Close())
-	} else if r.conduit != nil {
-		errs = append(errs, r.conduit.Close())
-	}
 	if r.node != nil {
-		r.node.Close() // the runner has stopped: no other caller
-	}
-	if r.pstore != nil {
-		r.pstore.Close()
+		errs = append(errs, r.node.Close()) // runner, link, PBFT, payload store
 	}
 	if r.journal != nil {
 		errs = append(errs, r.journal.close())
@@ -295,7 +257,9 @@ func (t *tapped) Ready() broadcast.Ready {
 // executor submits ops through the runner and waits for the hosted
 // client's f+1-certified result.
 type executor struct {
-	runner  *netio.Runner
+	runner interface {
+		Submit(context.Context, bufpool.Buf) error
+	} // the node
 	self    int
 	timeout time.Duration
 	ctx     context.Context

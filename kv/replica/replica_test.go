@@ -354,7 +354,8 @@ func TestConcurrentClientsThroughEveryReplica(t *testing.T) {
 	for range workers {
 		if err := <-errs; err != nil {
 			for i, r := range cl.reps {
-				t.Logf("replica %d executed %d runner %+v link %+v", i, r.Executed(), r.runner.Stats(), r.link.Stats())
+				m := r.node.Metrics()
+				t.Logf("replica %d executed %d runner %+v link %+v", i, r.Executed(), m.Runner, m.Link)
 			}
 			require.NoError(t, err)
 		}
@@ -384,4 +385,29 @@ func TestCloseWithAnOpInFlightIsPrompt(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the client still waits")
 	}
+}
+
+// TestReplicaTransportComesFromTheNode checks that a replica asked to run
+// over AF_XDP on an interface that is not there refuses to start with the
+// node's error naming it, and that the same replica, allowed to fall back,
+// starts over UDP.
+func TestReplicaTransportComesFromTheNode(t *testing.T) {
+	dir := t.TempDir()
+	c, err := config.Generate(config.GenerateOptions{N: 4, Protocol: "pbft", Mode: "digest", Auth: "mac",
+		BasePort: freeBase(t, 4), Dir: dir})
+	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := Config{Cluster: c, ID: 1, DataDir: filepath.Join(dir, "data1"), Frames: 4096, Logger: logger,
+		Transport: &config.Transport{Kind: "xdp", Iface: "nosuch0"}}
+	_, err = Start(cfg)
+	require.Error(t, err)
+	assert.Regexp(t, `AF_XDP on nosuch0 queue 0: (no such interface|AF_XDP not permitted)`, err.Error())
+
+	cfg.Transport.Fallback = "udp"
+	r, err := Start(cfg)
+	require.NoError(t, err)
+	m := r.node.Metrics()
+	assert.Equal(t, "udp", m.Transport)
+	assert.NotEmpty(t, m.Fallback)
+	require.NoError(t, r.Close())
 }

@@ -68,6 +68,9 @@ type Node struct {
 	DHKey string `yaml:"dh_key"`
 	// KeyFile is the node's secret key file, relative to the config file.
 	KeyFile string `yaml:"key_file"`
+	// Transport is the node's transport (optional; default kernel UDP).
+	// See Transport.
+	Transport *Transport `yaml:"transport,omitempty"`
 }
 
 // Secret is a node's secret key file.
@@ -176,6 +179,9 @@ func (c *Cluster) Validate() error {
 		}
 		if _, err := decodeKey(n.DHKey, x25519.Size); err != nil {
 			return fmt.Errorf("%s: %w", field("dh_key"), err)
+		}
+		if err := n.Transport.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", field("transport"), err)
 		}
 	}
 	return nil
@@ -305,7 +311,12 @@ type GenerateOptions struct {
 	// BasePort+200+i.
 	Host     string
 	BasePort int
-	MTU      int
+	// Addrs, when set, lists every node's UDP address (host:port) on real
+	// hosts, one node per entry (N is then len(Addrs)): node i's API is
+	// port+100 and its control port port+200 on the same host, and
+	// Generate also writes a bundle per host (see HostDir).
+	Addrs []string
+	MTU   int
 	// Dir receives cluster.yaml and node<i>.key.
 	Dir string
 	// Rand is the key source (default crypto/rand).
@@ -318,6 +329,13 @@ const ConfigFile = "cluster.yaml"
 // Generate makes keys for a loopback cluster, writes the configuration and
 // the secret key files (mode 0600) into o.Dir, and returns the cluster.
 func Generate(o GenerateOptions) (*Cluster, error) {
+	hosts, err := o.hostAddrs()
+	if err != nil {
+		return nil, err
+	}
+	if hosts != nil {
+		o.N = len(hosts)
+	}
 	if o.N <= 0 {
 		return nil, fmt.Errorf("config: n must be positive, got %d", o.N)
 	}
@@ -343,10 +361,10 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 		o.Rand = rand.Reader
 	}
 	host, err := netip.ParseAddr(o.Host)
-	if err != nil || !host.Is4() || !host.IsLoopback() {
+	if hosts == nil && (err != nil || !host.Is4() || !host.IsLoopback()) {
 		return nil, fmt.Errorf("config: host %q is not an IPv4 loopback address", o.Host)
 	}
-	if o.BasePort+200+o.N > 65535 {
+	if hosts == nil && o.BasePort+200+o.N > 65535 {
 		return nil, fmt.Errorf("config: base port %d leaves no room for %d nodes", o.BasePort, o.N)
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
@@ -368,12 +386,16 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 		if err := os.WriteFile(filepath.Join(o.Dir, keyFile), data, 0o600); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		c.Nodes = append(c.Nodes, Node{ID: i,
+		nd := Node{ID: i,
 			Addr:      netip.AddrPortFrom(ip, uint16(o.BasePort+i)).String(),
 			API:       netip.AddrPortFrom(host, uint16(o.BasePort+100+i)).String(),
 			Control:   netip.AddrPortFrom(host, uint16(o.BasePort+200+i)).String(),
 			VerifyKey: base64.StdEncoding.EncodeToString(pk.Verify), DHKey: base64.StdEncoding.EncodeToString(pk.DH[:]),
-			KeyFile: keyFile})
+			KeyFile: keyFile}
+		if hosts != nil {
+			nd.Addr, nd.API, nd.Control = hostNode(hosts[i])
+		}
+		c.Nodes = append(c.Nodes, nd)
 		ip = ip.Next()
 	}
 	if err := c.Validate(); err != nil {
@@ -385,6 +407,11 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 	}
 	if err := os.WriteFile(filepath.Join(o.Dir, ConfigFile), data, 0o644); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if hosts != nil {
+		if err := c.writeHostBundles(); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
