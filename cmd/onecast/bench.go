@@ -95,7 +95,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "usage: onecast bench [flags]\n\nWith no flags: an in-process Bracha cluster of 4 nodes, full and digest mode side by side, 16 KiB payloads, about 10 s.\nList flags take comma-separated values; the run sweeps their cartesian product.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

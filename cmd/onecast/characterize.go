@@ -30,7 +30,7 @@ func runCharacterize(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.Var(systems, "systems", "real systems to run (etcd, zookeeper; empty for none)")
 	udp := fs.Bool("udp", true, "also run onecast's primitives over kernel UDP on loopback (system-level figures)")
 	verbose := fs.Bool("v", false, "log every step")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
