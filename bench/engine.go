@@ -222,6 +222,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	if len(correct) == 0 {
 		return res, fmt.Errorf("no correct node to offer load to")
 	}
+	parent := ctx // ends the run; ctx below also ends the load at the window's end
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -360,7 +361,10 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	// payloads: a window cuts some payloads' traffic in two. So they are
 	// taken over the whole run, once every payload submitted has been
 	// delivered everywhere and the last votes have arrived.
-	d := drain(c, correct, tr, submitted.Load(), pt.Drain())
+	d := drain(parent, c, correct, tr, submitted.Load(), pt.Drain())
+	if parent.Err() != nil {
+		return res, context.Canceled // interrupted while draining: figures not whole
+	}
 	tr.expire(0) // whatever the drain did not see delivered everywhere
 	res.Incomplete = tr.expired.Load() - tr.lateComplete.Load()
 	if d.remoteDelivered > 0 {
@@ -396,15 +400,16 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 
 // drain waits until every submitted payload has been delivered by every
 // correct node (the tracker says so) and the nodes' receive counters stop
-// moving, or until limit passes; then it returns the run's totals.
-func drain(c Cluster, correct []broadcast.NodeID, tr *tracker, submitted uint64, limit time.Duration) totals {
+// moving, or until limit passes or ctx ends; then it returns the run's
+// totals.
+func drain(ctx context.Context, c Cluster, correct []broadcast.NodeID, tr *tracker, submitted uint64, limit time.Duration) totals {
 	deadline := time.Now().Add(limit)
-	for tr.complete.Load() < submitted && time.Now().Before(deadline) {
+	for tr.complete.Load() < submitted && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	last := snapshotAll(c, correct)
 	stable := 0
-	for stable < 3 && time.Now().Before(deadline) {
+	for stable < 3 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 		now := snapshotAll(c, correct)
 		if now.figures() == last.figures() {

@@ -111,6 +111,10 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 	if err != nil {
 		return nil, Load{}, fmt.Errorf("nodes did not come up (logs in %s): %w", dir, err)
 	}
-	c.follow(sink.Record, logger)
+	if err = c.follow(sink.Record, logger); err != nil {
+		c.cancel()
+		c.wg.Wait()
+		return nil, Load{}, err // the deferred stop ends the nodes
+	}
 	return c, Load{}, nil
 }
