@@ -305,9 +305,19 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		}
 	}()
 
+	// A cluster whose nodes are processes says when one dies: the point
+	// ends at once with that (its exit and log), not with what the dead
+	// node made the load see (a connection reset).
+	var died <-chan error
+	if d, ok := c.(interface{ Died() <-chan error }); ok {
+		died = d.Died()
+	}
+	var deathErr error
 	sleep := func(d time.Duration) bool {
 		select {
 		case <-ctx.Done():
+			return false
+		case deathErr = <-died:
 			return false
 		case <-time.After(d):
 			return true
@@ -316,7 +326,10 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	if !sleep(pt.Warmup) {
 		cancel()
 		wg.Wait()
-		return res, ctx.Err()
+		if deathErr != nil {
+			return res, deathErr
+		}
+		return res, context.Canceled
 	}
 
 	before := snapshotAll(c, correct)
@@ -336,6 +349,17 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	window := snapshotAll(c, correct).sub(before)
 	cancel()
 	wg.Wait()
+	if deathErr == nil && submitErr.Load() != nil && died != nil {
+		// A failed submission may be a node dying: give its exit a moment
+		// to be seen, and report that instead.
+		select {
+		case deathErr = <-died:
+		case <-time.After(time.Second):
+		}
+	}
+	if deathErr != nil {
+		return res, deathErr
+	}
 	if errp := submitErr.Load(); errp != nil {
 		return res, fmt.Errorf("submit: %w", *errp)
 	}
@@ -364,6 +388,11 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	d := drain(parent, c, correct, tr, submitted.Load(), pt.Drain())
 	if parent.Err() != nil {
 		return res, context.Canceled // interrupted while draining: figures not whole
+	}
+	select {
+	case err := <-died:
+		return res, err
+	default:
 	}
 	tr.expire(0) // whatever the drain did not see delivered everywhere
 	res.Incomplete = tr.expired.Load() - tr.lateComplete.Load()

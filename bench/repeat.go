@@ -15,7 +15,7 @@ func Summarize(runs []Result) Result {
 		return Result{}
 	}
 	for i, r := range runs {
-		if r.Error != "" {
+		if r.Error != "" && len(runs) > 1 {
 			r.Error = fmt.Sprintf("run %d of %d: %s", i+1, len(runs), r.Error)
 			r.Repeats = len(runs)
 			return r

@@ -174,7 +174,11 @@ func WriteTable(w io.Writer, results []Result) error {
 		r := &results[i]
 		row := []string{r.label()}
 		if r.Error != "" {
-			rows = append(rows, append(row, "failed: "+r.Error))
+			first, _, multi := strings.Cut(r.Error, "\n")
+			if multi {
+				first = strings.TrimSuffix(first, ":") + " (below)"
+			}
+			rows = append(rows, append(row, "failed: "+first))
 			continue
 		}
 		for _, f := range figures {
@@ -212,6 +216,11 @@ func WriteTable(w io.Writer, results []Result) error {
 	}
 	if err := writeAligned(w, rows); err != nil {
 		return err
+	}
+	for i := range results {
+		if r := &results[i]; strings.Contains(r.Error, "\n") {
+			fmt.Fprintf(w, "%s failed: %s\n", r.label(), r.Error) // the whole error, log tail included
+		}
 	}
 	for i := range results {
 		if r := &results[i]; r.Incomplete > 0 {
