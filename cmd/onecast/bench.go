@@ -102,6 +102,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
+	if st, err := os.Stat(*out); *out != "" && err == nil && !st.IsDir() {
+		return fmt.Errorf("%w: --out %s is a file, not a directory", errUsage, *out)
+	}
 	if *repeat < 1 {
 		return fmt.Errorf("%w: --repeat %d: want 1 or more", errUsage, *repeat)
 	}

@@ -118,3 +118,25 @@ func TestNodeRefusesACorruptedSigningKey(t *testing.T) {
 	assert.Contains(t, errb.String(), keyPath)
 	assert.Contains(t, errb.String(), "sign_key does not match")
 }
+
+// TestFlagsAreCheckedBeforeAnyFileIsWritten gives kv and bench a bad flag
+// next to one that writes a file: the usage error comes first and the file
+// is never created.
+func TestFlagsAreCheckedBeforeAnyFileIsWritten(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "cpu.prof")
+	for _, args := range [][]string{
+		{"kv", "--single", "--cpuprofile", prof},                                  // no --listen
+		{"kv", "--config", "x.yaml", "--cpuprofile", prof, "--log-level", "loud"}, // bad level
+		{"bench", "--out", filepath.Join(dir, "out"), "--repeat", "0"},
+	} {
+		var out, errb bytes.Buffer
+		assert.Equal(t, 2, run(context.Background(), args, &out, &errb), "%v: %s", args, errb.String())
+		assert.NoFileExists(t, prof, "%v", args)
+		assert.NoDirExists(t, filepath.Join(dir, "out"), "%v", args)
+	}
+	file := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	var out, errb bytes.Buffer
+	assert.Equal(t, 2, run(context.Background(), []string{"bench", "--out", file}, &out, &errb), "an --out that is a file is refused before the run")
+}
