@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -98,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, errUsageShown):
 			return 2
 		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "onecast %s: %v\n\n", c.name, err)
+			fmt.Fprintf(stderr, "onecast %s: %s\n\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 			// -h prints the command's usage and stops before the command
 			// does anything.
 			_ = c.run(ctx, []string{"-h"}, io.Discard, stderr)
