@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -224,7 +225,11 @@ func WriteTable(w io.Writer, results []Result) error {
 	}
 	for i := range results {
 		if r := &results[i]; r.Incomplete > 0 {
-			fmt.Fprintf(w, "warning: %s: %d payloads were not delivered by every correct node\n", r.label(), r.Incomplete)
+			what := fmt.Sprintf("%d payloads were", r.Incomplete)
+			if r.Incomplete == 1 {
+				what = "1 payload was"
+			}
+			fmt.Fprintf(w, "warning: %s: %s not delivered by every correct node within %v of the window's end\n", r.label(), what, Point{Duration: time.Duration(r.DurationSec * float64(time.Second))}.Drain().Round(time.Second))
 		}
 	}
 	return writeLegend(w, len(ratios) > 0, repeated)

@@ -260,6 +260,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if failed > 0 {
 		return fmt.Errorf("%d of %d points failed", failed, len(results))
 	}
+	if interrupted {
+		return errInterrupted // said above, before the table
+	}
 	return nil
 }
 

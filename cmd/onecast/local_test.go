@@ -63,7 +63,8 @@ func TestBenchInterruptStopsWithinASecond(t *testing.T) {
 	cancel()
 	stopped := time.Now()
 	select {
-	case <-done:
+	case code := <-done:
+		assert.Equal(t, 130, code, "an interrupted run does not exit 0")
 	case <-time.After(5 * time.Second):
 		t.Fatal("bench did not stop")
 	}

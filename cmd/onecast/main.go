@@ -98,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, errUsageShown):
 			return 2
+		case errors.Is(err, errInterrupted):
+			return 130 // the shell's code for a run ended by SIGINT
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(stderr, "onecast %s: %s\n\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 			// -h prints the command's usage and stops before the command
@@ -116,6 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage()
 	return 2
 }
+
+// errInterrupted marks a run that SIGINT or SIGTERM ended early, after it
+// reported what finished: exit code 130, nothing more printed.
+var errInterrupted = errors.New("interrupted")
 
 // errViolation marks a run that found a protocol property violated (exit 1).
 var errViolation = errors.New("property violated")
