@@ -25,7 +25,9 @@
 // instead of skipping it: CI cannot pass with tests it should have run
 // quietly skipped. Opt-in skips stay skips.
 //
-// Where the line goes: when the test binary runs under `go test` without
+// A result go test replays from its cache ("ok … (cached)") comes without
+// the line: `go test -count=1 ./...` runs the tests again. Where the line
+// goes: when the test binary runs under `go test` without
 // -v, its output is discarded for a passing package, so Main writes the
 // line to the go command's own standard output (/proc/<go's pid>/fd/1) if
 // that is a terminal or a pipe; with -v, -json, or anything else, to the
