@@ -296,6 +296,9 @@ func writeLegend(w io.Writer, ratios, repeated bool) error {
 	}
 	if repeated {
 		line("min–max", "the smallest and largest value over the runs (--repeat); the row above is the median")
+	} else {
+		b.WriteString("  One run per point: rates, latencies and CPU move with the machine's load (not the dup and wire factors);\n" +
+			"  --repeat 5 gives each figure's median and min–max.\n")
 	}
 	if ratios {
 		line("÷", "digest ÷ full: each figure of the digest-mode point divided by the full-mode one (below 1 is better, but for deliveries/s and MB/s)")

@@ -82,6 +82,7 @@ func TestBenchPrintsModesSideBySide(t *testing.T) {
 		assert.Regexp(t, `(?m)^  `+regexp.QuoteMeta(col)+` +\S`, s, "a legend line for %s", col)
 	}
 	assert.Regexp(t, `(?m)^  ÷ +digest ÷ full`, s, "the legend explains the ratio row")
+	assert.Contains(t, s, "--repeat 5 gives each figure's median and min–max", "a single run says its figures vary")
 }
 
 // TestBenchRepeatGivesMedianAndSpread runs each point three times and checks
