@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +86,23 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 	}
 	var nodes []*localNode
 	closing := make(chan struct{})
+	// The nodes are started from one locked OS thread that lives until they
+	// have exited: their parent-death signal (SIGKILL, so that a bench killed
+	// outright takes its nodes with it) follows the thread that forked them,
+	// and an unlocked Go thread may end earlier.
+	spawn := make(chan func())
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for f := range spawn {
+			f()
+		}
+	}()
+	start := func(cmd *exec.Cmd) error {
+		done := make(chan error, 1)
+		spawn <- func() { done <- cmd.Start() }
+		return <-done
+	}
 	died := make(chan error, 1)
 	var stopOnce sync.Once
 	var stopErr error
@@ -120,6 +138,7 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 			if err := os.RemoveAll(dir); err != nil {
 				errs = append(errs, err)
 			}
+			close(spawn) // every node has exited
 			stopErr = errors.Join(errs...)
 		})
 		return stopErr
@@ -154,7 +173,7 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 		// bench, which stops the nodes itself (and reports what finished),
 		// rather than every node at once.
 		n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := n.cmd.Start(); err != nil {
+		if err := start(n.cmd); err != nil {
 			logf.Close()
 			return nil, Load{}, fmt.Errorf("start node %d: %w", i, err)
 		}
