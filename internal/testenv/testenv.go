@@ -171,9 +171,10 @@ func (e *Env) report(line string) {
 }
 
 // reportWriter picks where the summary goes: the go command's standard
-// output when this binary runs under `go test` without -v and that output
-// is a terminal or a pipe (a regular file is left alone: a second writer
-// at its own offset would overwrite it); this binary's otherwise.
+// output, else its standard error, when this binary runs under `go test`
+// without -v and that output is a terminal, a pipe, or a file opened for
+// appending (a file opened otherwise is left alone: a second writer at its
+// own offset would overwrite it); this binary's standard output otherwise.
 func reportWriter() (io.Writer, func()) {
 	own := func() (io.Writer, func()) { return os.Stdout, func() {} }
 	if testing.Verbose() {
@@ -184,14 +185,37 @@ func reportWriter() (io.Writer, func()) {
 	if err != nil || !slices.Contains([]string{"go", "go.exe"}, filepath.Base(exe)) {
 		return own()
 	}
-	target := fmt.Sprintf("/proc/%d/fd/1", ppid)
-	st, err := os.Stat(target)
-	if err != nil || st.Mode()&(os.ModeNamedPipe|os.ModeCharDevice|os.ModeSocket) == 0 {
-		return own()
+	for _, fd := range []int{1, 2} {
+		target := fmt.Sprintf("/proc/%d/fd/%d", ppid, fd)
+		st, err := os.Stat(target)
+		if err != nil {
+			continue
+		}
+		shared := st.Mode()&(os.ModeNamedPipe|os.ModeCharDevice|os.ModeSocket) != 0
+		if !shared && !(st.Mode().IsRegular() && openForAppend(ppid, fd)) {
+			continue
+		}
+		f, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			continue
+		}
+		return f, func() { f.Close() }
 	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND, 0)
+	return own()
+}
+
+// openForAppend reports whether process pid's descriptor fd was opened
+// with O_APPEND (the "flags:" line of /proc/<pid>/fdinfo/<fd>, octal).
+func openForAppend(pid, fd int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
 	if err != nil {
-		return own()
+		return false
 	}
-	return f, func() { f.Close() }
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return err == nil && flags&0o2000 != 0 // O_APPEND
+		}
+	}
+	return false
 }

@@ -1,9 +1,12 @@
 package testenv
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // fakeTB records what Need and OptIn do to a test.
@@ -60,4 +63,19 @@ func TestNeedBinaryFindsWhatIsOnPath(t *testing.T) {
 	e.NeedBinary(tb, "no-such-binary-onecast", "no-such-package")
 	assert.True(t, tb.skipped)
 	assert.Equal(t, "no-such-binary-onecast not installed (apt-get install no-such-package)", tb.msg)
+}
+
+// TestOpenForAppendReadsTheDescriptorsFlags checks the O_APPEND test that
+// decides whether the summary may be added to the go command's output file.
+func TestOpenForAppendReadsTheDescriptorsFlags(t *testing.T) {
+	dir := t.TempDir()
+	app, err := os.OpenFile(filepath.Join(dir, "a"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	require.NoError(t, err)
+	defer app.Close()
+	trunc, err := os.OpenFile(filepath.Join(dir, "b"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	require.NoError(t, err)
+	defer trunc.Close()
+	assert.True(t, openForAppend(os.Getpid(), int(app.Fd())))
+	assert.False(t, openForAppend(os.Getpid(), int(trunc.Fd())))
+	assert.False(t, openForAppend(os.Getpid(), 1<<20), "no such descriptor")
 }
