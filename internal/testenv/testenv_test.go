@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -78,4 +79,31 @@ func TestOpenForAppendReadsTheDescriptorsFlags(t *testing.T) {
 	assert.True(t, openForAppend(os.Getpid(), int(app.Fd())))
 	assert.False(t, openForAppend(os.Getpid(), int(trunc.Fd())))
 	assert.False(t, openForAppend(os.Getpid(), 1<<20), "no such descriptor")
+}
+
+// TestGoTestShowsTheSkipLine runs `go test` on a fixture package (in
+// testdata, so `go test ./...` does not run it) whose one test skips for
+// a missing program: the package's "ok" comes with the line saying so, in
+// the plain package-list output that hides everything else a passing
+// package prints; with ONECAST_REQUIRE_ALL=1 the package fails.
+func TestGoTestShowsTheSkipLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a test binary (-short)")
+	}
+	goBin, err := exec.LookPath("go")
+	require.NoError(t, err)
+	run := func(env ...string) (string, error) {
+		cmd := exec.Command(goBin, "test", "-count=1", "./testdata/skipper")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output() // stdout is a pipe, as in `go test ./... | cat` or CI
+		return string(out), err
+	}
+	out, err := run(RequireAllEnv + "=")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "skipper: skipped 1 test: no-such-binary-onecast not installed (apt-get install no-such-package)\n")
+	assert.Contains(t, out, "ok  \tgithub.com/onecast/onecast/internal/testenv/testdata/skipper")
+
+	out, err = run(RequireAllEnv + "=1")
+	require.Error(t, err, "a missing requirement fails under %s", RequireAllEnv)
+	assert.Contains(t, out, "--- FAIL: TestNeedsAProgram")
 }
