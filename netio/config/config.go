@@ -240,7 +240,9 @@ func (c *Cluster) Node(id int) (Node, error) {
 }
 
 // Keyring reads node id's secret key file and derives its keyring, checking
-// that the secret keys match the public keys the file lists.
+// that the secret keys match the public keys the configuration lists (the
+// signing key is derived again from its seed, so a corrupted file is
+// refused here, naming it).
 func (c *Cluster) Keyring(id int) (*broadcast.Keyring, error) {
 	n, err := c.Node(id)
 	if err != nil {
