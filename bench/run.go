@@ -59,12 +59,16 @@ func Run(ctx context.Context, points []Point, opts Options) ([]Result, bool) {
 	step := 0
 	for _, pt := range points {
 		var runs []Result
-		for range repeat {
+		for r := range repeat {
 			if ctx.Err() != nil {
 				return results, true
 			}
 			step++
-			prog.point(step, pt, pt.Warmup+pt.Duration)
+			label := pt.Key()
+			if repeat > 1 {
+				label = fmt.Sprintf("%s, run %d of %d", label, r+1, repeat)
+			}
+			prog.point(step, label, pt.Warmup+pt.Duration)
 			res, err := runPoint(ctx, pt, opts)
 			prog.pointDone()
 			if errors.Is(err, context.Canceled) || (err != nil && ctx.Err() != nil) {
@@ -130,13 +134,13 @@ func newProgress(opts Options, steps int, total time.Duration) *progress {
 	return p
 }
 
-// point says step k (from 1) starts, planned to take span.
-func (p *progress) point(k int, pt Point, span time.Duration) {
+// point says step k (from 1), named label, starts, planned to take span.
+func (p *progress) point(k int, label string, span time.Duration) {
 	p.mu.Lock()
-	p.step, p.label, p.stepFrom, p.stepSpan = k, pt.Key(), time.Now(), span
+	p.step, p.label, p.stepFrom, p.stepSpan = k, label, time.Now(), span
 	p.mu.Unlock()
 	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("[%d/%d] %s", k, p.steps, pt.Key()))
+		p.bar.Describe(fmt.Sprintf("[%d/%d] %s", k, p.steps, label))
 	}
 }
 

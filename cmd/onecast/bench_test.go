@@ -95,7 +95,7 @@ func TestBenchRepeatGivesMedianAndSpread(t *testing.T) {
 	assert.Equal(t, 2, strings.Count(s, "  min–max of 3 runs "), "one spread row per point:\n%s", s)
 	assert.Contains(t, s, "  min–max of the runs' ratios", "the ratio's spread too")
 	assert.Regexp(t, `(?m)^  min–max +the smallest and largest`, s, "legend")
-	assert.Contains(t, errb.String(), "point 1 of 6", "progress counts every run")
+	assert.Contains(t, errb.String(), "point 1 of 6 (bracha/full/mem/inproc/n4/f1/1KiB/b1, run 1 of 3)", "progress counts every run")
 
 	out.Reset()
 	errb.Reset()
