@@ -281,19 +281,27 @@ func (c *controlClient) counters(ctx context.Context) (controlCounters, error) {
 }
 
 // follow reads id's delivery stream until ctx ends, reporting each record.
-func (c *controlClient) follow(ctx context.Context, onRecord func(seq uint64, sent, at time.Time)) error {
+// It calls opened once: with nil when the node has registered the stream
+// (it answers only then, so no later delivery is missed), or with the error
+// that kept the stream from opening.
+func (c *controlClient) follow(ctx context.Context, onRecord func(seq uint64, sent, at time.Time), opened func(error)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/deliveries", nil)
 	if err != nil {
+		opened(err)
 		return err
 	}
 	resp, err := (&http.Client{}).Do(req)
 	if err != nil {
+		opened(err)
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", c.base, resp.Status)
+		err := fmt.Errorf("%s: %s", c.base, resp.Status)
+		opened(err)
+		return err
 	}
+	opened(nil)
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	var rec [deliveryRecordSize]byte
 	for {

@@ -10,8 +10,19 @@
 // and wire factor from the nodes' counters, user-space copies per payload
 // byte, allocations and CPU per delivery, peak RSS, retransmissions.
 //
+// With [Options].Repeat, each point runs several times and [Summarize]
+// reports every figure's median with the runs' min–max.
+//
 // Results print as a table with the ratio digest ÷ full for every figure
-// (the point of the exercise), as JSON or CSV, and with an output directory
-// as a Markdown report with PNG plots. Every output records the
-// [Environment]: commit, flags, Go version, kernel, CPU and cores.
+// (the point of the exercise) and a legend line per column, as JSON or
+// CSV, and with an output directory as a Markdown report with PNG plots.
+// Every output records the [Environment]: commit, flags, Go version,
+// kernel, CPU and cores. Progress goes to [Options].Progress: a bar on a
+// terminal, a line every few seconds elsewhere.
+//
+// A run ends cleanly on every path: when its context ends (SIGINT), the
+// point in progress stops at once and is not reported; a local cluster
+// whose node process dies ends the point with "node N exited" and the tail
+// of its log; the cluster's processes, namespaces and temporary directory
+// go away either way.
 package bench

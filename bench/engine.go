@@ -222,6 +222,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	if len(correct) == 0 {
 		return res, fmt.Errorf("no correct node to offer load to")
 	}
+	parent := ctx // ends the run; ctx below also ends the load at the window's end
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -304,9 +305,19 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		}
 	}()
 
+	// A cluster whose nodes are processes says when one dies: the point
+	// ends at once with that (its exit and log), not with what the dead
+	// node made the load see (a connection reset).
+	var died <-chan error
+	if d, ok := c.(interface{ Died() <-chan error }); ok {
+		died = d.Died()
+	}
+	var deathErr error
 	sleep := func(d time.Duration) bool {
 		select {
 		case <-ctx.Done():
+			return false
+		case deathErr = <-died:
 			return false
 		case <-time.After(d):
 			return true
@@ -315,7 +326,10 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	if !sleep(pt.Warmup) {
 		cancel()
 		wg.Wait()
-		return res, ctx.Err()
+		if deathErr != nil {
+			return res, deathErr
+		}
+		return res, context.Canceled
 	}
 
 	before := snapshotAll(c, correct)
@@ -335,6 +349,17 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	window := snapshotAll(c, correct).sub(before)
 	cancel()
 	wg.Wait()
+	if deathErr == nil && submitErr.Load() != nil && died != nil {
+		// A failed submission may be a node dying: give its exit a moment
+		// to be seen, and report that instead.
+		select {
+		case deathErr = <-died:
+		case <-time.After(time.Second):
+		}
+	}
+	if deathErr != nil {
+		return res, deathErr
+	}
 	if errp := submitErr.Load(); errp != nil {
 		return res, fmt.Errorf("submit: %w", *errp)
 	}
@@ -360,7 +385,15 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	// payloads: a window cuts some payloads' traffic in two. So they are
 	// taken over the whole run, once every payload submitted has been
 	// delivered everywhere and the last votes have arrived.
-	d := drain(c, correct, tr, submitted.Load(), pt.Drain())
+	d := drain(parent, c, correct, tr, submitted.Load(), pt.Drain())
+	if parent.Err() != nil {
+		return res, context.Canceled // interrupted while draining: figures not whole
+	}
+	select {
+	case err := <-died:
+		return res, err
+	default:
+	}
 	tr.expire(0) // whatever the drain did not see delivered everywhere
 	res.Incomplete = tr.expired.Load() - tr.lateComplete.Load()
 	if d.remoteDelivered > 0 {
@@ -396,15 +429,16 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 
 // drain waits until every submitted payload has been delivered by every
 // correct node (the tracker says so) and the nodes' receive counters stop
-// moving, or until limit passes; then it returns the run's totals.
-func drain(c Cluster, correct []broadcast.NodeID, tr *tracker, submitted uint64, limit time.Duration) totals {
+// moving, or until limit passes or ctx ends; then it returns the run's
+// totals.
+func drain(ctx context.Context, c Cluster, correct []broadcast.NodeID, tr *tracker, submitted uint64, limit time.Duration) totals {
 	deadline := time.Now().Add(limit)
-	for tr.complete.Load() < submitted && time.Now().Before(deadline) {
+	for tr.complete.Load() < submitted && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	last := snapshotAll(c, correct)
 	stable := 0
-	for stable < 3 && time.Now().Before(deadline) {
+	for stable < 3 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 		now := snapshotAll(c, correct)
 		if now.figures() == last.figures() {

@@ -137,6 +137,7 @@ func TestReportWritesFilesAndReadablePlots(t *testing.T) {
 	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
 	require.NoError(t, err)
 	assert.Contains(t, string(md), "Digest ÷ full")
+	assert.Contains(t, string(md), "- **dup factor**: payload bytes received", "the legend under the tables")
 	assert.Contains(t, string(md), "![throughput_vs_payload.png]")
 	assert.Contains(t, string(md), rep.Env.GoVersion)
 

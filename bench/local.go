@@ -8,7 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,6 +33,45 @@ func Local(exe string, logger *slog.Logger) ClusterFactory {
 	}
 }
 
+// localNode is one `onecast node` process of a local cluster.
+type localNode struct {
+	id      int
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{} // closed when the process has exited
+	err     error         // its exit status, once exited is closed
+}
+
+// logTail returns the last lines of the node's log, indented, for an error.
+func (n *localNode) logTail() string {
+	data, err := os.ReadFile(n.logPath)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > logTailLines {
+		lines = lines[len(lines)-logTailLines:]
+	}
+	if len(lines) == 1 && lines[0] == "" {
+		return "\n  (its log is empty)"
+	}
+	return "\n  " + strings.Join(lines, "\n  ")
+}
+
+// logTailLines is how much of a dead node's log an error quotes.
+const logTailLines = 10
+
+// localCluster is a remote cluster whose nodes are this host's processes:
+// it watches them, and reports the first to exit (Died).
+type localCluster struct {
+	*remoteCluster
+	died chan error
+}
+
+// Died reports the first node process that exits before the cluster is
+// closed: "node 2 exited: …" and the tail of its log.
+func (c *localCluster) Died() <-chan error { return c.died }
+
 func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *slog.Logger) (_ Cluster, _ Load, err error) {
 	if pt.Transport != "udp" {
 		return nil, Load{}, fmt.Errorf("transport %q is not available in a local cluster (its nodes speak udp)", pt.Transport)
@@ -42,30 +84,64 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 	if err != nil {
 		return nil, Load{}, err
 	}
-	var procs []*exec.Cmd
+	var nodes []*localNode
+	closing := make(chan struct{})
+	// The nodes are started from one locked OS thread that lives until they
+	// have exited: their parent-death signal (SIGKILL, so that a bench killed
+	// outright takes its nodes with it) follows the thread that forked them,
+	// and an unlocked Go thread may end earlier.
+	spawn := make(chan func())
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for f := range spawn {
+			f()
+		}
+	}()
+	start := func(cmd *exec.Cmd) error {
+		done := make(chan error, 1)
+		spawn <- func() { done <- cmd.Start() }
+		return <-done
+	}
+	died := make(chan error, 1)
+	var stopOnce sync.Once
+	var stopErr error
+	// stop ends every node (SIGTERM; SIGKILL after a grace period, short
+	// once ctx has ended) and removes the directory, whatever happened.
 	stop := func() error {
-		var errs []error
-		for _, p := range procs {
-			_ = p.Process.Signal(syscall.SIGTERM)
-		}
-		for _, p := range procs {
-			done := make(chan error, 1)
-			go func() { done <- p.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w (log in %s)", filepath.Base(p.Path), err, dir))
-				}
-			case <-time.After(10 * time.Second):
-				_ = p.Process.Kill()
-				<-done
-				errs = append(errs, fmt.Errorf("a node did not stop within 10 s of SIGTERM"))
+		stopOnce.Do(func() {
+			close(closing)
+			grace := 10 * time.Second
+			if ctx.Err() != nil {
+				grace = 500 * time.Millisecond // interrupted: stop within a second
 			}
-		}
-		if len(errs) == 0 {
-			_ = os.RemoveAll(dir)
-		}
-		return errors.Join(errs...)
+			var errs []error
+			for _, n := range nodes {
+				_ = n.cmd.Process.Signal(syscall.SIGTERM)
+			}
+			deadline := time.After(grace)
+			for _, n := range nodes {
+				select {
+				case <-n.exited:
+				case <-deadline:
+					_ = n.cmd.Process.Kill()
+					<-n.exited
+					if ctx.Err() == nil {
+						errs = append(errs, fmt.Errorf("node %d did not stop within %v of SIGTERM:%s", n.id, grace, n.logTail()))
+					}
+					continue
+				}
+				if n.err != nil && ctx.Err() == nil {
+					errs = append(errs, fmt.Errorf("node %d exited: %w%s", n.id, n.err, n.logTail()))
+				}
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				errs = append(errs, err)
+			}
+			close(spawn) // every node has exited
+			stopErr = errors.Join(errs...)
+		})
+		return stopErr
 	}
 	defer func() {
 		if err != nil {
@@ -86,18 +162,39 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 		if _, bad := byz[broadcast.NodeID(i)]; bad {
 			continue // a silent node is not started
 		}
-		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("node%d.log", i)))
+		n := &localNode{id: i, logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i)), exited: make(chan struct{})}
+		logf, err := os.Create(n.logPath)
 		if err != nil {
 			return nil, Load{}, err
 		}
-		cmd := exec.Command(exe, "node", "--config", filepath.Join(dir, config.ConfigFile), "--id", strconv.Itoa(i), "--stats", "0")
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
+		n.cmd = exec.Command(exe, "node", "--config", filepath.Join(dir, config.ConfigFile), "--id", strconv.Itoa(i), "--stats", "0")
+		n.cmd.Stdout, n.cmd.Stderr = logf, logf
+		// A process group of its own: a Ctrl-C at the terminal reaches the
+		// bench, which stops the nodes itself (and reports what finished),
+		// rather than every node at once.
+		n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := start(n.cmd); err != nil {
 			logf.Close()
 			return nil, Load{}, fmt.Errorf("start node %d: %w", i, err)
 		}
 		logf.Close() // the child holds its own descriptor
-		procs = append(procs, cmd)
+		nodes = append(nodes, n)
+		go func() {
+			n.err = n.cmd.Wait()
+			close(n.exited)
+			select {
+			case <-closing:
+			default:
+				cause := "exit status 0"
+				if n.err != nil {
+					cause = n.err.Error()
+				}
+				select {
+				case died <- fmt.Errorf("node %d exited: %s; the end of its log:%s", n.id, cause, n.logTail()):
+				default:
+				}
+			}
+		}()
 	}
 	var c *remoteCluster
 	deadline := time.Now().Add(15 * time.Second)
@@ -106,11 +203,24 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case derr := <-died:
+			return nil, Load{}, fmt.Errorf("nodes did not come up: %w", derr)
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if err != nil {
-		return nil, Load{}, fmt.Errorf("nodes did not come up (logs in %s): %w", dir, err)
+		var tails []string
+		for _, n := range nodes {
+			tails = append(tails, fmt.Sprintf("node %d:%s", n.id, n.logTail()))
+		}
+		return nil, Load{}, fmt.Errorf("nodes did not come up: %w\n%s", err, strings.Join(tails, "\n"))
 	}
-	c.follow(sink.Record, logger)
-	return c, Load{}, nil
+	if err = c.follow(sink.Record, logger); err != nil {
+		c.cancel()
+		c.wg.Wait()
+		return nil, Load{}, err // the deferred stop ends the nodes
+	}
+	return &localCluster{remoteCluster: c, died: died}, Load{}, nil
 }

@@ -17,9 +17,8 @@ import (
 // factor is 1.00, and only the UDP receive path copies payload bytes into
 // user memory.
 func TestNetnsClusterUDPAndXDP(t *testing.T) {
-	if ok, why := netns.Available(); !ok {
-		t.Skipf("netns cluster needs root: %s", why)
-	}
+	ok, why := netns.Available()
+	env.Need(t, ok, "netns cluster: "+why)
 	opts := Options{Specs: []broadcast.Spec{bracha.Spec}, Clusters: map[string]ClusterFactory{"netns": Netns(nil)}}
 	var points []Point
 	for _, tr := range []string{"udp", "xdp"} {
@@ -49,9 +48,8 @@ func TestNetnsClusterUDPAndXDP(t *testing.T) {
 // still receives every duplicate; the in-kernel strip removes duplicates
 // before they reach user space.
 func TestNetnsXDPAblation(t *testing.T) {
-	if ok, why := netns.Available(); !ok {
-		t.Skipf("netns cluster needs root: %s", why)
-	}
+	ok, why := netns.Available()
+	env.Need(t, ok, "netns cluster: "+why)
 	opts := Options{Specs: []broadcast.Spec{bracha.Spec}, Clusters: map[string]ClusterFactory{"netns": Netns(nil)}}
 	var points []Point
 	for _, tr := range []string{"xdp-copy", "xdp-ref", "xdp"} {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/internal/units"
 )
 
 // Point is one benchmark configuration: one cluster, one protocol setting,
@@ -82,39 +83,25 @@ func (p Point) Key() string {
 	return s
 }
 
-// ParseSize parses a byte size: 512, 16KiB, 1MiB, 4k, 2M (binary units).
+// MaxPayload is the largest payload a point may have (64 MiB): the control
+// port's and the node's bound on a submitted payload.
+const MaxPayload = 64 << 20
+
+// ParseSize parses a payload size with units.ParseSize (512, 16KiB, 1MiB,
+// 1GiB) and refuses what exceeds MaxPayload, saying so.
 func ParseSize(s string) (int, error) {
-	t := strings.TrimSpace(strings.ToLower(s))
-	mult := 1
-	for _, u := range []struct {
-		suffix string
-		mult   int
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"k", 1 << 10}, {"m", 1 << 20}, {"b", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
-			break
-		}
+	n, err := units.ParseSize(s)
+	if err != nil {
+		return 0, err
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(t))
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive size such as 512, 16KiB or 1MiB", s)
+	if n > MaxPayload {
+		return 0, fmt.Errorf("size %q (%s) exceeds the %s payload limit", s, units.FormatSize(n), units.FormatSize(MaxPayload))
 	}
-	if n > (64<<20)/mult {
-		return 0, fmt.Errorf("size %q exceeds the 64 MiB payload limit", s)
-	}
-	return n * mult, nil
+	return int(n), nil
 }
 
 // FormatSize prints a byte size the way ParseSize reads it.
-func FormatSize(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
-}
+func FormatSize(n int) string { return units.FormatSize(int64(n)) }
 
 // Sweep holds a list of values per parameter; its points are the cartesian
 // product.

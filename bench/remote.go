@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -39,7 +40,10 @@ func Remote(controls []string, logger *slog.Logger) ClusterFactory {
 		if err != nil {
 			return nil, Load{}, err
 		}
-		c.follow(sink.Record, logger)
+		if err := c.follow(sink.Record, logger); err != nil {
+			_ = c.Close()
+			return nil, Load{}, err
+		}
 		return c, Load{}, nil
 	}
 }
@@ -120,20 +124,47 @@ func checkInfo(pt Point, id int, info NodeInfo) error {
 	return nil
 }
 
-// follow starts reading every node's delivery stream into rec.
-func (c *remoteCluster) follow(rec recordFunc, logger *slog.Logger) {
+// follow starts reading every node's delivery stream into rec, and returns
+// once every stream is open: a payload submitted after follow returns is
+// seen delivered wherever it is. (Submitting before the streams open loses
+// the first deliveries, which then count as payloads never delivered
+// everywhere.)
+func (c *remoteCluster) follow(rec recordFunc, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	opened := make(chan error, len(c.correct))
 	for _, id := range c.correct {
 		cl := c.clients[id]
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			if err := cl.follow(ctx, rec); err != nil {
+			var once sync.Once
+			report := func(err error) {
+				once.Do(func() {
+					if err != nil {
+						err = fmt.Errorf("node %d's delivery stream: %w", id, err)
+					}
+					opened <- err
+				})
+			}
+			if err := cl.follow(ctx, rec, report); err != nil {
 				logger.Warn("delivery stream ended", "node", id, "err", err)
 			}
+			report(errors.New("ended before it opened"))
 		}()
 	}
+	timeout := time.After(10 * time.Second)
+	for range c.correct {
+		select {
+		case err := <-opened:
+			if err != nil {
+				return err
+			}
+		case <-timeout:
+			return errors.New("the nodes' delivery streams did not open within 10 s")
+		}
+	}
+	return nil
 }
 
 func (c *remoteCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,4 +65,44 @@ func TestRemoteClusterThroughControlPorts(t *testing.T) {
 	results, _ = Run(context.Background(), []Point{wrong}, opts)
 	require.Len(t, results, 1)
 	assert.Contains(t, results[0].Error, "mode digest", "a point that does not match the running nodes is refused")
+}
+
+// recordSink counts the records a remote cluster reports.
+type recordSink struct{ n atomic.Int64 }
+
+func (s *recordSink) Delivered(broadcast.NodeID, bufpool.Buf, time.Time) {}
+func (s *recordSink) Record(uint64, time.Time, time.Time)                { s.n.Add(1) }
+
+// TestRemoteStreamsAreOpenWhenTheClusterIsReturned is the cause of "1
+// payloads were not delivered by every correct node" on a healthy remote
+// cluster: the bench submitted its first payloads before the nodes had
+// registered its delivery streams, so their first deliveries were never
+// reported. A delivery right after the factory returns must be seen.
+func TestRemoteStreamsAreOpenWhenTheClusterIsReturned(t *testing.T) {
+	const n = 4
+	controls := make([]string, n)
+	servers := make([]*ControlServer, n)
+	for i := range n {
+		srv, err := NewControlServer(ControlConfig{
+			Addr:     "127.0.0.1:0",
+			Submit:   func(_ context.Context, p bufpool.Buf) error { p.Release(); return nil },
+			Counters: func() NodeCounters { return NodeCounters{} },
+			Info:     NodeInfo{ID: i, Protocol: "bracha", Mode: "digest", N: n, F: 1, Transport: "udp"},
+		})
+		require.NoError(t, err)
+		defer srv.Close()
+		servers[i], controls[i] = srv, srv.Addr()
+	}
+	pt := Point{Protocol: "bracha", Mode: broadcast.ModeDigest, Transport: "udp", Cluster: "remote", N: n, F: 1}
+	sink := &recordSink{}
+	c, _, err := Remote(controls, nil)(context.Background(), pt, bracha.Spec, sink)
+	require.NoError(t, err)
+	defer c.Close()
+	payload := make([]byte, 64)
+	stamp(payload, 1, time.Now())
+	for _, srv := range servers {
+		srv.Delivered(bufpool.Wrap(payload), time.Now())
+	}
+	require.Eventually(t, func() bool { return sink.n.Load() == n }, 5*time.Second, 5*time.Millisecond,
+		"every node's first delivery is reported")
 }

@@ -117,6 +117,10 @@ func (r *Report) WriteMarkdown(w io.Writer, plots []Plot) error {
 			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 		}
 	}
+	fmt.Fprintf(w, "\nColumns:\n\n")
+	for _, f := range figures {
+		fmt.Fprintf(w, "- **%s**: %s\n", f.name, f.legend)
+	}
 	if len(plots) > 0 {
 		fmt.Fprintf(w, "\n## Plots\n\n")
 		for _, p := range plots {

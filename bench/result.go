@@ -8,7 +8,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"text/tabwriter"
+	"time"
+	"unicode/utf8"
 )
 
 // Result is the figures of one point. The JSON keys are a stable interface:
@@ -65,28 +66,45 @@ type Result struct {
 
 	// LatencyCDF is (milliseconds, cumulative fraction) pairs.
 	LatencyCDF [][2]float64 `json:"latency_cdf,omitempty"`
+
+	// Repeats is how many times the point ran (--repeat); above 1, each
+	// table figure above is the median of the runs, and RepeatValues holds
+	// every run's value, keyed by the table column's name ("deliveries/s").
+	Repeats      int                  `json:"repeats,omitempty"`
+	RepeatValues map[string][]float64 `json:"repeat_values,omitempty"`
 }
 
 // figure is one numeric column of the table and CSV.
 type figure struct {
 	name   string
 	get    func(*Result) float64
+	set    func(*Result, float64)
 	digits int
-	// better says which direction is an improvement, for the ratio column.
-	higherIsBetter bool
+	// legend explains the column, with its unit, in one line under the table.
+	legend string
 }
 
 var figures = []figure{
-	{"deliveries/s", func(r *Result) float64 { return r.DeliveriesPerSec }, 0, true},
-	{"payload MB/s", func(r *Result) float64 { return r.PayloadMBPerSec }, 1, true},
-	{"p50 ms", func(r *Result) float64 { return r.LatencyP50Ms }, 2, false},
-	{"p99 ms", func(r *Result) float64 { return r.LatencyP99Ms }, 2, false},
-	{"dup factor", func(r *Result) float64 { return r.PayloadDupFactor }, 2, false},
-	{"wire factor", func(r *Result) float64 { return r.WireFactor }, 2, false},
-	{"copies/B", func(r *Result) float64 { return r.CopiesPerPayloadByte }, 2, false},
-	{"allocs/deliv", func(r *Result) float64 { return r.AllocsPerDelivery }, 1, false},
-	{"cpu µs/deliv", func(r *Result) float64 { return r.CPUMicrosPerDelivery }, 1, false},
-	{"rss MB", func(r *Result) float64 { return r.PeakRSSMB }, 1, false},
+	{"deliveries/s", func(r *Result) float64 { return r.DeliveriesPerSec }, func(r *Result, v float64) { r.DeliveriesPerSec = v }, 0,
+		"payloads delivered per second at each correct node (higher is better)"},
+	{"payload MB/s", func(r *Result) float64 { return r.PayloadMBPerSec }, func(r *Result, v float64) { r.PayloadMBPerSec = v }, 1,
+		"deliveries/s × payload size, in 10⁶ bytes per second"},
+	{"p50 ms", func(r *Result) float64 { return r.LatencyP50Ms }, func(r *Result, v float64) { r.LatencyP50Ms = v }, 2,
+		"median latency, submit at the origin to delivery at a correct node, milliseconds"},
+	{"p99 ms", func(r *Result) float64 { return r.LatencyP99Ms }, func(r *Result, v float64) { r.LatencyP99Ms = v }, 2,
+		"99th-percentile latency, the same way"},
+	{"dup factor", func(r *Result) float64 { return r.PayloadDupFactor }, func(r *Result, v float64) { r.PayloadDupFactor = v }, 2,
+		"payload bytes received ÷ payload bytes delivered from other nodes; 1.00 = each payload crossed the wire once"},
+	{"wire factor", func(r *Result) float64 { return r.WireFactor }, func(r *Result, v float64) { r.WireFactor = v }, 2,
+		"all message bytes received (payloads and headers) ÷ the same payload bytes delivered"},
+	{"copies/B", func(r *Result) float64 { return r.CopiesPerPayloadByte }, func(r *Result, v float64) { r.CopiesPerPayloadByte = v }, 2,
+		"payload bytes copied in user space per payload byte delivered; 0 = passed by reference"},
+	{"allocs/deliv", func(r *Result) float64 { return r.AllocsPerDelivery }, func(r *Result, v float64) { r.AllocsPerDelivery = v }, 1,
+		"heap allocations per delivery (the nodes' processes; in process, the whole bench)"},
+	{"cpu µs/deliv", func(r *Result) float64 { return r.CPUMicrosPerDelivery }, func(r *Result, v float64) { r.CPUMicrosPerDelivery = v }, 1,
+		"CPU time per delivery, microseconds, summed over all threads"},
+	{"rss MB", func(r *Result) float64 { return r.PeakRSSMB }, func(r *Result, v float64) { r.PeakRSSMB = v }, 1,
+		"peak resident memory of a node's process (in process: the whole bench), MB"},
 }
 
 func (r *Result) label() string {
@@ -139,47 +157,154 @@ func WriteCSV(w io.Writer, results []Result) error {
 	return cw.Error()
 }
 
-// WriteTable writes results as an aligned text table, followed by the ratio
-// digest ÷ full of every figure for each pair of results that differ only by
-// mode.
+// ratioPrefix labels a ratio row of the table.
+const ratioPrefix = "digest ÷ full: "
+
+// WriteTable writes results as an aligned text table: one row per point
+// (with a min–max row under it when the point was repeated), a
+// "digest ÷ full" row for each pair of points that differ only by mode, then
+// warnings, then a legend that explains every column in one line each.
 func WriteTable(w io.Writer, results []Result) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"point"}
 	for _, f := range figures {
 		head = append(head, f.name)
 	}
-	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	rows := [][]string{head}
+	repeated := false
 	for i := range results {
 		r := &results[i]
 		row := []string{r.label()}
 		if r.Error != "" {
-			row = append(row, "failed: "+r.Error)
-			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+			first, _, multi := strings.Cut(r.Error, "\n")
+			if multi {
+				first = strings.TrimSuffix(first, ":") + " (below)"
+			}
+			rows = append(rows, append(row, "failed: "+first))
 			continue
 		}
 		for _, f := range figures {
 			row = append(row, strconv.FormatFloat(f.get(r), 'f', f.digits, 64))
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
-	}
-	for i := range results {
-		if r := &results[i]; r.Incomplete > 0 {
-			fmt.Fprintf(tw, "  warning: %s: %d payloads were not delivered by every correct node\t\n", r.label(), r.Incomplete)
+		rows = append(rows, row)
+		if r.Repeats > 1 {
+			repeated = true
+			spread := []string{fmt.Sprintf("  min–max of %d runs", r.Repeats)}
+			for _, f := range figures {
+				lo, hi := r.spread(f)
+				spread = append(spread, strconv.FormatFloat(lo, 'f', f.digits, 64)+"–"+strconv.FormatFloat(hi, 'f', f.digits, 64))
+			}
+			rows = append(rows, spread)
 		}
 	}
 	ratios := Ratios(results)
-	if len(ratios) > 0 {
-		fmt.Fprintln(tw, "\t")
-		fmt.Fprintln(tw, "digest ÷ full\t")
-		for _, rr := range ratios {
-			row := []string{rr.Label}
-			for _, v := range rr.Values {
-				row = append(row, formatRatio(v))
+	for _, rr := range ratios {
+		row := []string{ratioPrefix + rr.Label}
+		for _, v := range rr.Values {
+			row = append(row, formatRatio(v))
+		}
+		rows = append(rows, row)
+		if len(rr.Min) > 0 {
+			spread := []string{"  min–max of the runs' ratios"}
+			for i := range rr.Min {
+				cell := formatRatio(rr.Min[i]) // "–" when undefined
+				if cell != "–" {
+					cell = strings.TrimSuffix(cell, "×") + "–" + formatRatio(rr.Max[i])
+				}
+				spread = append(spread, cell)
 			}
-			fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
+			rows = append(rows, spread)
 		}
 	}
-	return tw.Flush()
+	if err := writeAligned(w, rows); err != nil {
+		return err
+	}
+	for i := range results {
+		if r := &results[i]; strings.Contains(r.Error, "\n") {
+			fmt.Fprintf(w, "%s failed: %s\n", r.label(), r.Error) // the whole error, log tail included
+		}
+	}
+	for i := range results {
+		if r := &results[i]; r.Incomplete > 0 {
+			what := fmt.Sprintf("%d payloads were", r.Incomplete)
+			if r.Incomplete == 1 {
+				what = "1 payload was"
+			}
+			fmt.Fprintf(w, "warning: %s: %s not delivered by every correct node within %v of the window's end\n", r.label(), what, Point{Duration: time.Duration(r.DurationSec * float64(time.Second))}.Drain().Round(time.Second))
+		}
+	}
+	return writeLegend(w, len(ratios) > 0, repeated)
+}
+
+// writeAligned prints rows as columns two spaces apart: the first column
+// (the point) left-aligned, the figures right-aligned. A row with fewer
+// cells (a failed point) leaves the rest empty.
+func writeAligned(w io.Writer, rows [][]string) error {
+	var width []int
+	for _, row := range rows {
+		if len(row) == 2 && strings.HasPrefix(row[1], "failed: ") {
+			row = row[:1] // a failure message does not widen the figures' columns
+		}
+		for i, c := range row {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		b.Reset()
+		for i, c := range row {
+			pad := 0
+			if i < len(width) {
+				pad = width[i] - utf8.RuneCountInString(c)
+			}
+			switch {
+			case i == 0:
+				b.WriteString(c)
+				if len(row) > 1 {
+					b.WriteString(strings.Repeat(" ", max(pad, 0)))
+				}
+			case strings.HasPrefix(c, "failed: "):
+				b.WriteString("  " + c)
+			default:
+				b.WriteString("  " + strings.Repeat(" ", max(pad, 0)) + c)
+			}
+		}
+		b.WriteByte('\n')
+		if _, err := io.WriteString(w, b.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeLegend explains the table's columns, one line each.
+func writeLegend(w io.Writer, ratios, repeated bool) error {
+	var b strings.Builder
+	b.WriteString("\n")
+	width := 0
+	for _, f := range figures {
+		width = max(width, utf8.RuneCountInString(f.name))
+	}
+	line := func(name, text string) {
+		fmt.Fprintf(&b, "  %s%s  %s\n", name, strings.Repeat(" ", width-utf8.RuneCountInString(name)), text)
+	}
+	line("point", "protocol, mode, transport/cluster, n nodes, f faults tolerated, payload size, b = payloads per instance")
+	for _, f := range figures {
+		line(f.name, f.legend)
+	}
+	if repeated {
+		line("min–max", "the smallest and largest value over the runs (--repeat); the row above is the median")
+	} else {
+		b.WriteString("  One run per point: rates, latencies and CPU move with the machine's load (not the dup and wire factors);\n" +
+			"  --repeat 5 gives each figure's median and min–max.\n")
+	}
+	if ratios {
+		line("÷", "digest ÷ full: each figure of the digest-mode point divided by the full-mode one (below 1 is better, but for deliveries/s and MB/s)")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 func formatRatio(v float64) string {
@@ -192,7 +317,11 @@ func formatRatio(v float64) string {
 // Ratio is digest ÷ full for every figure of one pair of results.
 type Ratio struct {
 	Label  string
-	Values []float64 // in the order of the table's figures
+	Values []float64 // in the order of the table's figures: ratio of the medians
+	// Min and Max are the smallest and largest ratio of the runs taken in
+	// the same order (the first digest run over the first full run, …),
+	// when both points were repeated; nil otherwise.
+	Min, Max []float64
 }
 
 // Ratios pairs results that differ only by mode and divides digest by full.
@@ -214,8 +343,20 @@ func Ratios(results []Result) []Ratio {
 			continue
 		}
 		rr := Ratio{Label: strings.Replace(d.label(), " digest ", " ", 1)}
+		runs := min(d.Repeats, f.Repeats)
 		for _, fig := range figures {
 			rr.Values = append(rr.Values, fig.get(d)/fig.get(f))
+			if runs > 1 && len(d.RepeatValues[fig.name]) >= runs && len(f.RepeatValues[fig.name]) >= runs {
+				lo, hi := math.Inf(1), math.Inf(-1)
+				for k := range runs {
+					v := d.RepeatValues[fig.name][k] / f.RepeatValues[fig.name][k]
+					lo, hi = math.Min(lo, v), math.Max(hi, v)
+				}
+				rr.Min, rr.Max = append(rr.Min, lo), append(rr.Max, hi)
+			}
+		}
+		if len(rr.Min) != len(figures) {
+			rr.Min, rr.Max = nil, nil
 		}
 		out = append(out, rr)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -25,88 +26,207 @@ type Options struct {
 	Specs []broadcast.Spec
 	// Clusters maps a cluster kind ("inproc", "local", …) to its factory.
 	Clusters map[string]ClusterFactory
-	// Progress, when set, shows a progress bar there.
-	Progress io.Writer
+	// Progress, when set, receives the run's progress: a bar redrawn in
+	// place if ProgressLines is zero (for a terminal), else one line every
+	// ProgressLines (for a pipe or a log), the first as the run starts.
+	Progress      io.Writer
+	ProgressLines time.Duration
+	// Repeat runs each point this many times (default 1) and reports the
+	// median of every figure with its spread (Summarize).
+	Repeat int
 	// Logger receives one line per point. Nil: discard.
 	Logger *slog.Logger
-	// OnResult is called as each point finishes.
+	// OnResult is called as each point finishes (all its repeats).
 	OnResult func(Result)
 }
 
-// Run measures every point in turn. It returns the results of the points
-// that ran (failed points carry Error) and whether ctx ended the run early;
-// a point cut short by ctx is not reported.
+// Run measures every point in turn, Repeat times each. It returns the
+// results of the points that ran (failed points carry Error) and whether
+// ctx ended the run early; a point cut short by ctx is not reported.
 func Run(ctx context.Context, points []Point, opts Options) ([]Result, bool) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	repeat := max(opts.Repeat, 1)
 	var total time.Duration
 	for _, pt := range points {
-		total += pt.Warmup + pt.Duration
+		total += time.Duration(repeat) * (pt.Warmup + pt.Duration)
 	}
-	var bar *progressbar.ProgressBar
-	if opts.Progress != nil && total >= 3*time.Second {
-		bar = progressbar.NewOptions64(int64(total/time.Millisecond),
+	prog := newProgress(opts, len(points)*repeat, total)
+	defer prog.stop()
+	var results []Result
+	step := 0
+	for _, pt := range points {
+		var runs []Result
+		for r := range repeat {
+			if ctx.Err() != nil {
+				return results, true
+			}
+			step++
+			label := pt.Key()
+			if repeat > 1 {
+				label = fmt.Sprintf("%s, run %d of %d", label, r+1, repeat)
+			}
+			prog.point(step, label, pt.Warmup+pt.Duration)
+			res, err := runPoint(ctx, pt, opts)
+			prog.pointDone()
+			if errors.Is(err, context.Canceled) || (err != nil && ctx.Err() != nil) {
+				return results, true
+			}
+			if err != nil {
+				res.Error = err.Error()
+				log.Warn("point failed", "point", pt.Key(), "err", err)
+			} else {
+				log.Info("point done", "point", pt.Key(), "deliveries_per_sec", res.DeliveriesPerSec, "dup_factor", res.PayloadDupFactor)
+			}
+			runs = append(runs, res)
+		}
+		res := Summarize(runs)
+		results = append(results, res)
+		if opts.OnResult != nil {
+			opts.OnResult(res)
+		}
+	}
+	prog.finish()
+	return results, false
+}
+
+// progress shows how far a run is: a bar on a terminal, lines elsewhere.
+type progress struct {
+	bar   *progressbar.ProgressBar
+	w     io.Writer
+	every time.Duration
+	steps int
+	total time.Duration
+	start time.Time
+
+	mu       sync.Mutex
+	step     int
+	label    string
+	done     time.Duration // planned time of the steps finished
+	stepFrom time.Time
+	stepSpan time.Duration
+	quit     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func newProgress(opts Options, steps int, total time.Duration) *progress {
+	p := &progress{w: opts.Progress, every: opts.ProgressLines, steps: steps, total: total, start: time.Now(), quit: make(chan struct{})}
+	switch {
+	case opts.Progress == nil:
+	case opts.ProgressLines > 0:
+		p.wg.Add(1)
+		go p.lines()
+	case total >= 3*time.Second:
+		p.bar = progressbar.NewOptions64(int64(total/time.Millisecond),
 			progressbar.OptionSetWriter(opts.Progress),
-			progressbar.OptionSetDescription(fmt.Sprintf("%d points", len(points))),
+			progressbar.OptionSetDescription(fmt.Sprintf("%d points", steps)),
 			progressbar.OptionShowElapsedTimeOnFinish(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionFullWidth(),
 			progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
 		)
-		defer bar.Exit()
+		p.wg.Add(1)
+		go p.redraw()
 	}
-	var results []Result
-	done := time.Duration(0)
-	for i, pt := range points {
-		if ctx.Err() != nil {
-			return results, true
-		}
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("[%d/%d] %s", i+1, len(points), pt.Key()))
-		}
-		stopBar := make(chan struct{})
-		if bar != nil {
-			go func(base time.Duration, span time.Duration) {
-				start := time.Now()
-				t := time.NewTicker(200 * time.Millisecond)
-				defer t.Stop()
-				for {
-					select {
-					case <-stopBar:
-						return
-					case <-t.C:
-						_ = bar.Set64(int64((base + min(time.Since(start), span)) / time.Millisecond))
-					}
-				}
-			}(done, pt.Warmup+pt.Duration)
-		}
-		res, err := runPoint(ctx, pt, opts)
-		close(stopBar)
-		done += pt.Warmup + pt.Duration
-		if bar != nil {
-			_ = bar.Set64(int64(done / time.Millisecond))
-		}
-		if errors.Is(err, context.Canceled) || (err != nil && ctx.Err() != nil) {
-			return results, true
-		}
-		if err != nil {
-			res.Error = err.Error()
-			log.Warn("point failed", "point", pt.Key(), "err", err)
-		} else {
-			log.Info("point done", "point", pt.Key(), "deliveries_per_sec", res.DeliveriesPerSec, "dup_factor", res.PayloadDupFactor)
-		}
-		results = append(results, res)
-		if opts.OnResult != nil {
-			opts.OnResult(res)
+	return p
+}
+
+// point says step k (from 1), named label, starts, planned to take span.
+func (p *progress) point(k int, label string, span time.Duration) {
+	p.mu.Lock()
+	p.step, p.label, p.stepFrom, p.stepSpan = k, label, time.Now(), span
+	p.mu.Unlock()
+	if p.bar != nil {
+		p.bar.Describe(fmt.Sprintf("[%d/%d] %s", k, p.steps, label))
+	}
+}
+
+func (p *progress) pointDone() {
+	p.mu.Lock()
+	p.done += p.stepSpan
+	p.stepSpan = 0
+	p.mu.Unlock()
+}
+
+// position returns the planned time done so far, as a share of the whole.
+func (p *progress) position() (k int, label string, done time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.step, p.label, p.done + min(time.Since(p.stepFrom), p.stepSpan)
+}
+
+func (p *progress) redraw() {
+	defer p.wg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-t.C:
+			_, _, done := p.position()
+			_ = p.bar.Set64(int64(done / time.Millisecond))
 		}
 	}
-	if bar != nil {
-		_ = bar.Finish()
+}
+
+// lines writes "point k of N …, elapsed, ETA" at once and then every p.every.
+func (p *progress) lines() {
+	defer p.wg.Done()
+	// The first line waits for the first point to be named, briefly.
+	first := time.NewTimer(50 * time.Millisecond)
+	defer first.Stop()
+	select {
+	case <-p.quit:
+		return
+	case <-first.C:
 	}
-	return results, false
+	p.writeLine()
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-t.C:
+			p.writeLine()
+		}
+	}
+}
+
+func (p *progress) writeLine() {
+	k, label, done := p.position()
+	elapsed := time.Since(p.start)
+	// The plan (warm-up + duration per point) ignores start-up and drain,
+	// so scale it by how the run has kept to it so far.
+	left := p.total - done
+	if done > time.Second {
+		left = time.Duration(float64(left) * float64(elapsed) / float64(done))
+	}
+	fmt.Fprintf(p.w, "bench: point %d of %d (%s), %s elapsed, about %s left\n",
+		max(k, 1), p.steps, label, elapsed.Round(time.Second), left.Round(time.Second))
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}
+
+func (p *progress) stop() {
+	select {
+	case <-p.quit:
+		return
+	default:
+	}
+	close(p.quit)
+	p.wg.Wait()
+	if p.bar != nil {
+		_ = p.bar.Exit()
+	}
 }
 
 func runPoint(ctx context.Context, pt Point, opts Options) (Result, error) {

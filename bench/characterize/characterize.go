@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,9 +29,9 @@ type Options struct {
 	// Quick.
 	Own OwnSweep
 	// Systems are the real systems to run ("etcd", "zookeeper"); nil means
-	// both. Install lets the run apt-get what they need.
+	// both. A system whose programs are missing is skipped (Missing says
+	// what to install); nothing is ever installed.
 	Systems []string
-	Install bool
 	// RealOwn runs onecast's primitives over kernel UDP on loopback (bench
 	// inproc/udp) for system-level figures; RealDuration is each point's
 	// measurement time.
@@ -64,6 +65,35 @@ type Characterization struct {
 	OwnReal []bench.Result
 	OwnWire []OwnWire
 	Elapsed time.Duration
+}
+
+// Missing lists, for each system in systems, what this host lacks to run
+// it (realsys.Layout.Check), and the command that installs all of it (""
+// when nothing is missing). With capture, dumpcap is needed even without a
+// system: it also captures onecast's own UDP traffic (Options.RealOwn).
+func Missing(systems []string, capture bool) (map[string][]realsys.Missing, string, error) {
+	out := map[string][]realsys.Missing{}
+	var all []realsys.Missing
+	l := realsys.HostLayout()
+	for _, sys := range systems {
+		m, err := l.Check(sys)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(m) > 0 {
+			out[sys] = m
+			all = append(all, m...)
+		}
+	}
+	if capture && !slices.ContainsFunc(all, func(m realsys.Missing) bool { return m.What == "dumpcap" }) {
+		if _, err := exec.LookPath("dumpcap"); err != nil {
+			all = append(all, realsys.Missing{What: "dumpcap", Package: "tshark", Looked: "PATH"})
+		}
+	}
+	if len(all) == 0 {
+		return out, "", nil
+	}
+	return out, realsys.InstallCommand(all), nil
 }
 
 // Run runs the characterization.
@@ -102,7 +132,7 @@ func Run(ctx context.Context, args []string, opts Options) (*Characterization, e
 	for _, sys := range opts.Systems {
 		for _, viaFollower := range []bool{false, true} {
 			opts.Log.Info("real system", "system", sys, "via_follower", viaFollower)
-			r, err := realsys.Run(ctx, sys, realsys.Options{Sizes: sizes, PerSize: perSize, Install: opts.Install,
+			r, err := realsys.Run(ctx, sys, realsys.Options{Sizes: sizes, PerSize: perSize,
 				ViaFollower: viaFollower, Log: opts.Log})
 			if ctx.Err() != nil {
 				return c, ctx.Err()

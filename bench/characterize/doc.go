@@ -26,9 +26,10 @@
 //
 // Usage:
 //
-//	c, err := characterize.Run(ctx, os.Args[1:], characterize.Options{Quick: true, Install: true, RealOwn: true})
+//	c, err := characterize.Run(ctx, os.Args[1:], characterize.Options{Quick: true, RealOwn: true})
 //	files, err := c.Write("docs/CHARACTERIZATION.md") // + docs/characterization/*.png
 //
-// A real system whose Debian packages cannot be installed is skipped with
-// the reason in the report; the rest runs.
+// Nothing is installed: a real system whose programs are missing
+// (realsys.Layout.Check; Missing lists them with the apt-get command) is
+// skipped with the reason in the report; the rest runs.
 package characterize

@@ -227,8 +227,8 @@ func (c *Characterization) WriteMarkdown(w io.Writer, plots []Plot) error {
 	c.writeReal(w, p, plotFor)
 
 	p("## How to reproduce\n\n")
-	p("```\ngo run ./cmd/onecast characterize --quick   # this report's quick sweep, ~minutes\ngo run ./cmd/onecast characterize           # the full sweep\ngo run ./cmd/onecast dupscope --known values.bin capture.pcapng\n```\n\n")
-	p("`characterize` installs `etcd-server`, `zookeeper` and `tshark` with apt-get when they are missing (`--install=false` to forbid it); a system whose packages cannot be had is skipped with the reason above, and the rest runs.\n")
+	p("```\napt-get install etcd-server zookeeper tshark          # what the real systems need; characterize installs nothing\ngo run ./cmd/onecast characterize --quick --write-docs   # this report's quick sweep, ~minutes\ngo run ./cmd/onecast characterize --write-docs           # the full sweep\ngo run ./cmd/onecast dupscope --known values.bin capture.pcapng\n```\n\n")
+	p("Without `--write-docs`, `characterize` writes into `--out` (by default a new directory `characterization-<time>`). A system whose programs are missing is skipped, with what is missing and the command that installs it (above and on stderr), and the rest runs.\n")
 	return nil
 }
 
@@ -374,7 +374,7 @@ func (c *Characterization) violationNotes(p func(string, ...any), in func(OwnRes
 
 func (c *Characterization) writeReal(w io.Writer, p func(string, ...any), plotFor func(string)) {
 	p("## 2. Real systems: etcd and ZooKeeper\n\n")
-	p("Installed from Debian and started by the command itself: 3 members on loopback addresses (etcd on 127.0.0.11–13, ZooKeeper on 127.0.0.21–23), data under a temp directory removed afterwards. A Go client (go.etcd.io/etcd/client/v3, github.com/go-zookeeper/zk) connected to the leader — then, in a second run, to a follower, which forwards every write to the leader — writes random values of several sizes, one at a time (etcd Put, ZooKeeper Create). dumpcap captures the servers' ports on `lo`; dupscope reassembles the TCP streams and counts every copy of every value (by 32-byte pieces, so a value cut by HTTP chunking or HTTP/2 framing still counts once per copy) and, by content-defined chunking (FastCDC, 256 B–8 KiB chunks), every repeated chunk. Each endpoint is named after the process that owns its socket (/proc/<pid>/fd and /proc/net/tcp) and the role of its listening port. Storage figures are the servers' /proc/<pid>/io deltas over the workload.\n\n")
+	p("Installed from Debian (`apt-get install etcd-server zookeeper tshark`) and started by the command itself: 3 members on loopback addresses (etcd on 127.0.0.11–13, ZooKeeper on 127.0.0.21–23), data under a temp directory removed afterwards. A Go client (go.etcd.io/etcd/client/v3, github.com/go-zookeeper/zk) connected to the leader — then, in a second run, to a follower, which forwards every write to the leader — writes random values of several sizes, one at a time (etcd Put, ZooKeeper Create). dumpcap captures the servers' ports on `lo`; dupscope reassembles the TCP streams and counts every copy of every value (by 32-byte pieces, so a value cut by HTTP chunking or HTTP/2 framing still counts once per copy) and, by content-defined chunking (FastCDC, 256 B–8 KiB chunks), every repeated chunk. Each endpoint is named after the process that owns its socket (/proc/<pid>/fd and /proc/net/tcp) and the role of its listening port. Storage figures are the servers' /proc/<pid>/io deltas over the workload.\n\n")
 	plotFor("realsys_wire.png")
 	for _, r := range c.Real {
 		if r.Skipped != "" {

@@ -15,7 +15,7 @@ import (
 // every system committed requests and reported their wire cost.
 func TestHeadToHeadHarnessRuns(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the head-to-head module (-short)")
+		env.OptIn(t, "builds the head-to-head module (-short)")
 	}
 	res, err := runH2H(context.Background(), "../h2h",
 		[]string{"-n", "4", "-payload", "1024", "-inflight", "8", "-duration", "700ms", "-warmup", "200ms"}, 5*time.Minute)

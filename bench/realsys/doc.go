@@ -1,11 +1,14 @@
-// Package realsys installs, starts and measures real replicated systems on
+// Package realsys finds, starts and measures real replicated systems on
 // loopback addresses: a 3-member etcd cluster (Debian etcd-server) and a
 // 3-server ZooKeeper ensemble (Debian zookeeper), for the characterization's
 // "how much do production systems duplicate?" section.
 //
-// One experiment (Run) does, in order: check the binaries (installing the
-// Debian packages with apt-get when they are missing and installing is
-// allowed), start the servers with data directories under a fresh temp
+// One experiment (Run) does, in order: check the programs (Layout.Check:
+// etcd on PATH; ZooKeeper where Debian's package puts it or under
+// $ZOOKEEPER_HOME, with a java from $JAVA_HOME, ZooKeeper's environment
+// file, PATH or /usr/lib/jvm; dumpcap) — a system with something missing is
+// skipped, with the apt-get command that installs it, and nothing is ever
+// installed —, start the servers with data directories under a fresh temp
 // directory, wait for a leader, start dumpcap on the loopback interface
 // filtered to the servers' ports, write a set of random values of known
 // sizes with the system's Go client (go.etcd.io/etcd/client/v3 or

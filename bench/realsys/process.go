@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"sync"
@@ -16,47 +15,6 @@ import (
 // ErrUnavailable reports a system whose software is not installed and could
 // not be installed; the caller skips that part.
 var ErrUnavailable = errors.New("not available")
-
-// Ensure makes sure every binary in bins is on PATH. When one is missing and
-// install is true, it runs apt-get install -y for pkgs (after apt-get update
-// when the first try fails). It returns an error wrapping ErrUnavailable
-// that names what is missing.
-func Ensure(ctx context.Context, log *slog.Logger, install bool, bins []string, pkgs ...string) error {
-	missing := func() []string {
-		var m []string
-		for _, b := range bins {
-			if _, err := exec.LookPath(b); err != nil {
-				m = append(m, b)
-			}
-		}
-		return m
-	}
-	if len(missing()) == 0 {
-		return nil
-	}
-	if !install {
-		return fmt.Errorf("%w: %v not installed (Debian packages %v)", ErrUnavailable, missing(), pkgs)
-	}
-	aptInstall := func() ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"install", "-y", "--no-install-recommends"}, pkgs...)...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return cmd.CombinedOutput()
-	}
-	log.Info("installing Debian packages", "packages", pkgs)
-	if out, err := aptInstall(); err != nil {
-		log.Info("apt-get install failed; running apt-get update and retrying", "err", err, "output", tail(out))
-		if out, err := exec.CommandContext(ctx, "apt-get", "update").CombinedOutput(); err != nil {
-			return fmt.Errorf("%w: apt-get update: %v: %s", ErrUnavailable, err, tail(out))
-		}
-		if out, err := aptInstall(); err != nil {
-			return fmt.Errorf("%w: apt-get install %v: %v: %s", ErrUnavailable, pkgs, err, tail(out))
-		}
-	}
-	if m := missing(); len(m) > 0 {
-		return fmt.Errorf("%w: %v still missing after installing %v", ErrUnavailable, m, pkgs)
-	}
-	return nil
-}
 
 func tail(b []byte) string {
 	b = bytes.TrimSpace(b)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/onecast/onecast/bench/dupscope"
@@ -24,8 +25,6 @@ type Options struct {
 	// written (default 64 B, 1 KiB, 16 KiB, 64 KiB; 20).
 	Sizes   []int
 	PerSize int
-	// Install lets Run apt-get install missing packages.
-	Install bool
 	// ViaFollower connects the client to a follower instead of the leader,
 	// so that every write is forwarded to the leader.
 	ViaFollower bool
@@ -103,19 +102,20 @@ type Result struct {
 	StorageFactor, WriteCallFactor float64
 }
 
-func newCluster(system string) (cluster, []string, []string, error) {
+func newCluster(system string) (cluster, error) {
 	switch system {
 	case "etcd":
-		return newEtcd(3), []string{"etcd", "dumpcap"}, []string{"etcd-server", "tshark"}, nil
+		return newEtcd(3), nil
 	case "zookeeper":
-		return newZooKeeper(3), []string{"java", "dumpcap"}, []string{"zookeeper", "tshark"}, nil
+		return newZooKeeper(3), nil
 	}
-	return nil, nil, nil, fmt.Errorf("unknown system %q (have %v)", system, Systems)
+	return nil, fmt.Errorf("unknown system %q (have %v)", system, Systems)
 }
 
 // Run runs one experiment on system ("etcd" or "zookeeper"). A system whose
-// software is missing and cannot be installed gives a Result with Skipped
-// set and a nil error.
+// software is missing (Layout.Check) gives a Result with Skipped set to
+// what is missing and the command that installs it, and a nil error: Run
+// never installs anything.
 func Run(ctx context.Context, system string, opts Options) (*Result, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -129,17 +129,18 @@ func Run(ctx context.Context, system string, opts Options) (*Result, error) {
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
-	cl, bins, pkgs, err := newCluster(system)
+	cl, err := newCluster(system)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{System: system}
-	if err := Ensure(ctx, opts.Log, opts.Install, bins, pkgs...); err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			res.Skipped = err.Error()
-			return res, nil
-		}
+	missing, err := HostLayout().Check(system)
+	if err != nil {
 		return nil, err
+	}
+	if len(missing) > 0 {
+		res.Skipped = SkipReason(missing)
+		return res, nil
 	}
 	res.Version = cl.version()
 	dir, err := os.MkdirTemp("", "onecast-"+system+"-")
@@ -451,4 +452,15 @@ func (e endpointMap) classes(rep *dupscope.Report) []Class {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+// SkipReason says what is missing and how to install it, for a system that
+// cannot run: "missing etcd (looked in PATH); install with: apt-get install
+// etcd-server".
+func SkipReason(missing []Missing) string {
+	var what []string
+	for _, m := range missing {
+		what = append(what, m.String())
+	}
+	return fmt.Sprintf("missing %s; install with: %s", strings.Join(what, ", "), InstallCommand(missing))
 }

@@ -2,11 +2,10 @@ package realsys
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,29 +65,98 @@ func TestMakeValuesAreDistinctAndSized(t *testing.T) {
 	}
 }
 
-func TestEnsureSkipsWithoutInstall(t *testing.T) {
-	err := Ensure(context.Background(), slog.New(slog.DiscardHandler), false, []string{"no-such-binary-onecast"}, "no-such-package")
-	assert.ErrorIs(t, err, ErrUnavailable)
+// fakeTree builds files under a temporary root: executables where the
+// name ends in "*" (the star dropped), plain files otherwise.
+func fakeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, content := range files {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, "*") {
+			name, mode = strings.TrimSuffix(name, "*"), 0o755
+		}
+		p := filepath.Join(root, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(content), mode))
+	}
+	return root
 }
 
-// realRun runs one system end to end when its binaries are installed.
-func realRun(t *testing.T, system string, viaFollower bool, bins ...string) {
+// TestCheckFindsDebiansZooKeeper lays out what Debian's zookeeper package
+// installs — the jar in /usr/share/java, the conf directory, the JAVA= line
+// of its environment file, a JVM under /usr/lib/jvm and no java on PATH —
+// and checks that ZooKeeper is found there, with only dumpcap missing.
+func TestCheckFindsDebiansZooKeeper(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"/usr/share/java/zookeeper.jar":                "jar",
+		"/etc/zookeeper/conf/zoo.cfg":                  "",
+		"/etc/zookeeper/conf/environment":              "JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java\n",
+		"/usr/lib/jvm/java-17-openjdk-amd64/bin/java*": "",
+		"/usr/share/zookeeper/bin/zkServer.sh*":        "",
+	})
+	l := Layout{Path: filepath.Join(root, "bin"), Root: root, Getenv: func(string) string { return "" }}
+	zk, missing := l.FindZooKeeper()
+	assert.Empty(t, missing)
+	assert.Equal(t, filepath.Join(root, "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"), zk.Java)
+	assert.Equal(t, filepath.Join(root, "/etc/zookeeper/conf")+":"+filepath.Join(root, "/usr/share/java/zookeeper.jar"), zk.Classpath)
+
+	missing, err := l.Check("zookeeper")
+	require.NoError(t, err)
+	require.Len(t, missing, 1)
+	assert.Equal(t, "dumpcap", missing[0].What)
+	assert.Equal(t, "apt-get install tshark", InstallCommand(missing))
+}
+
+// TestCheckNamesWhatIsMissingAndTheInstallCommand checks an empty host: each
+// system lists its missing programs and one apt-get command, and nothing
+// is run to install them.
+func TestCheckNamesWhatIsMissingAndTheInstallCommand(t *testing.T) {
+	root := fakeTree(t, map[string]string{"/bin/dumpcap*": ""})
+	l := Layout{Path: filepath.Join(root, "bin"), Root: root, Getenv: func(string) string { return "" }}
+	missing, err := l.Check("etcd")
+	require.NoError(t, err)
+	assert.Equal(t, "apt-get install etcd-server", InstallCommand(missing))
+	missing, err = l.Check("zookeeper")
+	require.NoError(t, err)
+	assert.Equal(t, "apt-get install zookeeper", InstallCommand(missing))
+	assert.Contains(t, SkipReason(missing), "ZooKeeper's server jar (looked in /usr/share/java/zookeeper.jar")
+	assert.Contains(t, SkipReason(missing), "java (looked in $JAVA_HOME")
+	_, err = l.Check("redis")
+	assert.Error(t, err)
+}
+
+// TestCheckFindsAnUpstreamZooKeeper finds a tarball under $ZOOKEEPER_HOME
+// and java under $JAVA_HOME.
+func TestCheckFindsAnUpstreamZooKeeper(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"/srv/zk/lib/zookeeper-3.9.2.jar":      "jar",
+		"/srv/zk/lib/zookeeper-jute-3.9.2.jar": "jar",
+		"/srv/zk/conf/zoo.cfg":                 "",
+		"/srv/jdk/bin/java*":                   "",
+	})
+	env := map[string]string{"ZOOKEEPER_HOME": filepath.Join(root, "/srv/zk"), "JAVA_HOME": filepath.Join(root, "/srv/jdk")}
+	l := Layout{Root: root, Getenv: func(k string) string { return env[k] }}
+	zk, missing := l.FindZooKeeper()
+	assert.Empty(t, missing)
+	assert.Equal(t, filepath.Join(root, "/srv/jdk/bin/java"), zk.Java)
+	assert.Contains(t, zk.Classpath, filepath.Join(root, "/srv/zk/lib/zookeeper-3.9.2.jar"))
+	assert.True(t, strings.HasPrefix(zk.Classpath, filepath.Join(root, "/srv/zk/conf")+":"))
+}
+
+// realRun runs one system end to end when what it needs is installed.
+func realRun(t *testing.T, system string, viaFollower bool) {
 	if testing.Short() {
-		t.Skip("real servers: not in -short")
+		env.OptIn(t, "real servers: not in -short")
 	}
-	for _, b := range append(bins, "dumpcap") {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed (apt-get install etcd-server zookeeper tshark): %v", b, err)
-		}
-	}
+	missing, err := HostLayout().Check(system)
+	require.NoError(t, err)
+	env.Need(t, len(missing) == 0, system+": "+SkipReason(missing))
 	defer leaktest.AfterTest(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, system, Options{Sizes: []int{64, 4096}, PerSize: 5, ViaFollower: viaFollower, KeepCapture: os.Getenv("ONECAST_KEEP_CAPTURE")})
 	require.NoError(t, err)
-	if res.Skipped != "" {
-		t.Skip(res.Skipped) // e.g. no permission to capture
-	}
+	env.Need(t, res.Skipped == "", system+": "+res.Skipped) // e.g. no permission to capture
 	assert.Equal(t, 10, res.Values)
 	// Every value crosses the wire at least client → leader and leader →
 	// each of the two followers.
@@ -116,10 +184,8 @@ func realRun(t *testing.T, system string, viaFollower bool, bins ...string) {
 	}
 }
 
-func TestEtcdClusterDuplication(t *testing.T)       { realRun(t, "etcd", false, "etcd") }
-func TestZooKeeperEnsembleDuplication(t *testing.T) { realRun(t, "zookeeper", false, "java") }
+func TestEtcdClusterDuplication(t *testing.T)       { realRun(t, "etcd", false) }
+func TestZooKeeperEnsembleDuplication(t *testing.T) { realRun(t, "zookeeper", false) }
 
-func TestEtcdViaFollowerForwardsToLeader(t *testing.T) { realRun(t, "etcd", true, "etcd") }
-func TestZooKeeperViaFollowerForwardsToLeader(t *testing.T) {
-	realRun(t, "zookeeper", true, "java")
-}
+func TestEtcdViaFollowerForwardsToLeader(t *testing.T)      { realRun(t, "etcd", true) }
+func TestZooKeeperViaFollowerForwardsToLeader(t *testing.T) { realRun(t, "zookeeper", true) }

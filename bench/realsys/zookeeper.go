@@ -21,10 +21,6 @@ const (
 	zkElectionPort = 13888
 )
 
-// zkClasspath is where Debian's zookeeper package puts the server (its jar's
-// manifest names the dependencies).
-const zkClasspath = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
-
 type zkEnsemble struct {
 	n      int
 	ms     []Member
@@ -45,8 +41,9 @@ func (c *zkEnsemble) clientAddr(i int) string {
 }
 
 func (c *zkEnsemble) start(ctx context.Context, dir string) error {
-	if _, err := os.Stat("/usr/share/java/zookeeper.jar"); err != nil {
-		return fmt.Errorf("%w: /usr/share/java/zookeeper.jar: %v", ErrUnavailable, err)
+	zk, missing := HostLayout().FindZooKeeper()
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s", ErrUnavailable, SkipReason(missing))
 	}
 	var servers []string
 	for i := range c.n {
@@ -72,9 +69,9 @@ func (c *zkEnsemble) start(ctx context.Context, dir string) error {
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return err
 		}
-		p, err := Start(name, dir, nil, "java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		p, err := Start(name, dir, nil, zk.Java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 			"-Dzookeeper.preAllocSize=1024", "-Dzookeeper.log.dir="+dir, "-Dzookeeper.root.logger=WARN,CONSOLE",
-			"-cp", zkClasspath, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfgPath)
+			"-cp", zk.Classpath, "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfgPath)
 		if err != nil {
 			return err
 		}

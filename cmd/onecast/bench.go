@@ -91,15 +91,49 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := fs.String("out", "", "directory for results.json, results.csv, report.md and plots")
 	format := fs.String("format", "table", "output on stdout: table, json, csv")
 	verbose := fs.Bool("v", false, "log each point")
+	repeat := fs.Int("repeat", 1, "run each point this many times and report the median of each figure with its min–max")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: onecast bench [flags]\n\nWith no flags: an in-process Bracha cluster of 4 nodes, full and digest mode side by side, 16 KiB payloads, about 10 s.\nList flags take comma-separated values; the run sweeps their cartesian product.\n\n")
+		fmt.Fprintf(stderr, "usage: onecast bench [flags]\n\nWith no flags: an in-process Bracha cluster of 4 nodes, full and digest mode side by side, 16 KiB payloads, about 10 s.\nList flags take comma-separated values; the run sweeps their cartesian product.\nWith --cluster remote, --protocol, --mode, --n and --f default to the --config file's, and --transport to udp.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if st, err := os.Stat(*out); *out != "" && err == nil && !st.IsDir() {
+		return fmt.Errorf("%w: --out %s is a file, not a directory", errUsage, *out)
+	}
+	if *repeat < 1 {
+		return fmt.Errorf("%w: --repeat %d: want 1 or more", errUsage, *repeat)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var remoteCfg *config.Cluster
+	if *cfgPath != "" {
+		c, err := config.Load(*cfgPath)
+		if err != nil {
+			return fmt.Errorf("%w: --config: %v", errUsage, err)
+		}
+		remoteCfg = c
+	} else if slices.Contains(clusters.vals, "remote") {
+		return fmt.Errorf("%w: --cluster remote needs --config, the cluster's configuration", errUsage)
+	}
+	if remoteCfg != nil && slices.Equal(clusters.vals, []string{"remote"}) {
+		// The nodes run what their configuration says: measure that unless
+		// told otherwise.
+		c := remoteCfg
+		defaults := map[string]struct {
+			l *listFlag
+			v string
+		}{"protocol": {protocols, c.Protocol}, "mode": {modes, c.Mode}, "n": {ns, strconv.Itoa(c.N())},
+			"f": {fsList, strconv.Itoa(c.F)}, "transport": {transports, "udp"}}
+		for name, d := range defaults {
+			if !set[name] {
+				d.l.vals = []string{d.v}
+			}
+		}
 	}
 	sweep := bench.Sweep{Protocols: protocols.vals, Transports: transports.vals, Clusters: clusters.vals, Duration: *duration, Warmup: *warmup,
 		MaxDelay: *maxDelay}
@@ -179,23 +213,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("find the onecast binary for local clusters: %w", err)
 	}
 	var controls []string
-	if *cfgPath != "" {
-		c, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		for _, n := range c.Nodes {
+	if remoteCfg != nil {
+		for _, n := range remoteCfg.Nodes {
 			if n.Control == "" {
 				return fmt.Errorf("%w: %s: node %d has no control address (nodes[%d].control)", errUsage, *cfgPath, n.ID, n.ID)
 			}
 			controls = append(controls, n.Control)
 		}
-	} else if slices.Contains(clusters.vals, "remote") {
-		return fmt.Errorf("%w: --cluster remote needs --config, the cluster's configuration", errUsage)
 	}
-	opts := bench.Options{Specs: protocolSpecs(), Clusters: clusterFactories(logger, exe, controls), Logger: logger}
+	opts := bench.Options{Specs: protocolSpecs(), Clusters: clusterFactories(logger, exe, controls), Logger: logger,
+		Repeat: *repeat, Progress: stderr, ProgressLines: progressEvery}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
-		opts.Progress = stderr
+		opts.ProgressLines = 0 // a bar, redrawn in place
 	}
 	env := bench.CurrentEnvironment(append([]string{"bench"}, args...))
 	results, interrupted := bench.Run(ctx, points, opts)
@@ -231,8 +260,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if failed > 0 {
 		return fmt.Errorf("%d of %d points failed", failed, len(results))
 	}
+	if interrupted {
+		return errInterrupted // said above, before the table
+	}
 	return nil
 }
+
+// progressEvery is the period of the progress lines bench writes to a
+// stderr that is not a terminal.
+const progressEvery = 3 * time.Second
 
 // isTerminal reports whether f is a terminal (for the progress bar).
 func isTerminal(f *os.File) bool {

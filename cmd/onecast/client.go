@@ -36,7 +36,7 @@ func runClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	size := fs.Int("size", 4096, "size of each generated payload")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up waiting for deliveries after this long")
 	quiet := fs.Bool("quiet", false, "print only the summary line")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *cfgPath == "" {

@@ -39,7 +39,7 @@ func runDupscope(_ context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "usage: onecast dupscope [flags] capture.pcap[ng]")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -33,7 +33,7 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "usage: onecast evaluate [--quick] [flags]\n\nRun from the repository root, as root for the AF_XDP parts. The quick profile takes about 3 minutes on 2 cores, the full one about 16.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

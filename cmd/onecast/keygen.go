@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/netio/config"
 )
 
@@ -25,29 +26,54 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	n := fs.Int("n", 4, "number of nodes")
 	f := fs.Int("f", 0, "faults tolerated (default (n-1)/3)")
 	out := fs.String("out", "", "directory for cluster.yaml and node<i>.key (required)")
-	protocol := fs.String("protocol", "bracha", "protocol name")
+	protocol := fs.String("protocol", "bracha", "protocol: bracha, pbft, dolevstrong")
 	mode := fs.String("mode", "digest", "full or digest")
 	auth := fs.String("auth", "ed25519", "authenticator: ed25519 or mac")
 	host := fs.String("host", "127.0.0.1", "node 0's loopback address; node i binds the i-th next one")
 	port := fs.Int("port", 7000, "node 0's UDP port; node i uses port+i, its client API port+100+i")
 	mtu := fs.Int("mtu", 0, "largest UDP datagram (default 1472)")
 	addrs := fs.String("addrs", "", "real hosts instead of loopback: every node's UDP address, host1:port,host2:port,… (node i's API is port+100, its control port port+200); also writes host<i>/ with the config and node i's key alone")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	if *out == "" {
 		return fmt.Errorf("%w: --out is required", errUsage)
+	}
+	// Every check comes before the first file is written.
+	spec, err := broadcast.FindSpec(nodeSpecs(), *protocol)
+	if err != nil {
+		return fmt.Errorf("%w: --protocol: %v", errUsage, err)
+	}
+	if _, err := broadcast.ParseMode(*mode); err != nil {
+		return fmt.Errorf("%w: --mode: %v", errUsage, err)
+	}
+	if s, err := broadcast.ParseScheme(*auth); err != nil || s == broadcast.SchemeNone {
+		return fmt.Errorf("%w: --auth %q: want ed25519 or mac", errUsage, *auth)
 	}
 	if *n < 1 {
 		return fmt.Errorf("%w: --n must be positive", errUsage)
 	}
 	o := config.GenerateOptions{N: *n, F: *f, Protocol: *protocol, Mode: *mode, Auth: *auth,
 		Host: *host, BasePort: *port, MTU: *mtu, Dir: *out}
+	nodes := *n
 	if *addrs != "" {
 		o.Addrs = strings.Split(*addrs, ",")
 		if !flagSet(fs, "n") {
-			o.N = 0 // the addresses say how many
+			o.N, nodes = 0, len(o.Addrs) // the addresses say how many
 		}
+	}
+	if *f < 0 {
+		return fmt.Errorf("%w: --f %d is negative", errUsage, *f)
+	}
+	faults := *f
+	if faults == 0 {
+		faults = (nodes - 1) / 3 // config.Generate's default
+	}
+	if nodes < spec.MinN(faults) || faults >= nodes {
+		return fmt.Errorf("%w: %s needs n ≥ %d for f = %d, got n = %d", errUsage, spec.Name, max(spec.MinN(faults), faults+1), faults, nodes)
 	}
 	c, err := config.Generate(o)
 	if err != nil {

@@ -43,24 +43,32 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replica's life to this file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
 	}
+	// The profile file is the first thing written: after every check.
+	profile := func() (func(), error) {
+		if *cpuProfile == "" {
+			return func() {}, nil
+		}
+		return startCPUProfile(*cpuProfile)
+	}
 	if *single {
 		if *listen == "" {
 			return fmt.Errorf("%w: --single needs --listen", errUsage)
 		}
+		stop, err := profile()
+		if err != nil {
+			return err
+		}
+		defer stop()
 		dir := *data
 		if dir == "" {
 			dir = "kv-data-single"
@@ -83,6 +91,11 @@ func runKV(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *data == "" {
 		*data = fmt.Sprintf("kv-data-%d", *id)
 	}
+	stop, err := profile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	r, err := replica.Start(replica.Config{Cluster: c, ID: *id, DataDir: *data, Listen: *listen, FastReads: *fast,
 		Frames: *frames, CheckpointInterval: *checkpoint, Timeout: *timeout, NoSync: *noSync, TruncateCorruptLog: *truncateCorrupt, Logger: logger})
 	if err != nil {

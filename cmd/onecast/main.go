@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -41,8 +42,24 @@ func commands() []command {
 	}
 }
 
-// errUsage marks an error whose message is a usage complaint: exit code 2.
+// errUsage marks an error whose message is a usage complaint: exit code 2,
+// the message, then the command's usage.
 var errUsage = errors.New("usage")
+
+// errUsageShown marks a usage error the flag package already printed, with
+// the usage: exit code 2 and nothing more.
+var errUsageShown = errors.New("usage shown")
+
+// parseFlags parses args into fs. A malformed or unknown flag (which fs has
+// already reported, with its usage) comes back as errUsageShown, -h as
+// flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errUsageShown, err)
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -79,8 +96,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
+		case errors.Is(err, errUsageShown):
+			return 2
+		case errors.Is(err, errInterrupted):
+			return 130 // the shell's code for a run ended by SIGINT
 		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "onecast %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "onecast %s: %s\n\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+			// -h prints the command's usage and stops before the command
+			// does anything.
+			_ = c.run(ctx, []string{"-h"}, io.Discard, stderr)
 			return 2
 		case errors.Is(err, errViolation):
 			fmt.Fprintf(stderr, "onecast %s: %v\n", c.name, err)
@@ -94,6 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	usage()
 	return 2
 }
+
+// errInterrupted marks a run that SIGINT or SIGTERM ended early, after it
+// reported what finished: exit code 130, nothing more printed.
+var errInterrupted = errors.New("interrupted")
 
 // errViolation marks a run that found a protocol property violated (exit 1).
 var errViolation = errors.New("property violated")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,8 +26,19 @@ import (
 // can start real node processes without building the command separately.
 const runMainEnv = "ONECAST_TEST_RUN_MAIN"
 
+// crashNodeEnv makes the node whose --id it names, in a test binary acting
+// as the CLI, crash 1.5 s after it starts (a test of what bench does when a
+// node of a local cluster dies).
+const crashNodeEnv = "ONECAST_TEST_CRASH_NODE"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {
+		if id := os.Getenv(crashNodeEnv); id != "" && slices.Contains(os.Args, "node") && slices.Contains(os.Args, id) {
+			time.AfterFunc(1500*time.Millisecond, func() {
+				fmt.Fprintln(os.Stderr, "simulated crash of node", id)
+				os.Exit(3)
+			})
+		}
 		main()
 		return
 	}

@@ -246,7 +246,9 @@ func (c *Cluster) Node(id int) (Node, error) {
 }
 
 // Keyring reads node id's secret key file and derives its keyring, checking
-// that the secret keys match the public keys the file lists.
+// that the secret keys match the public keys the configuration lists (the
+// signing key is derived again from its seed, so a corrupted file is
+// refused here, naming it).
 func (c *Cluster) Keyring(id int) (*broadcast.Keyring, error) {
 	n, err := c.Node(id)
 	if err != nil {
@@ -283,8 +285,13 @@ func (c *Cluster) Keyring(id int) (*broadcast.Keyring, error) {
 	own := broadcast.NodeKeys{Sign: ed25519.PrivateKey(sk)}
 	copy(own.DH[:], dk)
 	pubs := c.PublicKeys()
-	if !bytes.Equal(own.Sign.Public().(ed25519.PublicKey), pubs[id].Verify) {
-		return nil, fmt.Errorf("config: key file %s: sign_key does not match nodes[%d].verify_key", path, id)
+	// An Ed25519 private key is its seed followed by its public key, and
+	// Public() only returns the second half: derive the key from the seed,
+	// so that a corrupted seed is caught here rather than by every peer
+	// dropping this node's signatures.
+	derived := ed25519.NewKeyFromSeed(own.Sign.Seed())
+	if !bytes.Equal(derived, sk) || !bytes.Equal(derived.Public().(ed25519.PublicKey), pubs[id].Verify) {
+		return nil, fmt.Errorf("config: key file %s: sign_key does not match nodes[%d].verify_key (corrupted key file, or the key of another cluster)", path, id)
 	}
 	var dhPub x25519.Key
 	x25519.KeyGen(&dhPub, &own.DH)
@@ -327,7 +334,9 @@ type GenerateOptions struct {
 const ConfigFile = "cluster.yaml"
 
 // Generate makes keys for a loopback cluster, writes the configuration and
-// the secret key files (mode 0600) into o.Dir, and returns the cluster.
+// the secret key files (mode 0600) into o.Dir, and returns the cluster. It
+// validates the whole configuration before it writes anything: an invalid
+// option leaves o.Dir untouched.
 func Generate(o GenerateOptions) (*Cluster, error) {
 	hosts, err := o.hostAddrs()
 	if err != nil {
@@ -367,11 +376,9 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 	if hosts == nil && o.BasePort+200+o.N > 65535 {
 		return nil, fmt.Errorf("config: base port %d leaves no room for %d nodes", o.BasePort, o.N)
 	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
 	c := &Cluster{Protocol: o.Protocol, Mode: o.Mode, F: o.F, Auth: o.Auth, MTU: o.MTU, dir: o.Dir}
 	ip := host
+	secrets := make([][]byte, o.N)
 	for i := range o.N {
 		sk, pk, err := broadcast.GenerateNodeKeys(o.Rand)
 		if err != nil {
@@ -379,11 +386,7 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 		}
 		keyFile := fmt.Sprintf("node%d.key", i)
 		sec := Secret{ID: i, SignKey: base64.StdEncoding.EncodeToString(sk.Sign), DHKey: base64.StdEncoding.EncodeToString(sk.DH[:])}
-		data, err := yaml.Marshal(&sec)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(o.Dir, keyFile), data, 0o600); err != nil {
+		if secrets[i], err = yaml.Marshal(&sec); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 		nd := Node{ID: i,
@@ -398,12 +401,21 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 		c.Nodes = append(c.Nodes, nd)
 		ip = ip.Next()
 	}
+	// Validate before the first write: a bad option leaves nothing on disk.
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("config: generated an invalid configuration: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	data, err := yaml.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	for i, sec := range secrets {
+		if err := os.WriteFile(filepath.Join(o.Dir, c.Nodes[i].KeyFile), sec, 0o600); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(o.Dir, ConfigFile), data, 0o644); err != nil {
 		return nil, fmt.Errorf("config: %w", err)

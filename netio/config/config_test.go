@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/netio/config"
@@ -79,5 +81,49 @@ func TestBadConfigNamesTheField(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})
+	}
+}
+
+// TestCorruptedSigningKeyIsRefusedAtLoad flips one byte of a node's Ed25519
+// seed, keeping the public half the file also carries: the keyring must
+// refuse the file, naming it, instead of starting a node whose signatures
+// every peer drops.
+func TestCorruptedSigningKeyIsRefusedAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	_, err := config.Generate(config.GenerateOptions{N: 4, Dir: dir, BasePort: 17200})
+	require.NoError(t, err)
+	keyPath := filepath.Join(dir, "node1.key")
+	data, err := os.ReadFile(keyPath)
+	require.NoError(t, err)
+	var sec config.Secret
+	require.NoError(t, yaml.Unmarshal(data, &sec))
+	sk, err := base64.StdEncoding.DecodeString(sec.SignKey)
+	require.NoError(t, err)
+	sk[3] ^= 0x40 // in the seed
+	sec.SignKey = base64.StdEncoding.EncodeToString(sk)
+	data, err = yaml.Marshal(&sec)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(keyPath, data, 0o600))
+
+	c, err := config.Load(filepath.Join(dir, config.ConfigFile))
+	require.NoError(t, err)
+	_, err = c.Keyring(1)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), keyPath, "the error names the file")
+	assert.Contains(t, err.Error(), "sign_key")
+	_, err = c.Keyring(2)
+	assert.NoError(t, err, "the other nodes' files are fine")
+}
+
+// TestGenerateWritesNothingForABadOption checks that an invalid mode or
+// authenticator is refused before the directory or any key file exists.
+func TestGenerateWritesNothingForABadOption(t *testing.T) {
+	for _, o := range []config.GenerateOptions{{N: 4, Mode: "fast"}, {N: 4, Auth: "rot13"}, {N: 4, F: 4}} {
+		dir := filepath.Join(t.TempDir(), "c")
+		o.Dir, o.BasePort = dir, 17300
+		_, err := config.Generate(o)
+		require.Error(t, err)
+		_, statErr := os.Stat(dir)
+		assert.True(t, os.IsNotExist(statErr), "%+v: nothing written", o)
 	}
 }

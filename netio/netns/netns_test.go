@@ -15,9 +15,8 @@ import (
 
 func skipUnlessRoot(t *testing.T) {
 	t.Helper()
-	if ok, why := Available(); !ok {
-		t.Skip(why)
-	}
+	ok, why := Available()
+	env.Need(t, ok, why)
 }
 
 // listenIn opens a UDP socket bound to addr inside node i's namespace.

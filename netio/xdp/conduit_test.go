@@ -26,9 +26,8 @@ const testPort = 7700
 
 func skipUnlessRoot(t testing.TB) {
 	t.Helper()
-	if ok, why := netns.Available(); !ok {
-		t.Skip("AF_XDP tests need real namespaces and XDP: " + why)
-	}
+	ok, why := netns.Available()
+	env.Need(t, ok, "AF_XDP tests need real namespaces and XDP: "+why)
 }
 
 // pair builds a two-node topology and one conduit per node. Everything is

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// localArgs is a local-cluster bench whose window is long enough for a
+// node to die in it.
+var localArgs = []string{"bench", "--cluster", "local", "--transport", "udp", "--mode", "digest",
+	"--payload", "1KiB", "--duration", "8s", "--warmup", "300ms"}
+
+// leftovers lists the local clusters' directories left in dir.
+func leftovers(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "onecast-local-*"))
+	require.NoError(t, err)
+	return m
+}
+
+// TestBenchLocalNodeDeathIsNamed crashes node 2 of a local cluster during
+// the window: the run ends early with "node 2 exited: …" and the tail of
+// its log (not a connection reset), exit code 1, and no directory left.
+func TestBenchLocalNodeDeathIsNamed(t *testing.T) {
+	t.Setenv(runMainEnv, "1")
+	t.Setenv(crashNodeEnv, "2")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := run(context.Background(), localArgs, &out, &errb)
+	took := time.Since(start)
+	assert.Equal(t, 1, code, errb.String())
+	s := out.String()
+	assert.Contains(t, s, "failed: node 2 exited: exit status 3")
+	assert.Contains(t, s, "simulated crash of node 2", "the tail of its log:\n%s", s)
+	assert.NotContains(t, s+errb.String(), "connection reset")
+	assert.Less(t, took, 8*time.Second, "the point ends when the node dies, not at the end of its window")
+	assert.Empty(t, leftovers(t, tmp), "the cluster's directory is removed")
+}
+
+// TestBenchInterruptStopsWithinASecond cancels a local-cluster bench (as
+// SIGINT or SIGTERM does) in its window: it returns within a second,
+// says what finished, and leaves no directory behind.
+func TestBenchInterruptStopsWithinASecond(t *testing.T) {
+	t.Setenv(runMainEnv, "1")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, localArgs, &out, &errb) }()
+	// Wait for the window (the nodes up, the load running), then interrupt.
+	require.Eventually(t, func() bool { return len(leftovers(t, tmp)) == 1 }, 10*time.Second, 10*time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	stopped := time.Now()
+	select {
+	case code := <-done:
+		assert.Equal(t, 130, code, "an interrupted run does not exit 0")
+	case <-time.After(5 * time.Second):
+		t.Fatal("bench did not stop")
+	}
+	assert.Less(t, time.Since(stopped), time.Second, "stopped within a second")
+	assert.Contains(t, errb.String(), "interrupted: reporting the 0 of 1 points that finished")
+	assert.True(t, strings.HasPrefix(out.String(), "onecast bench"), "the (empty) table is still printed")
+	assert.Empty(t, leftovers(t, tmp), "the cluster's directory is removed")
+}
