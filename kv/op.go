@@ -18,7 +18,8 @@ import (
 //	           that the copies submitted by different replicas have
 //	           different digests; ignored by the store
 //	  2     2  number of keys
-//	  4     4  flags
+//	  4     4  flags (delete: dropQuietly marks the unlink that follows a
+//	           value refused as too large, which stats do not count)
 //	  8     8  exptime as the client sent it (or flush_all's delay)
 //	 16     8  now: unix seconds, chosen by the front end that issued the op
 //	 24     8  cas unique (cas) or delta (incr, decr)
@@ -37,6 +38,11 @@ import (
 // such client's last nonce and reply, so that a BFT client may submit the
 // same op through several replicas.
 const opHeaderLen = 48
+
+// dropQuietly in a delete op's flags marks it as the unlink memcached does
+// when it refuses a value as too large: not a delete command, so not
+// counted in delete_hits or delete_misses.
+const dropQuietly = 1
 
 // Stamp is what the issuer of an op adds to the command: the time and the
 // identity that make the op deterministic and unique.

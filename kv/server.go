@@ -27,7 +27,7 @@ type Executor interface {
 	Execute(ctx context.Context, op bufpool.Buf) ([]byte, error)
 }
 
-// LocalReader answers a get/gets op from local state without ordering it:
+// LocalReader answers a get, gets or me op from local state without ordering it:
 // the fast read path (Store.Read).
 type LocalReader interface {
 	Read(op bufpool.Buf, dst []byte) []byte
@@ -37,7 +37,7 @@ type LocalReader interface {
 type ServerConfig struct {
 	// Executor runs replicated commands. Required.
 	Executor Executor
-	// FastReads answers get/gets from Reader without ordering them through
+	// FastReads answers get, gets and me from Reader without ordering them through
 	// the executor: faster, but a read may miss writes that a quorum has
 	// acknowledged and this replica has not yet executed, and a Byzantine
 	// replica can answer anything (use Client for reads you must trust).
@@ -370,7 +370,7 @@ func (cs *connState) op(ctx context.Context, n int) error {
 
 // drop orders the removal of key (a delete whose reply is not sent).
 func (cs *connState) drop(ctx context.Context, key []byte) {
-	c := Command{Kind: KindDelete, Keys: [][]byte{key}}
+	c := Command{Kind: KindDelete, Keys: [][]byte{key}, Flags: dropQuietly}
 	mem, err := AppendOpHeader(nil, &c, Stamp{Now: cs.s.cfg.Now(), Nonce: cs.s.nonceBase + cs.s.nonce.Add(1)})
 	if err != nil {
 		return

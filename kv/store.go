@@ -140,7 +140,7 @@ func (s *Store) ApplyOne(payload bufpool.Buf, dst []byte) []byte {
 	return s.applyOne(payload, dst)
 }
 
-// Read answers a get or gets op (borrowing payload) from the local state
+// Read answers a get, gets or me op (borrowing payload) from the local state
 // without changing it: the fast, non-linearizable read path. It refuses any
 // other op with ReplyBadOp.
 func (s *Store) Read(payload bufpool.Buf, dst []byte) []byte {
@@ -209,11 +209,16 @@ func (s *Store) exec(dst []byte, o *op) []byte {
 		res, _ := s.storeItem(o.kind, key, o.flags, o.exptime, o.arg, false, false, o.value)
 		return append(dst, classicStoreReply[res]...)
 	case KindDelete:
+		counted := o.flags != dropQuietly
 		if s.lookup(o.keys[0], true) == nil {
-			s.cnt.deleteMisses.Add(1)
+			if counted {
+				s.cnt.deleteMisses.Add(1)
+			}
 			return append(dst, ReplyNotFound...)
 		}
-		s.cnt.deleteHits.Add(1)
+		if counted {
+			s.cnt.deleteHits.Add(1)
+		}
 		s.remove(string(o.keys[0]))
 		return append(dst, ReplyDeleted...)
 	case KindIncr, KindDecr:

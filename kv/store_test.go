@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,22 +16,32 @@ import (
 	"github.com/onecast/onecast/bufpool"
 )
 
+// metaFlagPool lists the flags randomOp draws a meta command's from.
+var metaFlagPool = map[Kind][]string{
+	KindMetaGet:    {"s", "v", "t", "c", "f", "k", "h", "l", "O1", "q", "u", "T5", "N3", "R4", "T-1", "b"},
+	KindMetaSet:    {"F3", "T5", "c", "k", "I", "C", "MA", "MP", "ME", "MR", "q", "T-1", "O7"},
+	KindMetaDelete: {"I", "T3", "C", "q", "k", "O2"},
+	KindMetaArith:  {"N0", "J5", "D3", "MD", "v", "t", "c", "T9", "q", "C", "N-1"},
+	KindMetaDebug:  {},
+}
+
 // randomOp returns a random op of every replicated kind over a few keys.
 func randomOp(t testing.TB, rng *rand.Rand, pool *bufpool.Pool, now int64) bufpool.Buf {
-	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("n")}
+	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("n"), []byte("Zm9v")}
 	kinds := []Kind{KindGet, KindGets, KindSet, KindAdd, KindReplace, KindAppend, KindPrepend, KindCas,
-		KindDelete, KindIncr, KindDecr, KindTouch, KindFlushAll}
+		KindDelete, KindIncr, KindDecr, KindTouch, KindFlushAll, KindGat, KindGats,
+		KindMetaGet, KindMetaSet, KindMetaDelete, KindMetaArith, KindMetaDebug}
 	c := Command{Kind: kinds[rng.IntN(len(kinds))], Keys: [][]byte{keys[rng.IntN(len(keys))]}}
 	var value []byte
 	switch {
-	case c.Kind.IsRead():
+	case c.Kind == KindGet || c.Kind == KindGets || c.Kind == KindGat || c.Kind == KindGats:
 		c.Keys = keys[:1+rng.IntN(len(keys))]
 	case c.Kind == KindFlushAll:
 		c.Keys = nil
 		if rng.IntN(2) == 0 {
 			c.Delay = int64(rng.IntN(5))
 		}
-	case c.Kind.IsStorage():
+	case c.Kind.IsStorage() || c.Kind == KindMetaSet:
 		if rng.IntN(2) == 0 {
 			value = fmt.Appendf(nil, "%d", rng.IntN(1000))
 		} else {
@@ -41,7 +52,19 @@ func randomOp(t testing.TB, rng *rand.Rand, pool *bufpool.Pool, now int64) bufpo
 	case c.Kind == KindIncr || c.Kind == KindDecr:
 		c.Delta = uint64(rng.IntN(100))
 	}
-	if c.Kind.IsStorage() || c.Kind == KindTouch {
+	if c.Kind.IsMeta() {
+		seen := map[byte]bool{}
+		for _, f := range metaFlagPool[c.Kind] {
+			if rng.IntN(3) == 0 && !seen[f[0]] {
+				seen[f[0]] = true
+				if f == "C" {
+					f = fmt.Sprint("C", rng.IntN(40))
+				}
+				c.Meta = append(c.Meta, []byte(f))
+			}
+		}
+	}
+	if c.Kind.IsStorage() || c.Kind == KindTouch || c.Kind == KindGat || c.Kind == KindGats {
 		c.Exptime = []int64{0, 0, 0, 2, 5, -1, now + 3}[rng.IntN(7)]
 	}
 	b, err := AppendOpHeader(nil, &c, Stamp{Now: now})
@@ -57,7 +80,8 @@ func TestStoreIsDeterministic(t *testing.T) {
 	a, b := NewStore(StoreConfig{Pool: pool}), NewStore(StoreConfig{Pool: pool})
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := int64(1000)
-	for seq := uint64(1); seq <= 400; seq++ {
+	replies := map[string]int{}
+	for seq := uint64(1); seq <= 600; seq++ {
 		now += int64(rng.IntN(3)) - 1 // clocks may even run backwards
 		batch := make([]bufpool.Buf, 1+rng.IntN(4))
 		for i := range batch {
@@ -65,6 +89,11 @@ func TestStoreIsDeterministic(t *testing.T) {
 		}
 		ra, rb := a.ApplyBatch(batch), b.ApplyBatch(batch)
 		require.Equal(t, ra, rb, "seq %d", seq)
+		for _, r := range ra {
+			if f := bytes.Fields(r); len(f) > 0 {
+				replies[string(f[0])]++
+			}
+		}
 		for _, op := range batch {
 			op.Release()
 		}
@@ -82,6 +111,11 @@ func TestStoreIsDeterministic(t *testing.T) {
 			require.Equal(t, sa, sc)
 			c.Close()
 		}
+	}
+	// The random ops reached every kind of answer, not just errors.
+	for _, r := range []string{"VALUE", "END", "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED", "TOUCHED",
+		"OK", "HD", "VA", "EN", "NS", "EX", "NF", "ME"} {
+		assert.Positive(t, replies[r], "no reply %s among %v", r, replies)
 	}
 	a.Close()
 	b.Close()
