@@ -2,6 +2,8 @@ package kv
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"io"
 	"net"
 	"strconv"
@@ -453,6 +455,42 @@ func TestStatsCountWhatWasExecuted(t *testing.T) {
 	}
 	assert.Equal(t, "1", got["curr_items"], "reset does not forget items")
 	r.c.Close()
+	n.stop(t)
+	require.NoError(t, pool.CheckLeaks())
+}
+
+// TestClientRunsEveryNewCommand: the BFT client's op path carries gat and
+// the meta commands (flag tokens included) to the state machine, and a
+// reply that q suppresses comes back empty.
+func TestClientRunsEveryNewCommand(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	pool := newPool(t)
+	n := startNode(t, "", pool, false)
+	c, err := NewClient(ClientConfig{Addrs: []string{n.addr}, F: 0})
+	require.NoError(t, err)
+	ctx := context.Background()
+	key := [][]byte{[]byte("k")}
+	flags := func(s string) [][]byte { return bytes.Fields([]byte(s)) }
+	steps := []struct {
+		cmd   Command
+		value string
+		want  string
+	}{
+		{Command{Kind: KindMetaSet, Keys: key, Meta: flags("T100 F7 k")}, "hi", "HD kk\r\n"},
+		{Command{Kind: KindMetaSet, Keys: key, Meta: flags("q MA")}, "!", ""},
+		{Command{Kind: KindMetaGet, Keys: key, Meta: flags("v f t O5")}, "", "VA 3 f7 t100 O5\r\nhi!\r\n"},
+		{Command{Kind: KindGat, Keys: key, Exptime: 50}, "", "VALUE k 7 3\r\nhi!\r\nEND\r\n"},
+		{Command{Kind: KindMetaArith, Keys: [][]byte{[]byte("n")}, Meta: flags("N0 J41 v")}, "", "VA 2\r\n41\r\n"},
+		{Command{Kind: KindMetaArith, Keys: [][]byte{[]byte("n")}, Meta: flags("v")}, "", "VA 2\r\n42\r\n"},
+		{Command{Kind: KindMetaDelete, Keys: key, Meta: flags("q")}, "", ""},
+		{Command{Kind: KindMetaGet, Keys: key, Meta: flags("v")}, "", "EN\r\n"},
+	}
+	for _, st := range steps {
+		got, err := c.Do(ctx, &st.cmd, []byte(st.value))
+		require.NoError(t, err)
+		assert.Equal(t, st.want, string(got), "%v %q", st.cmd.Kind, st.cmd.Meta)
+	}
+	require.NoError(t, c.Close())
 	n.stop(t)
 	require.NoError(t, pool.CheckLeaks())
 }
