@@ -2,6 +2,7 @@ package kv
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
 )
 
@@ -187,7 +188,7 @@ func parseMeta(kind Kind, toks [][]byte, maxItem int) (Command, *ParseError) {
 				return Command{}, errLine(errMetaBadFormat)
 			}
 		}
-		return Command{Kind: kind, Keys: toks[1:2], Meta: toks[2:min(len(toks), maxTokens-1)]}, nil
+		return Command{Kind: kind, Keys: [][]byte{toks[1]}, Meta: slices.Clone(toks[2:min(len(toks), maxTokens-1)])}, nil
 	}
 	if nt < 3 {
 		return Command{}, refuse(ReplyError)
@@ -195,13 +196,14 @@ func parseMeta(kind Kind, toks [][]byte, maxItem int) (Command, *ParseError) {
 	if len(toks[1]) > MaxKeyLen {
 		return Command{}, errLine(errMetaBadFormat)
 	}
-	c := Command{Kind: kind, Keys: toks[1:2]}
+	// Copies of the token slices: toks lives in the caller's frame.
+	c := Command{Kind: kind, Keys: [][]byte{toks[1]}}
 	switch kind {
 	case KindMetaGet:
 		if nt > maxMetaTokens {
 			return Command{}, errLine(errMetaGetTooMany)
 		}
-		c.Meta = toks[2 : nt-1]
+		c.Meta = slices.Clone(toks[2 : nt-1])
 		if _, _, e := parseMetaFlags(c.Meta, toks[1]); e != "" {
 			return Command{}, errLine(e)
 		}
@@ -209,7 +211,7 @@ func parseMeta(kind Kind, toks [][]byte, maxItem int) (Command, *ParseError) {
 		if nt > maxMetaTokens {
 			return Command{}, errLine(errMetaTooMany)
 		}
-		c.Meta = toks[2 : nt-1]
+		c.Meta = slices.Clone(toks[2 : nt-1])
 		if _, _, e := parseMetaFlags(c.Meta, toks[1]); e != "" {
 			return Command{}, errLine(errMetaInvalidOrDup)
 		}
@@ -226,7 +228,7 @@ func parseMeta(kind Kind, toks [][]byte, maxItem int) (Command, *ParseError) {
 			return Command{}, errLine(errMetaBadFormat)
 		}
 		c.ValueLen = int(vlen)
-		c.Meta = toks[3 : nt-1]
+		c.Meta = slices.Clone(toks[3 : nt-1])
 		swallow := func(e string) *ParseError {
 			return &ParseError{Reply: e + "\r\n", Swallow: c.ValueLen + 2}
 		}

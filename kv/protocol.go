@@ -378,9 +378,9 @@ func parseStorage(kind Kind, toks [][]byte, maxItem int) (Command, *ParseError) 
 		return Command{}, refuse(ReplyError)
 	}
 	c := Command{Kind: kind, Keys: [][]byte{toks[1]}, Noreply: lastIsNoreply(toks)}
-	bad := &ParseError{Reply: ReplyBadFormat, Noreply: c.Noreply}
+	bad := func() *ParseError { return &ParseError{Reply: ReplyBadFormat, Noreply: c.Noreply} }
 	if !validKey(toks[1]) {
-		return Command{}, bad
+		return Command{}, bad()
 	}
 	// memcached parses flags with strtoul and keeps the low 32 bits, and
 	// exptime and bytes with strtol into an int32: larger values are
@@ -389,17 +389,17 @@ func parseStorage(kind Kind, toks [][]byte, maxItem int) (Command, *ParseError) 
 	exp, ok2 := parseInt32(toks[3])
 	vlen, ok3 := parseInt32(toks[4])
 	if !ok1 || !ok2 || !ok3 {
-		return Command{}, bad
+		return Command{}, bad()
 	}
 	if kind == KindCas {
 		cas, ok := parseUint(toks[5])
 		if !ok {
-			return Command{}, bad
+			return Command{}, bad()
 		}
 		c.Cas = cas
 	}
 	if vlen < 0 || vlen > 1<<31-3 {
-		return Command{}, bad
+		return Command{}, bad()
 	}
 	c.Flags, c.Exptime, c.ValueLen = flags, exp, int(vlen)
 	if len(toks[1])+c.ValueLen+ItemOverhead > maxItem {
