@@ -141,29 +141,28 @@ func (c *Command) Key() []byte {
 
 // Reply texts, worded exactly as memcached words them.
 const (
-	ReplyError         = "ERROR\r\n"
-	ReplyBadFormat     = "CLIENT_ERROR bad command line format\r\n"
-	ReplyBadChunk      = "CLIENT_ERROR bad data chunk\r\n"
-	ReplyTooLarge      = "SERVER_ERROR object too large for cache\r\n"
-	ReplyBadDelta      = "CLIENT_ERROR invalid numeric delta argument\r\n"
-	ReplyBadExptime    = "CLIENT_ERROR invalid exptime argument\r\n"
-	ReplyNonNumeric    = "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
-	ReplyDeleteUsage   = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
-	ReplyStored        = "STORED\r\n"
-	ReplyNotStored     = "NOT_STORED\r\n"
-	ReplyExists        = "EXISTS\r\n"
-	ReplyNotFound      = "NOT_FOUND\r\n"
-	ReplyDeleted       = "DELETED\r\n"
-	ReplyTouched       = "TOUCHED\r\n"
-	ReplyOK            = "OK\r\n"
-	ReplyEnd           = "END\r\n"
-	ReplyReset         = "RESET\r\n"
-	ReplyBadOp         = "SERVER_ERROR malformed operation\r\n"
-	ReplyUnavailable   = "SERVER_ERROR replication unavailable\r\n"
-	Version            = "1.6.38-onecast"
-	replyVersionLine   = "VERSION " + Version + "\r\n"
-	maxTokens          = 24 // memcached's MAX_TOKENS: a get line is read in pieces of 24
-	maxIncrValueDigits = 20
+	ReplyError       = "ERROR\r\n"
+	ReplyBadFormat   = "CLIENT_ERROR bad command line format\r\n"
+	ReplyBadChunk    = "CLIENT_ERROR bad data chunk\r\n"
+	ReplyTooLarge    = "SERVER_ERROR object too large for cache\r\n"
+	ReplyBadDelta    = "CLIENT_ERROR invalid numeric delta argument\r\n"
+	ReplyBadExptime  = "CLIENT_ERROR invalid exptime argument\r\n"
+	ReplyNonNumeric  = "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+	ReplyDeleteUsage = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+	ReplyStored      = "STORED\r\n"
+	ReplyNotStored   = "NOT_STORED\r\n"
+	ReplyExists      = "EXISTS\r\n"
+	ReplyNotFound    = "NOT_FOUND\r\n"
+	ReplyDeleted     = "DELETED\r\n"
+	ReplyTouched     = "TOUCHED\r\n"
+	ReplyOK          = "OK\r\n"
+	ReplyEnd         = "END\r\n"
+	ReplyReset       = "RESET\r\n"
+	ReplyBadOp       = "SERVER_ERROR malformed operation\r\n"
+	ReplyUnavailable = "SERVER_ERROR replication unavailable\r\n"
+	Version          = "1.6.38-onecast"
+	replyVersionLine = "VERSION " + Version + "\r\n"
+	maxTokens        = 24 // memcached's MAX_TOKENS: a get line is read in pieces of 24
 )
 
 // ParseError is a command line memcached refuses. Reply is the exact line
@@ -487,16 +486,47 @@ func parseFlush(toks [][]byte) (Command, *ParseError) {
 	return c, nil
 }
 
+// cSpace reports whether c is white space for C's isspace.
+func cSpace(c byte) bool { return c == ' ' || (c >= '\t' && c <= '\r') }
+
+// scanNumber splits b as strtol and strtoull read it, the way memcached's
+// safe_strto* functions accept it: leading white space, an optional sign,
+// at least one decimal digit, and then white space or the end (memcached's
+// strings end at the token's end or the value's CRLF).
+func scanNumber(b []byte) (neg bool, digits []byte, ok bool) {
+	i := 0
+	for i < len(b) && cSpace(b[i]) {
+		i++
+	}
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		neg = b[i] == '-'
+		i++
+	}
+	j := i
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	if j == i || (j < len(b) && !cSpace(b[j])) {
+		return false, nil, false
+	}
+	return neg, b[i:j], true
+}
+
 // parseInt32 parses a number as memcached's safe_strtol: strtol into a
-// long (a sign allowed, overflow refused), then kept in an int32 — larger
-// values wrap, as there.
+// long (overflow refused), then kept in an int32 — larger values wrap, as
+// there.
 func parseInt32(b []byte) (int64, bool) {
-	if len(b) == 0 {
+	neg, digits, ok := scanNumber(b)
+	if !ok {
 		return 0, false
 	}
-	v, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
+	u, err := strconv.ParseUint(string(digits), 10, 64)
+	if err != nil || u > 1<<63 || (u == 1<<63 && !neg) {
 		return 0, false
+	}
+	v := int64(u)
+	if neg {
+		v = -v
 	}
 	return int64(int32(v)), true
 }
@@ -508,14 +538,25 @@ func parseUint32(b []byte) (uint32, bool) {
 	return uint32(v), ok
 }
 
-// parseUint parses a decimal uint64 as strtoull would for memcached's
-// safe_strtoull: digits only (no sign), no overflow.
+// parseUint parses a number as memcached's safe_strtoull: strtoull (which
+// negates a number after a minus sign), refused on overflow, and refused
+// when a minus sign made it negative as a signed number.
 func parseUint(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
+	neg, digits, ok := scanNumber(b)
+	if !ok {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(b), 10, 64)
-	return v, err == nil
+	v, err := strconv.ParseUint(string(digits), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		v = -v
+		if int64(v) < 0 {
+			return 0, false
+		}
+	}
+	return v, true
 }
 
 // parseInt parses a decimal int64 with an optional sign.

@@ -540,12 +540,8 @@ func (s *Store) arith(dst []byte, o *op) []byte {
 // number is written in place, padded with spaces (memcached rewrites the
 // item in place then, keeping its marks); a longer one makes a new item.
 func (s *Store) addDelta(it *item, incr bool, delta uint64) ([]byte, bool) {
-	var digits [maxIncrValueDigits + 2]byte
-	var cur []byte
-	if it.n <= len(digits) {
-		cur = it.appendData(digits[:0])
-	}
-	v, ok := parseCounter(cur)
+	var small [64]byte
+	v, ok := parseCounter(it.appendData(small[:0]))
 	if !ok {
 		return nil, false
 	}
@@ -577,23 +573,10 @@ func (s *Store) addDelta(it *item, incr bool, delta uint64) ([]byte, bool) {
 	return nb[:nd], true
 }
 
-// parseCounter parses a stored counter as memcached's safe_strtoull does:
-// decimal digits, optionally followed by spaces.
-func parseCounter(b []byte) (uint64, bool) {
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, false
-	}
-	for _, c := range b[i:] {
-		if c != ' ' {
-			return 0, false
-		}
-	}
-	return parseUint(b[:i])
-}
+// parseCounter parses a stored counter as memcached's safe_strtoull reads
+// the item's data (see parseUint): "12", " 12", "+12" and "12 and text"
+// are 12.
+func parseCounter(b []byte) (uint64, bool) { return parseUint(b) }
 
 // StoreStats are the figures memcached's stats command reports that the
 // state machine knows: its items, and counts of the ops it executed (on a
