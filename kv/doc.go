@@ -119,6 +119,9 @@
 //     accessed, and a single node's log (WAL) does not record get, gets
 //     and me, so those marks made since the last snapshot are not
 //     recovered after a restart;
+//   - a get, gets, gat or gats line with a key longer than 250 bytes is
+//     refused whole before anything is looked up (memcached looks up, and
+//     gat touches, the keys before the long one, then drops their replies);
 //   - stats subcommands other than settings and reset (items, slabs,
 //     sizes, conns, detail, cachedump) answer ERROR, as do the commands
 //     that manage a cache rather than data (lru_crawler, lru, slabs,

@@ -315,7 +315,8 @@ func metaRequests() []string {
 		"ms Zm9v 2 b\r\nhi\r\nget foo\r\nmg Zm9v b k v\r\nmg Zm9v k\r\nmg Zm9v b k v s\r\n",
 		"mg !!!! b\r\n", "ms Zm9vYg== 1 b k\r\nx\r\nmd Zm9vYg== b k q\r\nmd Zm9vYg== b k\r\nma Zm9vYg== b k\r\n",
 		"mg Zm9vYg== b k\r\n", "set foo2 0 0 1\r\nx\r\nmg Zm9vMg== b k\r\n", "mg Zm9 b\r\n", "mg Zm9vYmFy=x b k\r\n",
-		"ms m9 1 I\r\nx\r\nmg m9 v\r\n", "ms m10 1 P1 L2\r\nx\r\nmg m10 P1 L2 v\r\n",
+		"ms m9 1 I\r\nx\r\nmg m9 v\r\n", "ms m11 1\r\nx\r\nms m11 1100000 MA\r\n" + strings.Repeat("v", 1100000) + "\r\nmg m11 v\r\n",
+		"ms Zm9vMw== 1 b\r\nx\r\nms Zm9vMw== 1100000 b\r\n" + strings.Repeat("v", 1100000) + "\r\nget foo3\r\n", "ms m10 1 P1 L2\r\nx\r\nmg m10 P1 L2 v\r\n",
 	}
 }
 
