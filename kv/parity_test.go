@@ -265,7 +265,7 @@ var numberRequests = []string{
 	"set n8 0 0 21\r\n-18446744073709551615\r\nincr n8 1\r\n", "set n9 0 0 1\r\n5\r\nincr n9 +5\r\nincr n9 -0\r\nincr n9 -1\r\n",
 	"set n10 +1 0 1\r\nx\r\nget n10\r\n", "set n11 -1 0 1\r\nx\r\n", "set n12 0 +0 1\r\nx\r\nget n12\r\n",
 	"set n13 0 0 1\t\r\nx\r\nget n13\r\n", "set n14 0 0 +1\r\nx\r\n", "touch n14 +10\r\n", "set n15 0 0 1\r\n9\r\nmg n15\r\nincr n15 1\r\nmg n15 h\r\n",
-"set n17 0 0 1\r\nx\r\nmg n17\r\nappend n17 0 0 1\r\ny\r\nmg n17 h\r\n",
+	"set n17 0 0 1\r\nx\r\nmg n17\r\nappend n17 0 0 1\r\ny\r\nmg n17 h\r\n",
 	"set n18 0 0 1\r\nx\r\nmg n18 T-1\r\nmg n18\r\n", "ms n19 1 F-1\r\nx\r\n", "ms n20 1 F+7 T+5\r\nx\r\nmg n20 f t\r\n",
 	"ma n21 N0 J+3 D+2 v\r\n", "set n22 0 0 20\r\n18446744073709551615\r\nincr n22 1\r\n",
 	"set n23 0 0 20\r\n18446744073709551616\r\nincr n23 1\r\n", "gat +5 n1\r\n", "verbosity +1\r\n", "flush_all +0\r\n",

@@ -27,8 +27,8 @@ type Executor interface {
 	Execute(ctx context.Context, op bufpool.Buf) ([]byte, error)
 }
 
-// LocalReader answers a get, gets or me op from local state without ordering it:
-// the fast read path (Store.Read).
+// LocalReader answers a get, gets or me op from local state without
+// ordering it: the fast read path (Store.Read).
 type LocalReader interface {
 	Read(op bufpool.Buf, dst []byte) []byte
 }
@@ -37,10 +37,11 @@ type LocalReader interface {
 type ServerConfig struct {
 	// Executor runs replicated commands. Required.
 	Executor Executor
-	// FastReads answers get, gets and me from Reader without ordering them through
-	// the executor: faster, but a read may miss writes that a quorum has
-	// acknowledged and this replica has not yet executed, and a Byzantine
-	// replica can answer anything (use Client for reads you must trust).
+	// FastReads answers get, gets and me from Reader without ordering
+	// them through the executor: faster, but a read may miss writes that
+	// a quorum has acknowledged and this replica has not yet executed, and
+	// a Byzantine replica can answer anything (use Client for reads you
+	// must trust).
 	// The default (false) orders every read: linearizable.
 	FastReads bool
 	// Reader serves fast reads; required when FastReads is set.
@@ -245,7 +246,7 @@ func (cs *connState) one(ctx context.Context) error {
 				return err
 			}
 		}
-		if perr.Reply == ReplyTooLarge || perr.Reply == errMetaTooLarge+"\r\n" {
+		if perr.Reply == ReplyTooLarge { // set's and ms's words are the same
 			cs.s.tooLarge.Add(1)
 		}
 		if dropKey != nil {
