@@ -65,7 +65,10 @@
 // from the time written into the op by the front end that issued it. The
 // meta commands travel with their flag tokens as sent, and the state
 // machine interprets them in the order sent, as memcached does. version,
-// verbosity, stats, quit and mn are answered by the front end.
+// verbosity, stats, quit and mn are answered by the front end. With
+// ServerConfig.FastReads, get, gets and me are answered from local state;
+// gat, gats and mg are always ordered, since they change items (TTL,
+// fetched mark, last access, win token).
 //
 // Meta flags whose meaning belongs to a cache are accepted and handled as
 // follows: u (no LRU bump) only keeps mg from marking the item fetched and

@@ -619,7 +619,15 @@ func (s *Store) Close() {
 	}
 }
 
-const snapMagic = "KVS3"
+// snapMagic starts a snapshot; snapMagicV2 is the layout before items
+// carried their access time and marks, still restored (as never fetched).
+const (
+	snapMagic   = "KVS3"
+	snapMagicV2 = "KVS2"
+	// itemFixedLenV2 is a KVS2 item's fixed part: flags, exp, cas, stored,
+	// value length.
+	itemFixedLenV2 = 4 + 8*3 + 4
+)
 
 // itemFixedLen is a snapshot item's fixed part: flags, exp, cas, stored,
 // atime, marks, value length.
@@ -700,8 +708,13 @@ func (s *Store) Snapshot() ([]byte, error) {
 func (s *Store) Restore(snap []byte) error {
 	own := append([]byte(nil), snap...)
 	bad := func(what string) error { return fmt.Errorf("kv: restore: snapshot %s", what) }
-	if len(own) < 40 || string(own[:4]) != snapMagic {
+	if len(own) < 40 || (string(own[:4]) != snapMagic && string(own[:4]) != snapMagicV2) {
 		return bad("header malformed")
+	}
+	v2 := string(own[:4]) == snapMagicV2
+	fixed := itemFixedLen
+	if v2 {
+		fixed = itemFixedLenV2
 	}
 	clock := int64(binary.LittleEndian.Uint64(own[4:]))
 	casSeq := binary.LittleEndian.Uint64(own[12:])
@@ -721,7 +734,7 @@ func (s *Store) Restore(snap []byte) error {
 		}
 		kl := int(own[off])
 		off++
-		if off+kl+itemFixedLen > len(own) || !validKey(own[off:off+kl]) {
+		if off+kl+fixed > len(own) || !validKey(own[off:off+kl]) {
 			return bad("key malformed")
 		}
 		e := ent{k: string(own[off : off+kl])}
@@ -730,12 +743,18 @@ func (s *Store) Restore(snap []byte) error {
 		e.it.exp = int64(binary.LittleEndian.Uint64(own[off+4:]))
 		e.it.cas = binary.LittleEndian.Uint64(own[off+12:])
 		e.it.stored = int64(binary.LittleEndian.Uint64(own[off+20:]))
-		e.it.atime = int64(binary.LittleEndian.Uint64(own[off+28:]))
-		if !e.it.setMarks(own[off+36]) {
-			return bad("item marks malformed")
+		var vl int
+		if v2 {
+			e.it.atime = e.it.stored
+			vl = int(binary.LittleEndian.Uint32(own[off+28:]))
+		} else {
+			e.it.atime = int64(binary.LittleEndian.Uint64(own[off+28:]))
+			if !e.it.setMarks(own[off+36]) {
+				return bad("item marks malformed")
+			}
+			vl = int(binary.LittleEndian.Uint32(own[off+37:]))
 		}
-		vl := int(binary.LittleEndian.Uint32(own[off+37:]))
-		off += itemFixedLen
+		off += fixed
 		if vl > len(own)-off {
 			return bad("value truncated")
 		}

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -236,4 +237,29 @@ func TestRecoveryCutsATornLogTail(t *testing.T) {
 	require.NoError(t, NewLocal(s3, w3).Recover())
 	assert.Equal(t, 6, s3.Stats().CurrItems)
 	require.NoError(t, w3.Close())
+}
+
+// TestRestoreReadsTheEarlierSnapshotLayout: a data directory written
+// before items carried access times and marks (KVS2) still restores.
+func TestRestoreReadsTheEarlierSnapshotLayout(t *testing.T) {
+	var b []byte
+	b = append(b, "KVS2"...)
+	for _, v := range []uint64{1000, 7, 0, 1} { // clock, casSeq, flushAt, total
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	b = append(b, 1, 'k')
+	b = binary.LittleEndian.AppendUint32(b, 5)   // flags
+	b = binary.LittleEndian.AppendUint64(b, 0)   // exp
+	b = binary.LittleEndian.AppendUint64(b, 7)   // cas
+	b = binary.LittleEndian.AppendUint64(b, 990) // stored
+	b = binary.LittleEndian.AppendUint32(b, 2)   // value length
+	b = append(b, "hi"...)
+	b = binary.LittleEndian.AppendUint32(b, 0) // clients
+	s := NewStore(StoreConfig{})
+	require.NoError(t, s.Restore(b))
+	op, err := EncodeOp(&Command{Kind: KindMetaGet, Keys: [][]byte{[]byte("k")}, Meta: [][]byte{[]byte("v"), []byte("f"), []byte("c"), []byte("h"), []byte("l")}}, nil, Stamp{Now: 1000})
+	require.NoError(t, err)
+	assert.Equal(t, "VA 2 f5 c7 h0 l10\r\nhi\r\n", string(s.ApplyOne(op, nil)))
+	s.Close()
 }
