@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,11 +18,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// dial connects to a TCP address, or to a unix socket given by its path.
+func dial(addr string) (net.Conn, error) {
+	if strings.HasPrefix(addr, "/") {
+		return net.Dial("unix", addr)
+	}
+	return net.Dial("tcp", addr)
+}
+
 // exchange sends req on a fresh connection, then "version", and returns
 // everything read before the version line (and whether the connection
 // stayed open).
 func exchange(t *testing.T, addr, req string) (string, bool) {
-	c, err := net.Dial("tcp", addr)
+	c, err := dial(addr)
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
@@ -46,7 +55,7 @@ func exchange(t *testing.T, addr, req string) (string, bool) {
 // the previous replies carried; it returns the replies (without the version
 // lines) and whether the connection stayed open.
 func exchangeSteps(t *testing.T, addr string, steps []string) (string, bool) {
-	c, err := net.Dial("tcp", addr)
+	c, err := dial(addr)
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
@@ -152,16 +161,14 @@ func TestRepliesMatchRealMemcached(t *testing.T) {
 		t.Skip("memcached not installed (apt-get install -y memcached): skipping the parity test")
 	}
 	defer leaktest.AfterTest(t)()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "-u", "root", "-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0")
+	// memcached listens on a unix socket of its own: no TCP port to
+	// pick and lose to another process between picking and binding.
+	real := filepath.Join(t.TempDir(), "memcached.sock")
+	cmd := exec.Command(bin, "-u", "root", "-s", real, "-U", "0")
 	require.NoError(t, cmd.Start())
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	real := fmt.Sprintf("127.0.0.1:%d", port)
 	for i := 0; ; i++ {
-		if c, err := net.Dial("tcp", real); err == nil {
+		if c, err := dial(real); err == nil {
 			c.Close()
 			break
 		}
@@ -375,7 +382,7 @@ func checkShapes(t *testing.T, real, ours string) {
 	}
 	for _, req := range []string{"version\r\n", "version foo bar\r\n", "version noreply\r\n"} {
 		for _, addr := range []string{real, ours} {
-			c, err := net.Dial("tcp", addr)
+			c, err := dial(addr)
 			require.NoError(t, err)
 			require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
 			_, err = io.WriteString(c, req+"mn\r\n")
