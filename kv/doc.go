@@ -46,7 +46,10 @@
 //     get);
 //   - delete [0] [noreply], incr, decr, touch — each with noreply;
 //   - flush_all [delay] [noreply], version, verbosity <level> [noreply],
-//     quit, stats, stats settings, stats reset;
+//     quit, stats, stats settings, stats reset, stats detail on|off|dump
+//     (per key prefix, as memcached counts them; dump lists prefixes in
+//     sorted order), shutdown (refused, as by a memcached started
+//     without -A);
 //   - the meta commands mg, ms, md, ma, me, mn with their flags:
 //     mg b c f h k l O q s t u v N R T (answering W, X, Z), ms b c C F I k
 //     O q T M(E A P R S), md b C I k O q T, ma b C N J D T M(I + D -) q t c
@@ -99,7 +102,8 @@
 // eviction counters (memory is not bounded), auth_cmds and auth_errors (no
 // SASL). stats settings lists verbosity, evictions (off), cas_enabled,
 // item_size_max and flush_enabled. stats reset zeroes the counters,
-// total_items and total_connections, as memcached's does.
+// total_items, total_connections and the detail counts, as memcached's
+// does.
 //
 // # Deviations from memcached
 //
@@ -125,8 +129,8 @@
 //   - a get, gets, gat or gats line with a key longer than 250 bytes is
 //     refused whole before anything is looked up (memcached looks up, and
 //     gat touches, the keys before the long one, then drops their replies);
-//   - stats subcommands other than settings and reset (items, slabs,
-//     sizes, conns, detail, cachedump) answer ERROR, as do the commands
+//   - stats subcommands other than settings, reset and detail (items,
+//     slabs, sizes, conns, cachedump) answer ERROR, as do the commands
 //     that manage a cache rather than data (lru_crawler, lru, slabs,
-//     watch, cache_memlimit, shutdown).
+//     watch, cache_memlimit).
 package kv

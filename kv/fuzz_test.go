@@ -166,7 +166,7 @@ func FuzzServeConn(f *testing.F) {
 		"gets a b\r\ncas a 0 0 1 1\r\ny\r\n", "set a 0 0 2000000\r\n", "stats\r\nversion\r\nquit\r\n",
 		"append a 0 0 2 noreply\r\nzz\r\ndelete a\r\n", "touch a 10\r\nflush_all 5\r\n",
 		"gat 10 a b\r\ngats 0 a\r\n", "ms a 2 T5 c\r\nhi\r\nmg a v t c h l k O1\r\nmd a I\r\nmg a v\r\nme a\r\nmn\r\n",
-		"ma n N0 J9 v\r\nma n MD D20 v\r\n", "ms a 2000000\r\n", "GET / HTTP/1.1\r\n", "stats settings\r\nstats reset\r\n"} {
+		"ma n N0 J9 v\r\nma n MD D20 v\r\n", "stats detail on\r\nset a:b 0 0 1\r\nx\r\nget a:b a:c\r\nstats detail dump\r\n", "ms a 2000000\r\n", "GET / HTTP/1.1\r\n", "stats settings\r\nstats reset\r\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

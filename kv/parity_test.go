@@ -253,7 +253,10 @@ var noreplyRequests = []string{
 	"flush_all -5\r\n", "flush_all noreply noreply\r\n", "flush_all 1 2 3\r\n",
 	"verbosity 1 noreply\r\n", "verbosity noreply\r\n", "verbosity x\r\n", "verbosity 1 2\r\n", "verbosity 1 2 3\r\n",
 	"verbosity 0\r\n", "quit extra\r\n", "x\r\n", "GET / HTTP/1.1\r\n", "POST /x HTTP/1.0\r\n", "gx / HTTP/1.1\r\n",
-	"bget nr1\r\n", "stats reset extra\r\n", "delete nr5 0 0\r\n", "delete nr5 1 noreply\r\n",
+	"bget nr1\r\n", "stats reset extra\r\n", "stats detail\r\n", "stats detail foo\r\n", "shutdown\r\n",
+	"stats detail on\r\nset p:a 0 0 1\r\nx\r\nget p:a p:b q p:a\r\ngets p:a\r\ngat 0 p:a\r\ndelete p:a\r\ndelete p:a\r\n" +
+		"add p:z 0 0 1\r\nx\r\nset p:big 0 0 1100000\r\n" + strings.Repeat("v", 1100000) + "\r\nmg p:z\r\nincr p:z 1\r\n" +
+		"set q:x 0 0 1\r\nx\r\nstats detail dump\r\nstats detail off\r\nget p:z\r\nstats detail dump\r\n", "delete nr5 0 0\r\n", "delete nr5 1 noreply\r\n",
 	"set nr6 0 0 1\r\nx\r\nset nr6 0 0 1100000\r\n" + strings.Repeat("v", 1100000) + "\r\nget nr6\r\n",
 	"set nr7 0 0 600000\r\n" + strings.Repeat("a", 600000) + "\r\nappend nr7 0 0 600000\r\n" + strings.Repeat("b", 600000) +
 		"\r\nget nr8\r\n",

@@ -141,28 +141,29 @@ func (c *Command) Key() []byte {
 
 // Reply texts, worded exactly as memcached words them.
 const (
-	ReplyError       = "ERROR\r\n"
-	ReplyBadFormat   = "CLIENT_ERROR bad command line format\r\n"
-	ReplyBadChunk    = "CLIENT_ERROR bad data chunk\r\n"
-	ReplyTooLarge    = "SERVER_ERROR object too large for cache\r\n"
-	ReplyBadDelta    = "CLIENT_ERROR invalid numeric delta argument\r\n"
-	ReplyBadExptime  = "CLIENT_ERROR invalid exptime argument\r\n"
-	ReplyNonNumeric  = "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
-	ReplyDeleteUsage = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
-	ReplyStored      = "STORED\r\n"
-	ReplyNotStored   = "NOT_STORED\r\n"
-	ReplyExists      = "EXISTS\r\n"
-	ReplyNotFound    = "NOT_FOUND\r\n"
-	ReplyDeleted     = "DELETED\r\n"
-	ReplyTouched     = "TOUCHED\r\n"
-	ReplyOK          = "OK\r\n"
-	ReplyEnd         = "END\r\n"
-	ReplyReset       = "RESET\r\n"
-	ReplyBadOp       = "SERVER_ERROR malformed operation\r\n"
-	ReplyUnavailable = "SERVER_ERROR replication unavailable\r\n"
-	Version          = "1.6.38-onecast"
-	replyVersionLine = "VERSION " + Version + "\r\n"
-	maxTokens        = 24 // memcached's MAX_TOKENS: a get line is read in pieces of 24
+	ReplyError            = "ERROR\r\n"
+	ReplyBadFormat        = "CLIENT_ERROR bad command line format\r\n"
+	ReplyBadChunk         = "CLIENT_ERROR bad data chunk\r\n"
+	ReplyTooLarge         = "SERVER_ERROR object too large for cache\r\n"
+	ReplyBadDelta         = "CLIENT_ERROR invalid numeric delta argument\r\n"
+	ReplyBadExptime       = "CLIENT_ERROR invalid exptime argument\r\n"
+	replyShutdownDisabled = "ERROR: shutdown not enabled\r\n"
+	ReplyNonNumeric       = "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+	ReplyDeleteUsage      = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+	ReplyStored           = "STORED\r\n"
+	ReplyNotStored        = "NOT_STORED\r\n"
+	ReplyExists           = "EXISTS\r\n"
+	ReplyNotFound         = "NOT_FOUND\r\n"
+	ReplyDeleted          = "DELETED\r\n"
+	ReplyTouched          = "TOUCHED\r\n"
+	ReplyOK               = "OK\r\n"
+	ReplyEnd              = "END\r\n"
+	ReplyReset            = "RESET\r\n"
+	ReplyBadOp            = "SERVER_ERROR malformed operation\r\n"
+	ReplyUnavailable      = "SERVER_ERROR replication unavailable\r\n"
+	Version               = "1.6.38-onecast"
+	replyVersionLine      = "VERSION " + Version + "\r\n"
+	maxTokens             = 24 // memcached's MAX_TOKENS: a get line is read in pieces of 24
 )
 
 // ParseError is a command line memcached refuses. Reply is the exact line
@@ -263,6 +264,10 @@ func ParseCommand(line []byte, maxItem int) (Command, *ParseError) {
 		return c, nil
 	case "quit":
 		return Command{Kind: KindQuit}, nil
+	case "shutdown":
+		// As memcached started without -A: this service never lets a
+		// client stop it.
+		return c, refuse(replyShutdownDisabled)
 	case "op":
 		if len(toks) != 2 {
 			return c, refuse(ReplyError)

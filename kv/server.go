@@ -87,6 +87,8 @@ type Server struct {
 	// counters reported are the store's minus these.
 	statsMu   sync.Mutex
 	statsBase StoreStats
+	// detail is "stats detail": per key prefix counts.
+	detail prefixStats
 }
 
 // NewServer validates cfg and returns a server.
@@ -240,6 +242,13 @@ func (cs *connState) one(ctx context.Context) error {
 	}
 	cmd, perr := ParseCommand(line, cs.s.cfg.MaxItemSize)
 	if perr != nil {
+		if perr.Reply == ReplyTooLarge && cs.s.detail.on.Load() {
+			// memcached counts the set before it finds the value too large.
+			var tb [3][]byte
+			if toks := tokenize(line, tb[:0], 2); len(toks) == 2 && isClassicStorage(toks[0]) {
+				cs.s.detail.record(toks[1], func(c *prefixCount) { c.sets++ })
+			}
+		}
 		dropKey := bytes.Clone(perr.DropKey) // line is overwritten by the swallow
 		if perr.Swallow > 0 {
 			if _, err := cs.r.Discard(perr.Swallow); err != nil {
@@ -289,6 +298,15 @@ func (cs *connState) one(ctx context.Context) error {
 			return nil
 		}
 	}
+	if cs.s.detail.on.Load() {
+		// Counted before the data block is read: the key aliases the line.
+		switch {
+		case cmd.Kind.IsStorage():
+			cs.s.detail.record(cmd.Key(), func(c *prefixCount) { c.sets++ })
+		case cmd.Kind == KindDelete:
+			cs.s.detail.record(cmd.Key(), func(c *prefixCount) { c.dels++ })
+		}
+	}
 	// Build the op; for a storage command read the data block straight
 	// into its tail, so the value is never copied again.
 	hl := OpHeaderLen(&cmd)
@@ -333,10 +351,23 @@ func (cs *connState) one(ctx context.Context) error {
 			reply = []byte(ReplyUnavailable)
 		}
 	}
+	if cs.s.detail.on.Load() && (cmd.Kind == KindGet || cmd.Kind == KindGets || cmd.Kind == KindGat || cmd.Kind == KindGats) {
+		cs.s.detail.recordGets(cmd.Keys, reply)
+	}
 	if !cmd.Noreply {
 		cs.w.Write(reply)
 	}
 	return nil
+}
+
+// isClassicStorage reports whether word is set, add, replace, append,
+// prepend or cas.
+func isClassicStorage(word []byte) bool {
+	switch string(word) {
+	case "set", "add", "replace", "append", "prepend", "cas":
+		return true
+	}
+	return false
 }
 
 // op serves a BFT client's encoded op: read, execute, answer RESULT.
@@ -407,6 +438,7 @@ func (cs *connState) stats(cmd *Command) {
 			s.bytesRead.Store(0)
 			s.bytesWritten.Store(0)
 			s.tooLarge.Store(0)
+			s.detail.clear()
 			cs.w.WriteString(ReplyReset)
 		case "settings":
 			cs.stat("verbosity", strconv.FormatUint(uint64(s.verbosity.Load()), 10))
@@ -415,6 +447,8 @@ func (cs *connState) stats(cmd *Command) {
 			cs.stat("item_size_max", strconv.Itoa(s.cfg.MaxItemSize))
 			cs.stat("flush_enabled", "yes")
 			cs.w.WriteString(ReplyEnd)
+		case "detail":
+			cs.w.Write(s.detail.detail(nil, cmd.Args))
 		default:
 			cs.w.WriteString(ReplyError)
 		}

@@ -494,3 +494,22 @@ func TestClientRunsEveryNewCommand(t *testing.T) {
 	n.stop(t)
 	require.NoError(t, pool.CheckLeaks())
 }
+
+// TestStatsDetailCountsPerPrefix: stats detail counts the classic
+// commands per key prefix while it is on, and stats reset forgets them.
+func TestStatsDetailCountsPerPrefix(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	pool := newPool(t)
+	n := startNode(t, "", pool, true) // hits are counted on the fast read path too
+	r := dialRaw(t, n.addr)
+	r.send("set u:1 0 0 1\r\nx\r\nstats detail on\r\nset u:1 0 0 1\r\ny\r\nget u:1 u:2 plain u:1\r\ndelete u:2\r\n" +
+		"set v:1 0 0 3000000\r\n" + strings.Repeat("v", 3000000) + "\r\nmg u:1\r\nstats detail dump\r\n")
+	r.expect("STORED\r\nOK\r\nSTORED\r\nVALUE u:1 0 1\r\ny\r\nVALUE u:1 0 1\r\ny\r\nEND\r\nNOT_FOUND\r\n" + ReplyTooLarge +
+		"HD\r\nPREFIX u get 3 hit 2 set 1 del 1\r\nPREFIX v get 0 hit 0 set 1 del 0\r\nEND\r\n")
+	r.send("stats detail off\r\nget u:1\r\nstats detail dump\r\nstats reset\r\nstats detail dump\r\nstats detail\r\n")
+	r.expect("OK\r\nVALUE u:1 0 1\r\ny\r\nEND\r\nPREFIX u get 3 hit 2 set 1 del 1\r\nPREFIX v get 0 hit 0 set 1 del 0\r\nEND\r\n" +
+		"RESET\r\nEND\r\n" + replyDetailUsage)
+	r.c.Close()
+	n.stop(t)
+	require.NoError(t, pool.CheckLeaks())
+}
