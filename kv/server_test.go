@@ -513,3 +513,27 @@ func TestStatsDetailCountsPerPrefix(t *testing.T) {
 	n.stop(t)
 	require.NoError(t, pool.CheckLeaks())
 }
+
+// TestDelayedFlushAllFollowsMemcached: flush_all <delay> takes effect, as
+// memcached's oldest_live does, one second before the delay ends, on every
+// item written until then; items written later stay.
+func TestDelayedFlushAllFollowsMemcached(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	pool := newPool(t)
+	n := startNode(t, "", pool, false)
+	r := dialRaw(t, n.addr)
+	r.send("set a 0 0 1\r\nx\r\nflush_all 10\r\nset b 0 0 1\r\ny\r\n")
+	r.expect("STORED\r\nOK\r\nSTORED\r\n")
+	n.clock.Add(8)
+	r.send("get a b\r\n")
+	r.expect("VALUE a 0 1\r\nx\r\nVALUE b 0 1\r\ny\r\nEND\r\n")
+	n.clock.Add(1)
+	r.send("get a b\r\n")
+	r.expect("END\r\n")
+	n.clock.Add(1)
+	r.send("set c 0 0 1\r\nz\r\nget c\r\nflush_all 0 noreply\r\nget c\r\n")
+	r.expect("STORED\r\nVALUE c 0 1\r\nz\r\nEND\r\nEND\r\n")
+	r.c.Close()
+	n.stop(t)
+	require.NoError(t, pool.CheckLeaks())
+}

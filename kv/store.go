@@ -61,7 +61,7 @@ type Store struct {
 	items   map[string]*item
 	clock   int64
 	casSeq  uint64
-	flushAt int64 // delayed flush: items stored at or before it vanish once clock >= it
+	flushAt int64 // delayed flush (memcached's oldest_live): items stored at or before it vanish once clock >= it
 	bytes   int64
 	total   uint64
 	maxItem int
@@ -245,7 +245,10 @@ func (s *Store) exec(dst []byte, o *op) []byte {
 			}
 			s.flushAt = 0
 		} else {
-			s.flushAt = s.expiry(o.exptime)
+			// memcached's oldest_live: one second before the delay
+			// ends, the flush takes effect on everything written until
+			// then.
+			s.flushAt = s.expiry(o.exptime) - 1
 		}
 		return append(dst, ReplyOK...)
 	case KindMetaGet:
