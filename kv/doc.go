@@ -53,7 +53,10 @@
 //   - the meta commands mg, ms, md, ma, me, mn with their flags:
 //     mg b c f h k l O q s t u v N R T (answering W, X, Z), ms b c C F I k
 //     O q T M(E A P R S), md b C I k O q T, ma b C N J D T M(I + D -) q t c
-//     v O k, me <key> [b];
+//     v O k, me <key> [b]. As in memcached, every meta command accepts
+//     every flag memcached's parser knows and ignores those that mean
+//     nothing to it (ms v, md s, …); an unknown or repeated flag is an
+//     error;
 //   - onecast's own "op" command for the BFT client (see Client).
 //
 // "noreply" is taken as memcached takes it: a command asks for noreply
