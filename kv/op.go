@@ -18,7 +18,8 @@ import (
 //	           that the copies submitted by different replicas have
 //	           different digests; ignored by the store
 //	  2     2  number of keys
-//	  4     4  flags
+//	  4     4  flags (delete: dropQuietly marks the unlink that follows a
+//	           value refused as too large, which stats do not count)
 //	  8     8  exptime as the client sent it (or flush_all's delay)
 //	 16     8  now: unix seconds, chosen by the front end that issued the op
 //	 24     8  cas unique (cas) or delta (incr, decr)
@@ -26,7 +27,9 @@ import (
 //	 40     8  nonce: unique per issuer (makes every op's digest unique);
 //	           for a BFT client, its request number
 //	 48     …  keys, each a length byte and the key
-//	  …     …  value (storage commands), to the end
+//	  …     …  meta commands only: the flag tokens as sent, joined by
+//	           single spaces, after their length (2 bytes)
+//	  …     …  value (storage commands and ms), to the end
 //
 // Expiry is computed from "now" inside the op, never from the replica's
 // clock, so that every replica decides the same.
@@ -35,6 +38,11 @@ import (
 // such client's last nonce and reply, so that a BFT client may submit the
 // same op through several replicas.
 const opHeaderLen = 48
+
+// dropQuietly in a delete op's flags marks it as the unlink memcached does
+// when it refuses a value as too large: not a delete command, so not
+// counted in delete_hits or delete_misses.
+const dropQuietly = 1
 
 // Stamp is what the issuer of an op adds to the command: the time and the
 // identity that make the op deterministic and unique.
@@ -59,6 +67,21 @@ func OpHeaderLen(c *Command) int {
 	n := opHeaderLen
 	for _, k := range c.Keys {
 		n += 1 + len(k)
+	}
+	if c.Kind.IsMeta() {
+		n += 2 + metaTextLen(c.Meta)
+	}
+	return n
+}
+
+// metaTextLen is the length of tokens joined by single spaces.
+func metaTextLen(toks [][]byte) int {
+	n := 0
+	for i, t := range toks {
+		if i > 0 {
+			n++
+		}
+		n += len(t)
 	}
 	return n
 }
@@ -97,6 +120,19 @@ func AppendOpHeader(dst []byte, c *Command, st Stamp) ([]byte, error) {
 		}
 		dst = append(dst, byte(len(k)))
 		dst = append(dst, k...)
+	}
+	if c.Kind.IsMeta() {
+		n := metaTextLen(c.Meta)
+		if n > 1<<16-1 {
+			return dst, fmt.Errorf("kv: %d bytes of meta flags", n)
+		}
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(n))
+		for i, t := range c.Meta {
+			if i > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, t...)
+		}
 	}
 	return dst, nil
 }
@@ -138,6 +174,7 @@ type op struct {
 	client  uint64
 	nonce   uint64
 	keys    [][]byte
+	meta    []byte // meta commands: the flag tokens, space-separated
 	value   bufpool.Buf
 }
 
@@ -152,7 +189,7 @@ func decodeOp(p bufpool.Buf, scratch []byte, keys [][]byte) (op, []byte, error) 
 	}
 	// The header and keys are metadata: read them contiguously, copying
 	// only when the payload is a chain whose first segment is shorter.
-	head := min(n, opHeaderLen+maxOpKeys*(1+MaxKeyLen))
+	head := min(n, opHeaderLen+maxOpKeys*(1+MaxKeyLen)+2+1<<16)
 	var hb []byte
 	for seg := range p.Segments() {
 		if len(seg) >= head {
@@ -196,8 +233,25 @@ func decodeOp(p bufpool.Buf, scratch []byte, keys [][]byte) (op, []byte, error) 
 		o.keys = append(o.keys, hb[off:off+kl])
 		off += kl
 	}
+	if o.kind.IsMeta() {
+		if nk != 1 || off+2 > len(hb) {
+			return o, scratch, errBadOp
+		}
+		ml := int(binary.LittleEndian.Uint16(hb[off:]))
+		off += 2
+		if off+ml > len(hb) {
+			return o, scratch, errBadOp
+		}
+		o.meta = hb[off : off+ml]
+		off += ml
+	}
 	switch {
-	case o.kind.IsRead():
+	case o.kind.carriesValue():
+		if nk != 1 {
+			return o, scratch, errBadOp
+		}
+		o.value = p.Slice(off, n-off)
+	case o.kind == KindGet || o.kind == KindGets || o.kind == KindGat || o.kind == KindGats:
 		if nk == 0 || off != n {
 			return o, scratch, errBadOp
 		}
@@ -205,11 +259,6 @@ func decodeOp(p bufpool.Buf, scratch []byte, keys [][]byte) (op, []byte, error) 
 		if nk != 0 || off != n {
 			return o, scratch, errBadOp
 		}
-	case o.kind.IsStorage():
-		if nk != 1 {
-			return o, scratch, errBadOp
-		}
-		o.value = p.Slice(off, n-off)
 	default:
 		if nk != 1 || off != n {
 			return o, scratch, errBadOp

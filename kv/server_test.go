@@ -2,6 +2,8 @@ package kv
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"io"
 	"net"
 	"strconv"
@@ -360,10 +362,178 @@ func TestFastReadsServeFromLocalState(t *testing.T) {
 	it, err := mc.Get("k")
 	require.NoError(t, err)
 	assert.Equal(t, "v", string(it.Value))
+	r := dialRaw(t, n.addr)
+	r.send("me k\r\n")
+	r.expect("ME k exp=5 la=0 cas=1 fetch=no\r\n") // read-only: the fast path marks nothing fetched
 	n.clock.Add(5)
 	_, err = mc.Get("k")
 	assert.ErrorIs(t, err, memcache.ErrCacheMiss, "a fast read honours expiry at the op's time")
+	r.send("me k\r\n")
+	r.expect("EN\r\n")
+	r.c.Close()
 	mc.Close()
+	n.stop(t)
+	require.NoError(t, pool.CheckLeaks())
+}
+
+// TestNewCommandsExpireOnTheOpsTime: gat, mg T/N, ms T, md I T and ma N
+// compute expiry from the time written into the op (the node's settable
+// clock here), never from the wall clock.
+func TestNewCommandsExpireOnTheOpsTime(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	pool := newPool(t)
+	n := startNode(t, "", pool, false)
+	r := dialRaw(t, n.addr)
+	r.send("set g 0 5 1\r\nx\r\ngat 100 g\r\nms m 1 T5\r\ny\r\nmg m T100 t\r\nmg v N5 t\r\nma c N5 J7 v\r\n" +
+		"ms s 1 T100\r\nz\r\nmd s I T5\r\n")
+	r.expect("STORED\r\nVALUE g 0 1\r\nx\r\nEND\r\nHD\r\nHD t100\r\nHD t5 W\r\nVA 1\r\n7\r\nHD\r\nHD\r\n")
+	n.clock.Add(6)
+	r.send("get g\r\nmg m t v\r\nmg v\r\nmg c\r\nmg s\r\nme m\r\n")
+	r.expect("VALUE g 0 1\r\nx\r\nEND\r\nVA 1 t94\r\ny\r\nEN\r\nEN\r\nEN\r\nME m exp=94 la=0 cas=")
+	line, err := r.r.ReadString('\n')
+	require.NoError(t, err)
+	assert.Regexp(t, `^\d+ fetch=yes\r\n$`, line)
+	n.clock.Add(100)
+	r.send("gats 1 g\r\nmg m\r\n")
+	r.expect("END\r\nEN\r\n")
+	r.c.Close()
+	n.stop(t)
+	require.NoError(t, pool.CheckLeaks())
+}
+
+// TestStatsCountWhatWasExecuted: every figure stats reports is counted,
+// and stats reset starts the counters again.
+func TestStatsCountWhatWasExecuted(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	pool := newPool(t)
+	n := startNode(t, "", pool, false)
+	r := dialRaw(t, n.addr)
+	stats := func(req string) map[string]string {
+		r.send(req)
+		m := map[string]string{}
+		for {
+			l, err := r.r.ReadString('\n')
+			require.NoError(t, err)
+			if l == "END\r\n" {
+				return m
+			}
+			f := strings.Fields(l)
+			require.Len(t, f, 3, l)
+			m[f[1]] = f[2]
+		}
+	}
+	req := "set a 0 0 1\r\n1\r\nget a b\r\ngets a\r\nmg a v\r\nmg b\r\ntouch a 10\r\ntouch b 10\r\ngat 10 a b\r\n" +
+		"incr a 2\r\nincr b 1\r\ndecr a 1\r\ndecr b 1\r\ncas a 0 0 1 1\r\nx\r\ncas b 0 0 1 1\r\nx\r\n" +
+		"delete a\r\ndelete a\r\nset x 0 -1 1\r\nx\r\nget x\r\nms m 1\r\nm\r\nma m\r\nme m\r\nmd m\r\nflush_all\r\n" +
+		"set big 0 0 2000000\r\n" + strings.Repeat("v", 2000000) + "\r\n"
+	r.send(req)
+	r.expect("STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\nVALUE a 0 1 1\r\n1\r\nEND\r\nVA 1\r\n1\r\nEN\r\nTOUCHED\r\nNOT_FOUND\r\n" +
+		"VALUE a 0 1\r\n1\r\nEND\r\n3\r\nNOT_FOUND\r\n2\r\nNOT_FOUND\r\nEXISTS\r\nNOT_FOUND\r\nDELETED\r\nNOT_FOUND\r\n" +
+		"STORED\r\nEND\r\nHD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nME m exp=-1 la=0 cas=")
+	_, err := r.r.ReadString('\n')
+	require.NoError(t, err)
+	r.expect("HD\r\nOK\r\n" + ReplyTooLarge)
+	want := map[string]string{"cmd_get": "6", "cmd_set": "5", "cmd_flush": "1", "cmd_touch": "4", "cmd_meta": "6",
+		"get_hits": "3", "get_misses": "3", "get_expired": "0", "get_flushed": "0", "delete_misses": "1", "delete_hits": "2",
+		"incr_misses": "1", "incr_hits": "1", "decr_misses": "1", "decr_hits": "1", "cas_misses": "1", "cas_hits": "0",
+		"cas_badval": "1", "touch_hits": "2", "touch_misses": "2", "store_too_large": "1", "curr_items": "0", "bytes": "0",
+		"total_items": "2", "curr_connections": "1", "total_connections": "1", "bytes_read": strconv.Itoa(len(req + "stats\r\n"))}
+	got := stats("stats\r\n")
+	for k, v := range want {
+		assert.Equal(t, v, got[k], k)
+	}
+	assert.NotEmpty(t, got["bytes_written"])
+	assert.Regexp(t, `^\d+\.\d{6}$`, got["rusage_user"])
+	r.send("verbosity 2 noreply\r\nset k 0 0 1\r\nx\r\nget k\r\n")
+	r.expect("STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n")
+	assert.Equal(t, "2", stats("stats settings\r\n")["verbosity"])
+	r.send("stats reset\r\n")
+	r.expect(ReplyReset)
+	got = stats("stats\r\n")
+	for _, k := range []string{"cmd_get", "cmd_set", "get_hits", "delete_hits", "store_too_large", "total_items", "total_connections"} {
+		assert.Equal(t, "0", got[k], k)
+	}
+	assert.Equal(t, "1", got["curr_items"], "reset does not forget items")
+	r.c.Close()
+	n.stop(t)
+	require.NoError(t, pool.CheckLeaks())
+}
+
+// TestClientRunsEveryNewCommand: the BFT client's op path carries gat and
+// the meta commands (flag tokens included) to the state machine, and a
+// reply that q suppresses comes back empty.
+func TestClientRunsEveryNewCommand(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	pool := newPool(t)
+	n := startNode(t, "", pool, false)
+	c, err := NewClient(ClientConfig{Addrs: []string{n.addr}, F: 0})
+	require.NoError(t, err)
+	ctx := context.Background()
+	key := [][]byte{[]byte("k")}
+	flags := func(s string) [][]byte { return bytes.Fields([]byte(s)) }
+	steps := []struct {
+		cmd   Command
+		value string
+		want  string
+	}{
+		{Command{Kind: KindMetaSet, Keys: key, Meta: flags("T100 F7 k")}, "hi", "HD kk\r\n"},
+		{Command{Kind: KindMetaSet, Keys: key, Meta: flags("q MA")}, "!", ""},
+		{Command{Kind: KindMetaGet, Keys: key, Meta: flags("v f t O5")}, "", "VA 3 f7 t100 O5\r\nhi!\r\n"},
+		{Command{Kind: KindGat, Keys: key, Exptime: 50}, "", "VALUE k 7 3\r\nhi!\r\nEND\r\n"},
+		{Command{Kind: KindMetaArith, Keys: [][]byte{[]byte("n")}, Meta: flags("N0 J41 v")}, "", "VA 2\r\n41\r\n"},
+		{Command{Kind: KindMetaArith, Keys: [][]byte{[]byte("n")}, Meta: flags("v")}, "", "VA 2\r\n42\r\n"},
+		{Command{Kind: KindMetaDelete, Keys: key, Meta: flags("q")}, "", ""},
+		{Command{Kind: KindMetaGet, Keys: key, Meta: flags("v")}, "", "EN\r\n"},
+	}
+	for _, st := range steps {
+		got, err := c.Do(ctx, &st.cmd, []byte(st.value))
+		require.NoError(t, err)
+		assert.Equal(t, st.want, string(got), "%v %q", st.cmd.Kind, st.cmd.Meta)
+	}
+	require.NoError(t, c.Close())
+	n.stop(t)
+	require.NoError(t, pool.CheckLeaks())
+}
+
+// TestStatsDetailCountsPerPrefix: stats detail counts the classic
+// commands per key prefix while it is on, and stats reset forgets them.
+func TestStatsDetailCountsPerPrefix(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	pool := newPool(t)
+	n := startNode(t, "", pool, true) // hits are counted on the fast read path too
+	r := dialRaw(t, n.addr)
+	r.send("set u:1 0 0 1\r\nx\r\nstats detail on\r\nset u:1 0 0 1\r\ny\r\nget u:1 u:2 plain u:1\r\ndelete u:2\r\n" +
+		"set v:1 0 0 3000000\r\n" + strings.Repeat("v", 3000000) + "\r\nmg u:1\r\nstats detail dump\r\n")
+	r.expect("STORED\r\nOK\r\nSTORED\r\nVALUE u:1 0 1\r\ny\r\nVALUE u:1 0 1\r\ny\r\nEND\r\nNOT_FOUND\r\n" + ReplyTooLarge +
+		"HD\r\nPREFIX u get 3 hit 2 set 1 del 1\r\nPREFIX v get 0 hit 0 set 1 del 0\r\nEND\r\n")
+	r.send("stats detail off\r\nget u:1\r\nstats detail dump\r\nstats reset\r\nstats detail dump\r\nstats detail\r\n")
+	r.expect("OK\r\nVALUE u:1 0 1\r\ny\r\nEND\r\nPREFIX u get 3 hit 2 set 1 del 1\r\nPREFIX v get 0 hit 0 set 1 del 0\r\nEND\r\n" +
+		"RESET\r\nEND\r\n" + replyDetailUsage)
+	r.c.Close()
+	n.stop(t)
+	require.NoError(t, pool.CheckLeaks())
+}
+
+// TestDelayedFlushAllFollowsMemcached: flush_all <delay> takes effect, as
+// memcached's oldest_live does, one second before the delay ends, on every
+// item written until then; items written later stay.
+func TestDelayedFlushAllFollowsMemcached(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	pool := newPool(t)
+	n := startNode(t, "", pool, false)
+	r := dialRaw(t, n.addr)
+	r.send("set a 0 0 1\r\nx\r\nflush_all 10\r\nset b 0 0 1\r\ny\r\n")
+	r.expect("STORED\r\nOK\r\nSTORED\r\n")
+	n.clock.Add(8)
+	r.send("get a b\r\n")
+	r.expect("VALUE a 0 1\r\nx\r\nVALUE b 0 1\r\ny\r\nEND\r\n")
+	n.clock.Add(1)
+	r.send("get a b\r\n")
+	r.expect("END\r\n")
+	n.clock.Add(1)
+	r.send("set c 0 0 1\r\nz\r\nget c\r\nflush_all 0 noreply\r\nget c\r\n")
+	r.expect("STORED\r\nVALUE c 0 1\r\nz\r\nEND\r\nEND\r\n")
+	r.c.Close()
 	n.stop(t)
 	require.NoError(t, pool.CheckLeaks())
 }

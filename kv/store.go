@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/onecast/onecast/bufpool"
 )
@@ -22,8 +23,13 @@ type item struct {
 	exp    int64 // 0: never; otherwise expired once exp <= clock
 	cas    uint64
 	stored int64 // clock when last written, for delayed flush_all
+	atime  int64 // clock when last written or fetched (mg l, me la)
 	n      int
-	pieces []bufpool.Buf
+	// fetched is memcached's ITEM_FETCHED (mg h, me fetch); stale and
+	// tokenSent are ITEM_STALE and ITEM_TOKEN_SENT (mg X, W, Z);
+	// keyBinary is ITEM_KEY_BINARY (stored by ms with b).
+	fetched, stale, tokenSent, keyBinary bool
+	pieces                               []bufpool.Buf
 }
 
 func (it *item) release() {
@@ -55,7 +61,7 @@ type Store struct {
 	items   map[string]*item
 	clock   int64
 	casSeq  uint64
-	flushAt int64 // delayed flush: items stored at or before it vanish once clock >= it
+	flushAt int64 // delayed flush (memcached's oldest_live): items stored at or before it vanish once clock >= it
 	bytes   int64
 	total   uint64
 	maxItem int
@@ -63,9 +69,21 @@ type Store struct {
 	// clients remembers each BFT client's last request and reply, so that
 	// an op submitted through several replicas executes once.
 	clients map[uint64]*clientRec
+	// cnt counts what this replica executed, for stats; atomic because
+	// Read runs under the read lock.
+	cnt counters
 
 	scratch []byte
 	keys    [][]byte
+}
+
+// counters are the stats figures the state machine knows, named after
+// memcached's.
+type counters struct {
+	cmdGet, cmdSet, cmdTouch, cmdFlush, cmdMeta                          atomic.Uint64
+	getHits, getMisses, getExpired, getFlushed                           atomic.Uint64
+	deleteHits, deleteMisses, incrHits, incrMisses, decrHits, decrMisses atomic.Uint64
+	casHits, casMisses, casBadval, touchHits, touchMisses, tooLarge      atomic.Uint64
 }
 
 // clientRec is a BFT client's last executed request.
@@ -122,7 +140,7 @@ func (s *Store) ApplyOne(payload bufpool.Buf, dst []byte) []byte {
 	return s.applyOne(payload, dst)
 }
 
-// Read answers a get or gets op (borrowing payload) from the local state
+// Read answers a get, gets or me op (borrowing payload) from the local state
 // without changing it: the fast, non-linearizable read path. It refuses any
 // other op with ReplyBadOp.
 func (s *Store) Read(payload bufpool.Buf, dst []byte) []byte {
@@ -133,7 +151,11 @@ func (s *Store) Read(payload bufpool.Buf, dst []byte) []byte {
 	if err != nil || !o.kind.IsRead() {
 		return append(dst, ReplyBadOp...)
 	}
-	return s.get(dst, &o, max(s.clock, o.now), false)
+	now := max(s.clock, o.now)
+	if o.kind == KindMetaDebug {
+		return s.metaDebug(dst, &o, now, false)
+	}
+	return s.get(dst, &o, now, false)
 }
 
 func (s *Store) applyOne(payload bufpool.Buf, dst []byte) []byte {
@@ -171,36 +193,74 @@ func (s *Store) exec(dst []byte, o *op) []byte {
 	switch o.kind {
 	case KindGet, KindGets:
 		return s.get(dst, o, s.clock, true)
+	case KindGat, KindGats:
+		return s.getAndTouch(dst, o)
 	case KindSet, KindAdd, KindReplace, KindAppend, KindPrepend, KindCas:
-		return append(dst, s.store(o)...)
+		s.cnt.cmdSet.Add(1)
+		key := o.keys[0]
+		if len(key)+o.value.Len()+ItemOverhead > s.maxItem {
+			// The front end refuses these before they are proposed; a
+			// Byzantine client's op is refused here the same way on every
+			// replica. memcached also drops the old value.
+			s.remove(string(key))
+			s.cnt.tooLarge.Add(1)
+			return append(dst, ReplyTooLarge...)
+		}
+		res, _ := s.storeItem(o.kind, key, o.flags, o.exptime, o.arg, false, false, o.value)
+		return append(dst, classicStoreReply[res]...)
 	case KindDelete:
+		counted := o.flags != dropQuietly
 		if s.lookup(o.keys[0], true) == nil {
+			if counted {
+				s.cnt.deleteMisses.Add(1)
+			}
 			return append(dst, ReplyNotFound...)
+		}
+		if counted {
+			s.cnt.deleteHits.Add(1)
 		}
 		s.remove(string(o.keys[0]))
 		return append(dst, ReplyDeleted...)
 	case KindIncr, KindDecr:
 		return s.arith(dst, o)
 	case KindTouch:
+		s.cnt.cmdTouch.Add(1)
 		it := s.lookup(o.keys[0], true)
 		if it == nil {
+			s.cnt.touchMisses.Add(1)
 			return append(dst, ReplyNotFound...)
 		}
+		s.cnt.touchHits.Add(1)
 		it.exp = s.expiry(o.exptime)
+		it.fetched, it.atime = true, s.clock
 		if s.dead(it, s.clock) {
 			s.remove(string(o.keys[0]))
 		}
 		return append(dst, ReplyTouched...)
 	case KindFlushAll:
+		s.cnt.cmdFlush.Add(1)
 		if o.exptime <= 0 {
 			for k := range s.items {
 				s.remove(k)
 			}
 			s.flushAt = 0
 		} else {
-			s.flushAt = s.expiry(o.exptime)
+			// memcached's oldest_live: one second before the delay
+			// ends, the flush takes effect on everything written until
+			// then.
+			s.flushAt = s.expiry(o.exptime) - 1
 		}
 		return append(dst, ReplyOK...)
+	case KindMetaGet:
+		return s.metaGet(dst, o)
+	case KindMetaSet:
+		return s.metaSet(dst, o)
+	case KindMetaDelete:
+		return s.metaDelete(dst, o)
+	case KindMetaArith:
+		return s.metaArith(dst, o)
+	case KindMetaDebug:
+		return s.metaDebug(dst, o, s.clock, true)
 	}
 	return append(dst, ReplyBadOp...)
 }
@@ -260,97 +320,191 @@ func (s *Store) nextCas() uint64 {
 	return s.casSeq
 }
 
-func (s *Store) get(dst []byte, o *op, now int64, purge bool) []byte {
+// get answers get/gets. apply is false on the read-only path (Read): then
+// nothing changes, not even the fetched mark.
+func (s *Store) get(dst []byte, o *op, now int64, apply bool) []byte {
+	s.cnt.cmdGet.Add(uint64(len(o.keys)))
 	for _, k := range o.keys {
-		it := s.items[string(k)]
-		if it != nil && s.dead(it, now) {
-			if purge {
-				s.remove(string(k))
-			}
-			it = nil
-		}
+		it := s.live(k, now, apply)
 		if it == nil {
+			s.cnt.getMisses.Add(1)
 			continue
 		}
-		dst = append(dst, "VALUE "...)
-		dst = append(dst, k...)
-		dst = append(dst, ' ')
-		dst = strconv.AppendUint(dst, uint64(it.flags), 10)
-		dst = append(dst, ' ')
-		dst = strconv.AppendInt(dst, int64(it.n), 10)
-		if o.kind == KindGets {
-			dst = append(dst, ' ')
-			dst = strconv.AppendUint(dst, it.cas, 10)
+		s.cnt.getHits.Add(1)
+		dst = s.appendValue(dst, k, it, o.kind == KindGets || o.kind == KindGats)
+		if apply {
+			it.fetched, it.atime = true, s.clock
 		}
-		dst = append(dst, "\r\n"...)
-		for _, p := range it.pieces {
-			for seg := range p.Segments() {
-				dst = append(dst, seg...)
-			}
-		}
-		dst = append(dst, "\r\n"...)
 	}
 	return append(dst, ReplyEnd...)
 }
 
-func (s *Store) store(o *op) string {
-	key := o.keys[0]
-	if len(key)+o.value.Len()+ItemOverhead > s.maxItem {
-		// The front end refuses these before they are proposed; a
-		// Byzantine client's op is refused here the same way on every
-		// replica. memcached also drops the old value.
+// live returns the live item under key at time now, counting an expired or
+// flushed one as memcached's get_expired and get_flushed do, and removing it
+// when purge is set.
+func (s *Store) live(key []byte, now int64, purge bool) *item {
+	it := s.items[string(key)]
+	if it == nil {
+		return nil
+	}
+	if !s.dead(it, now) {
+		return it
+	}
+	if it.exp != 0 && it.exp <= now {
+		s.cnt.getExpired.Add(1)
+	} else {
+		s.cnt.getFlushed.Add(1)
+	}
+	if purge {
 		s.remove(string(key))
-		return ReplyTooLarge
 	}
-	old := s.lookup(key, true)
-	switch o.kind {
-	case KindAdd:
-		if old != nil {
-			return ReplyNotStored
-		}
-	case KindReplace:
-		if old == nil {
-			return ReplyNotStored
-		}
-	case KindCas:
-		if old == nil {
-			return ReplyNotFound
-		}
-		if old.cas != o.arg {
-			return ReplyExists
-		}
-	case KindAppend, KindPrepend:
-		if old == nil {
-			return ReplyNotStored
-		}
-		if len(key)+old.n+o.value.Len()+ItemOverhead > s.maxItem {
-			return ReplyTooLarge
-		}
-		piece := o.value.Retain()
-		if o.kind == KindAppend {
-			old.pieces = append(old.pieces, piece)
-		} else {
-			old.pieces = slices.Insert(old.pieces, 0, piece)
-		}
-		old.n += o.value.Len()
-		s.bytes += int64(o.value.Len())
-		old.cas = s.nextCas()
-		old.stored = s.clock
-		if len(old.pieces) > maxRope {
-			s.flatten(old)
-		}
-		return ReplyStored
+	return nil
+}
+
+// appendValue appends the VALUE line and data block of a get reply.
+func (s *Store) appendValue(dst, key []byte, it *item, withCas bool) []byte {
+	dst = append(dst, "VALUE "...)
+	dst = append(dst, key...)
+	dst = append(dst, ' ')
+	dst = strconv.AppendUint(dst, uint64(it.flags), 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, int64(it.n), 10)
+	if withCas {
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, it.cas, 10)
 	}
+	dst = append(dst, "\r\n"...)
+	dst = it.appendData(dst)
+	return append(dst, "\r\n"...)
+}
+
+func (it *item) appendData(dst []byte) []byte {
+	for _, p := range it.pieces {
+		for seg := range p.Segments() {
+			dst = append(dst, seg...)
+		}
+	}
+	return dst
+}
+
+// getAndTouch answers gat/gats: each item found gets the new exptime, and
+// is returned (even when that exptime has already passed, as memcached
+// does; it is gone afterwards).
+func (s *Store) getAndTouch(dst []byte, o *op) []byte {
+	s.cnt.cmdTouch.Add(uint64(len(o.keys)))
 	exp := s.expiry(o.exptime)
-	s.remove(string(key))
-	it := &item{flags: o.flags, exp: exp, cas: s.nextCas(), stored: s.clock, n: o.value.Len()}
-	if !s.dead(it, s.clock) {
-		it.pieces = []bufpool.Buf{o.value.Retain()}
-		s.items[string(key)] = it
-		s.bytes += int64(len(key) + it.n)
-		s.total++
+	for _, k := range o.keys {
+		it := s.live(k, s.clock, true)
+		if it == nil {
+			s.cnt.touchMisses.Add(1)
+			continue
+		}
+		s.cnt.touchHits.Add(1)
+		it.exp = exp
+		it.fetched, it.atime = true, s.clock
+		dst = s.appendValue(dst, k, it, o.kind == KindGats)
+		if s.dead(it, s.clock) {
+			s.remove(string(k))
+		}
 	}
-	return ReplyStored
+	return append(dst, ReplyEnd...)
+}
+
+// Results of storeItem, memcached's enum store_item_type.
+const (
+	resStored = iota
+	resNotStored
+	resExists
+	resNotFound
+)
+
+var classicStoreReply = [...]string{ReplyStored, ReplyNotStored, ReplyExists, ReplyNotFound}
+
+// storeItem is memcached's do_store_item for kind (set, add, replace,
+// append, prepend, cas) with the CAS value cas (0: none) and, for ms's I
+// flag, setStale. It retains value for the item and returns the result and
+// the stored item's CAS (0 unless stored). The caller has checked the size
+// of key and value.
+func (s *Store) storeItem(kind Kind, key []byte, flags uint32, exptime int64, cas uint64, setStale, keyBinary bool,
+	value bufpool.Buf) (int, uint64) {
+	old := s.lookup(key, true)
+	if old == nil {
+		switch kind {
+		case KindCas:
+			s.cnt.casMisses.Add(1)
+			return resNotFound, 0
+		case KindReplace, KindAppend, KindPrepend:
+			return resNotStored, 0
+		}
+	} else {
+		casMatch, casStale := cas != 0 && cas == old.cas, setStale && cas != 0 && cas < old.cas
+		switch kind {
+		case KindAdd:
+			return resNotStored, 0
+		case KindCas:
+			if !casMatch && !casStale {
+				s.cnt.casBadval.Add(1)
+				return resExists, 0
+			}
+			s.cnt.casHits.Add(1)
+			if casStale {
+				// A value older than the item's replaces it but keeps
+				// its TTL and win token, marked stale.
+				oldExp, oldToken := old.exp, old.tokenSent
+				it := s.put(key, flags, oldExp, keyBinary, value)
+				if it == nil {
+					return resStored, s.casSeq
+				}
+				it.stale, it.tokenSent = true, oldToken
+				return resStored, it.cas
+			}
+		case KindAppend, KindPrepend:
+			if cas != 0 && !casMatch {
+				return resExists, 0
+			}
+			if len(key)+old.n+value.Len()+ItemOverhead > s.maxItem {
+				return resNotStored, 0
+			}
+			piece := value.Retain()
+			if kind == KindAppend {
+				old.pieces = append(old.pieces, piece)
+			} else {
+				old.pieces = slices.Insert(old.pieces, 0, piece)
+			}
+			old.n += value.Len()
+			s.bytes += int64(value.Len())
+			// memcached builds a new item: new CAS, fresh marks.
+			old.cas = s.nextCas()
+			old.stored, old.atime = s.clock, s.clock
+			old.fetched, old.stale, old.tokenSent, old.keyBinary = false, false, false, false
+			if len(old.pieces) > maxRope {
+				s.flatten(old)
+			}
+			return resStored, old.cas
+		}
+	}
+	it := s.put(key, flags, s.expiry(exptime), keyBinary, value)
+	if it == nil {
+		return resStored, s.casSeq
+	}
+	return resStored, it.cas
+}
+
+// put replaces key's item with a new one holding value (retained). An item
+// born expired is not kept (nil), but takes a CAS like any other.
+func (s *Store) put(key []byte, flags uint32, exp int64, keyBinary bool, value bufpool.Buf) *item {
+	s.remove(string(key))
+	it := &item{flags: flags, exp: exp, cas: s.nextCas(), stored: s.clock, atime: s.clock, n: value.Len(), keyBinary: keyBinary}
+	if s.dead(it, s.clock) {
+		return nil
+	}
+	if value.Len() > 0 {
+		it.pieces = []bufpool.Buf{value.Retain()}
+	}
+	s.items[string(key)] = it
+	s.bytes += int64(len(key) + it.n)
+	s.total++
+	return it
 }
 
 // flatten copies an item's pieces into one buffer.
@@ -366,36 +520,52 @@ func (s *Store) flatten(it *item) {
 }
 
 func (s *Store) arith(dst []byte, o *op) []byte {
+	incr := o.kind == KindIncr
 	it := s.lookup(o.keys[0], true)
 	if it == nil {
+		if incr {
+			s.cnt.incrMisses.Add(1)
+		} else {
+			s.cnt.decrMisses.Add(1)
+		}
 		return append(dst, ReplyNotFound...)
 	}
-	var digits [maxIncrValueDigits + 2]byte
-	var cur []byte
-	if it.n <= len(digits) {
-		cur = digits[:0]
-		for _, p := range it.pieces {
-			for seg := range p.Segments() {
-				cur = append(cur, seg...)
-			}
-		}
-	}
-	v, ok := parseCounter(cur)
+	nb, ok := s.addDelta(it, incr, o.arg)
 	if !ok {
 		return append(dst, ReplyNonNumeric...)
 	}
-	if o.kind == KindIncr {
-		v += o.arg
-	} else if o.arg > v {
-		v = 0
+	dst = append(dst, nb...)
+	return append(dst, "\r\n"...)
+}
+
+// addDelta is memcached's do_add_delta on a live item: it returns the new
+// number's digits, or false for a value that is not a number. A shorter
+// number is written in place, padded with spaces (memcached rewrites the
+// item in place then, keeping its marks); a longer one makes a new item.
+func (s *Store) addDelta(it *item, incr bool, delta uint64) ([]byte, bool) {
+	var small [64]byte
+	v, ok := parseCounter(it.appendData(small[:0]))
+	if !ok {
+		return nil, false
+	}
+	if incr {
+		v += delta
+		s.cnt.incrHits.Add(1)
 	} else {
-		v -= o.arg
+		s.cnt.decrHits.Add(1)
+		if delta > v {
+			v = 0
+		} else {
+			v -= delta
+		}
 	}
 	nb := strconv.AppendUint(nil, v, 10)
 	nd := len(nb)
-	if nd < it.n {
-		// memcached rewrites a shorter number in place, padded with spaces.
+	if nd <= it.n {
 		nb = append(nb, bytes.Repeat([]byte{' '}, it.n-nd)...)
+	} else {
+		it.atime = s.clock
+		it.fetched, it.stale, it.tokenSent, it.keyBinary = false, false, false, false
 	}
 	s.bytes += int64(len(nb) - it.n)
 	it.release()
@@ -403,41 +573,44 @@ func (s *Store) arith(dst []byte, o *op) []byte {
 	it.n = len(nb)
 	it.cas = s.nextCas()
 	it.stored = s.clock
-	dst = append(dst, nb[:nd]...)
-	return append(dst, "\r\n"...)
+	return nb[:nd], true
 }
 
-// parseCounter parses a stored counter as memcached's safe_strtoull does:
-// decimal digits, optionally followed by spaces.
-func parseCounter(b []byte) (uint64, bool) {
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, false
-	}
-	for _, c := range b[i:] {
-		if c != ' ' {
-			return 0, false
-		}
-	}
-	return parseUint(b[:i])
-}
+// parseCounter parses a stored counter as memcached's safe_strtoull reads
+// the item's data (see parseUint): "12", " 12", "+12" and "12 and text"
+// are 12.
+func parseCounter(b []byte) (uint64, bool) { return parseUint(b) }
 
-// StoreStats are the figures memcached's stats command reports about items.
+// StoreStats are the figures memcached's stats command reports that the
+// state machine knows: its items, and counts of the ops it executed (on a
+// replica: every replica's clients' ops, as each replica executes them all),
+// named after memcached's fields.
 type StoreStats struct {
 	CurrItems  int
 	TotalItems uint64
 	Bytes      int64
 	Clock      int64
+
+	CmdGet, CmdSet, CmdTouch, CmdFlush, CmdMeta                          uint64
+	GetHits, GetMisses, GetExpired, GetFlushed                           uint64
+	DeleteHits, DeleteMisses, IncrHits, IncrMisses, DecrHits, DecrMisses uint64
+	CasHits, CasMisses, CasBadval, TouchHits, TouchMisses                uint64
+	StoreTooLarge                                                        uint64
 }
 
-// Stats returns the store's item figures.
+// Stats returns the store's figures.
 func (s *Store) Stats() StoreStats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return StoreStats{CurrItems: len(s.items), TotalItems: s.total, Bytes: s.bytes, Clock: s.clock}
+	c := &s.cnt
+	return StoreStats{CurrItems: len(s.items), TotalItems: s.total, Bytes: s.bytes, Clock: s.clock,
+		CmdGet: c.cmdGet.Load(), CmdSet: c.cmdSet.Load(), CmdTouch: c.cmdTouch.Load(), CmdFlush: c.cmdFlush.Load(),
+		CmdMeta: c.cmdMeta.Load(), GetHits: c.getHits.Load(), GetMisses: c.getMisses.Load(),
+		GetExpired: c.getExpired.Load(), GetFlushed: c.getFlushed.Load(), DeleteHits: c.deleteHits.Load(),
+		DeleteMisses: c.deleteMisses.Load(), IncrHits: c.incrHits.Load(), IncrMisses: c.incrMisses.Load(),
+		DecrHits: c.decrHits.Load(), DecrMisses: c.decrMisses.Load(), CasHits: c.casHits.Load(),
+		CasMisses: c.casMisses.Load(), CasBadval: c.casBadval.Load(), TouchHits: c.touchHits.Load(),
+		TouchMisses: c.touchMisses.Load(), StoreTooLarge: c.tooLarge.Load()}
 }
 
 // Close releases every value the store holds.
@@ -449,7 +622,36 @@ func (s *Store) Close() {
 	}
 }
 
-const snapMagic = "KVS2"
+// snapMagic starts a snapshot; snapMagicV2 is the layout before items
+// carried their access time and marks, still restored (as never fetched).
+const (
+	snapMagic   = "KVS3"
+	snapMagicV2 = "KVS2"
+	// itemFixedLenV2 is a KVS2 item's fixed part: flags, exp, cas, stored,
+	// value length.
+	itemFixedLenV2 = 4 + 8*3 + 4
+)
+
+// itemFixedLen is a snapshot item's fixed part: flags, exp, cas, stored,
+// atime, marks, value length.
+const itemFixedLen = 4 + 8*4 + 1 + 4
+
+// marks packs the item's booleans into a snapshot byte.
+func (it *item) marks() byte {
+	var m byte
+	for i, b := range [...]bool{it.fetched, it.stale, it.tokenSent, it.keyBinary} {
+		if b {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// setMarks unpacks marks; unknown bits are a malformed snapshot.
+func (it *item) setMarks(m byte) bool {
+	it.fetched, it.stale, it.tokenSent, it.keyBinary = m&1 != 0, m&2 != 0, m&4 != 0, m&8 != 0
+	return m < 16
+}
 
 // Snapshot serializes the live items in key order, with the clock, the CAS
 // counter and any pending delayed flush: equal states give equal bytes.
@@ -463,7 +665,7 @@ func (s *Store) Snapshot() ([]byte, error) {
 			continue
 		}
 		keys = append(keys, k)
-		size += 1 + len(k) + 4 + 8*3 + 4 + it.n
+		size += 1 + len(k) + 4 + 8*4 + 1 + 4 + it.n
 	}
 	slices.Sort(keys)
 	cids := make([]uint64, 0, len(s.clients))
@@ -487,12 +689,10 @@ func (s *Store) Snapshot() ([]byte, error) {
 		b = binary.LittleEndian.AppendUint64(b, uint64(it.exp))
 		b = binary.LittleEndian.AppendUint64(b, it.cas)
 		b = binary.LittleEndian.AppendUint64(b, uint64(it.stored))
+		b = binary.LittleEndian.AppendUint64(b, uint64(it.atime))
+		b = append(b, it.marks())
 		b = binary.LittleEndian.AppendUint32(b, uint32(it.n))
-		for _, p := range it.pieces {
-			for seg := range p.Segments() {
-				b = append(b, seg...)
-			}
-		}
+		b = it.appendData(b)
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(cids)))
 	for _, id := range cids {
@@ -511,8 +711,13 @@ func (s *Store) Snapshot() ([]byte, error) {
 func (s *Store) Restore(snap []byte) error {
 	own := append([]byte(nil), snap...)
 	bad := func(what string) error { return fmt.Errorf("kv: restore: snapshot %s", what) }
-	if len(own) < 40 || string(own[:4]) != snapMagic {
+	if len(own) < 40 || (string(own[:4]) != snapMagic && string(own[:4]) != snapMagicV2) {
 		return bad("header malformed")
+	}
+	v2 := string(own[:4]) == snapMagicV2
+	fixed := itemFixedLen
+	if v2 {
+		fixed = itemFixedLenV2
 	}
 	clock := int64(binary.LittleEndian.Uint64(own[4:]))
 	casSeq := binary.LittleEndian.Uint64(own[12:])
@@ -532,7 +737,7 @@ func (s *Store) Restore(snap []byte) error {
 		}
 		kl := int(own[off])
 		off++
-		if off+kl+32 > len(own) || !validKey(own[off:off+kl]) {
+		if off+kl+fixed > len(own) || !validKey(own[off:off+kl]) {
 			return bad("key malformed")
 		}
 		e := ent{k: string(own[off : off+kl])}
@@ -541,8 +746,18 @@ func (s *Store) Restore(snap []byte) error {
 		e.it.exp = int64(binary.LittleEndian.Uint64(own[off+4:]))
 		e.it.cas = binary.LittleEndian.Uint64(own[off+12:])
 		e.it.stored = int64(binary.LittleEndian.Uint64(own[off+20:]))
-		vl := int(binary.LittleEndian.Uint32(own[off+28:]))
-		off += 32
+		var vl int
+		if v2 {
+			e.it.atime = e.it.stored
+			vl = int(binary.LittleEndian.Uint32(own[off+28:]))
+		} else {
+			e.it.atime = int64(binary.LittleEndian.Uint64(own[off+28:]))
+			if !e.it.setMarks(own[off+36]) {
+				return bad("item marks malformed")
+			}
+			vl = int(binary.LittleEndian.Uint32(own[off+37:]))
+		}
+		off += fixed
 		if vl > len(own)-off {
 			return bad("value truncated")
 		}

@@ -1,6 +1,8 @@
 package kv
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,22 +17,32 @@ import (
 	"github.com/onecast/onecast/bufpool"
 )
 
+// metaFlagPool lists the flags randomOp draws a meta command's from.
+var metaFlagPool = map[Kind][]string{
+	KindMetaGet:    {"s", "v", "t", "c", "f", "k", "h", "l", "O1", "q", "u", "T5", "N3", "R4", "T-1", "b"},
+	KindMetaSet:    {"F3", "T5", "c", "k", "I", "C", "MA", "MP", "ME", "MR", "q", "T-1", "O7"},
+	KindMetaDelete: {"I", "T3", "C", "q", "k", "O2"},
+	KindMetaArith:  {"N0", "J5", "D3", "MD", "v", "t", "c", "T9", "q", "C", "N-1"},
+	KindMetaDebug:  {},
+}
+
 // randomOp returns a random op of every replicated kind over a few keys.
 func randomOp(t testing.TB, rng *rand.Rand, pool *bufpool.Pool, now int64) bufpool.Buf {
-	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("n")}
+	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("n"), []byte("Zm9v")}
 	kinds := []Kind{KindGet, KindGets, KindSet, KindAdd, KindReplace, KindAppend, KindPrepend, KindCas,
-		KindDelete, KindIncr, KindDecr, KindTouch, KindFlushAll}
+		KindDelete, KindIncr, KindDecr, KindTouch, KindFlushAll, KindGat, KindGats,
+		KindMetaGet, KindMetaSet, KindMetaDelete, KindMetaArith, KindMetaDebug}
 	c := Command{Kind: kinds[rng.IntN(len(kinds))], Keys: [][]byte{keys[rng.IntN(len(keys))]}}
 	var value []byte
 	switch {
-	case c.Kind.IsRead():
+	case c.Kind == KindGet || c.Kind == KindGets || c.Kind == KindGat || c.Kind == KindGats:
 		c.Keys = keys[:1+rng.IntN(len(keys))]
 	case c.Kind == KindFlushAll:
 		c.Keys = nil
 		if rng.IntN(2) == 0 {
 			c.Delay = int64(rng.IntN(5))
 		}
-	case c.Kind.IsStorage():
+	case c.Kind.IsStorage() || c.Kind == KindMetaSet:
 		if rng.IntN(2) == 0 {
 			value = fmt.Appendf(nil, "%d", rng.IntN(1000))
 		} else {
@@ -41,7 +53,19 @@ func randomOp(t testing.TB, rng *rand.Rand, pool *bufpool.Pool, now int64) bufpo
 	case c.Kind == KindIncr || c.Kind == KindDecr:
 		c.Delta = uint64(rng.IntN(100))
 	}
-	if c.Kind.IsStorage() || c.Kind == KindTouch {
+	if c.Kind.IsMeta() {
+		seen := map[byte]bool{}
+		for _, f := range metaFlagPool[c.Kind] {
+			if rng.IntN(3) == 0 && !seen[f[0]] {
+				seen[f[0]] = true
+				if f == "C" {
+					f = fmt.Sprint("C", rng.IntN(40))
+				}
+				c.Meta = append(c.Meta, []byte(f))
+			}
+		}
+	}
+	if c.Kind.IsStorage() || c.Kind == KindTouch || c.Kind == KindGat || c.Kind == KindGats {
 		c.Exptime = []int64{0, 0, 0, 2, 5, -1, now + 3}[rng.IntN(7)]
 	}
 	b, err := AppendOpHeader(nil, &c, Stamp{Now: now})
@@ -57,7 +81,8 @@ func TestStoreIsDeterministic(t *testing.T) {
 	a, b := NewStore(StoreConfig{Pool: pool}), NewStore(StoreConfig{Pool: pool})
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := int64(1000)
-	for seq := uint64(1); seq <= 400; seq++ {
+	replies := map[string]int{}
+	for seq := uint64(1); seq <= 600; seq++ {
 		now += int64(rng.IntN(3)) - 1 // clocks may even run backwards
 		batch := make([]bufpool.Buf, 1+rng.IntN(4))
 		for i := range batch {
@@ -65,6 +90,11 @@ func TestStoreIsDeterministic(t *testing.T) {
 		}
 		ra, rb := a.ApplyBatch(batch), b.ApplyBatch(batch)
 		require.Equal(t, ra, rb, "seq %d", seq)
+		for _, r := range ra {
+			if f := bytes.Fields(r); len(f) > 0 {
+				replies[string(f[0])]++
+			}
+		}
 		for _, op := range batch {
 			op.Release()
 		}
@@ -82,6 +112,11 @@ func TestStoreIsDeterministic(t *testing.T) {
 			require.Equal(t, sa, sc)
 			c.Close()
 		}
+	}
+	// The random ops reached every kind of answer, not just errors.
+	for _, r := range []string{"VALUE", "END", "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED", "TOUCHED",
+		"OK", "HD", "VA", "EN", "NS", "EX", "NF", "ME"} {
+		assert.Positive(t, replies[r], "no reply %s among %v", r, replies)
 	}
 	a.Close()
 	b.Close()
@@ -202,4 +237,29 @@ func TestRecoveryCutsATornLogTail(t *testing.T) {
 	require.NoError(t, NewLocal(s3, w3).Recover())
 	assert.Equal(t, 6, s3.Stats().CurrItems)
 	require.NoError(t, w3.Close())
+}
+
+// TestRestoreReadsTheEarlierSnapshotLayout: a data directory written
+// before items carried access times and marks (KVS2) still restores.
+func TestRestoreReadsTheEarlierSnapshotLayout(t *testing.T) {
+	var b []byte
+	b = append(b, "KVS2"...)
+	for _, v := range []uint64{1000, 7, 0, 1} { // clock, casSeq, flushAt, total
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	b = append(b, 1, 'k')
+	b = binary.LittleEndian.AppendUint32(b, 5)   // flags
+	b = binary.LittleEndian.AppendUint64(b, 0)   // exp
+	b = binary.LittleEndian.AppendUint64(b, 7)   // cas
+	b = binary.LittleEndian.AppendUint64(b, 990) // stored
+	b = binary.LittleEndian.AppendUint32(b, 2)   // value length
+	b = append(b, "hi"...)
+	b = binary.LittleEndian.AppendUint32(b, 0) // clients
+	s := NewStore(StoreConfig{})
+	require.NoError(t, s.Restore(b))
+	op, err := EncodeOp(&Command{Kind: KindMetaGet, Keys: [][]byte{[]byte("k")}, Meta: [][]byte{[]byte("v"), []byte("f"), []byte("c"), []byte("h"), []byte("l")}}, nil, Stamp{Now: 1000})
+	require.NoError(t, err)
+	assert.Equal(t, "VA 2 f5 c7 h0 l10\r\nhi\r\n", string(s.ApplyOne(op, nil)))
+	s.Close()
 }
