@@ -38,6 +38,7 @@ func commands() []command {
 		characterizeCommand(),
 		evaluateCommand(),
 		kvCommand(),
+		mutateCommand(),
 	}
 }
 
