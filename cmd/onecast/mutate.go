@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/onecast/onecast/internal/mutant"
 	"github.com/onecast/onecast/internal/mutant/mutcheck"
+	"github.com/onecast/onecast/sim"
 )
 
 func mutateCommand() command {
@@ -46,6 +48,8 @@ func runMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		workers = fs.Int("workers", 0, "runs in parallel (0: GOMAXPROCS)")
 		record  = fs.String("record", "", "write the catching seeds to this table (the testdata of sim/mutants_test.go)")
 		list    = fs.Bool("list", false, "list the mutants and exit")
+		n       = fs.Int("n", 0, "cluster size instead of the protocol's default (exploration; the recorded table uses the default)")
+		perNode = fs.Int("per-node", 0, "payloads each node submits instead of one (exploration)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: onecast mutate [flags]\n\nRuns every seeded bug (internal/mutant) under its protocol's default simulation\nwith f Byzantine nodes of any behaviour, seed after seed, until a property is\nviolated on a seed the correct protocol passes. Exit status 1 if any mutant is\nnot caught within the budget.\n\nflags:\n")
@@ -56,6 +60,12 @@ func runMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
+	}
+	if *n < 0 || *perNode < 0 {
+		return fmt.Errorf("%w: --n and --per-node must not be negative", errUsage)
+	}
+	if *record != "" && (*n != 0 || *perNode != 0) {
+		return fmt.Errorf("%w: --record writes the table of the default simulations; drop --n and --per-node", errUsage)
 	}
 	if *budget <= 0 {
 		return fmt.Errorf("%w: --budget must be positive", errUsage)
@@ -81,7 +91,11 @@ func runMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	table := *format == "table"
 	const rowFormat = "%-26s %-12s %-12s %6s  %-52s %s\n"
 	if table {
-		fmt.Fprintf(stdout, "mutation check: %d mutants, budget %d seeds from %d, default simulations with f Byzantine nodes (any behaviour)\n", len(ms), *budget, *first)
+		sims := "default simulations"
+		if *n != 0 || *perNode != 0 {
+			sims = fmt.Sprintf("simulations changed to n=%d per-node=%d (0: default)", *n, *perNode)
+		}
+		fmt.Fprintf(stdout, "mutation check: %d mutants, budget %d seeds from %d, %s with f Byzantine nodes (any behaviour)\n", len(ms), *budget, *first, sims)
 		fmt.Fprintf(stdout, rowFormat, "mutant", "protocol", "caught at", "runs", "property violated", "time")
 	}
 	var (
@@ -91,8 +105,11 @@ func runMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		bad    []string
 	)
 	for _, m := range ms {
-		o, err := mutcheck.Search(ctx, m, *first, *budget, *workers)
+		o, err := mutcheck.SearchWith(ctx, m, mutcheck.Options{N: *n, PerNode: *perNode}, *first, *budget, *workers)
 		if err != nil {
+			if errors.Is(err, sim.ErrConfig) {
+				return fmt.Errorf("%w: %v", errUsage, err)
+			}
 			return err
 		}
 		outs = append(outs, o)

@@ -41,6 +41,16 @@ const (
 	DolevStrongF = DolevStrongN - 2
 )
 
+// Options change a mutant's simulation from the default, to explore what
+// catches a mutant the default misses. The zero Options is the default.
+type Options struct {
+	// N is the cluster size (0: the default; f follows from it: the largest
+	// the protocol tolerates, n−2 for Dolev–Strong).
+	N int
+	// PerNode is the payloads each node submits (0: one).
+	PerNode int
+}
+
 // Config returns the simulation of protocol ("bracha", "pbft" or
 // "dolevstrong") with the mutants in muts: the protocol's default
 // configuration of `onecast sim` — digest mode, one payload per node, the
@@ -48,7 +58,22 @@ const (
 // nodes, each drawn per seed from every behaviour the protocol can be run
 // against.
 func Config(protocol string, muts mutant.Set) (sim.Config, error) {
+	return ConfigWith(protocol, muts, Options{})
+}
+
+// ConfigWith is Config changed by opts.
+func ConfigWith(protocol string, muts mutant.Set, opts Options) (sim.Config, error) {
+	if opts.N < 0 || opts.PerNode < 0 {
+		return sim.Config{}, fmt.Errorf("mutcheck: negative option in %+v", opts)
+	}
+	size := func(def int) int {
+		if opts.N > 0 {
+			return opts.N
+		}
+		return def
+	}
 	generic := sim.Behaviours()
+	var cfg sim.Config
 	switch protocol {
 	case "bracha":
 		spec := bracha.Spec
@@ -56,24 +81,33 @@ func Config(protocol string, muts mutant.Set) (sim.Config, error) {
 			return bracha.New(bracha.Config{N: p.N, F: p.F, Self: p.Self, Mode: p.Mode, Keys: env.Keys, Store: env.Store,
 				Batch: env.Tuning.Batch, FetchTimeout: env.Tuning.Timeout, Mutations: muts})
 		}
-		f := (BrachaN - 1) / 3
-		return sim.Config{Spec: spec, N: BrachaN, F: f, Mode: broadcast.ModeDigest, Net: sim.HostileNetwork(),
-			Byzantine: []sim.Assignment{{Count: f, Behaviours: generic}}}, nil
+		n := size(BrachaN)
+		f := (n - 1) / 3
+		cfg = sim.Config{Spec: spec, N: n, F: f, Mode: broadcast.ModeDigest, Net: sim.HostileNetwork(),
+			Byzantine: []sim.Assignment{{Count: f, Behaviours: generic}}}
 	case "pbft":
 		spec := sim.PBFTSpec(func(c *pbft.Config) { c.Mutations = muts })
-		f := (PBFTN - 1) / 3
-		return sim.Config{Spec: spec, N: PBFTN, F: f, Mode: broadcast.ModeDigest, Net: sim.HostileNetwork(),
-			Byzantine: []sim.Assignment{{Count: f, Behaviours: append(generic, sim.PBFTBehaviours()...)}}}, nil
+		n := size(PBFTN)
+		f := (n - 1) / 3
+		cfg = sim.Config{Spec: spec, N: n, F: f, Mode: broadcast.ModeDigest, Net: sim.HostileNetwork(),
+			Byzantine: []sim.Assignment{{Count: f, Behaviours: append(generic, sim.PBFTBehaviours()...)}}}
 	case "dolevstrong":
 		spec := dolevstrong.Spec
 		spec.New = func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
 			return dolevstrong.New(dolevstrong.Config{Params: p, Store: env.Store, Keys: env.Keys,
 				RoundDuration: env.Tuning.RoundDuration, Mutations: muts})
 		}
-		byz := []sim.Assignment{{Count: DolevStrongF, Behaviours: append(sim.DolevStrongBehaviours(), generic...)}}
-		return sim.DolevStrongConfig(spec, DolevStrongN, DolevStrongF, broadcast.ModeDigest, sim.DefaultNetwork().Delta, byz), nil
+		n := size(DolevStrongN)
+		f := max(n-2, 1)
+		byz := []sim.Assignment{{Count: f, Behaviours: append(sim.DolevStrongBehaviours(), generic...)}}
+		cfg = sim.DolevStrongConfig(spec, n, f, broadcast.ModeDigest, sim.DefaultNetwork().Delta, byz)
+	default:
+		return sim.Config{}, fmt.Errorf("mutcheck: no default simulation for protocol %q", protocol)
 	}
-	return sim.Config{}, fmt.Errorf("mutcheck: no default simulation for protocol %q", protocol)
+	if opts.PerNode > 0 {
+		cfg.Workload.PerNode = opts.PerNode
+	}
+	return cfg, nil
 }
 
 // Outcome is what the search for one mutant found.
@@ -102,13 +136,18 @@ type Outcome struct {
 // depend on workers: seeds run in batches and the lowest catching seed of the
 // first batch with one wins. It stops early, with ctx's error, when ctx ends.
 func Search(ctx context.Context, m mutant.Mutant, first uint64, budget, workers int) (Outcome, error) {
+	return SearchWith(ctx, m, Options{}, first, budget, workers)
+}
+
+// SearchWith is Search in the simulation ConfigWith(…, opts) describes.
+func SearchWith(ctx context.Context, m mutant.Mutant, opts Options, first uint64, budget, workers int) (Outcome, error) {
 	start := time.Now()
 	out := Outcome{Mutant: m}
-	cfg, err := Config(m.Protocol, m.Set())
+	cfg, err := ConfigWith(m.Protocol, m.Set(), opts)
 	if err != nil {
 		return out, err
 	}
-	base, err := Config(m.Protocol, 0)
+	base, err := ConfigWith(m.Protocol, 0, opts)
 	if err != nil {
 		return out, err
 	}
