@@ -12,11 +12,13 @@ import (
 	"github.com/onecast/onecast/bufpool"
 )
 
-// stepFuzzN, stepFuzzF: the fuzzed replica is 0 in a cluster of 7; the f = 2
-// Byzantine replicas 5 and 6 send it everything the fuzzer makes up.
+// stepFuzzN, stepFuzzF: the fuzzed replica is 6 in a cluster of 7; the f = 2
+// Byzantine replicas 0 and 1 — the primaries of views 0 and 1 — send it
+// everything the fuzzer makes up.
 const (
-	stepFuzzN = 7
-	stepFuzzF = 2
+	stepFuzzN    = 7
+	stepFuzzF    = 2
+	stepFuzzSelf = 6
 	// stepFuzzMaxSteps bounds one program.
 	stepFuzzMaxSteps = 64
 )
@@ -87,7 +89,7 @@ func (s *stepFuzz) learn(d broadcast.Digest) {
 // step decodes one step of the program and runs it.
 func (s *stepFuzz) step(r *fuzzReader) {
 	op := r.u8()
-	from := broadcast.NodeID(stepFuzzN - 1 - int(r.u8()%stepFuzzF))
+	from := broadcast.NodeID(r.u8() % stepFuzzF)
 	v := uint32(r.u8() % 16)
 	seq := uint64(r.u8() % 48)
 	valid := r.u8()%4 != 0
@@ -128,7 +130,7 @@ func (s *stepFuzz) step(r *fuzzReader) {
 	case 1: // PRE-PREPARE of a batch of known requests (from the primary of v only if the fuzzer says so)
 		var es []Entry
 		for range r.u8() % 4 {
-			c := broadcast.NodeID(stepFuzzN - 1 - int(r.u8()%stepFuzzF))
+			c := broadcast.NodeID(r.u8() % stepFuzzF)
 			op := s.pick(r)
 			es = append(es, Entry{Client: c, Timestamp: uint64(r.u8() % 8), Op: op, Len: uint32(r.u8()),
 				Sig: s.sign(c, stmtRequest, 0, 0, op, valid)})
@@ -164,7 +166,7 @@ func (s *stepFuzz) step(r *fuzzReader) {
 			cs, cv := uint64(1+r.u8()%16), uint32(r.u8()%16)
 			d := s.pick(r)
 			c := PreparedCert{Seq: cs, View: cv, Digest: d, PPSig: s.sign(from, stmtPrePrepare, cv, cs, d, valid)}
-			for _, b := range []broadcast.NodeID{stepFuzzN - 1, stepFuzzN - 2} {
+			for _, b := range []broadcast.NodeID{0, 1} {
 				c.Prepares = append(c.Prepares, SignedVote{Node: b, Sig: s.sign(b, stmtPrepare, cv, cs, d, valid)})
 			}
 			vc.Prepared = append(vc.Prepared, c)
@@ -276,6 +278,9 @@ func FuzzStep(f *testing.F) {
 	f.Add([]byte{6, 0, 1, 0, 1, 0, 3, 9, 0, 0, 6, 1, 1, 0, 1, 1, 7, 0, 1, 0, 1, 5, 0, 0, 0, 0, 0})
 	f.Add([]byte{5, 0, 0, 0, 1, 0, 8, 5, 1, 0, 0, 1, 0, 8, 8, 0, 0, 0, 1, 0, 9, 0, 0, 0, 1, 4, 'x', 'y', 'z', 'w', 1})
 	f.Add([]byte{0x82, 0, 3, 7, 1, 2, 1})
+	// A request of client 0, its PRE-PREPARE from 0 (view 0's primary), a
+	// PREPARE and a COMMIT from 1 for that batch, time passing.
+	f.Add([]byte{0, 0, 0, 0, 1, 3, 'a', 'b', 'c', 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 3, 1, 2, 1, 0, 1, 1, 2, 3, 1, 0, 1, 1, 2, 10, 0, 0, 0, 0, 50})
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		// A replica that loops forever would stall the fuzzer silently: crash
 		// instead, so that the input is saved.
@@ -286,8 +291,8 @@ func FuzzStep(f *testing.F) {
 		defer watchdog.Stop()
 		store := broadcast.NewPayloadStore(broadcast.StoreConfig{})
 		defer store.Close()
-		nd, err := New(Config{Params: broadcast.Params{N: stepFuzzN, F: stepFuzzF, Self: 0, Mode: broadcast.ModeDigest},
-			Store: store, Signer: OracleSigner{Secret: stepFuzzSecret, Self: 0}, CheckpointInterval: 4, Window: 16,
+		nd, err := New(Config{Params: broadcast.Params{N: stepFuzzN, F: stepFuzzF, Self: stepFuzzSelf, Mode: broadcast.ModeDigest},
+			Store: store, Signer: OracleSigner{Secret: stepFuzzSecret, Self: stepFuzzSelf}, CheckpointInterval: 4, Window: 16,
 			ClientWindow: 8, Timeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 		require.NoError(t, err)
 		defer nd.Close()
