@@ -12,6 +12,12 @@
 // All lists every mutant with its protocol, what it breaks and where its
 // hook is; package mutcheck runs them under the simulator, and
 // `onecast mutate` reports, per mutant, how many seeds it takes to catch.
+//
+// Adding a mutant: a constant below, its entry in all, and one line in the
+// protocol that consults Config.Mutations (Has for a check left out, Bit for
+// a quorum off by one; a helper in the package's mutants.go when the change
+// is more than an expression). Then `onecast mutate --only NAME`, and
+// `onecast mutate --record sim/testdata/mutants.json` to commit its catch.
 package mutant
 
 import (
