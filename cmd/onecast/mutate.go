@@ -32,9 +32,11 @@ type mutateRow struct {
 	Violation        string   `json:"violation,omitempty"`
 	Byzantine        []string `json:"byzantine,omitempty"`
 	BaselineFailures []uint64 `json:"baseline_failures,omitempty"`
-	Description      string   `json:"description"`
-	Location         string   `json:"location"`
-	Seconds          float64  `json:"seconds"`
+	// Coverage: runs (of Runs) in which a correct node reached each event.
+	Coverage    map[string]int `json:"coverage"`
+	Description string         `json:"description"`
+	Location    string         `json:"location"`
+	Seconds     float64        `json:"seconds"`
 }
 
 func runMutate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -116,6 +118,10 @@ func runMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		row := mutateRow{Mutant: m.Name, Protocol: m.Protocol, Caught: o.Caught, Seed: o.Seed, Runs: o.Runs, Properties: o.Properties,
 			Violation: o.Violation, Byzantine: o.Byzantine, BaselineFailures: o.BaselineFailures, Description: m.Description,
 			Location: m.Location, Seconds: o.Elapsed.Seconds()}
+		row.Coverage = map[string]int{}
+		for i, e := range o.Coverage.Events {
+			row.Coverage[e] = o.Coverage.Reached[i]
+		}
 		rows = append(rows, row)
 		if !o.Caught {
 			missed = append(missed, m.Name)
@@ -129,6 +135,9 @@ func runMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				seed, prop = fmt.Sprintf("seed %d", o.Seed), strings.Join(o.Properties, ",")
 			}
 			fmt.Fprintf(stdout, rowFormat, m.Name, m.Protocol, seed, fmt.Sprint(o.Runs), prop, o.Elapsed.Round(time.Millisecond))
+			if !o.Caught {
+				fmt.Fprintf(stdout, "    runs reaching: %v\n", o.Coverage)
+			}
 		}
 	}
 	if !table {

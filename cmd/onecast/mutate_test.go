@@ -36,6 +36,7 @@ func TestMutateNotCaughtExitsOne(t *testing.T) {
 	code := run(context.Background(), args, &out, &errOut)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out.String(), "NOT CAUGHT")
+	assert.Contains(t, out.String(), "runs reaching: equivocating SEND")
 	assert.Contains(t, errOut.String(), "bracha-send-from-anyone")
 
 	err := runMutate(context.Background(), args[1:], &out, &errOut)
@@ -57,6 +58,7 @@ func TestMutateJSON(t *testing.T) {
 	assert.Contains(t, r.Properties, "smr/agreement")
 	assert.NotEmpty(t, r.Violation)
 	assert.Equal(t, "pbft/normal.go checkSlot", r.Location)
+	assert.Contains(t, r.Coverage, "new view entered")
 }
 
 func TestMutateListAndBadFlags(t *testing.T) {

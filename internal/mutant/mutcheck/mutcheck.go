@@ -128,7 +128,9 @@ type Outcome struct {
 	// BaselineFailures are seeds on which the correct protocol failed too:
 	// not catches, and a problem of their own.
 	BaselineFailures []uint64
-	Elapsed          time.Duration
+	// Coverage counts the protocol events the runs reached.
+	Coverage Coverage
+	Elapsed  time.Duration
 }
 
 // Search runs seeds first, first+1, … of m's simulation until one catches it
@@ -142,9 +144,8 @@ func Search(ctx context.Context, m mutant.Mutant, first uint64, budget, workers 
 // SearchWith is Search in the simulation ConfigWith(…, opts) describes.
 func SearchWith(ctx context.Context, m mutant.Mutant, opts Options, first uint64, budget, workers int) (Outcome, error) {
 	start := time.Now()
-	out := Outcome{Mutant: m}
-	cfg, err := ConfigWith(m.Protocol, m.Set(), opts)
-	if err != nil {
+	out := Outcome{Mutant: m, Coverage: newCoverage(m.Protocol)}
+	if _, err := ConfigWith(m.Protocol, m.Set(), opts); err != nil {
 		return out, err
 	}
 	base, err := ConfigWith(m.Protocol, 0, opts)
@@ -159,16 +160,27 @@ func SearchWith(ctx context.Context, m mutant.Mutant, opts Options, first uint64
 		}
 		k := min(workers, budget-done)
 		results := make([]*sim.Result, k)
+		cores := make([][]core, k)
 		errs := make([]error, k)
 		var wg sync.WaitGroup
 		for i := range k {
-			wg.Go(func() { results[i], errs[i] = sim.Run(cfg, first+uint64(done+i)) })
+			wg.Go(func() {
+				// A configuration per run: its Spec records the run's cores.
+				cfg, err := ConfigWith(m.Protocol, m.Set(), opts)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				recordCores(&cfg, &cores[i])
+				results[i], errs[i] = sim.Run(cfg, first+uint64(done+i))
+			})
 		}
 		wg.Wait()
 		for i, r := range results {
 			if errs[i] != nil {
 				return out, fmt.Errorf("mutcheck: %s seed %d: %w", m.Name, first+uint64(done+i), errs[i])
 			}
+			out.Coverage.add(r, cores[i])
 			if !r.Failed() {
 				continue
 			}

@@ -57,3 +57,23 @@ func TestSearchCatchesAndReplays(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []Record{RecordOf(o)}, recs, "only caught outcomes are recorded")
 }
+
+// TestCoverageCountsCorrectNodesEvents: over enough PBFT runs under the
+// hostile network some correct replica changes view, and no run counts an
+// event twice.
+func TestCoverageCountsCorrectNodesEvents(t *testing.T) {
+	m, err := mutant.Lookup("pbft-join-f")
+	require.NoError(t, err)
+	o, err := Search(context.Background(), m, 1, 30, 2)
+	require.NoError(t, err)
+	require.False(t, o.Caught)
+	c := o.Coverage
+	assert.Equal(t, 30, c.Runs)
+	require.Equal(t, coverageEvents["pbft"], c.Events)
+	for i, e := range c.Events {
+		assert.LessOrEqual(t, c.Reached[i], c.Runs, e)
+	}
+	assert.Positive(t, c.Reached[0], "some run changes view: %v", c)
+	assert.GreaterOrEqual(t, c.Reached[0], c.Reached[1], "a new view is entered only after a view change")
+	assert.Contains(t, c.String(), "view change ")
+}
