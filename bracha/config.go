@@ -8,6 +8,7 @@ import (
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/broadcast/quorum"
 	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // Bracha's message types (Header.Type under broadcast.ProtoBracha). FETCH
@@ -130,6 +131,9 @@ type Config struct {
 	// the protocol — totality at n = 3f+1 (the READY thresholds still keep
 	// agreement there), agreement too at n ≥ 3f+2.
 	UnsafeEchoQuorum int
+	// Mutations seeds bugs for the mutation check (package internal/mutant).
+	// For tests only: the zero Set is the correct protocol.
+	Mutations mutant.Set
 }
 
 func (c *Config) setDefaults() {

@@ -2,6 +2,7 @@ package bracha
 
 import (
 	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // How a payload is fetched — the one place that decides it.
@@ -192,7 +193,7 @@ func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 		nd.store.CountDuplicate(m.Payload.Len())
 		return nil
 	}
-	if err := nd.store.Put(from, m.Digest, m.Payload); err != nil {
+	if err := nd.put(mutant.BrachaFetchDigest, from, m.Digest, m.Payload); err != nil {
 		nd.stats.BadPayloads++
 		nd.stats.FetchRetries++
 		nd.strike(int(from))

@@ -8,6 +8,7 @@ import (
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/broadcast/quorum"
 	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // ErrEmptyPayload is returned by Submit for a payload of no bytes.
@@ -185,9 +186,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	nd := &Node{
 		cfg: cfg, n: cfg.N, f: cfg.F, self: cfg.Self,
-		echoQ: quorum.BrachaEcho(cfg.N, cfg.F),
-		ampQ:  quorum.BrachaReadyAmplify(cfg.F),
-		delQ:  quorum.BrachaDeliver(cfg.F),
+		echoQ: quorum.BrachaEcho(cfg.N, cfg.F) - cfg.Mutations.Bit(mutant.BrachaEchoQuorum),
+		ampQ:  quorum.BrachaReadyAmplify(cfg.F) - cfg.Mutations.Bit(mutant.BrachaReadyAmplify),
+		delQ:  quorum.BrachaDeliver(cfg.F) - cfg.Mutations.Bit(mutant.BrachaDeliverQuorum),
 		store: cfg.Store,
 		insts: make(map[broadcast.Instance]*instance),
 	}
@@ -456,7 +457,7 @@ func (nd *Node) lookup(id broadcast.Instance, create bool) (*instance, error) {
 // message is checked before any state changes.
 func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 	if m.Type == TypeSend {
-		if from != m.Instance.Origin {
+		if from != m.Instance.Origin && !nd.cfg.Mutations.Has(mutant.BrachaSendFromAnyone) {
 			return broadcast.Reject(broadcast.ReasonSender, "SEND for %v from %v", m.Instance, from)
 		}
 		if !hasPayload(m) && m.Flags&broadcast.Stripped == 0 {
@@ -479,7 +480,7 @@ func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 			nd.stats.Equivocated++
 			nd.countDup(m)
 			return nil
-		case m.Type == TypeEcho && in.echoVote[from] != 0, m.Type == TypeReady && in.readyVote[from] != 0:
+		case (m.Type == TypeEcho && in.echoVote[from] != 0 || m.Type == TypeReady && in.readyVote[from] != 0) && !nd.cfg.Mutations.Has(mutant.BrachaDoubleVote):
 			nd.stats.DupVotes++
 			nd.countDup(m)
 			return nil
@@ -495,7 +496,7 @@ func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 	if hasPayload(m) {
 		if ci >= 0 && in.cands[ci].pinned {
 			nd.store.CountDuplicate(m.Payload.Len())
-		} else if err := nd.store.Put(from, m.Digest, m.Payload); err != nil {
+		} else if err := nd.put(mutant.BrachaPayloadDigest, from, m.Digest, m.Payload); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/cloudflare/circl/sign/bls"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // TypeRelay is Dolev–Strong's one message type: a value (or its digest) and
@@ -66,6 +67,9 @@ type Config struct {
 	// exists so that tests can show that f rounds are not enough; never set
 	// it otherwise.
 	UnsafeRounds int
+	// Mutations seeds bugs for the mutation check (package internal/mutant).
+	// For tests only: the zero Set is the correct protocol.
+	Mutations mutant.Set
 }
 
 // Stats are a node's protocol counters.
@@ -96,6 +100,7 @@ type Node struct {
 	maxDigests int
 	store      *broadcast.PayloadStore
 	sch        scheme
+	muts       mutant.Set // Config.Mutations
 
 	now      time.Duration // common clock: last Tick + offset
 	ticked   bool          // a Tick has come: now is meaningful
@@ -166,7 +171,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.UnsafeRounds < 0 {
 		return nil, fmt.Errorf("dolevstrong: UnsafeRounds %d is negative", cfg.UnsafeRounds)
 	}
-	p := &Node{n: cfg.N, f: cfg.F, self: cfg.Self, mode: cfg.Mode, rounds: cfg.F + 1,
+	p := &Node{n: cfg.N, f: cfg.F, self: cfg.Self, mode: cfg.Mode, rounds: cfg.F + 1 - cfg.Mutations.Bit(mutant.DSRoundsF), muts: cfg.Mutations,
 		delta: cfg.RoundDuration, maxDigests: cfg.MaxDigests, store: cfg.Store, offset: cfg.ClockOffset, now: cfg.ClockOffset,
 		insts: map[broadcast.Instance]*instance{}}
 	if cfg.UnsafeRounds > 0 {
@@ -337,7 +342,7 @@ func (p *Node) onRelay(from broadcast.NodeID, m *broadcast.Message) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(body.Signers, m.Instance.Origin) {
+	if !slices.Contains(body.Signers, m.Instance.Origin) && !p.muts.Has(mutant.DSNoOriginSig) {
 		return broadcast.Reject(broadcast.ReasonBody, "relay of %v lacks its sender's signature", m.Instance)
 	}
 	in := p.instance(m.Instance)
@@ -383,7 +388,7 @@ func (p *Node) hold(from broadcast.NodeID, v *value, payload bufpool.Buf, has bo
 		return nil
 	}
 	if has {
-		if err := p.store.Put(from, v.digest, payload); err != nil {
+		if err := p.put(from, v.digest, payload); err != nil {
 			return err
 		}
 	}
@@ -452,7 +457,7 @@ func (p *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 // is part of acceptance: a node signs only what it can hand to whoever
 // fetches it.
 func (p *Node) tryAccept(in *instance, v *value) {
-	if v.accepted || !v.held || len(in.accepted) >= MaxValues {
+	if v.accepted || !v.held || len(in.accepted) >= MaxValues-p.muts.Bit(mutant.DSOneValue) {
 		return
 	}
 	r := p.roundOf(in.id.Seq)
@@ -460,7 +465,7 @@ func (p *Node) tryAccept(in *instance, v *value) {
 		return
 	}
 	self := p.self == in.id.Origin
-	if !self && v.proof.count() < r {
+	if !self && v.proof.count() < r-p.muts.Bit(mutant.DSShortChain) {
 		p.stats.Stale++
 		return
 	}
@@ -468,7 +473,7 @@ func (p *Node) tryAccept(in *instance, v *value) {
 	in.accepted = append(in.accepted, v.digest)
 	// The origin sends in round 1 whatever the number of rounds; others
 	// relay what they accept before the last round.
-	if (!self && r >= p.rounds) || v.proof.has(p.self) {
+	if (!self && r >= p.rounds-p.muts.Bit(mutant.DSNoRelayRoundF)) || v.proof.has(p.self) {
 		return
 	}
 	p.stats.Signs++
@@ -575,7 +580,7 @@ func compare[T uint64 | broadcast.NodeID](a, b T) int {
 // all — every correct node then accepted nothing, so none outputs.
 func (p *Node) decide(in *instance) {
 	delete(p.insts, in.id)
-	switch len(in.accepted) {
+	switch min(len(in.accepted), MaxValues-p.muts.Bit(mutant.DSDecideFirst)) {
 	case 0:
 	case 1:
 		p.stats.Instances++

@@ -6,6 +6,7 @@ import (
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // Checkpoints, watermarks, garbage collection and state transfer.
@@ -170,7 +171,7 @@ func (nd *Node) recordCheckpoint(from broadcast.NodeID, seq uint64, d broadcast.
 			proof = append(proof, SignedVote{Node: broadcast.NodeID(i), Sig: v.sig})
 		}
 	}
-	if cnt >= nd.quorum() {
+	if cnt >= nd.quorum()-nd.f*nd.cfg.Mutations.Bit(mutant.PBFTCheckpointWeak) {
 		nd.makeStable(seq, d, proof)
 	}
 }

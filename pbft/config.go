@@ -9,6 +9,7 @@ import (
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/broadcast/quorum"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // Message types of PBFT (Header.Type). Fetch and payload use the shared
@@ -162,6 +163,9 @@ type Config struct {
 	// It exists so that tests can prove the checkers catch a broken PBFT;
 	// never set it otherwise.
 	UnsafeCommitQuorum int
+	// Mutations seeds bugs for the mutation check (package internal/mutant).
+	// For tests only: the zero Set is the correct protocol.
+	Mutations mutant.Set
 }
 
 const maxBatch = 512

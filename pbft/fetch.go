@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // Fetching payloads by digest. Later rounds carry only digests, so a
@@ -169,7 +170,7 @@ func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 	if m.Flags&broadcast.HasPayload == 0 {
 		return broadcast.Reject(broadcast.ReasonLength, "pbft: payload message without payload")
 	}
-	if err := nd.store.Put(from, d, m.Payload); err != nil {
+	if err := nd.put(mutant.PBFTFetchDigest, from, d, m.Payload); err != nil {
 		return err
 	}
 	delete(nd.wanted, d)

@@ -9,6 +9,7 @@ import (
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/broadcast/quorum"
 	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // Node is one PBFT replica and the client it hosts, as a broadcast.Protocol.
@@ -216,7 +217,7 @@ func (nd *Node) commitQuorum() int {
 	if nd.cfg.UnsafeCommitQuorum > 0 {
 		return nd.cfg.UnsafeCommitQuorum
 	}
-	return nd.quorum()
+	return nd.quorum() - nd.cfg.Mutations.Bit(mutant.PBFTCommitQuorum)
 }
 
 func (nd *Node) primary(v uint32) broadcast.NodeID { return broadcast.NodeID(v % uint32(nd.n)) }

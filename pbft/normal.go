@@ -5,6 +5,7 @@ import (
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // The normal case: requests, PRE-PREPARE, PREPARE, COMMIT, execution and
@@ -100,7 +101,7 @@ func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
 		}
 		return nil // first request for a timestamp wins
 	}
-	if err := nd.putPinned(client, m.Digest, m.Payload); err != nil {
+	if err := nd.putPinnedAs(mutant.PBFTRequestDigest, client, m.Digest, m.Payload); err != nil {
 		return err
 	}
 	*s = reqSlot{ts: ts, state: reqPending, op: m.Digest, sig: append([]byte(nil), sig...), checked: client == nd.self || relayed}
@@ -280,7 +281,7 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 	if err != nil {
 		return err
 	}
-	d := batchDigest(enc)
+	d := nd.batchDigestOf(m, enc)
 	if d != m.Digest {
 		return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: pre-prepare digest does not name its batch")
 	}
@@ -313,7 +314,7 @@ func (nd *Node) onPrePrepare(from broadcast.NodeID, m *broadcast.Message) error 
 		}
 		return nil
 	}
-	if v != nd.view || nd.changing || !nd.inWindow(seq) {
+	if v != nd.view && !(v < nd.view && nd.cfg.Mutations.Has(mutant.PBFTPrePrepareOldView)) || nd.changing && !nd.cfg.Mutations.Has(mutant.PBFTActWhileChanging) || !nd.inWindow(seq) {
 		return nil // another view, or outside the watermarks
 	}
 	s := nd.getSlot(seq)
@@ -461,11 +462,11 @@ func (nd *Node) onVote(from broadcast.NodeID, m *broadcast.Message) error {
 // prepares) → send COMMIT; committed-local (prepared and 2f+1 matching
 // commits) → execute in order.
 func (nd *Node) checkSlot(s *slot) {
-	if !s.accepted || s.view != nd.view || nd.changing {
+	if !s.accepted || s.view != nd.view || nd.changing && !nd.cfg.Mutations.Has(mutant.PBFTActWhileChanging) {
 		return
 	}
 	if !s.prepared {
-		need := nd.quorum() - 1
+		need := nd.quorum() - 1 - nd.cfg.Mutations.Bit(mutant.PBFTPrepareQuorum)
 		if nd.cfg.UnsafeCommitQuorum > 0 {
 			need = nd.cfg.UnsafeCommitQuorum - 1
 		}
@@ -519,7 +520,7 @@ func (nd *Node) checkSlot(s *slot) {
 	if !s.commit {
 		cnt := 0
 		for _, c := range s.commits {
-			if c.ok && c.view == s.view && c.d == s.digest {
+			if c.ok && (c.view == s.view || nd.cfg.Mutations.Has(mutant.PBFTCommitsAnyView)) && c.d == s.digest {
 				cnt++
 			}
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/internal/mutant"
 )
 
 // View change. A replica whose timer expires while requests wait stops
@@ -131,7 +132,7 @@ func (nd *Node) checkViewChange(vc *ViewChange) error {
 		seen[c.Seq] = true
 		p := nd.primary(c.View)
 		st := statement(stmtPrePrepare, c.View, c.Seq, c.Digest)
-		if err := nd.signer.Verify(p, &st, c.PPSig); err != nil {
+		if err := nd.signer.Verify(p, &st, c.PPSig); err != nil && !nd.cfg.Mutations.Has(mutant.PBFTCertNoPrePrepareSig) {
 			return err
 		}
 		if err := nd.checkVotes(c.Prepares, nd.quorum()-1, func(broadcast.NodeID) broadcast.Digest {
@@ -211,9 +212,9 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 			views = append(views, rs[len(rs)-1].view)
 		}
 	}
-	if len(views) >= nd.weakQuorum() {
+	if len(views) >= nd.joinQuorum() {
 		sort.Slice(views, func(a, b int) bool { return views[a] > views[b] })
-		nd.startViewChange(views[nd.weakQuorum()-1])
+		nd.startViewChange(views[nd.joinQuorum()-1])
 	}
 	nd.maybeNewView(v)
 	nd.continueNewView()
@@ -267,11 +268,11 @@ func (nd *Node) maybeNewView(v uint32) {
 	}
 	var refs []NewViewRef
 	for i := range nd.vcs {
-		if r := nd.vcFor(broadcast.NodeID(i), v); r != nil && len(refs) < nd.quorum() {
+		if r := nd.vcFor(broadcast.NodeID(i), v); r != nil && len(refs) < nd.vcQuorum() {
 			refs = append(refs, NewViewRef{Node: broadcast.NodeID(i), Digest: r.digest, Sig: r.sig})
 		}
 	}
-	if len(refs) < nd.quorum() {
+	if len(refs) < nd.vcQuorum() {
 		return
 	}
 	nd.nvSent = v
@@ -294,7 +295,7 @@ func (nd *Node) acceptsNewView(v uint32) bool {
 	if v <= nd.view {
 		return false
 	}
-	return !nd.changing || v >= nd.target
+	return !nd.changing || v >= nd.target || nd.cfg.Mutations.Has(mutant.PBFTNewViewBelowTarget)
 }
 
 func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
@@ -344,7 +345,7 @@ func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
 			return err
 		}
 	}
-	if len(refs) < nd.quorum() {
+	if len(refs) < nd.vcQuorum() {
 		return broadcast.Reject(broadcast.ReasonBody, "pbft: new view on %d view changes, need %d", len(refs), nd.quorum())
 	}
 	nd.newView = &nvState{view: v, refs: refs, sig: append([]byte(nil), sig...)}
@@ -397,13 +398,13 @@ func (nd *Node) continueNewView() {
 	}
 	nv.lowO, nv.highO = best.StableSeq, best.StableSeq
 	certs := map[uint64]*PreparedCert{}
-	for _, vc := range vcs {
+	for _, vc := range nd.certSources(vcs, best) {
 		for i := range vc.Prepared {
 			c := &vc.Prepared[i]
 			if c.Seq <= nv.lowO {
 				continue
 			}
-			if old := certs[c.Seq]; old == nil || c.View > old.View {
+			if old := certs[c.Seq]; old == nil || (c.View > old.View) != nd.cfg.Mutations.Has(mutant.PBFTCertLowestView) {
 				certs[c.Seq] = c
 			}
 			nv.highO = max(nv.highO, c.Seq)

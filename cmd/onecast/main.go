@@ -39,6 +39,7 @@ func commands() []command {
 		characterizeCommand(),
 		evaluateCommand(),
 		kvCommand(),
+		mutateCommand(),
 	}
 }
 
