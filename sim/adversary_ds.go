@@ -173,10 +173,10 @@ func planDSOutsider(c *Ctx, m *broadcast.Message) *Plan {
 
 // --- ds-edge ---
 
-// planDSEdge, as sender, keeps its value from a random part of the correct
-// nodes and shows them, at the last instant of the last round, a chain of
-// the coalition's signatures one short of what that round needs (or, when
-// the coalition is large enough, exactly what it needs).
+// planDSEdge, as sender, sends its value as usual and shows a random half
+// of the correct nodes another value at the last instant of the last round,
+// with a chain of the coalition's signatures one short of what that round
+// needs (a coalition of at most f cannot sign f+1).
 func planDSEdge(c *Ctx, m *broadcast.Message) *Plan {
 	if !isOwnRelay(c, m) {
 		return nil
@@ -186,26 +186,24 @@ func planDSEdge(c *Ctx, m *broadcast.Message) *Plan {
 		return nil
 	}
 	p := NewPlan(c.N())
-	r := c.Rand()
-	rounds := c.F() + 1
-	signers := min(rounds-1+r.IntN(2), len(co))
-	signers = max(signers, 1)
-	body, err := dolevstrong.CoalitionProof(m.Instance, m.Digest, co[:signers])
-	if err != nil {
-		return nil
-	}
-	late := clone(m)
-	if m.Flags&broadcast.HasPayload != 0 {
-		late.SetPayload(p.Hold(m.Payload.Retain()), m.Digest)
-	}
-	late.Body = body
-	late.Round = uint32(rounds)
-	at := lastRoundEdge(c, m.Instance.Seq)
 	for _, j := range peers(c) {
-		if c.e.nodes[j].correct && r.IntN(2) == 0 {
-			p.Give(j, &late, at)
-		} else {
-			p.Original(j, 0)
+		p.Original(j, 0)
+	}
+	alt, ok := dsAltValue(c, p, m)
+	if !ok {
+		return p
+	}
+	rounds := c.F() + 1
+	body, err := dolevstrong.CoalitionProof(m.Instance, alt.Digest, co[:max(min(rounds-1, len(co)), 1)])
+	if err != nil {
+		return p
+	}
+	alt.Body = body
+	alt.Round = uint32(rounds)
+	at := lastRoundEdge(c, m.Instance.Seq)
+	for _, j := range correctPeers(c) {
+		if c.Rand().IntN(2) == 0 {
+			p.Give(j, &alt, at)
 		}
 	}
 	return p

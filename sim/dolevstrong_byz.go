@@ -21,7 +21,7 @@ func DolevStrongBehaviours() []BehaviourSpec {
 		{"ds-relay", "as relayer, forwards to a random subset at the edge of the round, may strip payloads and refuse fetches", newDSRelay},
 		{"ds-repeat", "as sender, shows some correct nodes another value with a chain long enough for the last round whose signers repeat; as relayer, repeats its own signature", newDSRepeat},
 		{"ds-outsider", "adds to its relays a signer outside the cluster, or a correct node signed for with its own key", newDSOutsider},
-		{"ds-edge", "as sender, keeps its value from some correct nodes and shows them, at the last instant of the last round, a coalition chain one signature short (or just enough)", newDSEdge},
+		{"ds-edge", "as sender, also shows half the correct nodes another value at the last instant of the last round, with a coalition chain one signature short", newDSEdge},
 	}
 }
 
