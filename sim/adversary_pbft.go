@@ -356,9 +356,12 @@ func newViewInbound(t *pbftTactic, c *Ctx, from broadcast.NodeID, m *broadcast.M
 
 // planForgeVC replaces each VIEW-CHANGE its core sends by, per recipient,
 // the truth or a self-signed lie: a prepared certificate it cannot prove
-// (its own signatures only), certificates from a view before the one it
-// knows, certificates left out, a stale stable checkpoint, or a checkpoint
-// it cannot prove. Receivers must reject what is unprovable.
+// (its own signatures only) for any slot up to the next free one, or
+// naming another batch in the latest view for a slot it has a certificate
+// for; certificates from a
+// view before the one it knows, certificates left out, a stale stable
+// checkpoint, or a checkpoint it cannot prove. Receivers must reject what
+// is unprovable.
 func planForgeVC(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 	if m.Type != pbft.TypeViewChange || m.Flags&broadcast.HasPayload == 0 {
 		return nil
@@ -369,18 +372,45 @@ func planForgeVC(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 	}
 	p := NewPlan(c.N())
 	r := c.Rand()
+	// Half the time every replica is told one lie (or the truth), half the
+	// time each its own.
+	var same *broadcast.Message
+	uniform, kind := r.IntN(2) == 0, r.IntN(7)
 	for _, j := range peers(c) {
+		if uniform && same != nil {
+			p.Give(j, same, 0)
+			continue
+		}
+		if !uniform {
+			kind = r.IntN(7)
+		}
 		lie := *vc
 		lie.Prepared = slices.Clone(vc.Prepared)
-		switch r.IntN(6) {
+		switch kind {
 		case 0:
 			p.Original(j, 0)
 			continue
-		case 1: // a certificate it cannot prove, for the next free slot
-			seq := lie.StableSeq + 1
+		case 1: // a certificate it cannot prove, for a slot up to the next free one
+			top := lie.StableSeq + 1
 			for _, pc := range lie.Prepared {
-				seq = max(seq, pc.Seq+1)
+				top = max(top, pc.Seq+1)
 			}
+			if core := pbftCore(c); core != nil {
+				top = max(top, core.LastExecuted()+1)
+			}
+			// Mostly at the frontier, where replicas differ in what they
+			// executed.
+			seq := top - r.Uint64N(min(top-lie.StableSeq, 2))
+			if r.IntN(4) == 0 {
+				seq = lie.StableSeq + 1 + r.Uint64N(top-lie.StableSeq)
+			}
+			keep := lie.Prepared[:0]
+			for _, pc := range lie.Prepared {
+				if pc.Seq != seq {
+					keep = append(keep, pc)
+				}
+			}
+			lie.Prepared = keep
 			d := t.otherDigest(c, broadcast.Digest{})
 			view := lie.NewView - 1
 			if lie.NewView == 0 {
@@ -412,8 +442,24 @@ func planForgeVC(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 				}
 			}
 			lie.Prepared = keep
-		case 5: // a checkpoint it cannot prove: its own vote only
-			lie.StableSeq += 4
+		case 6: // a certificate it holds, rewritten to another batch in the latest view
+			if len(lie.Prepared) > 0 && lie.NewView > 0 {
+				i := r.IntN(len(lie.Prepared))
+				pc := &lie.Prepared[i]
+				pc.View, pc.Digest = lie.NewView-1, t.otherDigest(c, pc.Digest)
+				pc.PPSig = pbft.SignStatement(t.signer, pbft.TypePrePrepare, pc.View, pc.Seq, pc.Digest)
+				pc.Prepares = []pbft.SignedVote{{Node: c.Self(), Sig: pbft.SignStatement(t.signer, pbft.TypePrepare, pc.View, pc.Seq, pc.Digest)}}
+			}
+		case 5: // a checkpoint it cannot prove (its own vote only), ahead by a
+			// multiple of every usual checkpoint interval
+			lie.StableSeq = (lie.StableSeq/128 + 1) * 128
+			keep := lie.Prepared[:0]
+			for _, pc := range lie.Prepared {
+				if pc.Seq > lie.StableSeq {
+					keep = append(keep, pc)
+				}
+			}
+			lie.Prepared = keep
 			lie.StableDigest = randomDigest(c)
 			lie.StableProof = []pbft.SignedVote{{Node: c.Self(), Sig: pbft.SignStatement(t.signer, pbft.TypeCheckpoint, 0, lie.StableSeq, lie.StableDigest)}}
 		}
@@ -421,6 +467,7 @@ func planForgeVC(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 		if b := t.keepForged(c, nm.Digest, content); b.Len() > 0 {
 			nm.SetPayload(p.Hold(b.Retain()), nm.Digest)
 			p.Give(j, &nm, 0)
+			same = &nm
 		}
 	}
 	return p
