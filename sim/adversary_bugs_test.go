@@ -72,7 +72,9 @@ type certTrusting struct {
 	remap map[broadcast.Digest]pbft.NewViewRef // a VIEW-CHANGE's digest → its re-made one
 }
 
-func oracle(id broadcast.NodeID) pbft.Signer { return pbft.OracleSigner{Secret: pbftSimSecret, Self: id} }
+func oracle(id broadcast.NodeID) pbft.Signer {
+	return pbft.OracleSigner{Secret: pbftSimSecret, Self: id}
+}
 
 // believe re-makes the claimed votes and adds votes of other nodes until
 // need distinct signers (other than exclude) vouch.

@@ -136,7 +136,7 @@ func TestEquivocateEachShowsEveryPeerOneVersion(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
 		msgs, res := byzantineTraffic(t, cfg, seed)
 		require.Empty(t, res.Violations)
-		seen := map[string]string{}           // recipient+instance → digest
+		seen := map[string]string{}              // recipient+instance → digest
 		versions := map[string]map[string]bool{} // instance → digests
 		for _, m := range msgs {
 			if m.typ != "SEND" && m.typ != "ECHO" {
