@@ -86,6 +86,17 @@ func (k *pbftKit) learn(c *Ctx, m *broadcast.Message) {
 	}
 }
 
+// views lists the views of the VIEW-CHANGEs held, in order (a run must not
+// depend on map order).
+func (k *pbftKit) views() []uint32 {
+	vs := make([]uint32, 0, len(k.vcs))
+	for v := range k.vcs {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	return vs
+}
+
 // serve answers a FETCH for forged content.
 func (k *pbftKit) serve(c *Ctx, from broadcast.NodeID, m *broadcast.Message) {
 	if m.Type != broadcast.TypeFetch {
@@ -477,8 +488,8 @@ func planForgeVC(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 // in a VIEW-CHANGE.
 func (t *pbftTactic) olderCert(pc pbft.PreparedCert) *pbft.PreparedCert {
 	var best *pbft.PreparedCert
-	for _, hs := range t.vcs {
-		for _, h := range hs {
+	for _, v := range t.views() {
+		for _, h := range t.vcs[v] {
 			for i := range h.vc.Prepared {
 				o := &h.vc.Prepared[i]
 				if o.Seq == pc.Seq && o.View < pc.View && (best == nil || o.View < best.View) {
@@ -493,8 +504,8 @@ func (t *pbftTactic) olderCert(pc pbft.PreparedCert) *pbft.PreparedCert {
 // olderStable is a VIEW-CHANGE seen with a stable checkpoint below seq.
 func (t *pbftTactic) olderStable(seq uint64) *pbft.ViewChange {
 	var best *pbft.ViewChange
-	for _, hs := range t.vcs {
-		for _, h := range hs {
+	for _, v := range t.views() {
+		for _, h := range t.vcs[v] {
 			if h.vc.StableSeq < seq && (best == nil || h.vc.StableSeq < best.StableSeq) {
 				best = h.vc
 			}

@@ -65,6 +65,31 @@ func TestEveryAdversaryIsRegistered(t *testing.T) {
 	}
 }
 
+// TestAdversariesReplayBySeed: one seed, one trace, for every adversary.
+func TestAdversariesReplayBySeed(t *testing.T) {
+	pbftAdv, _ := split(append(Behaviours(), PBFTBehaviours()...))
+	dsAdv, _ := split(DolevStrongBehaviours())
+	for _, tc := range []struct {
+		cfg Config
+		bs  []BehaviourSpec
+	}{
+		{pbftConfig(4, broadcast.ModeDigest, nil), pbftAdv},
+		{dsConfig(dolevstrong.Spec, 5, 4, 2, broadcast.ModeDigest, nil), dsAdv},
+	} {
+		for _, b := range tc.bs {
+			cfg := tc.cfg
+			cfg.Byzantine = []Assignment{{Count: 1, Behaviours: []BehaviourSpec{b}}}
+			for seed := uint64(1); seed <= 3; seed++ {
+				a, err := Run(cfg, seed)
+				require.NoError(t, err)
+				c, err := Run(cfg, seed)
+				require.NoError(t, err)
+				require.Equal(t, a.TraceHash, c.TraceHash, "%s seed %d", b.Name, seed)
+			}
+		}
+	}
+}
+
 // --- what each adversary sends (read from the run's trace) ---
 
 // traced is one message a Byzantine node sent, as delivered.
