@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"slices"
+
 	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
@@ -153,6 +155,51 @@ func certTrustingSpec() broadcast.Spec {
 			return nil, err
 		}
 		return &certTrusting{Node: nd.(*pbft.Node), n: p.N, f: p.F, remap: map[broadcast.Digest]pbft.NewViewRef{}}, nil
+	}
+	return s
+}
+
+// twoCandidates is Bracha with a bounded-state slip: it keeps two
+// candidate values per instance, and a vote for a third is counted for the
+// second (emulated by renaming the third digest before the node sees it,
+// without its payload). An origin that shows three values provokes it; one
+// that shows two never does.
+type twoCandidates struct {
+	*bracha.Node
+	seen map[broadcast.Instance][]broadcast.Digest
+}
+
+func (b *twoCandidates) Step(from broadcast.NodeID, m *broadcast.Message) error {
+	if (m.Type == bracha.TypeSend || m.Type == bracha.TypeEcho || m.Type == bracha.TypeReady) && !m.Digest.IsZero() {
+		ds := b.seen[m.Instance]
+		if !slices.Contains(ds, m.Digest) {
+			if len(ds) < 2 {
+				b.seen[m.Instance] = append(ds, m.Digest)
+			} else {
+				mm := *m
+				mm.Digest = ds[1]
+				mm.Payload = bufpool.Buf{}
+				mm.Flags &^= broadcast.HasPayload
+				if mm.Type == bracha.TypeSend {
+					mm.Flags |= broadcast.Stripped
+				}
+				return b.Node.Step(from, &mm)
+			}
+		}
+	}
+	return b.Node.Step(from, m)
+}
+
+func twoCandidatesSpec() broadcast.Spec {
+	s := bracha.Spec
+	s.Name = "bracha-two-candidates"
+	s.New = func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
+		nd, err := bracha.New(bracha.Config{N: p.N, F: p.F, Self: p.Self, Mode: p.Mode, Keys: env.Keys, Store: env.Store,
+			Batch: env.Tuning.Batch, FetchTimeout: env.Tuning.Timeout})
+		if err != nil {
+			return nil, err
+		}
+		return &twoCandidates{Node: nd, seen: map[broadcast.Instance][]broadcast.Digest{}}, nil
 	}
 	return s
 }

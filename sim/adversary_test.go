@@ -436,3 +436,18 @@ func TestTwinsScenariosCount(t *testing.T) {
 		})
 	}
 }
+
+// TestEquivocateEachCatchesBrachaKeepingTwoCandidates: a Bracha that keeps
+// two candidate values per instance and counts votes for a third as votes
+// for the second loses agreement when an origin shows three values
+// (equivocate-each); two values (equivocate, twins) never reach a third,
+// and random digests (wrongdigest) break validity and totality, not
+// agreement.
+func TestEquivocateEachCatchesBrachaKeepingTwoCandidates(t *testing.T) {
+	_, earlier := split(Behaviours())
+	cfg := Config{Spec: twoCandidatesSpec(), N: 7, Mode: broadcast.ModeFull, Net: HostileNetwork()}
+	adv, old := caught(t, cfg, 60, named(t, Behaviours(), "equivocate-each"), earlier, 2)
+	const agreement = "reliable-broadcast/agreement"
+	assert.Positive(t, adv.ByProperty[agreement])
+	assert.Greater(t, adv.ByProperty[agreement], 3*old.ByProperty[agreement])
+}
