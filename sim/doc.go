@@ -112,7 +112,8 @@
 // the earlier behaviours miss or find far less often (adversary_test.go):
 // ds-repeat a verifier that counts chain entries, ds-edge one that accepts
 // a proof one signature short, impersonate a Bracha that believes a SEND's
-// origin field, pbft-forgevc a PBFT that believes VIEW-CHANGE certificates,
+// origin field, equivocate-each a Bracha that keeps two candidates per
+// instance, pbft-forgevc a PBFT that believes VIEW-CHANGE certificates,
 // twins-rounds and the enumerated Twins scenarios PBFT with quorums of 2f.
 //
 // # Properties
