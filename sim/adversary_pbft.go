@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"slices"
+	"time"
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
@@ -282,7 +283,9 @@ type newViewState struct {
 // primary: some get it now; the others are held back (the core's version
 // arrives one Δ late) and get, as soon as another VIEW-CHANGE for the view
 // arrives, a NEW-VIEW naming a different 2f+1 of them; a few get a
-// NEW-VIEW naming a stale VIEW-CHANGE (of an earlier view) or too few.
+// NEW-VIEW naming a stale VIEW-CHANGE (of an earlier view) or too few, and
+// a few get it only several Δ later, when they may have left for a later
+// view.
 func planNewView(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 	if m.Type != pbft.TypeNewView {
 		return nil
@@ -296,12 +299,15 @@ func planNewView(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 	p := NewPlan(c.N())
 	r := c.Rand()
 	for _, j := range peers(c) {
-		switch r.IntN(4) {
+		switch r.IntN(5) {
 		case 0, 1:
 			p.Original(j, 0)
 			st.sentRef[j] = refs
 		case 2:
 			p.Original(j, c.Now()+c.Delta())
+		case 4: // stale by the time it arrives: the replica may have moved on
+			p.Original(j, c.Now()+time.Duration(2+r.IntN(8))*c.Delta())
+			st.sentRef[j] = refs
 		case 3:
 			alt := slices.Clone(refs)
 			if old := t.staleRef(v); old != nil && r.IntN(2) == 0 {
