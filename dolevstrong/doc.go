@@ -76,6 +76,9 @@
 // variant. RoundFor turns a measured delay bound into Δ (the default Δ,
 // DefaultRoundDuration, suits the simulator's default network only).
 // Dolev–Strong is a synchronous protocol: on a network that breaks the
-// bound (the simulator's partitions before GST), agreement is not promised. Config.UnsafeRounds runs f rounds instead of f+1: it exists so
-// that tests can show the checkers catch the broken protocol.
+// bound (the simulator's partitions before GST), agreement is not promised.
+// Config.UnsafeRounds runs f rounds instead of f+1, and
+// Config.UnsafeCountChainEntries and Config.UnsafeAcceptOneShort break the
+// verifier (unsafe.go): they exist so that tests can show the simulator's
+// checkers and adversaries catch the broken protocol.
 package dolevstrong

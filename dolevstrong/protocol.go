@@ -70,6 +70,15 @@ type Config struct {
 	// Mutations seeds bugs for the mutation check (package internal/mutant).
 	// For tests only: the zero Set is the correct protocol.
 	Mutations mutant.Set
+	// UnsafeCountChainEntries, when set, decodes chains that repeat a
+	// signer and counts a chain's entries instead of its distinct signers
+	// (unsafe.go). It exists so that tests can show the simulator's
+	// adversaries catch that bug; never set it otherwise.
+	UnsafeCountChainEntries bool
+	// UnsafeAcceptOneShort, when set, accepts a relay whose proof is one
+	// signature short of its round (unsafe.go): the off-by-one the
+	// simulator's ds-edge adversary must expose. Never set it otherwise.
+	UnsafeAcceptOneShort bool
 }
 
 // Stats are a node's protocol counters.
@@ -117,6 +126,9 @@ type Node struct {
 	delsSpare []broadcast.Delivery
 
 	stats Stats
+
+	unsafeEntries  bool // Config.UnsafeCountChainEntries
+	unsafeOneShort bool // Config.UnsafeAcceptOneShort
 }
 
 var _ broadcast.Protocol = (*Node)(nil)
@@ -154,6 +166,7 @@ type value struct {
 	held     bool // payload held (and pinned) in the store
 	accepted bool
 	asked    []bool // fetch sent to node i (digest not held yet)
+	entries  int    // longest verified chain seen (UnsafeCountChainEntries only)
 	served   []bool // payload sent to node i in answer to a fetch
 }
 
@@ -177,6 +190,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.UnsafeRounds > 0 {
 		p.rounds = cfg.UnsafeRounds
 	}
+	p.unsafeEntries, p.unsafeOneShort = cfg.UnsafeCountChainEntries, cfg.UnsafeAcceptOneShort
 	if p.delta == 0 {
 		p.delta = DefaultRoundDuration
 	}
@@ -338,7 +352,7 @@ func (p *Node) onRelay(from broadcast.NodeID, m *broadcast.Message) error {
 		p.stats.Late++
 		return nil
 	}
-	body, err := DecodeBody(m.Body, p.n)
+	body, err := p.decodeRelayBody(m.Body)
 	if err != nil {
 		return err
 	}
@@ -367,6 +381,7 @@ func (p *Node) onRelay(from broadcast.NodeID, m *broadcast.Message) error {
 		}
 		return err
 	}
+	p.noteEntries(v, &body)
 	if err := p.hold(from, v, payload, hasPayload); err != nil {
 		return err
 	}
@@ -465,7 +480,7 @@ func (p *Node) tryAccept(in *instance, v *value) {
 		return
 	}
 	self := p.self == in.id.Origin
-	if !self && v.proof.count() < r-p.muts.Bit(mutant.DSShortChain) {
+	if !self && p.proofCount(v) < r-p.muts.Bit(mutant.DSShortChain) {
 		p.stats.Stale++
 		return
 	}

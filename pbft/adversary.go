@@ -72,3 +72,146 @@ func WrongVote(m *broadcast.Message, d broadcast.Digest, signer Signer) bool {
 	}
 	return false
 }
+
+// The helpers below build PBFT messages with content of a Byzantine
+// replica's choosing, validly signed with its own signer: what the
+// simulator's adversaries send. None can sign as another replica.
+
+// ForgeVote builds a PREPARE, COMMIT or CHECKPOINT for (view, seq, d),
+// signed with signer (COMMIT carries no signature; CHECKPOINT has view 0).
+// ok is false for any other type.
+func ForgeVote(t broadcast.MsgType, view uint32, seq uint64, d broadcast.Digest, signer Signer) (m broadcast.Message, ok bool) {
+	m.Header = broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: t, Instance: broadcast.Instance{Seq: seq}, Round: view, Digest: d}
+	switch t {
+	case TypePrepare:
+		st := statement(stmtPrepare, view, seq, d)
+		m.Body = appendSig(nil, signer.Sign(&st))
+	case TypeCheckpoint:
+		m.Round = 0
+		st := statement(stmtCheckpoint, 0, seq, d)
+		m.Body = appendSig(nil, signer.Sign(&st))
+	case TypeCommit:
+	default:
+		return m, false
+	}
+	return m, true
+}
+
+// PrePrepareEntries decodes the batch of a PRE-PREPARE m for a cluster of
+// n. It borrows m; the entries alias nothing of it.
+func PrePrepareEntries(m *broadcast.Message, n int) ([]Entry, error) {
+	if m.Type != TypePrePrepare {
+		return nil, broadcast.Reject(broadcast.ReasonType, "pbft: %s is not a pre-prepare", TypeName(m.Type))
+	}
+	_, enc, err := decodePrePrepareBody(m.Body)
+	if err != nil {
+		return nil, err
+	}
+	es, err := decodeEntries(enc, n, maxBatch)
+	if err != nil {
+		return nil, err
+	}
+	for i := range es {
+		es[i].Sig = append([]byte(nil), es[i].Sig...)
+	}
+	return es, nil
+}
+
+// ForgePrePrepare builds a PRE-PREPARE for (view, seq) ordering entries,
+// signed with signer, digest-only (no op bytes: replicas that lack them
+// fetch them). Entries may be empty (the null batch).
+func ForgePrePrepare(view uint32, seq uint64, entries []Entry, signer Signer) broadcast.Message {
+	enc := appendEntries(nil, entries)
+	d := batchDigest(enc)
+	st := statement(stmtPrePrepare, view, seq, d)
+	return broadcast.Message{
+		Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypePrePrepare, Instance: broadcast.Instance{Seq: seq}, Round: view, Digest: d},
+		Body:   appendPrePrepareBody(nil, signer.Sign(&st), enc),
+	}
+}
+
+// ViewChangeOf decodes the content of a VIEW-CHANGE m (its payload) for a
+// cluster of n with a watermark window of at most window sequence numbers,
+// and returns it with the sender's reference as a NEW-VIEW would name it.
+// It checks shape only, not certificates. It borrows m.
+func ViewChangeOf(m *broadcast.Message, n, window int) (*ViewChange, NewViewRef, error) {
+	if m.Type != TypeViewChange || m.Flags&broadcast.HasPayload == 0 {
+		return nil, NewViewRef{}, broadcast.Reject(broadcast.ReasonType, "pbft: not a view change with content")
+	}
+	sig, err := decodeSigBody(m.Body)
+	if err != nil {
+		return nil, NewViewRef{}, err
+	}
+	vc, err := decodeViewChange(m.Payload.Bytes(), n, window)
+	if err != nil {
+		return nil, NewViewRef{}, err
+	}
+	return vc, NewViewRef{Node: m.Sender, Digest: m.Digest, Sig: append([]byte(nil), sig...)}, nil
+}
+
+// ForgeViewChange encodes vc as a VIEW-CHANGE for vc.NewView signed with
+// signer, whatever it claims. It returns the message without its payload
+// and the content bytes, which the caller attaches (SetPayload) under
+// m.Digest.
+func ForgeViewChange(vc *ViewChange, signer Signer) (m broadcast.Message, content []byte) {
+	content = appendViewChange(nil, vc)
+	d := broadcast.DigestOfBytes(content)
+	st := statement(stmtViewChange, vc.NewView, 0, d)
+	m.Header = broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeViewChange,
+		Instance: broadcast.Instance{Seq: vc.StableSeq}, Round: vc.NewView, Digest: d}
+	m.Body = appendSig(nil, signer.Sign(&st))
+	return m, content
+}
+
+// NewViewRefs decodes the VIEW-CHANGEs a NEW-VIEW m names (its payload).
+// It borrows m; the references alias nothing of it.
+func NewViewRefs(m *broadcast.Message, n int) (uint32, []NewViewRef, error) {
+	if m.Type != TypeNewView || m.Flags&broadcast.HasPayload == 0 {
+		return 0, nil, broadcast.Reject(broadcast.ReasonType, "pbft: not a new view with content")
+	}
+	v, refs, err := decodeNewView(m.Payload.Bytes(), n)
+	for i := range refs {
+		refs[i].Sig = append([]byte(nil), refs[i].Sig...)
+	}
+	return v, refs, err
+}
+
+// ForgeNewView encodes a NEW-VIEW for view naming refs, signed with signer,
+// whatever the refs are. It returns the message without its payload and
+// the content bytes, which the caller attaches under m.Digest.
+func ForgeNewView(view uint32, refs []NewViewRef, signer Signer) (m broadcast.Message, content []byte) {
+	content = appendNewView(nil, view, refs)
+	d := broadcast.DigestOfBytes(content)
+	st := statement(stmtNewView, view, 0, d)
+	m.Header = broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeNewView, Round: view, Digest: d}
+	m.Body = appendSig(nil, signer.Sign(&st))
+	return m, content
+}
+
+// NullBatchDigest is the digest of the empty batch a new primary orders in
+// a gap.
+func NullBatchDigest() broadcast.Digest { return batchDigest(nullBatch) }
+
+// SignStatement is signer's signature of what a message of type t for
+// (view, seq, d) signs: the certificate entries of a PRE-PREPARE, PREPARE
+// or CHECKPOINT (view 0), or of a VIEW-CHANGE or NEW-VIEW (seq 0, d the
+// content's digest). It is nil for a type that carries no signature.
+func SignStatement(signer Signer, t broadcast.MsgType, view uint32, seq uint64, d broadcast.Digest) []byte {
+	var kind byte
+	switch t {
+	case TypePrePrepare:
+		kind = stmtPrePrepare
+	case TypePrepare:
+		kind = stmtPrepare
+	case TypeCheckpoint:
+		kind = stmtCheckpoint
+	case TypeViewChange:
+		kind = stmtViewChange
+	case TypeNewView:
+		kind = stmtNewView
+	default:
+		return nil
+	}
+	st := statement(kind, view, seq, d)
+	return signer.Sign(&st)
+}

@@ -234,7 +234,7 @@ func TestPaper_4_4_PrimaryOfAnEarlierViewSendsNoNewViewAfterAskingForALaterOne(t
 	require.Equal(t, uint64(2), s.nodes[1].Stats().ViewChanges, "replica 1 joins view 2 on f+1 requests")
 	// Now the VIEW-CHANGE(1)s it missed arrive: 2f+1 of them, but replica 1
 	// asked for view 2 and must not start view 1.
-	s.queue = append(s.queue, envelope{from: 2, to: 1, m: vcMessage(t, s, 2, 1)}, envelope{from: 3, to: 1, m: vcMessage(t, s, 3, 1)})
+	s.queue = append(s.queue, envelope{from: 2, to: 1, m: ownVCMessage(t, s, 2, 1)}, envelope{from: 3, to: 1, m: ownVCMessage(t, s, 3, 1)})
 	s.deliver(func(e envelope) bool { return e.to == 1 && vc(1)(e) })
 	require.Equal(t, uint32(0), s.nodes[1].View())
 	for _, e := range s.queue {
@@ -242,8 +242,8 @@ func TestPaper_4_4_PrimaryOfAnEarlierViewSendsNoNewViewAfterAskingForALaterOne(t
 	}
 }
 
-// vcMessage re-creates replica i's VIEW-CHANGE(v) as it sent it.
-func vcMessage(t *testing.T, s *script, i int, v uint32) broadcast.Message {
+// ownVCMessage re-creates replica i's VIEW-CHANGE(v) as it sent it.
+func ownVCMessage(t *testing.T, s *script, i int, v uint32) broadcast.Message {
 	t.Helper()
 	r := s.nodes[i].vcFor(broadcast.NodeID(i), v)
 	require.NotNil(t, r, "replica %d holds no VIEW-CHANGE(%d) of its own", i, v)

@@ -21,6 +21,10 @@ func Behaviours() []BehaviourSpec {
 		{"delay", "holds every message to the edge of its round (arrival just before the round or Δ ends)", func(*Ctx) Behaviour { return delayEdge{} }},
 		{"twins", "two correct cores share one identity and keys, each talking to its own half of the peers", newTwins},
 		{"mutate", "small-scope mutation of a few messages' round, instance, digest or type (ByzzFuzz)", newMutate},
+		{"splitvote", "sends each message to exactly one, f, f+1 or 2f peers drawn per message; a third held to the round's edge", newSplitVote},
+		{"equivocate-each", "shows each peer its own version of every payload (one of three) and names that version's digest in all its later votes", newEquivocateEach},
+		{"impersonate", "also sends its instances' messages in another origin's name (a SEND only that origin may send), with another payload", newImpersonate},
+		{"twins-rounds", "Twins: two cores share one identity; each time slice a new partition of the peers between them and of the correct nodes (before GST)", newTwinsSampled},
 	}
 }
 

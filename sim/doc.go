@@ -59,9 +59,62 @@
 // A Byzantine node runs a correct core built from the same Spec; a Behaviour
 // sits between the core and the network (Outbound, and optionally
 // InboundFilter) and can drop, alter, duplicate, delay or invent messages.
-// Twins run two cores under one identity. Behaviours() lists the built-in
-// ones: crash, silent, equivocate, subset, wrongdigest, corrupt, replay,
-// flood, delay, twins, mutate (ByzzFuzz-style small-scope mutation).
+// Twins run two cores under one identity.
+//
+// An Adversary is a Behaviour with full control of its node's messages: for
+// each message its core sends (keyed by type, instance, round and digest,
+// so that retransmissions are treated alike) a Tactic draws one Plan —
+// per recipient, whether it gets the message, which version (another
+// digest, payload, view, sequence number or certificate, re-signed with the
+// node's own key; never another node's), and how late it may arrive
+// (SendNotBefore). Twins scenarios (TwinsScenario, after Bano et al.) change
+// the partition round by round — a time slice, or a PBFT view — and are
+// sampled per seed (twins-rounds, pbft-twins) or enumerated in a small scope
+// (TwinsScenarios, TwinsBehaviour).
+//
+// The built-in behaviours (Behaviours for every protocol, PBFTBehaviours,
+// DolevStrongBehaviours; `--byzantine K:any` draws from those of the
+// protocol's class):
+//
+//	crash              runs correctly, then stops at a random time
+//	silent             never sends
+//	equivocate         a different payload (and digest) to half its peers
+//	subset             sends only to a fixed random half
+//	wrongdigest        random digests in half its messages
+//	corrupt            flips a payload byte, keeping the digest
+//	replay             re-sends old messages to random peers
+//	flood              duplicates payloads, pushes unsolicited PAYLOADs
+//	delay              holds every message to the edge of its round
+//	twins              two cores, one identity, one fixed split of the peers
+//	mutate             ByzzFuzz-style small-scope mutation
+//	splitvote          each message to exactly 1, f, f+1 or 2f peers, drawn per message
+//	equivocate-each    every peer its own version of each payload, named in later votes
+//	impersonate        copies of its instances' messages in another origin's name
+//	twins-rounds       Twins with a new partition every time slice (correct nodes too, before GST)
+//	pbft-equivocate    as primary, a conflicting signed PRE-PREPARE to half the backups
+//	pbft-wrongvote     signed votes for random digests to half its peers
+//	pbft-splitvote     PREPARE/COMMIT/CHECKPOINT to an exact subset, other digests or views to the rest
+//	pbft-ppequivocate  as primary, a different signed batch per backup
+//	pbft-newview       as new primary, NEW-VIEWs on different quorums (or stale, too few) per replica
+//	pbft-forgevc       VIEW-CHANGEs with unprovable certificates/checkpoints, older certificates, omissions
+//	pbft-stale         replays its messages of earlier views, re-signs votes for earlier views
+//	pbft-future        PRE-PREPAREs beyond the watermarks and in far-future views
+//	pbft-twins         Twins with a new partition every view
+//	ds-equivocate      as sender, two signed values to different peers
+//	ds-late            coalition proofs shown late, mostly in the last two rounds
+//	ds-partial         as sender, reaches only some peers
+//	ds-relay           relays to a subset at the round's edge
+//	ds-repeat          chains whose signers repeat (as long as the last round needs)
+//	ds-outsider        chains naming a signer outside the cluster, or one it cannot sign for
+//	ds-edge            another value at the last instant of the last round, one signature short
+//
+// Each adversary has a test showing it catches a bug seeded on purpose that
+// the earlier behaviours miss or find far less often (adversary_test.go):
+// ds-repeat a verifier that counts chain entries, ds-edge one that accepts
+// a proof one signature short, impersonate a Bracha that believes a SEND's
+// origin field, equivocate-each a Bracha that keeps two candidates per
+// instance, pbft-forgevc a PBFT that believes VIEW-CHANGE certificates,
+// twins-rounds and the enumerated Twins scenarios PBFT with quorums of 2f.
 //
 // # Properties
 //

@@ -19,6 +19,9 @@ func DolevStrongBehaviours() []BehaviourSpec {
 		{"ds-late", "as sender, stays silent, then shows a coalition proof of up to k signers to some correct nodes in round k, mostly the last two rounds, often at a round's edge", newDSLate},
 		{"ds-partial", "as sender, reaches only a random subset of its peers, sometimes without the payload; may refuse fetches", newDSPartial},
 		{"ds-relay", "as relayer, forwards to a random subset at the edge of the round, may strip payloads and refuse fetches", newDSRelay},
+		{"ds-repeat", "as sender, shows some correct nodes another value with a chain long enough for the last round whose signers repeat; as relayer, repeats its own signature", newDSRepeat},
+		{"ds-outsider", "adds to its relays a signer outside the cluster, or a correct node signed for with its own key", newDSOutsider},
+		{"ds-edge", "as sender, also shows half the correct nodes another value at the last instant of the last round, with a coalition chain one signature short", newDSEdge},
 	}
 }
 

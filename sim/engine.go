@@ -73,11 +73,15 @@ type simNode struct {
 	ctx     Ctx
 }
 
-// partition is one episode: side[i] says which half node i is in.
+// partition is one episode: side[i] says which part node i is in; a node
+// on sideAll is in every part (a twin whose cores cut their links
+// themselves).
 type partition struct {
 	from, to time.Duration
 	side     []uint8
 }
+
+const sideAll = 255
 
 type link struct {
 	busy time.Duration // the link is serializing until then
@@ -227,7 +231,7 @@ func (e *engine) heldByPartitions(from, to broadcast.NodeID, at time.Duration) t
 		moved = false
 		for i := range e.parts {
 			p := &e.parts[i]
-			if at >= p.from && at < p.to && p.side[from] != p.side[to] {
+			if at >= p.from && at < p.to && p.side[from] != p.side[to] && p.side[from] != sideAll && p.side[to] != sideAll {
 				at = p.to + e.latency()
 				moved = true
 			}

@@ -30,12 +30,20 @@ func PBFTSpec(tweak func(*pbft.Config)) broadcast.Spec {
 func pbftSigner(c *Ctx) pbft.Signer { return pbft.OracleSigner{Secret: pbftSimSecret, Self: c.Self()} }
 
 // PBFTBehaviours returns Byzantine behaviours aimed at PBFT, which sign
-// validly as their own node: an equivocating primary and backups voting for
-// wrong digests.
+// validly as their own node (never as another): equivocating primaries and
+// new primaries, split and wrong votes, forged view changes, stale and
+// far-future messages, and view-by-view Twins.
 func PBFTBehaviours() []BehaviourSpec {
 	return []BehaviourSpec{
 		{"pbft-equivocate", "as primary, sends a conflicting, validly signed PRE-PREPARE to a random half of the backups", newPBFTEquivocate},
 		{"pbft-wrongvote", "signs PREPARE, COMMIT and CHECKPOINT for random digests, to a random half of the peers", newPBFTWrongVote},
+		{"pbft-splitvote", "sends each PREPARE, COMMIT and CHECKPOINT to exactly one, f, f+1 or 2f peers, and to others nothing or a signed vote for another digest or view", newPBFTSplitVote},
+		{"pbft-ppequivocate", "as primary, gives every backup its own validly signed batch (reversed, halved, rotated, null, an old one) at each sequence number", newPBFTPPEquivocate},
+		{"pbft-newview", "as new primary, sends NEW-VIEWs on different 2f+1 VIEW-CHANGE quorums to different replicas, some on stale or too few", newPBFTNewView},
+		{"pbft-forgevc", "signs VIEW-CHANGEs with unprovable certificates or checkpoints, certificates of earlier views, omissions; a different one per replica", newPBFTForgeVC},
+		{"pbft-stale", "replays its own messages of earlier views and slots, and re-signs current votes for earlier views", newPBFTStale},
+		{"pbft-future", "signs PRE-PREPAREs beyond the watermarks and for far-future views it leads, votes and VIEW-CHANGEs for far-future views", newPBFTFuture},
+		{"pbft-twins", "Twins: two cores share one identity; each view a new partition of the peers between them and of the correct nodes", newPBFTTwins},
 	}
 }
 
