@@ -13,7 +13,11 @@ import (
 // step with the store. It is called with the store's lock held: it must be
 // quick and must not call back into the store.
 type StoreObserver interface {
-	Held(d Digest)
+	// Held says that d's payload is now held, supplied by `from` (the
+	// peer whose quota it is charged to: an observer with a bounded table
+	// bounds each supplier's share of it).
+	Held(from NodeID, d Digest)
+	// Evicted says that d's payload is no longer held.
 	Evicted(d Digest)
 }
 
@@ -162,7 +166,7 @@ func (s *PayloadStore) put(from NodeID, d Digest, b bufpool.Buf, verify bool) er
 	s.storedBytes.Add(uint64(b.Len()))
 	s.heldBytes.Add(int64(b.Len()))
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.Held(d)
+		s.cfg.Observer.Held(from, d)
 	}
 	return nil
 }
