@@ -307,7 +307,6 @@ func (p *Program) IsHeld(d broadcast.Digest) bool {
 	return p.objs.Held.Lookup(unsafe.Pointer(&d), unsafe.Pointer(&v)) == nil
 }
 
-
 var _ broadcast.StoreObserver = (*Program)(nil)
 
 // Close detaches the program and frees it and its maps.
