@@ -67,7 +67,7 @@ func (w *wire) drain() []netio.Inbound {
 	for {
 		select {
 		case in := <-w.l.inbound:
-			w.l.reserved.Add(-1)
+			w.l.taken(in)
 			got = append(got, in)
 			continue
 		default:
@@ -265,4 +265,41 @@ func TestSendRefusesPayloadsOverMaxPayload(t *testing.T) {
 		MaxPayload: 128 << 20})
 	require.Error(t, err, "MaxPayload above Limits.MaxPayload")
 	require.NoError(t, l.Close())
+}
+
+// TestFloodingPeerTakesOnlyItsShareOfTheReceiveQueue: peer 1 sends more
+// messages than the application takes; they fill its share
+// (RecvQueue/(N-1)) and wait in its window, and peer 2's message still
+// finds a slot.
+func TestFloodingPeerTakesOnlyItsShareOfTheReceiveQueue(t *testing.T) {
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 256, Checked: true})
+	l, err := New(Config{Self: 0, N: 3, Conduit: &poolConduit{nullConduit{done: make(chan struct{})}, pool},
+		Epoch: fuzzEpoch, Tick: time.Hour, Window: 64, RecvQueue: 8})
+	require.NoError(t, err)
+	w := newWire(t, l, pool)
+	for s := range 40 {
+		_, fr := onecastFrames(1, uint64(s), 100, 100)
+		w.data(1, fr...)
+	}
+	assert.Equal(t, 4, l.PeerStats(1).Pending, "peer 1 has its share of 8/2")
+	_, fr := onecastFrames(2, 0, 100, 100)
+	w.data(2, fr...)
+	got := w.drain()
+	require.Len(t, got, 5)
+	assert.Equal(t, broadcast.NodeID(2), got[4].From, "the correct peer's message found a slot")
+	for _, in := range got {
+		in.Release()
+	}
+	// Taken, peer 1's waiting messages follow on the next tick.
+	p := l.peers[1]
+	p.mu.Lock()
+	p.tick(time.Now())
+	p.mu.Unlock()
+	got = w.drain()
+	assert.Len(t, got, 4)
+	for _, in := range got {
+		in.Release()
+	}
+	require.NoError(t, l.Close())
+	require.NoError(t, pool.CheckLeaks())
 }

@@ -165,7 +165,7 @@ func FuzzLinkReceive(f *testing.F) {
 			for {
 				select {
 				case in := <-l.inbound:
-					l.reserved.Add(-1)
+					l.taken(in)
 					if in.Msg.Flags&broadcast.HasPayload != 0 {
 						require.Equal(t, int(in.Msg.PayloadLen), in.Msg.Payload.Len(), "a message is handed up whole")
 					}
@@ -214,7 +214,7 @@ func TestCutContinuationSendsTheMessageUpStripped(t *testing.T) {
 	}
 	require.Len(t, l.inbound, 1)
 	in := <-l.inbound
-	l.reserved.Add(-1)
+	l.taken(in)
 	assert.Equal(t, broadcast.Stripped, in.Msg.Flags&(broadcast.Stripped|broadcast.HasPayload))
 	assert.Equal(t, msg.Digest, in.Msg.Digest)
 	assert.Equal(t, "authenticator", string(in.Msg.Auth))

@@ -64,7 +64,10 @@ type Config struct {
 	MaxQueue int
 	// RecvQueue bounds the messages received and not yet taken by Recv
 	// (default 4096). When it is full, frames stay unacknowledged and the
-	// senders' windows close: flow control end to end.
+	// senders' windows close: flow control end to end. One peer's messages
+	// may take RecvQueue/(N-1) slots at most, so that a peer flooding
+	// messages the application is slow to take never fills the queue for
+	// the others; its own frames wait in its reorder window meanwhile.
 	RecvQueue int
 	// RTOInit, RTOMin and RTOMax bound the retransmission timeout (defaults
 	// 50 ms, 10 ms, 1 s). The timeout adapts to the measured round trip
@@ -267,6 +270,9 @@ type PeerStats struct {
 	// QuotaDrops and PartialsExpired are the peer's share of the Stats
 	// counters of the same names.
 	QuotaDrops, PartialsExpired uint64
+	// Pending is the peer's messages handed up and not yet taken by Recv,
+	// at most RecvQueue/(N-1).
+	Pending int
 }
 
 // Link is a reliable, ordered, duplicate-free netio.Transport on a Conduit.
@@ -489,13 +495,13 @@ func (l *Link) Flush() error {
 func (l *Link) Recv(ctx context.Context) (netio.Inbound, error) {
 	select {
 	case in := <-l.inbound:
-		l.reserved.Add(-1)
+		l.taken(in)
 		return in, nil
 	default:
 	}
 	select {
 	case in := <-l.inbound:
-		l.reserved.Add(-1)
+		l.taken(in)
 		return in, nil
 	case <-ctx.Done():
 		return netio.Inbound{}, ctx.Err()
@@ -583,7 +589,8 @@ func (l *Link) PeerStats(id broadcast.NodeID) PeerStats {
 	defer p.mu.Unlock()
 	return PeerStats{Epoch: p.epoch, FramesSent: p.framesSent, Retransmits: p.retransmits,
 		InFlight: int(p.nxt - p.una), Queued: p.queue.len(), RTO: p.rto(), SRTT: p.srtt, Backoff: p.backoff,
-		HeldFrames: p.heldFrames(), PartialBytes: int(p.re.got), QuotaDrops: p.quotaDrops, PartialsExpired: p.partialsExpired}
+		HeldFrames: p.heldFrames(), PartialBytes: int(p.re.got), QuotaDrops: p.quotaDrops, PartialsExpired: p.partialsExpired,
+		Pending: int(p.pending.Load())}
 }
 
 func (l *Link) newEntry() *entry {
@@ -682,6 +689,14 @@ func (l *Link) timerLoop() {
 			}
 			_ = l.conduit.Flush()
 		}
+	}
+}
+
+// taken gives back the receive-queue slot of a message taken from inbound.
+func (l *Link) taken(in netio.Inbound) {
+	l.reserved.Add(-1)
+	if int(in.From) < len(l.peers) && l.peers[in.From] != nil {
+		l.peers[in.From].pending.Add(-1)
 	}
 }
 

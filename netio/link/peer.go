@@ -3,6 +3,7 @@ package link
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onecast/onecast/broadcast"
@@ -151,7 +152,14 @@ type peer struct {
 
 	quotaDrops, partialsExpired uint64
 	refusalLogAt                time.Time // last log line about a refusal
+
+	// pending counts the peer's messages in the link's receive queue,
+	// at most recvShare.
+	pending atomic.Int64
 }
+
+// recvShare is the most receive-queue slots one peer's messages may take.
+func (p *peer) recvShare() int64 { return int64(max(1, p.l.cfg.RecvQueue/max(1, p.l.cfg.N-1))) }
 
 // heldFrames is the conduit frames the link holds for the peer now.
 func (p *peer) heldFrames() int { return p.ringHeld + len(p.re.parts) }
@@ -499,7 +507,7 @@ func (p *peer) deliver() {
 	for {
 		slot := p.rcvNxt % w
 		f := p.rcvRing[slot]
-		if f.IsZero() || !l.tryReserve() {
+		if f.IsZero() || p.pending.Load() >= p.recvShare() || !l.tryReserve() {
 			return
 		}
 		p.rcvRing[slot] = bufpool.Buf{}
@@ -507,6 +515,7 @@ func (p *peer) deliver() {
 		p.rcvNxt++
 		if in, ok := p.process(f); ok {
 			l.messagesRecv.Add(1)
+			p.pending.Add(1)
 			l.inbound <- in // a slot is reserved: never blocks
 		} else {
 			l.reserved.Add(-1)
