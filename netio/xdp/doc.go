@@ -31,9 +31,13 @@
 // A payload the store keeps pins its UMEM frame. When free frames fall
 // under Config.Watermark, the receive loop asks the store it watches
 // ([Conduit.WatchStore]) to copy payloads that only the store still
-// references out to the heap ([broadcast.PayloadStore.Rehome]); each such
-// copy is counted (Stats.RehomedBytes, the pool's CopiedBytes), as
-// Cornflakes copies below its zero-copy threshold.
+// references out to the heap ([broadcast.PayloadStore.Rehome]), longest
+// held first, until the frames given back lift it over the watermark; each
+// such copy is counted (Stats.RehomedBytes, the pool's CopiedBytes), as
+// Cornflakes copies below its zero-copy threshold. The reliable link above
+// bounds what each peer's traffic holds of the UMEM (netio/link's resource
+// budget), and receives a payload larger than its share into the heap, so
+// that an 8 MiB payload arrives through the default 8 MiB UMEM.
 //
 // # Transmit path
 //
@@ -59,7 +63,11 @@
 // the same way. Per-CPU
 // counters record what was cut ([KernelCounters]). The [Program] is a
 // broadcast.StoreObserver: give it to the PayloadStore, and the map follows
-// the store (insert on Put, delete on eviction):
+// the store (insert on Put, delete on eviction). Each supplier of payloads
+// may have Config.HeldMax / N digests in the map: at its quota, its own
+// oldest digest leaves first, so a Byzantine node's distinct payloads never
+// push out another node's, and the map never fills. Stats.Held reports the
+// entries, the digests pushed out and any insert the kernel refused:
 //
 //	c, err := xdp.New(cfg) // inside the interface's namespace
 //	store := broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: c.Program()})
