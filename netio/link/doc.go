@@ -22,8 +22,10 @@
 // selective acks show a gap (at most once per smoothed round trip), or
 // after a timeout that adapts to the measured round trip (RFC 6298, with
 // Karn's rule and no samples from frames that waited behind a gap), doubled
-// on each timeout up to RTOMax. At most Window frames are in flight; more
-// wait in a queue. A peer that stops acknowledging is probed with one frame
+// on each timeout up to RTOMax. At most Window frames are in flight, and
+// no more than the peer's credit (Header.Window: its frame quota for this
+// node less what its partial message holds), so that a correct sender
+// never runs into the receiver's quota; more wait in a queue. A peer that stops acknowledging is probed with one frame
 // per timeout and, after DeadBackoff timeouts, counts as silent: its queue
 // is bounded by MaxQueue and Send to it fails with ErrBacklog. A live
 // peer's queue may grow further; the runner slows the application down

@@ -128,6 +128,9 @@ type peer struct {
 	queue    deque
 	ring     []*entry
 	una, nxt uint64
+	// peerCredit is the frames the peer accepts in flight (its latest
+	// Header.Window); the send window is the smaller of it and Window.
+	peerCredit uint32
 	srtt     time.Duration
 	rttvar   time.Duration
 	haveRTT  bool
@@ -160,6 +163,12 @@ type peer struct {
 
 // recvShare is the most receive-queue slots one peer's messages may take.
 func (p *peer) recvShare() int64 { return int64(max(1, p.l.cfg.RecvQueue/max(1, p.l.cfg.N-1))) }
+
+// credit is the frames the peer may have in flight to this node: its
+// frame quota less what its partial message holds. Every frame in flight
+// past the cumulative ack may end up waiting in the reorder window, so a
+// sender within the credit never exceeds the quota (Header.Window).
+func (p *peer) credit() int { return max(p.l.cfg.PeerFrames-len(p.re.parts), 1) }
 
 // heldFrames is the conduit frames the link holds for the peer now.
 func (p *peer) heldFrames() int { return p.ringHeld + len(p.re.parts) }
@@ -227,7 +236,7 @@ func (p *peer) sampleRTT(r time.Duration) {
 // current acknowledgement state of the reverse stream.
 func (p *peer) putHeader(b []byte, kind Kind, seq uint64) {
 	h := Header{Kind: kind, SrcEpoch: p.l.cfg.Epoch, DstEpoch: p.epoch, Seq: seq, Ack: p.rcvNxt - 1,
-		Window: uint32(max(int64(p.l.cfg.RecvQueue)-p.l.reserved.Load(), 0))}
+		Window: uint32(p.credit())}
 	if p.rcvHigh > p.rcvNxt {
 		w := uint64(len(p.rcvRing))
 		for i := uint64(0); i < SACKBits; i++ {
@@ -282,7 +291,7 @@ func (p *peer) fill(now time.Time) {
 	if p.epoch == 0 {
 		return
 	}
-	w := uint64(len(p.ring))
+	w := min(uint64(len(p.ring)), max(uint64(p.peerCredit), 1))
 	for p.nxt-p.una < w && p.queue.len() > 0 {
 		e := p.queue.pop()
 		e.seq = p.nxt
@@ -430,6 +439,7 @@ func (p *peer) receive(frame bufpool.Buf, now time.Time) {
 		p.epoch = h.SrcEpoch
 		p.probeBackoff = 0
 	}
+	p.peerCredit = h.Window
 	if h.DstEpoch != l.cfg.Epoch {
 		// A probe, or a frame for an older incarnation of this node: tell
 		// the peer who is here now.
