@@ -131,11 +131,11 @@ type peer struct {
 	// peerCredit is the frames the peer accepts in flight (its latest
 	// Header.Window); the send window is the smaller of it and Window.
 	peerCredit uint32
-	srtt     time.Duration
-	rttvar   time.Duration
-	haveRTT  bool
-	minRTT   time.Duration
-	backoff  int
+	srtt       time.Duration
+	rttvar     time.Duration
+	haveRTT    bool
+	minRTT     time.Duration
+	backoff    int
 
 	framesSent, retransmits uint64
 
