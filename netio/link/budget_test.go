@@ -1,6 +1,10 @@
 package link
 
 import (
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,8 +114,9 @@ func onecastFrames(from broadcast.NodeID, seq uint64, size int, announce uint32)
 // bounded by PeerFrames; peer 2's messages, fragmented or not, all arrive.
 func TestByzantinePeerCannotExhaustTheFramesOfCorrectPeers(t *testing.T) {
 	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 512, Checked: true})
+	logs := &countingHandler{}
 	l, err := New(Config{Self: 0, N: 3, Conduit: &poolConduit{nullConduit{done: make(chan struct{})}, pool},
-		Epoch: fuzzEpoch, Tick: time.Hour, Window: 512})
+		Epoch: fuzzEpoch, Tick: time.Hour, Window: 512, Logger: slog.New(logs)})
 	require.NoError(t, err)
 	require.Equal(t, 512/(2*3), l.cfg.PeerFrames, "the default quota is the pool over 2N")
 	w := newWire(t, l, pool)
@@ -129,6 +134,7 @@ func TestByzantinePeerCannotExhaustTheFramesOfCorrectPeers(t *testing.T) {
 	assert.LessOrEqual(t, l.PeerStats(1).HeldFrames, l.cfg.PeerFrames, "peer 1 holds no more than its quota")
 	assert.Positive(t, l.Stats().QuotaDrops, "frames over the quota were dropped and counted")
 	assert.Equal(t, l.Stats().QuotaDrops, l.PeerStats(1).QuotaDrops)
+	assert.Equal(t, int64(1), logs.warnings.Load(), "hundreds of refusals within a second, one log line")
 	for _, in := range w.drain() {
 		in.Release()
 	}
@@ -302,4 +308,73 @@ func TestFloodingPeerTakesOnlyItsShareOfTheReceiveQueue(t *testing.T) {
 	}
 	require.NoError(t, l.Close())
 	require.NoError(t, pool.CheckLeaks())
+}
+
+// countingHandler counts the warnings logged through it.
+type countingHandler struct{ warnings atomic.Int64 }
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.warnings.Add(1)
+	}
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestSenderKeepsWithinThePeersCredit: a peer that advertises a credit of
+// 3 frames (Header.Window) never has more than 3 in flight from this node.
+func TestSenderKeepsWithinThePeersCredit(t *testing.T) {
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 64, Checked: true})
+	l, err := New(Config{Self: 0, N: 2, Conduit: &poolConduit{nullConduit{done: make(chan struct{})}, pool},
+		Epoch: fuzzEpoch, Tick: time.Hour})
+	require.NoError(t, err)
+	hello := linkFrame(KindAck, fuzzEpoch, 0, nil)
+	binary.LittleEndian.PutUint32(hello[4:], 3)
+	w := &wire{t: t, l: l, pool: pool, seq: make([]uint64, 2)}
+	w.send(1, hello)
+	for s := range 10 {
+		m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoTest, Type: 1, Instance: broadcast.Instance{Seq: uint64(s)}}}
+		require.NoError(t, l.Send(1, &m))
+	}
+	ps := l.PeerStats(1)
+	assert.Equal(t, 3, ps.InFlight, "within the credit")
+	assert.Equal(t, 7, ps.Queued)
+	require.NoError(t, l.Close())
+	require.NoError(t, pool.CheckLeaks())
+}
+
+// TestLinkAdvertisesItsCredit: the Window of the link's headers is the
+// half of the peer's frame quota its reorder window may hold, whatever
+// its partial message holds (at most the other half).
+func TestLinkAdvertisesItsCredit(t *testing.T) {
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 256, Checked: true})
+	sent := &recordingConduit{poolConduit: poolConduit{nullConduit{done: make(chan struct{})}, pool}}
+	l, err := New(Config{Self: 0, N: 2, Conduit: sent, Epoch: fuzzEpoch, Tick: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, 64, l.cfg.PeerFrames)
+	w := newWire(t, l, pool)
+	_, fr := onecastFrames(1, 0, 20000, 20000) // 15 frames: zero-copy
+	w.data(1, fr[:5]...)
+	p := l.peers[1]
+	p.mu.Lock()
+	p.sendAck()
+	p.mu.Unlock()
+	h, err := ParseHeader(sent.last)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(32), h.Window, "half of PeerFrames")
+	require.NoError(t, l.Close())
+	require.NoError(t, pool.CheckLeaks())
+}
+
+// recordingConduit keeps the last datagram sent.
+type recordingConduit struct {
+	poolConduit
+	last []byte
+}
+
+func (c *recordingConduit) Send(_ broadcast.NodeID, hdr []byte, body bufpool.Buf) error {
+	c.last = append(append(c.last[:0], hdr...), body.Bytes()...)
+	return nil
 }

@@ -23,9 +23,10 @@
 // after a timeout that adapts to the measured round trip (RFC 6298, with
 // Karn's rule and no samples from frames that waited behind a gap), doubled
 // on each timeout up to RTOMax. At most Window frames are in flight, and
-// no more than the peer's credit (Header.Window: its frame quota for this
-// node less what its partial message holds), so that a correct sender
-// never runs into the receiver's quota; more wait in a queue. A peer that stops acknowledging is probed with one frame
+// no more than the peer's credit (Header.Window: the half of its frame
+// quota for this node that its reorder window may hold), so that a
+// correct sender never runs into the receiver's quota; more wait in a
+// queue. A peer that stops acknowledging is probed with one frame
 // per timeout and, after DeadBackoff timeouts, counts as silent: its queue
 // is bounded by MaxQueue and Send to it fails with ErrBacklog. A live
 // peer's queue may grow further; the runner slows the application down
@@ -74,9 +75,9 @@
 // the conduit's free-frame watermark).
 //
 //	resource (where)              per-peer quota                 expiry                      refusal, counter
-//	reorder-window frames (link)  PeerFrames, with the partial   until in order              frame not next in order dropped, unacked
-//	                              message's frames; default                                  (the peer resends): Stats.QuotaDrops,
-//	                              pool/(2N)                                                  PeerStats.QuotaDrops
+//	reorder-window frames (link)  PeerFrames/2, the credit told  until in order              frame not next in order dropped, unacked
+//	                              the peer (Header.Window);                                  (the peer resends): Stats.QuotaDrops,
+//	                              PeerFrames default pool/(2N)                               PeerStats.QuotaDrops
 //	partial message, frames       ≤ PeerFrames/2; one per peer   PartialTimeout without      beyond: received into the heap,
 //	(link)                        (the stream is in order)       progress (default 10 s)     Stats.HeapReassembled, HeapCopiedBytes;
 //	                                                                                         expired: Stats.PartialsExpired;

@@ -91,15 +91,19 @@ type Config struct {
 	// Stats.HeapCopiedBytes), so that a large message never waits for
 	// frames the pool cannot give.
 	MaxPayload int
-	// PeerFrames is the most conduit frames the link holds for one peer:
-	// the frames in its reorder window and those of its partly received
-	// message (default: the conduit's frame pool / (2N), at least 64;
-	// 2 × Window when the conduit does not expose its pool). A frame from
-	// the peer that is not next in its stream is dropped beyond it and
-	// counted (Stats.QuotaDrops); the peer retransmits it. The frame next
-	// in order is always taken, so a peer's stream never stalls on its own
+	// PeerFrames is the most conduit frames the link holds for one peer
+	// (default: the conduit's frame pool / (2N), at least 64; 2 × Window
+	// when the conduit does not expose its pool): half for its reorder
+	// window, half for its partly received message. The window's half is
+	// the peer's credit, announced in every header (Header.Window), and a
+	// correct sender keeps that few frames in flight; a frame beyond it
+	// that is not next in the stream is dropped and counted
+	// (Stats.QuotaDrops), and the peer retransmits it. The frame next in
+	// order is always taken, so a peer's stream never stalls on its own
 	// quota, and what N-1 peers hold stays under half the pool, whatever
-	// f of them send. See the package doc's resource table.
+	// f of them send. A message needing more frames than the other half is
+	// received into the heap (MaxPayload). See the package doc's resource
+	// table.
 	PeerFrames int
 	// PartialTimeout drops a partly received message (a fragmented
 	// payload, a spilt prefix) that made no progress for this long while

@@ -368,3 +368,58 @@ func TestLinkDelivers8MiBPayloadThroughADefaultSizedPool(t *testing.T) {
 		nd.close(t)
 	}
 }
+
+// TestLinkDeliversThroughASmallPoolDespiteLoss: with a pool of 256 frames
+// the peer's frame quota (64) and credit (32) are far below Window (512); over
+// a lossy, reordering path every message still arrives once, in order,
+// and the sender's credit keeps the receiver's quota from dropping
+// anything.
+func TestLinkDeliversThroughASmallPoolDespiteLoss(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	addrs := loopbackAddrs(t, 2)
+	nodes := make([]*node, 2)
+	for i := range nodes {
+		pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 256, Checked: true, Name: fmt.Sprintf("n%d", i)})
+		cd, err := udp.New(udp.Config{Self: broadcast.NodeID(i), Peers: addrs, Pool: pool,
+			Fault: &udp.Fault{Seed: uint64(11 + i), Loss: 0.05, Reorder: 0.05}})
+		require.NoError(t, err)
+		l, err := link.New(link.Config{Self: broadcast.NodeID(i), N: 2, Conduit: cd})
+		require.NoError(t, err)
+		nodes[i] = &node{pool: pool, cd: cd, link: l}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sizes := []int{10, 1300, 20000, 60000}
+	payloads := bufpool.MustNew(bufpool.Config{FrameSize: 64 << 10, Frames: 128})
+	const count = 120
+	go func() {
+		for s := range uint64(count) {
+			m := testMessage(t, payloads, 0, s, sizes[s%uint64(len(sizes))])
+			for nodes[0].link.Send(1, &m) != nil && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			m.Payload.Release()
+			_ = nodes[0].link.Flush()
+		}
+	}()
+	for s := range uint64(count) {
+		in, err := nodes[1].link.Recv(ctx)
+		if err != nil {
+			t.Logf("sender %+v peer %+v", nodes[0].link.Stats(), nodes[0].link.PeerStats(1))
+			t.Logf("receiver %+v peer %+v", nodes[1].link.Stats(), nodes[1].link.PeerStats(0))
+			t.Logf("recv pool %+v udp %+v", nodes[1].pool.Stats(), nodes[1].cd.UDPStats())
+		}
+		require.NoError(t, err, "message %d", s)
+		require.Equal(t, s, in.Msg.Instance.Seq)
+		require.Equal(t, in.Msg.Digest, broadcast.DigestOf(in.Msg.Payload))
+		in.Release()
+	}
+	st := nodes[1].link.Stats()
+	assert.Zero(t, st.QuotaDrops, "the sender kept within the receiver's credit")
+	assert.LessOrEqual(t, nodes[0].link.PeerStats(1).InFlight, 32)
+	t.Logf("receiver: %d frames, %d duplicates, %d heap reassemblies; sender: %d retransmits", st.FramesReceived,
+		st.Duplicates, st.HeapReassembled, nodes[0].link.Stats().Retransmits)
+	for _, nd := range nodes {
+		nd.close(t)
+	}
+}

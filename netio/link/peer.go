@@ -164,11 +164,12 @@ type peer struct {
 // recvShare is the most receive-queue slots one peer's messages may take.
 func (p *peer) recvShare() int64 { return int64(max(1, p.l.cfg.RecvQueue/max(1, p.l.cfg.N-1))) }
 
-// credit is the frames the peer may have in flight to this node: its
-// frame quota less what its partial message holds. Every frame in flight
-// past the cumulative ack may end up waiting in the reorder window, so a
-// sender within the credit never exceeds the quota (Header.Window).
-func (p *peer) credit() int { return max(p.l.cfg.PeerFrames-len(p.re.parts), 1) }
+// credit is the frames the peer may have in flight to this node, and the
+// most its reorder window holds: the half of its frame quota that its
+// partial message (at most the other half) cannot take. Every frame the
+// window holds is in flight past the sender's cumulative ack, so a sender
+// that keeps within the credit (Header.Window) never exceeds the quota.
+func (p *peer) credit() int { return max(p.l.cfg.PeerFrames-p.l.cfg.PeerFrames/2, 1) }
 
 // heldFrames is the conduit frames the link holds for the peer now.
 func (p *peer) heldFrames() int { return p.ringHeld + len(p.re.parts) }
@@ -291,8 +292,9 @@ func (p *peer) fill(now time.Time) {
 	if p.epoch == 0 {
 		return
 	}
-	w := min(uint64(len(p.ring)), max(uint64(p.peerCredit), 1))
-	for p.nxt-p.una < w && p.queue.len() > 0 {
+	w := uint64(len(p.ring))
+	inFlight := min(w, max(uint64(p.peerCredit), 1))
+	for p.nxt-p.una < inFlight && p.queue.len() > 0 {
 		e := p.queue.pop()
 		e.seq = p.nxt
 		p.nxt++
@@ -462,8 +464,9 @@ func (p *peer) receive(frame bufpool.Buf, now time.Time) {
 
 // onData files a data frame in the receive window and hands up what is in
 // order. It takes frame. A frame that is not next in order is dropped when
-// the peer holds Config.PeerFrames frames already: it stays
-// unacknowledged, and the peer sends it again.
+// the peer's reorder window holds its credit already (half of
+// Config.PeerFrames): it stays unacknowledged, and the peer sends it
+// again. A correct sender keeps within the credit and never sees a drop.
 func (p *peer) onData(seq uint64, frame bufpool.Buf, now time.Time) {
 	l := p.l
 	l.framesRecv.Add(1)
@@ -486,7 +489,7 @@ func (p *peer) onData(seq uint64, frame bufpool.Buf, now time.Time) {
 		frame.Release()
 		return
 	}
-	if seq != p.rcvNxt && p.heldFrames() >= l.cfg.PeerFrames {
+	if seq != p.rcvNxt && p.ringHeld >= p.credit() {
 		l.quotaDrops.Add(1)
 		p.quotaDrops++
 		frame.Release()
