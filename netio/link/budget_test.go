@@ -177,8 +177,10 @@ func TestLargePayloadIsReceivedIntoTheHeap(t *testing.T) {
 		w.data(1, f)
 		if i > 0 && i < len(fr)-1 {
 			require.Zero(t, l.PeerStats(1).HeldFrames, "a heap reassembly holds no frame")
+			require.Positive(t, l.PeerStats(1).PartialBytes)
 		}
 	}
+	assert.Zero(t, l.PeerStats(1).PartialBytes, "complete")
 	got := w.drain()
 	require.Len(t, got, 1)
 	assert.Equal(t, d, broadcast.DigestOf(got[0].Msg.Payload))

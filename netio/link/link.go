@@ -591,9 +591,13 @@ func (l *Link) PeerStats(id broadcast.NodeID) PeerStats {
 	p := l.peers[id]
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	partial := 0
+	if p.re.active {
+		partial = int(p.re.got)
+	}
 	return PeerStats{Epoch: p.epoch, FramesSent: p.framesSent, Retransmits: p.retransmits,
 		InFlight: int(p.nxt - p.una), Queued: p.queue.len(), RTO: p.rto(), SRTT: p.srtt, Backoff: p.backoff,
-		HeldFrames: p.heldFrames(), PartialBytes: int(p.re.got), QuotaDrops: p.quotaDrops, PartialsExpired: p.partialsExpired,
+		HeldFrames: p.heldFrames(), PartialBytes: partial, QuotaDrops: p.quotaDrops, PartialsExpired: p.partialsExpired,
 		Pending: int(p.pending.Load())}
 }
 
