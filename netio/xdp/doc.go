@@ -17,7 +17,10 @@
 // RX descriptor's address names the frame; its Buf, narrowed to the datagram,
 // is handed up. Nothing in user space copies a received byte:
 // ConduitStats.RecvCopiedBytes stays 0 and the pool's copy counters count
-// only what the store deliberately copies out (below).
+// only what the store deliberately copies out (below). The one exception
+// is above the conduit: the link receives a payload needing more frames
+// than its per-peer share of the UMEM into the heap (link
+// Stats.HeapCopiedBytes, Metrics.CopiedBytes).
 //
 // Honesty about "written once": veth has native XDP but no zero-copy AF_XDP,
 // so the socket is bound in copy mode and the kernel copies each frame into
