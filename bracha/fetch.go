@@ -221,12 +221,17 @@ func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 	}
 	nd.stats.PayloadsFetched++
 	if fc != in.target {
-		// The SEND's payload, fetched to echo it.
-		if nd.echoSend(in) {
+		// The SEND's payload, fetched to echo it. Echoed, or held and
+		// refused by the origin's quota: fetching again would not help.
+		// Evicted at once by the store's quota: the timeout retries.
+		echoed := nd.echoSend(in)
+		if echoed || nd.store.Has(c.digest) {
 			nd.stopFetch(in)
+		}
+		if echoed {
 			nd.progress(in, fc)
 		}
-		return nil // not echoed: evicted at once, or over the origin's quota: the timeout retries
+		return nil
 	}
 	if !nd.pin(in, in.target) {
 		return nil // evicted at once by a quota: the timeout retries
