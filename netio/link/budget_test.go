@@ -155,6 +155,8 @@ func TestByzantinePeerCannotExhaustTheFramesOfCorrectPeers(t *testing.T) {
 		in.Release()
 	}
 	assert.Zero(t, w.dropped, "the pool never ran dry")
+	t.Logf("pool of %d frames, quota %d per peer: the Byzantine peer held %d frames, %d of its frames dropped; pool free %d",
+		pool.Frames(), l.cfg.PeerFrames, l.PeerStats(1).HeldFrames, l.PeerStats(1).QuotaDrops, pool.Free())
 	assert.Zero(t, l.PeerStats(2).QuotaDrops)
 	require.NoError(t, l.Close())
 	require.NoError(t, pool.CheckLeaks())

@@ -49,9 +49,10 @@ type Config struct {
 	// closes it.
 	Conduit netio.Conduit
 	// Window is the number of frames in flight per peer, unacknowledged
-	// (default 512, at most 65536). It is also the receive reorder window,
-	// so a receiver may hold up to Window frames per peer: size the pool
-	// for it. In the loopback cluster 256 frames cut the throughput of
+	// (default 512, at most 65536), and the span of sequence numbers the
+	// receive reorder window covers. The peer's credit (PeerFrames/2) may
+	// cap the frames in flight lower; what a receiver holds per peer is
+	// bounded by PeerFrames, not by Window. In the loopback cluster 256 frames cut the throughput of
 	// 64 KiB payloads by ten; under 5 % loss, wider windows recover more
 	// slowly (selective acks cover 64 frames past the first gap).
 	Window int
