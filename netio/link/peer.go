@@ -685,7 +685,7 @@ func (p *peer) first(m broadcast.Message, f bufpool.Buf) (netio.Inbound, bool) {
 			// for frames and the pool keeps its frames for everyone else.
 			// The buffer grows with what arrives, not with what the first
 			// frame announces.
-			r.heap = make([]byte, 0, min(int(m.PayloadLen), 1<<20))
+			r.heap = make([]byte, 0, min(int(m.PayloadLen), heapStart))
 			r.heap = p.appendHeap(r.heap, m.Payload)
 			f.Release()
 		} else if !m.Payload.IsZero() { // zero after a spilt prefix
@@ -746,7 +746,7 @@ func (p *peer) continuation(f, frame bufpool.Buf) (netio.Inbound, bool) {
 	if r.heap == nil && len(r.parts) >= max(1, l.cfg.PeerFrames/2) {
 		// More fragments than the first frame's length promised (a sender
 		// cutting its payload small): move what is held to the heap.
-		r.heap = make([]byte, 0, min(int(r.msg.PayloadLen), 1<<20))
+		r.heap = make([]byte, 0, min(int(r.msg.PayloadLen), heapStart))
 		for i, part := range r.parts {
 			r.heap = p.appendHeap(r.heap, part)
 			part.Release()
@@ -788,6 +788,11 @@ func (p *peer) continuation(f, frame bufpool.Buf) (netio.Inbound, bool) {
 	l.reassembled.Add(1)
 	return netio.NewInbound(p.id, msg, bufpool.Buf{}, chain), true
 }
+
+// heapStart is the first capacity of a heap reassembly's buffer, which
+// then doubles as bytes arrive: a first frame that announces a large
+// payload and is never continued costs little.
+const heapStart = 16 << 10
 
 // appendHeap copies b's bytes to the end of buf, the heap buffer of a
 // large message, and counts them.
