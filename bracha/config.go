@@ -120,6 +120,13 @@ type Config struct {
 	// undelivered instances; a SEND beyond it is refused (ReasonQuota).
 	// Default 256 MiB.
 	MaxOriginBytes int64
+	// SendExpiry unpins the payload of a SEND whose instance has not
+	// delivered this long (logical time) after the SEND was pinned, and
+	// gives its bytes back to the origin's MaxOriginBytes: a Byzantine
+	// origin that sends to too few nodes for its instances to deliver pins
+	// nothing forever. Should such an instance deliver later, its payload
+	// is fetched like any other. Default 60 s.
+	SendExpiry time.Duration
 	// ServeRate and ServeBurst rate-limit the PAYLOAD bytes this node sends
 	// to one peer in answer to FETCH (a token bucket over logical time).
 	// Besides, a peer is sent one instance's payload at most 4 times. Defaults
@@ -175,6 +182,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxOriginBytes <= 0 {
 		c.MaxOriginBytes = 256 << 20
+	}
+	if c.SendExpiry <= 0 {
+		c.SendExpiry = time.Minute
 	}
 	if c.ServeRate <= 0 {
 		c.ServeRate = 1 << 30

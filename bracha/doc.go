@@ -37,7 +37,9 @@
 // Per-instance state is bounded (one ECHO and one READY count per node, only
 // the origin's first SEND counts), the instances tracked per origin are
 // bounded by Config.Window, the bytes pinned per origin by
-// Config.MaxOriginBytes, and payloads that arrive without being needed are
+// Config.MaxOriginBytes (and for Config.SendExpiry at most: the payload of
+// an instance that does not deliver is let go, and fetched should it
+// deliver later), and payloads that arrive without being needed are
 // bounded by the store's sender quota. A delivered instance is collected at
 // once in full mode, and after Config.Retention in digest mode, where it
 // may still have to answer FETCHes.

@@ -9,7 +9,10 @@ import (
 //
 // A node fetches only when it must act on a digest whose payload it lacks:
 // 2f+1 READYs name a candidate it holds no payload for, and the SEND has not
-// come within FetchDelay. At most MaxFetching instances fetch at once. It
+// come within FetchDelay; or the SEND came without its payload (cut in the
+// kernel because the digest was held, and evicted before the SEND was
+// processed), so the node cannot echo: it fetches the SEND's payload, the
+// origin first among the vouchers, and echoes when it arrives. At most MaxFetching instances fetch at once. It
 // asks one peer at a time, never everyone (a naive pull costs O(n²|M|)), choosing among the
 // nodes that vouched for the digest: first those that sent ECHO (a correct
 // one had the SEND, so holds the payload), then those that sent READY.
@@ -43,6 +46,15 @@ const (
 // once, for an answer that came after the requester had moved on and
 // cleared its round, but a bounded number of times.
 const maxServes = 4
+
+// fetchCand is the candidate an instance fetches: the one to deliver, once
+// known, otherwise the one its SEND named.
+func fetchCand(in *instance) int {
+	if in.target >= 0 {
+		return in.target
+	}
+	return in.sendCand
+}
 
 func (nd *Node) startFetch(in *instance) {
 	if in.fetching {
@@ -122,7 +134,13 @@ func (nd *Node) tickFetches() {
 // instance, so concurrent fetches spread over the vouchers. It returns -1
 // when none is left.
 func (nd *Node) nextPeer(in *instance) int {
-	want := int16(in.target + 1)
+	fc := fetchCand(in)
+	want := int16(fc + 1)
+	// The origin vouches for the candidate its SEND named.
+	origin := -1
+	if fc == in.sendCand {
+		origin = int(in.id.Origin)
+	}
 	for pass := range 2 {
 		votes := in.echoVote
 		if pass == 1 {
@@ -135,7 +153,8 @@ func (nd *Node) nextPeer(in *instance) int {
 			if j == int(nd.self) {
 				continue
 			}
-			if votes[j] == want && in.asked[j]&askedRound == 0 && (best < 0 || nd.strikes[j] < nd.strikes[best]) {
+			vouched := votes[j] == want || pass == 0 && j == origin
+			if vouched && in.asked[j]&askedRound == 0 && (best < 0 || nd.strikes[j] < nd.strikes[best]) {
 				best = j
 			}
 		}
@@ -163,7 +182,7 @@ func (nd *Node) askNext(in *instance) {
 	}
 	in.asked[peer] |= askedRound | askedEver
 	var m broadcast.Message
-	nd.header(&m, broadcast.TypeFetch, in, &in.cands[in.target])
+	nd.header(&m, broadcast.TypeFetch, in, &in.cands[fetchCand(in)])
 	nd.out = append(nd.out, broadcast.Outbound{To: broadcast.NodeID(peer), Msg: m})
 	nd.stats.FetchesSent++
 }
@@ -182,12 +201,13 @@ func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 		return broadcast.Reject(broadcast.ReasonLength, "PAYLOAD for %v without payload", m.Instance)
 	}
 	in := nd.insts[m.Instance]
-	if in == nil || !in.fetching || in.asked[from]&askedEver == 0 {
+	if in == nil || !in.fetching || in.asked[from]&askedEver == 0 || fetchCand(in) < 0 {
 		nd.stats.Unsolicited++
 		nd.store.CountDuplicate(m.Payload.Len())
 		return nil
 	}
-	c := &in.cands[in.target]
+	fc := fetchCand(in)
+	c := &in.cands[fc]
 	if c.digest != m.Digest || c.plen != m.PayloadLen || c.layout != m.Round {
 		nd.stats.Unsolicited++
 		nd.store.CountDuplicate(m.Payload.Len())
@@ -201,6 +221,19 @@ func (nd *Node) onPayload(from broadcast.NodeID, m *broadcast.Message) error {
 		return err
 	}
 	nd.stats.PayloadsFetched++
+	if fc != in.target {
+		// The SEND's payload, fetched to echo it. Echoed, or held and
+		// refused by the origin's quota: fetching again would not help.
+		// Evicted at once by the store's quota: the timeout retries.
+		echoed := nd.echoSend(in)
+		if echoed || nd.store.Has(c.digest) {
+			nd.stopFetch(in)
+		}
+		if echoed {
+			nd.progress(in, fc)
+		}
+		return nil
+	}
 	if !nd.pin(in, in.target) {
 		return nil // evicted at once by a quota: the timeout retries
 	}

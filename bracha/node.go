@@ -35,6 +35,12 @@ type Stats struct {
 	ServeDenied     uint64 // FETCHes refused by the rate limit or the per-instance limit
 	ServeUnknown    uint64 // FETCHes for a payload this node does not hold
 
+	// SendsExpired counts SEND payloads unpinned after Config.SendExpiry
+	// without delivery; SendsRefetched the SENDs whose payload was not
+	// held when they were processed (cut in the kernel, evicted since) and
+	// was fetched from the origin before this node echoed.
+	SendsExpired, SendsRefetched uint64
+
 	Live     int // instances tracked now (undelivered or retained)
 	Retained int // delivered instances kept to answer FETCH
 	Backlog  int // own batches waiting for in-flight room
@@ -64,7 +70,9 @@ type instance struct {
 	echoed, readied     bool
 	delivered           bool
 	target              int   // candidate to deliver (2f+1 READYs), or -1
+	sendCand            int   // candidate the origin's SEND named, or -1
 	sendCharge          int64 // bytes charged to the origin's MaxOriginBytes
+	sendPinnedAt        time.Duration
 
 	// FETCH state (requester side).
 	fetching      bool    // wants the payload: active, or waiting for a slot
@@ -168,6 +176,11 @@ type Node struct {
 
 	serve   []bucket // per peer: the FETCH answer budget
 	strikes []uint32 // per peer: FETCHes it failed to answer well
+
+	// chargedSends counts instances with a SEND charge; sendExpiryAt is
+	// the earliest time one of them may expire (Config.SendExpiry).
+	chargedSends int
+	sendExpiryAt time.Duration
 
 	out, outSpare   []broadcast.Outbound
 	dels, delsSpare []broadcast.Delivery
@@ -487,8 +500,7 @@ func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 		}
 		ci = in.find(m.Digest, m.PayloadLen, m.Round)
 	}
-	o := &nd.origins[m.Instance.Origin]
-	if m.Type == TypeSend && o.pinnedBytes+int64(m.PayloadLen) > nd.cfg.MaxOriginBytes {
+	if o := &nd.origins[m.Instance.Origin]; m.Type == TypeSend && o.pinnedBytes+int64(m.PayloadLen) > nd.cfg.MaxOriginBytes {
 		return broadcast.Reject(broadcast.ReasonQuota, "origin %v has %d bytes pinned, SEND of %d more refused", m.Instance.Origin, o.pinnedBytes, m.PayloadLen)
 	}
 	// Store the payload before counting anything: a payload that misses its
@@ -520,12 +532,13 @@ func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 	switch m.Type {
 	case TypeSend:
 		in.gotSend = true
-		if nd.pin(in, ci) {
-			in.sendCharge = int64(c.plen)
-			o.pinnedBytes += in.sendCharge
-		}
-		if !in.echoed && c.pinned {
-			nd.vote(in, ci, TypeEcho)
+		in.sendCand = ci
+		if !nd.echoSend(in) && !c.pinned {
+			// Stripped on the way in because the payload was held, and
+			// evicted since (or evicted by a quota at once): fetch it from
+			// the origin, which just sent it, and echo when it is back.
+			nd.stats.SendsRefetched++
+			nd.startFetch(in)
 		}
 	case TypeEcho:
 		in.echoVote[from] = int16(ci + 1)
@@ -534,8 +547,90 @@ func (nd *Node) onProtocol(from broadcast.NodeID, m *broadcast.Message) error {
 		in.readyVote[from] = int16(ci + 1)
 		c.readies++
 	}
+	if ci == in.sendCand && !in.echoed && nd.echoSend(in) && in.fetching && in.target < 0 {
+		nd.stopFetch(in) // a vote brought the SEND's payload back
+	}
 	nd.progress(in, ci)
 	return nil
+}
+
+// echoSend pins the payload of the candidate the origin's SEND named,
+// charges it to the origin, and echoes it, once the payload is held. It
+// reports whether the node echoed now.
+func (nd *Node) echoSend(in *instance) bool {
+	if !in.gotSend || in.echoed || in.sendCand < 0 || in.delivered {
+		return false
+	}
+	c := &in.cands[in.sendCand]
+	if !c.pinned && !nd.store.Has(c.digest) {
+		return false
+	}
+	if in.sendCharge == 0 {
+		o := &nd.origins[in.id.Origin]
+		if o.pinnedBytes+int64(c.plen) > nd.cfg.MaxOriginBytes {
+			return false
+		}
+		if !nd.pin(in, in.sendCand) {
+			return false
+		}
+		nd.chargeSend(in, int64(c.plen))
+	}
+	nd.vote(in, in.sendCand, TypeEcho)
+	return true
+}
+
+// chargeSend charges an instance's pinned SEND to its origin, until
+// delivery or Config.SendExpiry.
+func (nd *Node) chargeSend(in *instance, n int64) {
+	in.sendCharge = n
+	in.sendPinnedAt = nd.now
+	nd.origins[in.id.Origin].pinnedBytes += n
+	nd.chargedSends++
+	if at := nd.now + nd.cfg.SendExpiry; nd.sendExpiryAt == 0 || at < nd.sendExpiryAt {
+		nd.sendExpiryAt = at
+	}
+}
+
+// unchargeSend gives an instance's SEND charge back to its origin.
+func (nd *Node) unchargeSend(in *instance) {
+	if in.sendCharge == 0 {
+		return
+	}
+	nd.origins[in.id.Origin].pinnedBytes -= in.sendCharge
+	in.sendCharge = 0
+	nd.chargedSends--
+	if nd.chargedSends == 0 {
+		nd.sendExpiryAt = 0
+	}
+}
+
+// expireSends unpins the SENDs of undelivered instances pinned
+// Config.SendExpiry ago or more.
+func (nd *Node) expireSends() {
+	if nd.sendExpiryAt == 0 || nd.sendExpiryAt > nd.now {
+		return
+	}
+	next := time.Duration(0)
+	for _, in := range nd.insts {
+		if in.sendCharge == 0 {
+			continue
+		}
+		at := in.sendPinnedAt + nd.cfg.SendExpiry
+		if at > nd.now {
+			if next == 0 || at < next {
+				next = at
+			}
+			continue
+		}
+		nd.unchargeSend(in)
+		if c := &in.cands[in.sendCand]; c.pinned && !in.delivered {
+			c.pinned = false
+			nd.store.Unpin(c.digest)
+		}
+		nd.stats.SendsExpired++
+		nd.cfg.Logger.Debug("bracha: pinned SEND expired", "node", nd.self, "instance", in.id)
+	}
+	nd.sendExpiryAt = next
 }
 
 // countDup records payload bytes that arrived for nothing.
@@ -575,10 +670,8 @@ func (nd *Node) deliver(in *instance) {
 		}
 	}
 	nd.stats.Delivered++
-	o := &nd.origins[in.id.Origin]
-	o.markDone(in.id.Seq, nd.cfg.Window)
-	o.pinnedBytes -= in.sendCharge
-	in.sendCharge = 0
+	nd.origins[in.id.Origin].markDone(in.id.Seq, nd.cfg.Window)
+	nd.unchargeSend(in)
 	if in.id.Origin == nd.self {
 		nd.inFlight--
 		nd.startBacklog()
@@ -631,9 +724,7 @@ func (nd *Node) collect(in *instance) {
 			nd.store.Unpin(in.cands[i].digest)
 		}
 	}
-	if in.sendCharge != 0 {
-		nd.origins[in.id.Origin].pinnedBytes -= in.sendCharge
-	}
+	nd.unchargeSend(in)
 	nd.stopFetch(in)
 	delete(nd.insts, in.id)
 	in.reset()
@@ -656,6 +747,7 @@ func (nd *Node) newInstance(id broadcast.Instance) *instance {
 	}
 	in.id = id
 	in.target = -1
+	in.sendCand = -1
 	return in
 }
 
@@ -681,6 +773,7 @@ func (nd *Node) Tick(now time.Duration) {
 		nd.now = now
 	}
 	nd.tickFetches()
+	nd.expireSends()
 	for nd.retHead < len(nd.retired) && nd.retired[nd.retHead].retireAt <= nd.now {
 		nd.popRetired()
 	}
@@ -719,6 +812,7 @@ func (nd *Node) nextWake() time.Duration {
 	if nd.retHead < len(nd.retired) {
 		earlier(nd.retired[nd.retHead].retireAt)
 	}
+	earlier(nd.sendExpiryAt)
 	if nd.cfg.BatchDelay > 0 && len(nd.pending) > 0 {
 		earlier(nd.pendingSince + nd.cfg.BatchDelay)
 	}

@@ -13,7 +13,11 @@ import (
 // step with the store. It is called with the store's lock held: it must be
 // quick and must not call back into the store.
 type StoreObserver interface {
-	Held(d Digest)
+	// Held says that d's payload is now held, supplied by `from` (the
+	// peer whose quota it is charged to: an observer with a bounded table
+	// bounds each supplier's share of it).
+	Held(from NodeID, d Digest)
+	// Evicted says that d's payload is no longer held.
 	Evicted(d Digest)
 }
 
@@ -63,6 +67,10 @@ type PayloadStore struct {
 	entries map[Digest]*entry
 	senders map[NodeID]*senderQueue
 	spare   *entry // free list of entry structs
+	// oldest and newest end the age list: the entries whose payload may
+	// still live in a transport's frames, in the order they were stored
+	// (Rehome walks it from the oldest).
+	oldest, newest *entry
 
 	puts, stored, storedBytes, dupPuts, dupBytes  atomic.Uint64
 	mismatches, quotaRejects, quotaEvicts, evicts atomic.Uint64
@@ -77,6 +85,10 @@ type entry struct {
 	// Unpinned entries are on their sender's queue, oldest first.
 	prev, next *entry
 	queued     bool
+	// older, newer link the store's age list; aged says the entry is on it.
+	older, newer *entry
+	aged         bool
+	rehoming     bool // Rehome is copying the payload, outside the lock
 }
 
 type senderQueue struct {
@@ -158,11 +170,12 @@ func (s *PayloadStore) put(from NodeID, d Digest, b bufpool.Buf, verify bool) er
 	e.digest, e.buf, e.from = d, b.Retain(), from
 	s.entries[d] = e
 	s.enqueue(q, e)
+	s.age(e)
 	s.stored.Add(1)
 	s.storedBytes.Add(uint64(b.Len()))
 	s.heldBytes.Add(int64(b.Len()))
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.Held(d)
+		s.cfg.Observer.Held(from, d)
 	}
 	return nil
 }
@@ -262,6 +275,7 @@ func (s *PayloadStore) CountDuplicate(n int) {
 }
 
 func (s *PayloadStore) evict(e *entry) {
+	s.unage(e)
 	delete(s.entries, e.digest)
 	s.heldBytes.Add(-int64(e.buf.Len()))
 	e.buf.Release()
@@ -307,6 +321,36 @@ func (s *PayloadStore) unqueue(e *entry) {
 	}
 	e.prev, e.next, e.queued = nil, nil, false
 	q.bytes -= charge(e.buf)
+}
+
+// age appends e to the age list, as the newest entry.
+func (s *PayloadStore) age(e *entry) {
+	e.aged = true
+	e.older = s.newest
+	if s.newest != nil {
+		s.newest.newer = e
+	} else {
+		s.oldest = e
+	}
+	s.newest = e
+}
+
+// unage takes e off the age list, if it is on it.
+func (s *PayloadStore) unage(e *entry) {
+	if !e.aged {
+		return
+	}
+	if e.older != nil {
+		e.older.newer = e.newer
+	} else {
+		s.oldest = e.newer
+	}
+	if e.newer != nil {
+		e.newer.older = e.older
+	} else {
+		s.newest = e.older
+	}
+	e.older, e.newer, e.aged = nil, nil, false
 }
 
 // String summarizes the store for logs.

@@ -28,7 +28,7 @@ type recordingObserver struct {
 	held, evicted []Digest
 }
 
-func (o *recordingObserver) Held(d Digest) {
+func (o *recordingObserver) Held(_ NodeID, d Digest) {
 	o.mu.Lock()
 	o.held = append(o.held, d)
 	o.mu.Unlock()

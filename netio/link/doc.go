@@ -22,8 +22,11 @@
 // selective acks show a gap (at most once per smoothed round trip), or
 // after a timeout that adapts to the measured round trip (RFC 6298, with
 // Karn's rule and no samples from frames that waited behind a gap), doubled
-// on each timeout up to RTOMax. At most Window frames are in flight; more
-// wait in a queue. A peer that stops acknowledging is probed with one frame
+// on each timeout up to RTOMax. At most Window frames are in flight, and
+// no more than the peer's credit (Header.Window: the half of its frame
+// quota for this node that its reorder window may hold), so that a
+// correct sender never runs into the receiver's quota; more wait in a
+// queue. A peer that stops acknowledging is probed with one frame
 // per timeout and, after DeadBackoff timeouts, counts as silent: its queue
 // is bounded by MaxQueue and Send to it fails with ErrBacklog. A live
 // peer's queue may grow further; the runner slows the application down
@@ -41,7 +44,10 @@
 // FragIndex, FragOffset, no body or authenticator). The receiver checks
 // each continuation against the first frame and links the chunks' frames
 // into one bufpool chain (bufpool.Link), handed up by reference. Frames
-// arrive in order, so one reassembly per peer is all there is.
+// arrive in order, so one reassembly per peer is all there is. A message
+// that needs more frames than half the peer's frame quota is copied into a
+// heap buffer as it arrives instead, each frame released at once (see
+// Resource budget).
 //
 // A prefix that alone exceeds a frame (a PRE-PREPARE with a large batch, a
 // view change with many prepared certificates) is spilt: it travels in
@@ -52,6 +58,55 @@
 // magic) and may still cut the continuations of a payload the node holds:
 // a message whose continuation arrives cut goes up stripped, as if its
 // first frame had been cut, so its vote still counts.
+//
+// # Resource budget
+//
+// No peer, correct or Byzantine, can stall or bloat a node by what it
+// sends: every resource a peer's traffic takes has a per-peer quota, an
+// expiry where holding it could last, and a counter of refusals. Exceeding
+// a quota drops the offender's newest data (or, for a large message,
+// copies it to the heap), counts it and logs once per RefusalLogInterval;
+// it never blocks reception from anyone else. The quotas are shares: by
+// default the N-1 peers together hold at most half the conduit's frame
+// pool, so f Byzantine peers take at most f/(2N) of it, and a correct peer
+// always finds its own share free. The other half serves the conduit's
+// receive batch or fill ring, its transmit frames (AF_XDP) and the
+// payloads the store keeps (moved to the heap, longest held first, under
+// the conduit's free-frame watermark).
+//
+//	resource (where)              per-peer quota                 expiry                      refusal, counter
+//	reorder-window frames (link)  PeerFrames/2, the credit told  until in order              frame not next in order dropped, unacked
+//	                              the peer (Header.Window);                                  (the peer resends): Stats.QuotaDrops,
+//	                              PeerFrames default pool/(2N)                               PeerStats.QuotaDrops
+//	partial message, frames       ≤ PeerFrames/2; one per peer   PartialTimeout without      beyond: received into the heap,
+//	(link)                        (the stream is in order)       progress (default 10 s)     Stats.HeapReassembled, HeapCopiedBytes;
+//	                                                                                         expired: Stats.PartialsExpired;
+//	                                                                                         cut short: Stats.Rejected
+//	partial message, heap (link)  ≤ MaxPayload, grown as bytes   PartialTimeout              announced > MaxPayload: Stats.Rejected;
+//	                              arrive, one per peer                                       Send: ErrTooLarge, Stats.TooLarge
+//	spilt prefix (link)           ≤ 72 + 65535 + MaxAuth bytes,  PartialTimeout              Stats.Rejected
+//	                              one per peer
+//	receive queue (link)          RecvQueue/(N-1) messages       taken by Recv               waits in the window (flow control):
+//	                                                                                         PeerStats.Pending
+//	send queue (link, to a peer)  MaxQueue silent, ×8 live       on ack                      ErrBacklog, Stats.Backlogged
+//	pending acks (link)           none needed: a cumulative ack  sent within Tick or after   —
+//	                              and a 64-bit bitmap per peer   AckEvery frames
+//	unpinned payloads             SenderQuota bytes per sender   sender's oldest first       StoreStats.QuotaRejects, QuotaEvictions
+//	(broadcast.PayloadStore)      (default 64 MiB)
+//	payload frames in the store   — (shared)                     copied to the heap, oldest  udp/xdp Stats.RehomedPayloads, Bytes
+//	(PayloadStore, conduit)                                      first, under Watermark
+//	pinned SENDs (bracha)         MaxOriginBytes per origin      SendExpiry (default 60 s)   ReasonQuota rejection (Stats.Rejected),
+//	                              (default 256 MiB)                                          Stats.SendsExpired
+//	kernel held-digest map        HeldMax/N entries per          store eviction; at quota    xdp Stats.Held.QuotaEvictions,
+//	(netio/xdp)                   supplier                       the supplier's own oldest   InsertErrors
+//	receive frames (udp, xdp)     — (the link's quotas keep      —                           udp Stats.NoFrame, xdp Stats.FillStarved
+//	                              the pool from running dry)
+//
+// The largest payload is a config field (Config.MaxPayload, default
+// Limits.MaxPayload, 64 MiB): Send refuses a larger one with ErrTooLarge,
+// naming the limit. A payload needing more frames than half of PeerFrames
+// is received into a heap buffer as it arrives (one counted copy), so that
+// an 8 MiB payload arrives through the AF_XDP conduit's default 8 MiB UMEM.
 //
 // # Restarts
 //
@@ -77,6 +132,7 @@
 //	in.Release()
 //
 // Counters: Stats (retransmissions, duplicates, reassemblies, restarts,
-// payload bytes the conduit copied on receive) and PeerStats (round trip,
-// timeout, window and queue per peer).
+// payload bytes the conduit copied on receive, and the budget's refusals
+// and heap copies) and PeerStats (round trip, timeout, window and queue,
+// frames held, refusals and pending messages per peer).
 package link

@@ -132,6 +132,15 @@ func fuzzSeeds() [][]byte {
 	seeds = append(seeds, join(probe, linkFrame(KindPrefix, fuzzEpoch, 1, pieces[1])))
 	bad := append([]byte{'Q'}, pieces[0][1:]...)
 	seeds = append(seeds, join(probe, linkFrame(KindPrefix, fuzzEpoch, 1, bad)))
+	// A payload of 12 frames, over half the fuzzed link's frame quota (16):
+	// received into the heap; then the same cut short by a new message.
+	_, large := onecastFrames(1, 9, 15000, 15000)
+	heap := [][]byte{probe}
+	for i, f := range large {
+		heap = append(heap, linkFrame(KindData, fuzzEpoch, uint64(1+i), f))
+	}
+	seeds = append(seeds, join(heap...))
+	seeds = append(seeds, join(append(heap[:4:4], linkFrame(KindData, fuzzEpoch, 4, smallFrame))...))
 	// Garbage.
 	seeds = append(seeds, join([]byte("L\x01\x01\x00garbage"), make([]byte, 60)))
 	return seeds
@@ -165,7 +174,7 @@ func FuzzLinkReceive(f *testing.F) {
 			for {
 				select {
 				case in := <-l.inbound:
-					l.reserved.Add(-1)
+					l.taken(in)
 					if in.Msg.Flags&broadcast.HasPayload != 0 {
 						require.Equal(t, int(in.Msg.PayloadLen), in.Msg.Payload.Len(), "a message is handed up whole")
 					}
@@ -214,7 +223,7 @@ func TestCutContinuationSendsTheMessageUpStripped(t *testing.T) {
 	}
 	require.Len(t, l.inbound, 1)
 	in := <-l.inbound
-	l.reserved.Add(-1)
+	l.taken(in)
 	assert.Equal(t, broadcast.Stripped, in.Msg.Flags&(broadcast.Stripped|broadcast.HasPayload))
 	assert.Equal(t, msg.Digest, in.Msg.Digest)
 	assert.Equal(t, "authenticator", string(in.Msg.Auth))

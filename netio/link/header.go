@@ -55,7 +55,7 @@ const SACKBits = 64
 //	  1   1 Version
 //	  2   1 Kind
 //	  3   1 reserved (zero)
-//	  4   4 Window    (receive slots the sender of this frame has free)
+//	  4   4 Window    (credit: frames the sender of this frame accepts in flight from the receiver)
 //	  8   8 SrcEpoch  (incarnation of the frame's sender)
 //	 16   8 DstEpoch  (incarnation of the receiver, as the sender knows it)
 //	 24   8 Seq       (KindData: this frame's sequence number, from 1)

@@ -31,6 +31,15 @@ const LiveQueueFactor = 8
 // bounds the memory it spends on it. The message is not sent to that peer.
 var ErrBacklog = errors.New("link: peer send queue full")
 
+// ErrTooLarge is returned by Send for a payload larger than
+// Config.MaxPayload; the error names the limit.
+var ErrTooLarge = errors.New("link: payload exceeds the link's maximum")
+
+// RefusalLogInterval is the least time between two log lines about one
+// peer's refused data (frames over its quota, expired partial messages):
+// the counters count every refusal, the log says that they happen.
+const RefusalLogInterval = time.Second
+
 // Config configures a Link.
 type Config struct {
 	// Self is this node's ID and N the number of nodes (IDs 0 … N-1).
@@ -40,9 +49,10 @@ type Config struct {
 	// closes it.
 	Conduit netio.Conduit
 	// Window is the number of frames in flight per peer, unacknowledged
-	// (default 512, at most 65536). It is also the receive reorder window,
-	// so a receiver may hold up to Window frames per peer: size the pool
-	// for it. In the loopback cluster 256 frames cut the throughput of
+	// (default 512, at most 65536), and the span of sequence numbers the
+	// receive reorder window covers. The peer's credit (PeerFrames/2) may
+	// cap the frames in flight lower; what a receiver holds per peer is
+	// bounded by PeerFrames, not by Window. In the loopback cluster 256 frames cut the throughput of
 	// 64 KiB payloads by ten; under 5 % loss, wider windows recover more
 	// slowly (selective acks cover 64 frames past the first gap).
 	Window int
@@ -55,7 +65,10 @@ type Config struct {
 	MaxQueue int
 	// RecvQueue bounds the messages received and not yet taken by Recv
 	// (default 4096). When it is full, frames stay unacknowledged and the
-	// senders' windows close: flow control end to end.
+	// senders' windows close: flow control end to end. One peer's messages
+	// may take RecvQueue/(N-1) slots at most, so that a peer flooding
+	// messages the application is slow to take never fills the queue for
+	// the others; its own frames wait in its reorder window meanwhile.
 	RecvQueue int
 	// RTOInit, RTOMin and RTOMax bound the retransmission timeout (defaults
 	// 50 ms, 10 ms, 1 s). The timeout adapts to the measured round trip
@@ -68,7 +81,36 @@ type Config struct {
 	// (default 4); fewer are acknowledged within Tick, or piggybacked on data.
 	AckEvery int
 	// Limits bound what the decoder accepts (default broadcast.DefaultLimits).
+	// Its MaxPayload is lowered to Config.MaxPayload.
 	Limits *broadcast.Limits
+	// MaxPayload is the largest payload the link carries, in bytes
+	// (default Limits.MaxPayload, 64 MiB by default; at most that). Send
+	// refuses a larger one with ErrTooLarge, and a first frame that
+	// announces a larger one is rejected. Whatever the frame pool, a
+	// payload up to MaxPayload arrives: one that needs more frames than
+	// half of PeerFrames is received into a heap buffer (one counted copy,
+	// Stats.HeapCopiedBytes), so that a large message never waits for
+	// frames the pool cannot give.
+	MaxPayload int
+	// PeerFrames is the most conduit frames the link holds for one peer
+	// (default: the conduit's frame pool / (2N), at least 64; 2 × Window
+	// when the conduit does not expose its pool): half for its reorder
+	// window, half for its partly received message. The window's half is
+	// the peer's credit, announced in every header (Header.Window), and a
+	// correct sender keeps that few frames in flight; a frame beyond it
+	// that is not next in the stream is dropped and counted
+	// (Stats.QuotaDrops), and the peer retransmits it. The frame next in
+	// order is always taken, so a peer's stream never stalls on its own
+	// quota, and what N-1 peers hold stays under half the pool, whatever
+	// f of them send. A message needing more frames than the other half is
+	// received into the heap (MaxPayload). See the package doc's resource
+	// table.
+	PeerFrames int
+	// PartialTimeout drops a partly received message (a fragmented
+	// payload, a spilt prefix) that made no progress for this long while
+	// the link waited on its sender, and counts it (Stats.PartialsExpired).
+	// Default 10 s.
+	PartialTimeout time.Duration
 	// Metrics, when set, receives user-space copies on the receive path and
 	// rejected frames.
 	Metrics *broadcast.Metrics
@@ -107,6 +149,12 @@ func (c *Config) fill() error {
 	if c.Limits == nil {
 		c.Limits = &broadcast.DefaultLimits
 	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = int(c.Limits.MaxPayload)
+	}
+	if c.PartialTimeout == 0 {
+		c.PartialTimeout = 10 * time.Second
+	}
 	if c.Epoch == 0 {
 		c.Epoch = uint64(time.Now().UnixNano())
 	}
@@ -130,9 +178,37 @@ func (c *Config) fill() error {
 		return fmt.Errorf("link: Config.RTOMin %v ≤ RTOInit %v ≤ RTOMax %v does not hold", c.RTOMin, c.RTOInit, c.RTOMax)
 	case c.Conduit.MTU() < HeaderSize+broadcast.HeaderSize+64:
 		return fmt.Errorf("link: conduit MTU %d is too small for the link and onecast headers", c.Conduit.MTU())
+	case c.MaxPayload < 1 || int64(c.MaxPayload) > int64(c.Limits.MaxPayload):
+		return fmt.Errorf("link: Config.MaxPayload %d outside [1, Limits.MaxPayload %d]", c.MaxPayload, c.Limits.MaxPayload)
+	case c.PartialTimeout < 0:
+		return fmt.Errorf("link: Config.PartialTimeout must not be negative, got %v", c.PartialTimeout)
+	}
+	if frags := (c.MaxPayload + chunkRoom(c.Conduit.MTU()) - 1) / chunkRoom(c.Conduit.MTU()); frags >= 1<<16 {
+		return fmt.Errorf("link: Config.MaxPayload %d needs %d fragments at MTU %d, more than 65535", c.MaxPayload, frags, c.Conduit.MTU())
+	}
+	if int64(c.MaxPayload) < int64(c.Limits.MaxPayload) {
+		lim := *c.Limits
+		lim.MaxPayload = uint32(c.MaxPayload)
+		c.Limits = &lim
+	}
+	if c.PeerFrames == 0 {
+		c.PeerFrames = 2 * c.Window
+		if fp, ok := c.Conduit.(framePool); ok && fp.Pool() != nil {
+			c.PeerFrames = max(64, fp.Pool().Frames()/(2*c.N))
+		}
+	}
+	if c.PeerFrames < 1 {
+		return fmt.Errorf("link: Config.PeerFrames must be positive, got %d", c.PeerFrames)
 	}
 	return nil
 }
+
+// chunkRoom is the payload bytes one continuation frame carries at mtu.
+func chunkRoom(mtu int) int { return mtu - HeaderSize - broadcast.HeaderSize }
+
+// framePool is implemented by conduits that receive into a bufpool.Pool:
+// the link sizes its per-peer frame quota from it.
+type framePool interface{ Pool() *bufpool.Pool }
 
 // Stats are a link's counters, summed over its peers.
 type Stats struct {
@@ -165,6 +241,23 @@ type Stats struct {
 	// RecvCopiedPayload counts payload bytes the conduit copied into user
 	// memory on receive (0 on a zero-copy conduit).
 	RecvCopiedPayload uint64
+
+	// Budget refusals and the copies budgets cost (see the package doc's
+	// resource table).
+
+	// QuotaDrops counts frames dropped because their peer held
+	// Config.PeerFrames frames already (the peer retransmits them).
+	QuotaDrops uint64
+	// PartialsExpired counts partly received messages dropped after
+	// Config.PartialTimeout without progress.
+	PartialsExpired uint64
+	// TooLarge counts Send calls refused with ErrTooLarge.
+	TooLarge uint64
+	// HeapReassembled counts messages received into a heap buffer because
+	// they needed more frames than half of Config.PeerFrames;
+	// HeapCopiedBytes the payload bytes copied there (also in
+	// Metrics.CopiedBytes).
+	HeapReassembled, HeapCopiedBytes uint64
 }
 
 // PeerStats describe the link with one peer.
@@ -174,6 +267,17 @@ type PeerStats struct {
 	InFlight, Queued        int
 	RTO, SRTT               time.Duration
 	Backoff                 int
+	// HeldFrames is the conduit frames held for the peer now (reorder
+	// window and partial message), at most Config.PeerFrames (plus the one
+	// frame next in order); PartialBytes the payload bytes of its partly
+	// received message.
+	HeldFrames, PartialBytes int
+	// QuotaDrops and PartialsExpired are the peer's share of the Stats
+	// counters of the same names.
+	QuotaDrops, PartialsExpired uint64
+	// Pending is the peer's messages handed up and not yet taken by Recv,
+	// at most RecvQueue/(N-1).
+	Pending int
 }
 
 // Link is a reliable, ordered, duplicate-free netio.Transport on a Conduit.
@@ -223,6 +327,7 @@ type Link struct {
 	messagesSent, framesSent, fragments, retransmits, timeouts, acksSent atomic.Uint64
 	framesRecv, dups, ooo, beyond, messagesRecv, reassembled             atomic.Uint64
 	backlogged, rejected, restarts, copiedPayload, spilt                 atomic.Uint64
+	quotaDrops, partialsExpired, tooLarge, heapReassembled, heapCopied   atomic.Uint64
 }
 
 var _ netio.Transport = (*Link)(nil)
@@ -295,6 +400,11 @@ func (l *Link) Send(to broadcast.NodeID, m *broadcast.Message) error {
 	room := l.mtu - HeaderSize
 	prefix := m.PrefixLen()
 	plen := m.Payload.Len()
+	if plen > l.cfg.MaxPayload || int64(m.PayloadLen) > int64(l.cfg.MaxPayload) {
+		l.tooLarge.Add(1)
+		return fmt.Errorf("link: send to %v: payload of %d bytes exceeds Config.MaxPayload of %d bytes: %w",
+			to, max(plen, int(m.PayloadLen)), l.cfg.MaxPayload, ErrTooLarge)
+	}
 	// A prefix too large for one frame (a PRE-PREPARE with a large batch, a
 	// view change with many certificates) is spilt into KindPrefix pieces;
 	// its payload then travels in continuation frames only.
@@ -390,13 +500,13 @@ func (l *Link) Flush() error {
 func (l *Link) Recv(ctx context.Context) (netio.Inbound, error) {
 	select {
 	case in := <-l.inbound:
-		l.reserved.Add(-1)
+		l.taken(in)
 		return in, nil
 	default:
 	}
 	select {
 	case in := <-l.inbound:
-		l.reserved.Add(-1)
+		l.taken(in)
 		return in, nil
 	case <-ctx.Done():
 		return netio.Inbound{}, ctx.Err()
@@ -469,6 +579,8 @@ func (l *Link) Stats() Stats {
 		BeyondWindow: l.beyond.Load(), MessagesReceived: l.messagesRecv.Load(), Reassembled: l.reassembled.Load(),
 		Backlogged: l.backlogged.Load(), Rejected: l.rejected.Load(), Restarts: l.restarts.Load(),
 		RecvCopiedPayload: l.copiedPayload.Load(), SpiltPrefixes: l.spilt.Load(),
+		QuotaDrops: l.quotaDrops.Load(), PartialsExpired: l.partialsExpired.Load(), TooLarge: l.tooLarge.Load(),
+		HeapReassembled: l.heapReassembled.Load(), HeapCopiedBytes: l.heapCopied.Load(),
 	}
 }
 
@@ -480,8 +592,14 @@ func (l *Link) PeerStats(id broadcast.NodeID) PeerStats {
 	p := l.peers[id]
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	partial := 0
+	if p.re.active {
+		partial = int(p.re.got)
+	}
 	return PeerStats{Epoch: p.epoch, FramesSent: p.framesSent, Retransmits: p.retransmits,
-		InFlight: int(p.nxt - p.una), Queued: p.queue.len(), RTO: p.rto(), SRTT: p.srtt, Backoff: p.backoff}
+		InFlight: int(p.nxt - p.una), Queued: p.queue.len(), RTO: p.rto(), SRTT: p.srtt, Backoff: p.backoff,
+		HeldFrames: p.heldFrames(), PartialBytes: partial, QuotaDrops: p.quotaDrops, PartialsExpired: p.partialsExpired,
+		Pending: int(p.pending.Load())}
 }
 
 func (l *Link) newEntry() *entry {
@@ -580,6 +698,14 @@ func (l *Link) timerLoop() {
 			}
 			_ = l.conduit.Flush()
 		}
+	}
+}
+
+// taken gives back the receive-queue slot of a message taken from inbound.
+func (l *Link) taken(in netio.Inbound) {
+	l.reserved.Add(-1)
+	if int(in.From) < len(l.peers) && l.peers[in.From] != nil {
+		l.peers[in.From].pending.Add(-1)
 	}
 }
 

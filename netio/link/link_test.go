@@ -322,3 +322,104 @@ func TestLinkResendsToARestartedPeer(t *testing.T) {
 }
 
 var _ netio.Transport = (*link.Link)(nil)
+
+// TestLinkDelivers8MiBPayloadThroughADefaultSizedPool: an 8 MiB payload
+// needs about 6200 frames at MTU 1472; the receiver's pool has 4096 (the
+// AF_XDP conduit's default UMEM shape). The link receives it into the heap
+// as it arrives, so it arrives, and the pool is never exhausted.
+func TestLinkDelivers8MiBPayloadThroughADefaultSizedPool(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	addrs := loopbackAddrs(t, 2)
+	nodes := make([]*node, 2)
+	for i := range nodes {
+		pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 4096, Checked: true, Name: fmt.Sprintf("n%d", i)})
+		cd, err := udp.New(udp.Config{Self: broadcast.NodeID(i), Peers: addrs, Pool: pool})
+		require.NoError(t, err)
+		l, err := link.New(link.Config{Self: broadcast.NodeID(i), N: 2, Conduit: cd})
+		require.NoError(t, err)
+		nodes[i] = &node{pool: pool, cd: cd, link: l}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m := testMessage(t, bufpool.MustNew(bufpool.Config{FrameSize: 1 << 20, Frames: 9}), 0, 1, 8<<20)
+	require.NoError(t, nodes[0].link.Send(1, &m))
+	require.NoError(t, nodes[0].link.Flush())
+	in, err := nodes[1].link.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 8<<20, in.Msg.Payload.Len())
+	assert.Equal(t, m.Digest, broadcast.DigestOf(in.Msg.Payload))
+	in.Release()
+	m.Payload.Release()
+	st := nodes[1].link.Stats()
+	assert.Equal(t, uint64(1), st.HeapReassembled)
+	assert.Equal(t, uint64(8<<20), st.HeapCopiedBytes)
+	assert.Zero(t, nodes[1].cd.UDPStats().NoFrame, "the receive pool never ran dry")
+	t.Logf("receiver: %d frames, %d retransmits by the sender, %d quota drops",
+		st.FramesReceived, nodes[0].link.Stats().Retransmits, st.QuotaDrops)
+
+	// Over the limit: refused at the sender, naming it.
+	big := bufpool.Wrap(make([]byte, 64<<20+1))
+	m2 := testMessage(t, nodes[0].pool, 0, 2, 0)
+	m2.SetPayload(big, broadcast.Digest{1})
+	err = nodes[0].link.Send(1, &m2)
+	require.ErrorIs(t, err, link.ErrTooLarge)
+	big.Release()
+	for _, nd := range nodes {
+		nd.close(t)
+	}
+}
+
+// TestLinkDeliversThroughASmallPoolDespiteLoss: with a pool of 256 frames
+// the peer's frame quota (64) and credit (32) are far below Window (512); over
+// a lossy, reordering path every message still arrives once, in order,
+// and the sender's credit keeps the receiver's quota from dropping
+// anything.
+func TestLinkDeliversThroughASmallPoolDespiteLoss(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	addrs := loopbackAddrs(t, 2)
+	nodes := make([]*node, 2)
+	for i := range nodes {
+		pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 256, Checked: true, Name: fmt.Sprintf("n%d", i)})
+		cd, err := udp.New(udp.Config{Self: broadcast.NodeID(i), Peers: addrs, Pool: pool,
+			Fault: &udp.Fault{Seed: uint64(11 + i), Loss: 0.05, Reorder: 0.05}})
+		require.NoError(t, err)
+		l, err := link.New(link.Config{Self: broadcast.NodeID(i), N: 2, Conduit: cd})
+		require.NoError(t, err)
+		nodes[i] = &node{pool: pool, cd: cd, link: l}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sizes := []int{10, 1300, 20000, 60000}
+	payloads := bufpool.MustNew(bufpool.Config{FrameSize: 64 << 10, Frames: 128})
+	const count = 120
+	go func() {
+		for s := range uint64(count) {
+			m := testMessage(t, payloads, 0, s, sizes[s%uint64(len(sizes))])
+			for nodes[0].link.Send(1, &m) != nil && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			m.Payload.Release()
+			_ = nodes[0].link.Flush()
+		}
+	}()
+	for s := range uint64(count) {
+		in, err := nodes[1].link.Recv(ctx)
+		if err != nil {
+			t.Logf("sender %+v peer %+v", nodes[0].link.Stats(), nodes[0].link.PeerStats(1))
+			t.Logf("receiver %+v peer %+v", nodes[1].link.Stats(), nodes[1].link.PeerStats(0))
+			t.Logf("recv pool %+v udp %+v", nodes[1].pool.Stats(), nodes[1].cd.UDPStats())
+		}
+		require.NoError(t, err, "message %d", s)
+		require.Equal(t, s, in.Msg.Instance.Seq)
+		require.Equal(t, in.Msg.Digest, broadcast.DigestOf(in.Msg.Payload))
+		in.Release()
+	}
+	st := nodes[1].link.Stats()
+	assert.Zero(t, st.QuotaDrops, "the sender kept within the receiver's credit")
+	assert.LessOrEqual(t, nodes[0].link.PeerStats(1).InFlight, 32)
+	t.Logf("receiver: %d frames, %d duplicates, %d heap reassemblies; sender: %d retransmits", st.FramesReceived,
+		st.Duplicates, st.HeapReassembled, nodes[0].link.Stats().Retransmits)
+	for _, nd := range nodes {
+		nd.close(t)
+	}
+}

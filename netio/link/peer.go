@@ -3,6 +3,7 @@ package link
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onecast/onecast/broadcast"
@@ -68,15 +69,23 @@ func (q *deque) pop() *entry {
 
 // reassembly is the message being put together from fragments. Frames of
 // a stream are handed up in order and a message's fragments are consecutive
-// in it, so one reassembly per peer is all there is: its memory is bounded
-// by Limits.MaxPayload.
+// in it, so one reassembly per peer is all there is: it holds at most half
+// of Config.PeerFrames frames (zero-copy) or, for a larger message, a heap
+// buffer that grows with the bytes received, up to Config.MaxPayload.
 type reassembly struct {
 	active bool
 	msg    broadcast.Message // header, and Body/Auth on prefix
 	prefix []byte            // a copy of the first frame's body and authenticator
 	parts  []bufpool.Buf     // one per frame: the payload window, owning the frame
-	got    uint32
-	next   uint16
+	// heap, when not nil, receives the payload instead of parts: the
+	// message needs more frames than the peer's quota lends a reassembly,
+	// so each chunk is copied here and its frame released at once.
+	heap []byte
+	got  uint32
+	next uint16
+	// touched is when the message last made progress, or the link last
+	// waited on itself rather than on the sender (Config.PartialTimeout).
+	touched time.Time
 	// skip names a payload stripped from its first frame, whose
 	// continuation frames are consumed without reassembly.
 	skip       bool
@@ -90,6 +99,7 @@ type reassembly struct {
 
 func (r *reassembly) abort() {
 	r.spill, r.spillLen = nil, 0
+	r.heap = nil
 	for i := range r.parts {
 		r.parts[i].Release()
 		r.parts[i] = bufpool.Buf{}
@@ -118,11 +128,14 @@ type peer struct {
 	queue    deque
 	ring     []*entry
 	una, nxt uint64
-	srtt     time.Duration
-	rttvar   time.Duration
-	haveRTT  bool
-	minRTT   time.Duration
-	backoff  int
+	// peerCredit is the frames the peer accepts in flight (its latest
+	// Header.Window); the send window is the smaller of it and Window.
+	peerCredit uint32
+	srtt       time.Duration
+	rttvar     time.Duration
+	haveRTT    bool
+	minRTT     time.Duration
+	backoff    int
 
 	framesSent, retransmits uint64
 
@@ -134,8 +147,42 @@ type peer struct {
 	ackOwed int
 	ackNow  bool
 	ackBuf  [HeaderSize]byte
+	// ringHeld counts the frames in rcvRing: with the reassembly's parts,
+	// what the peer holds of the conduit's frames (Config.PeerFrames).
+	ringHeld int
 
 	re reassembly
+
+	quotaDrops, partialsExpired uint64
+	refusalLogAt                time.Time // last log line about a refusal
+
+	// pending counts the peer's messages in the link's receive queue,
+	// at most recvShare.
+	pending atomic.Int64
+}
+
+// recvShare is the most receive-queue slots one peer's messages may take.
+func (p *peer) recvShare() int64 { return int64(max(1, p.l.cfg.RecvQueue/max(1, p.l.cfg.N-1))) }
+
+// credit is the frames the peer may have in flight to this node, and the
+// most its reorder window holds: the half of its frame quota that its
+// partial message (at most the other half) cannot take. Every frame the
+// window holds is in flight past the sender's cumulative ack, so a sender
+// that keeps within the credit (Header.Window) never exceeds the quota.
+func (p *peer) credit() int { return max(p.l.cfg.PeerFrames-p.l.cfg.PeerFrames/2, 1) }
+
+// heldFrames is the conduit frames the link holds for the peer now.
+func (p *peer) heldFrames() int { return p.ringHeld + len(p.re.parts) }
+
+// refused logs a refusal of the peer's data, at most once per
+// RefusalLogInterval; the caller has counted it.
+func (p *peer) refused(now time.Time, what string, args ...any) {
+	if now.Sub(p.refusalLogAt) < RefusalLogInterval {
+		return
+	}
+	p.refusalLogAt = now
+	p.l.log.Warn(what, append([]any{"peer", p.id, "held_frames", p.heldFrames(), "peer_frames", p.l.cfg.PeerFrames,
+		"quota_drops", p.quotaDrops, "partials_expired", p.partialsExpired}, args...)...)
 }
 
 func newPeer(l *Link, id broadcast.NodeID) *peer {
@@ -190,7 +237,7 @@ func (p *peer) sampleRTT(r time.Duration) {
 // current acknowledgement state of the reverse stream.
 func (p *peer) putHeader(b []byte, kind Kind, seq uint64) {
 	h := Header{Kind: kind, SrcEpoch: p.l.cfg.Epoch, DstEpoch: p.epoch, Seq: seq, Ack: p.rcvNxt - 1,
-		Window: uint32(max(int64(p.l.cfg.RecvQueue)-p.l.reserved.Load(), 0))}
+		Window: uint32(p.credit())}
 	if p.rcvHigh > p.rcvNxt {
 		w := uint64(len(p.rcvRing))
 		for i := uint64(0); i < SACKBits; i++ {
@@ -246,7 +293,8 @@ func (p *peer) fill(now time.Time) {
 		return
 	}
 	w := uint64(len(p.ring))
-	for p.nxt-p.una < w && p.queue.len() > 0 {
+	inFlight := min(w, max(uint64(p.peerCredit), 1))
+	for p.nxt-p.una < inFlight && p.queue.len() > 0 {
 		e := p.queue.pop()
 		e.seq = p.nxt
 		p.nxt++
@@ -269,6 +317,7 @@ func (p *peer) tick(now time.Time) {
 	if p.ackOwed > 0 || p.ackNow {
 		p.sendAck()
 	}
+	p.expirePartial(now)
 	if p.una < p.nxt {
 		w := uint64(len(p.ring))
 		oldest := p.ring[p.una%w]
@@ -284,6 +333,29 @@ func (p *peer) tick(now time.Time) {
 		}
 	}
 	p.deliver()
+}
+
+// expirePartial drops the peer's partly received message when it made no
+// progress for Config.PartialTimeout. Time spent with the next frame in
+// hand (the receive queue full: this node's delay, not the peer's) does not
+// count.
+func (p *peer) expirePartial(now time.Time) {
+	r := &p.re
+	if !r.active && r.spillLen == 0 {
+		return
+	}
+	if !p.rcvRing[p.rcvNxt%uint64(len(p.rcvRing))].IsZero() || r.touched.IsZero() {
+		r.touched = now
+		return
+	}
+	if now.Sub(r.touched) < p.l.cfg.PartialTimeout {
+		return
+	}
+	p.l.partialsExpired.Add(1)
+	p.partialsExpired++
+	p.refused(now, "link: partial message from peer expired", "payload_bytes", r.got, "payload_len", r.msg.PayloadLen,
+		"idle", now.Sub(r.touched))
+	r.abort()
 }
 
 // onAck processes the acknowledgement state of a frame from the peer.
@@ -369,6 +441,7 @@ func (p *peer) receive(frame bufpool.Buf, now time.Time) {
 		p.epoch = h.SrcEpoch
 		p.probeBackoff = 0
 	}
+	p.peerCredit = h.Window
 	if h.DstEpoch != l.cfg.Epoch {
 		// A probe, or a frame for an older incarnation of this node: tell
 		// the peer who is here now.
@@ -379,7 +452,7 @@ func (p *peer) receive(frame bufpool.Buf, now time.Time) {
 	}
 	p.onAck(&h, now)
 	if h.Kind == KindData || h.Kind == KindPrefix {
-		p.onData(h.Seq, frame)
+		p.onData(h.Seq, frame, now)
 	} else {
 		frame.Release()
 	}
@@ -390,8 +463,11 @@ func (p *peer) receive(frame bufpool.Buf, now time.Time) {
 }
 
 // onData files a data frame in the receive window and hands up what is in
-// order. It takes frame.
-func (p *peer) onData(seq uint64, frame bufpool.Buf) {
+// order. It takes frame. A frame that is not next in order is dropped when
+// the peer's reorder window holds its credit already (half of
+// Config.PeerFrames): it stays unacknowledged, and the peer sends it
+// again. A correct sender keeps within the credit and never sees a drop.
+func (p *peer) onData(seq uint64, frame bufpool.Buf, now time.Time) {
 	l := p.l
 	l.framesRecv.Add(1)
 	w := uint64(len(p.rcvRing))
@@ -413,7 +489,15 @@ func (p *peer) onData(seq uint64, frame bufpool.Buf) {
 		frame.Release()
 		return
 	}
+	if seq != p.rcvNxt && p.ringHeld >= p.credit() {
+		l.quotaDrops.Add(1)
+		p.quotaDrops++
+		frame.Release()
+		p.refused(now, "link: peer over its frame quota, frames dropped", "seq", seq, "next", p.rcvNxt)
+		return
+	}
 	p.rcvRing[slot] = frame
+	p.ringHeld++
 	if seq != p.rcvNxt {
 		l.ooo.Add(1)
 		// Ack at once when the frame opens a new gap or fills one, so
@@ -436,13 +520,15 @@ func (p *peer) deliver() {
 	for {
 		slot := p.rcvNxt % w
 		f := p.rcvRing[slot]
-		if f.IsZero() || !l.tryReserve() {
+		if f.IsZero() || p.pending.Load() >= p.recvShare() || !l.tryReserve() {
 			return
 		}
 		p.rcvRing[slot] = bufpool.Buf{}
+		p.ringHeld--
 		p.rcvNxt++
 		if in, ok := p.process(f); ok {
 			l.messagesRecv.Add(1)
+			p.pending.Add(1)
 			l.inbound <- in // a slot is reserved: never blocks
 		} else {
 			l.reserved.Add(-1)
@@ -588,12 +674,23 @@ func (p *peer) first(m broadcast.Message, f bufpool.Buf) (netio.Inbound, bool) {
 		}
 		r.msg.Payload = bufpool.Buf{}
 		r.parts = r.parts[:0]
-		if !m.Payload.IsZero() { // zero after a spilt prefix
-			r.parts = append(r.parts, m.Payload)
-		}
 		r.got = uint32(m.Payload.Len())
 		r.next = 1
 		r.active = true
+		r.touched = time.Time{}
+		frames := 1 + (int(m.PayloadLen)-m.Payload.Len()+chunkRoom(l.mtu)-1)/chunkRoom(l.mtu)
+		if frames > l.cfg.PeerFrames/2 {
+			// More frames than the quota lends a reassembly: receive into
+			// the heap, a chunk at a time, so that the message never waits
+			// for frames and the pool keeps its frames for everyone else.
+			// The buffer grows with what arrives, not with what the first
+			// frame announces.
+			r.heap = make([]byte, 0, min(int(m.PayloadLen), heapStart))
+			r.heap = p.appendHeap(r.heap, m.Payload)
+			f.Release()
+		} else if !m.Payload.IsZero() { // zero after a spilt prefix
+			r.parts = append(r.parts, m.Payload)
+		}
 		return netio.Inbound{}, false
 	}
 	if m.Flags&broadcast.Stripped != 0 && m.PayloadLen > 0 {
@@ -646,13 +743,41 @@ func (p *peer) continuation(f, frame bufpool.Buf) (netio.Inbound, bool) {
 		return netio.Inbound{}, false
 	}
 	p.countCopy(m.Payload.Len())
-	r.parts = append(r.parts, m.Payload)
-	r.got += uint32(m.Payload.Len())
+	if r.heap == nil && len(r.parts) >= max(1, l.cfg.PeerFrames/2) {
+		// More fragments than the first frame's length promised (a sender
+		// cutting its payload small): move what is held to the heap.
+		r.heap = make([]byte, 0, min(int(r.msg.PayloadLen), heapStart))
+		for i, part := range r.parts {
+			r.heap = p.appendHeap(r.heap, part)
+			part.Release()
+			r.parts[i] = bufpool.Buf{}
+		}
+		r.parts = r.parts[:0]
+	}
+	n := m.Payload.Len()
+	if r.heap != nil {
+		r.heap = p.appendHeap(r.heap, m.Payload)
+		f.Release()
+	} else {
+		r.parts = append(r.parts, m.Payload)
+	}
+	r.got += uint32(n)
 	r.next++
+	r.touched = time.Time{}
 	if r.got < r.msg.PayloadLen {
 		return netio.Inbound{}, false
 	}
-	chain := bufpool.Link(r.parts...)
+	var chain bufpool.Buf
+	if r.heap != nil {
+		chain = bufpool.Wrap(r.heap)
+		r.heap = nil
+		l.heapReassembled.Add(1)
+		if mt := l.cfg.Metrics; mt != nil {
+			mt.CountCopy(chain.Len())
+		}
+	} else {
+		chain = bufpool.Link(r.parts...)
+	}
 	msg := r.msg
 	msg.Payload = chain
 	clear(r.parts)
@@ -662,6 +787,21 @@ func (p *peer) continuation(f, frame bufpool.Buf) (netio.Inbound, bool) {
 	r.prefix = nil
 	l.reassembled.Add(1)
 	return netio.NewInbound(p.id, msg, bufpool.Buf{}, chain), true
+}
+
+// heapStart is the first capacity of a heap reassembly's buffer, which
+// then doubles as bytes arrive: a first frame that announces a large
+// payload and is never continued costs little.
+const heapStart = 16 << 10
+
+// appendHeap copies b's bytes to the end of buf, the heap buffer of a
+// large message, and counts them.
+func (p *peer) appendHeap(buf []byte, b bufpool.Buf) []byte {
+	for seg := range b.Segments() {
+		buf = append(buf, seg...)
+	}
+	p.l.heapCopied.Add(uint64(b.Len()))
+	return buf
 }
 
 // resetSend empties the send stream. With requeue, the frames in flight go
@@ -693,6 +833,7 @@ func (p *peer) resetRecv() {
 		p.rcvRing[i].Release()
 		p.rcvRing[i] = bufpool.Buf{}
 	}
+	p.ringHeld = 0
 	p.re.abort()
 	p.re.skip = false
 	p.rcvNxt, p.rcvHigh, p.ackOwed, p.ackNow = 1, 0, 0, false

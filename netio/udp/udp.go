@@ -238,6 +238,10 @@ func (c *Conduit) maybeRehome() {
 	}
 }
 
+// Pool returns the pool receive frames come from (the link sizes its
+// per-peer frame quota from it).
+func (c *Conduit) Pool() *bufpool.Pool { return c.cfg.Pool }
+
 // LocalAddr returns the bound address.
 func (c *Conduit) LocalAddr() netip.AddrPort { return c.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
 

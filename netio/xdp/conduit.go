@@ -53,7 +53,9 @@ type Config struct {
 	// each onecast header (tells the XDP program where to find it).
 	// Default DefaultLinkHeaderSize; NoLinkHeader for bare onecast frames.
 	LinkHeaderSize int
-	// HeldMax bounds the kernel's map of held digests. Default 65536.
+	// HeldMax bounds the kernel's map of held digests. Default 65536; each
+	// node that supplies payloads may fill HeldMax / (len(Peers)+1) of it
+	// (ProgramConfig.Nodes).
 	HeldMax int
 	// Mode is the XDP attach mode. Default ModeAuto.
 	Mode Mode
@@ -75,6 +77,9 @@ type Stats struct {
 	netio.ConduitStats
 	// Kernel are the XDP program's counters.
 	Kernel KernelCounters
+	// Held describe the kernel's map of held digests: entries, the
+	// per-supplier quota, the digests it pushed out, refused inserts.
+	Held HeldStats
 	// Mode is the mode the XDP program runs in.
 	Mode Mode
 	// ZeroCopy reports whether the socket is bound in zero-copy mode (the
@@ -188,7 +193,8 @@ func New(cfg Config) (_ *Conduit, err error) {
 			c.teardown()
 		}
 	}()
-	c.prog, err = LoadProgram(ProgramConfig{Port: cfg.Addr.Port(), LinkHeaderSize: cfg.LinkHeaderSize, HeldMax: cfg.HeldMax})
+	c.prog, err = LoadProgram(ProgramConfig{Port: cfg.Addr.Port(), LinkHeaderSize: cfg.LinkHeaderSize, HeldMax: cfg.HeldMax,
+		Nodes: len(cfg.Peers) + 1, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -603,6 +609,7 @@ func (c *Conduit) XDPStats() (Stats, error) {
 		ConduitStats: c.Stats(), Mode: c.prog.Mode(), ZeroCopy: c.zc, Pool: c.pool.Stats(),
 		RehomedPayloads: c.rehomed.Load(), RehomedBytes: c.rehomedBytes.Load(),
 		FillStarved: c.starved.Load(), Rejected: c.rejected.Load(), TxDropped: c.txDropped.Load(),
+		Held: c.prog.HeldStats(),
 	}
 	var err error
 	st.Kernel, err = c.prog.Counters()

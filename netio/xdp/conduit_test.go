@@ -254,6 +254,9 @@ func testKernelStrips(t *testing.T, mode Mode) {
 	defer store.Close()
 	require.NoError(t, store.Put(0, held, bufpool.Wrap(payload)))
 	require.True(t, b.Program().IsHeld(held), "Put inserts the digest into the kernel's map")
+	xs, err := b.XDPStats()
+	require.NoError(t, err)
+	assert.Equal(t, HeldStats{Entries: 1, Quota: 65536 / 2}, xs.Held, "the conduit reports the map: one entry, the quota of each of 2 nodes")
 
 	send := func(frame []byte) {
 		require.NoError(t, a.Send(1, frame, bufpool.Buf{}))

@@ -17,7 +17,10 @@
 // RX descriptor's address names the frame; its Buf, narrowed to the datagram,
 // is handed up. Nothing in user space copies a received byte:
 // ConduitStats.RecvCopiedBytes stays 0 and the pool's copy counters count
-// only what the store deliberately copies out (below).
+// only what the store deliberately copies out (below). The one exception
+// is above the conduit: the link receives a payload needing more frames
+// than its per-peer share of the UMEM into the heap (link
+// Stats.HeapCopiedBytes, Metrics.CopiedBytes).
 //
 // Honesty about "written once": veth has native XDP but no zero-copy AF_XDP,
 // so the socket is bound in copy mode and the kernel copies each frame into
@@ -31,9 +34,13 @@
 // A payload the store keeps pins its UMEM frame. When free frames fall
 // under Config.Watermark, the receive loop asks the store it watches
 // ([Conduit.WatchStore]) to copy payloads that only the store still
-// references out to the heap ([broadcast.PayloadStore.Rehome]); each such
-// copy is counted (Stats.RehomedBytes, the pool's CopiedBytes), as
-// Cornflakes copies below its zero-copy threshold.
+// references out to the heap ([broadcast.PayloadStore.Rehome]), longest
+// held first, until the frames given back lift it over the watermark; each
+// such copy is counted (Stats.RehomedBytes, the pool's CopiedBytes), as
+// Cornflakes copies below its zero-copy threshold. The reliable link above
+// bounds what each peer's traffic holds of the UMEM (netio/link's resource
+// budget), and receives a payload larger than its share into the heap, so
+// that an 8 MiB payload arrives through the default 8 MiB UMEM.
 //
 // # Transmit path
 //
@@ -59,7 +66,11 @@
 // the same way. Per-CPU
 // counters record what was cut ([KernelCounters]). The [Program] is a
 // broadcast.StoreObserver: give it to the PayloadStore, and the map follows
-// the store (insert on Put, delete on eviction):
+// the store (insert on Put, delete on eviction). Each supplier of payloads
+// may have Config.HeldMax / N digests in the map: at its quota, its own
+// oldest digest leaves first, so a Byzantine node's distinct payloads never
+// push out another node's, and the map never fills. Stats.Held reports the
+// entries, the digests pushed out and any insert the kernel refused:
 //
 //	c, err := xdp.New(cfg) // inside the interface's namespace
 //	store := broadcast.NewPayloadStore(broadcast.StoreConfig{Observer: c.Program()})

@@ -98,7 +98,7 @@ func TestBadFramesOnTheWireAreDroppedAndCounted(t *testing.T) {
 	b := cs[1]
 	payload := make([]byte, 600)
 	held := broadcast.DigestOfBytes(payload)
-	b.Program().Held(held)
+	b.Program().Held(0, held)
 
 	lenPastEnd := onecastFrame(broadcast.HasPayload, held, payload)
 	binary.LittleEndian.PutUint16(lenPastEnd[link.HeaderSize+6:], 60000) // BodyLen past the end

@@ -1,10 +1,13 @@
 package xdp
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -70,6 +73,13 @@ type ProgramConfig struct {
 	LinkHeaderSize int
 	// HeldMax bounds the kernel's map of held digests. Default 65536.
 	HeldMax int
+	// Nodes is the cluster's size: each supplier of payloads (the `from`
+	// of StoreObserver.Held) may have HeldMax/Nodes digests in the map;
+	// a new one beyond that deletes its own oldest, never another's.
+	// Default 1 (one shared quota).
+	Nodes int
+	// Logger receives the program's logs (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Program is onecast's XDP program, loaded, with its maps. Close detaches
@@ -79,8 +89,37 @@ type Program struct {
 	objs onecastObjects
 	link link.Link
 	mode Mode
+	log  *slog.Logger
 
-	heldErrs atomic.Uint64 // map updates that failed (map full)
+	// held tracks the map's digests per supplier, oldest first, so that
+	// each supplier's share stays within heldQuota.
+	heldMu    sync.Mutex
+	heldQuota int
+	held      map[broadcast.Digest]*list.Element // value: heldDigest
+	bySupply  map[broadcast.NodeID]*list.List
+	heldLogAt time.Time
+
+	heldErrs, heldQuotaEvicts atomic.Uint64
+}
+
+// heldDigest is one digest in the kernel's map and who supplied it.
+type heldDigest struct {
+	d    broadcast.Digest
+	from broadcast.NodeID
+}
+
+// HeldStats describe the kernel's map of held digests.
+type HeldStats struct {
+	// Entries is the digests in the map now; Quota the most one supplier
+	// may have there (ProgramConfig.HeldMax / Nodes).
+	Entries, Quota int
+	// QuotaEvictions counts digests deleted from the map because their
+	// supplier was at its quota (the payload stays in the store; only the
+	// kernel's dedup of it stops).
+	QuotaEvictions uint64
+	// InsertErrors counts map updates the kernel refused (with the quotas
+	// in place, none is expected).
+	InsertErrors uint64
 }
 
 // LoadProgram loads the program into the kernel without attaching it.
@@ -93,6 +132,12 @@ func LoadProgram(cfg ProgramConfig) (*Program, error) {
 	}
 	if cfg.HeldMax <= 0 {
 		cfg.HeldMax = 65536
+	}
+	if cfg.Nodes <= 0 {
+		cfg.Nodes = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
 	// to the cgroup, and this is a no-op.
@@ -110,7 +155,8 @@ func LoadProgram(cfg ProgramConfig) (*Program, error) {
 		return nil, fmt.Errorf("xdp: set link header size: %w", err)
 	}
 	spec.Maps["held"].MaxEntries = uint32(cfg.HeldMax)
-	p := &Program{}
+	p := &Program{log: cfg.Logger, heldQuota: max(1, cfg.HeldMax/cfg.Nodes), held: make(map[broadcast.Digest]*list.Element),
+		bySupply: make(map[broadcast.NodeID]*list.List)}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
@@ -197,19 +243,62 @@ func (p *Program) Counters() (KernelCounters, error) {
 }
 
 // Held implements broadcast.StoreObserver: the kernel starts stripping d's
-// payload from arriving frames. A full map is counted (HeldErrors) and
-// otherwise ignored: dedup in the kernel is an optimization, and user space
-// still drops duplicates.
-func (p *Program) Held(d broadcast.Digest) {
+// payload from arriving frames. Each supplier has a quota of the map
+// (ProgramConfig.HeldMax / Nodes): at it, the supplier's own oldest digest
+// leaves the map first (counted in HeldStats.QuotaEvictions), so a
+// Byzantine supplier's distinct payloads never push out another's, and the
+// map never fills. A refused update is counted (HeldStats.InsertErrors)
+// and logged once a second; dedup in the kernel is an optimization, and
+// user space still drops duplicates.
+func (p *Program) Held(from broadcast.NodeID, d broadcast.Digest) {
+	p.heldMu.Lock()
+	defer p.heldMu.Unlock()
+	if _, ok := p.held[d]; ok {
+		return
+	}
+	q := p.bySupply[from]
+	if q == nil {
+		q = list.New()
+		p.bySupply[from] = q
+	}
+	for q.Len() >= p.heldQuota {
+		old := q.Remove(q.Front()).(heldDigest)
+		delete(p.held, old.d)
+		_ = p.objs.Held.Delete(unsafe.Pointer(&old.d))
+		p.heldQuotaEvicts.Add(1)
+	}
 	one := uint8(1)
 	if err := p.objs.Held.Update(unsafe.Pointer(&d), unsafe.Pointer(&one), ebpf.UpdateAny); err != nil {
 		p.heldErrs.Add(1)
+		if now := time.Now(); now.Sub(p.heldLogAt) >= time.Second {
+			p.heldLogAt = now
+			p.log.Warn("xdp: the kernel's held-digest map refused an insert; in-kernel dedup skips the digest",
+				"err", err, "insert_errors", p.heldErrs.Load(), "entries", len(p.held))
+		}
+		return
 	}
+	p.held[d] = q.PushBack(heldDigest{d: d, from: from})
 }
 
 // Evicted implements broadcast.StoreObserver: d's payload passes again.
 func (p *Program) Evicted(d broadcast.Digest) {
+	p.heldMu.Lock()
+	defer p.heldMu.Unlock()
+	e, ok := p.held[d]
+	if !ok {
+		return // never in the map, or already out by its supplier's quota
+	}
+	delete(p.held, d)
+	p.bySupply[e.Value.(heldDigest).from].Remove(e)
 	_ = p.objs.Held.Delete(unsafe.Pointer(&d))
+}
+
+// HeldStats returns the state of the kernel's map of held digests.
+func (p *Program) HeldStats() HeldStats {
+	p.heldMu.Lock()
+	n := len(p.held)
+	p.heldMu.Unlock()
+	return HeldStats{Entries: n, Quota: p.heldQuota, QuotaEvictions: p.heldQuotaEvicts.Load(), InsertErrors: p.heldErrs.Load()}
 }
 
 // IsHeld reports whether d is in the kernel's map (for tests).
@@ -217,9 +306,6 @@ func (p *Program) IsHeld(d broadcast.Digest) bool {
 	var v uint8
 	return p.objs.Held.Lookup(unsafe.Pointer(&d), unsafe.Pointer(&v)) == nil
 }
-
-// HeldErrors counts digests the kernel map could not take.
-func (p *Program) HeldErrors() uint64 { return p.heldErrs.Load() }
 
 var _ broadcast.StoreObserver = (*Program)(nil)
 

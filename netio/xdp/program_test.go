@@ -59,7 +59,7 @@ func TestProgramVerdicts(t *testing.T) {
 	payload := make([]byte, 900)
 	held := broadcast.DigestOfBytes(payload)
 	other := broadcast.DigestOfBytes([]byte("other"))
-	p.Held(held)
+	p.Held(0, held)
 	arp := buildFrame(make([]byte, 28))
 	binary.BigEndian.PutUint16(arp[12:], 0x0806)
 	otherPort := buildFrame(onecastFrame(broadcast.HasPayload, held, payload))
@@ -123,7 +123,7 @@ func FuzzXDPProgram(f *testing.F) {
 	f.Add(onecastFrame(broadcast.Stripped, held, nil))
 	f.Add([]byte{})
 	p := loadTestProgram(f)
-	p.Held(held)
+	p.Held(0, held)
 	f.Fuzz(func(t *testing.T, datagram []byte) { checkProgramOn(t, p, datagram) })
 }
 
@@ -134,7 +134,7 @@ func TestProgramOnRandomMutations(t *testing.T) {
 	p := loadTestProgram(t)
 	payload := make([]byte, 300)
 	held := broadcast.DigestOfBytes(payload)
-	p.Held(held)
+	p.Held(0, held)
 	seeds := [][]byte{
 		onecastFrame(broadcast.HasPayload, held, payload),
 		onecastFrame(broadcast.HasPayload|broadcast.Fragment, held, payload),
@@ -184,4 +184,39 @@ func checkProgramOn(t *testing.T, p *Program, datagram []byte) {
 			require.Equal(t, in, out, "a frame not stripped is not modified")
 		}
 	}
+}
+
+// TestHeldMapQuotaIsPerSupplier: a Byzantine supplier's distinct payloads
+// fill only its own share of the kernel's held map: a correct supplier's
+// digests stay held, no insert is refused, and the pushed-out digests are
+// counted.
+func TestHeldMapQuotaIsPerSupplier(t *testing.T) {
+	skipUnlessRoot(t)
+	p, err := LoadProgram(ProgramConfig{Port: 7700, LinkHeaderSize: link.HeaderSize, HeldMax: 64, Nodes: 4})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	digest := func(from, i int) broadcast.Digest {
+		return broadcast.DigestOfBytes([]byte{byte(from), byte(i), byte(i >> 8)})
+	}
+	for i := range 10 {
+		p.Held(0, digest(0, i))
+	}
+	for i := range 500 { // origin 3 floods distinct payloads
+		p.Held(3, digest(3, i))
+	}
+	for i := range 10 {
+		assert.True(t, p.IsHeld(digest(0, i)), "the correct supplier's digest %d is still held", i)
+	}
+	for i := range 500 {
+		assert.Equal(t, i >= 500-16, p.IsHeld(digest(3, i)), "the flooder keeps only its newest 16 (64/4) digests: %d", i)
+	}
+	st := p.HeldStats()
+	assert.Equal(t, HeldStats{Entries: 26, Quota: 16, QuotaEvictions: 500 - 16}, st)
+	// Eviction by the store removes a digest and frees its supplier's room.
+	p.Evicted(digest(3, 499))
+	p.Evicted(digest(3, 0)) // pushed out already: nothing happens
+	assert.False(t, p.IsHeld(digest(3, 499)))
+	p.Held(3, digest(3, 1000))
+	assert.True(t, p.IsHeld(digest(3, 498)), "a freed slot is used before anything is pushed out")
+	assert.Equal(t, 26, p.HeldStats().Entries)
 }
