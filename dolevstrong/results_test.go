@@ -100,7 +100,7 @@ func measure(t testing.TB, n, size, k int, v variant) measurement {
 //	DOLEVSTRONG_RESULTS=1 go test ./dolevstrong -run TestResultsTable -v -timeout 20m
 func TestResultsTable(t *testing.T) {
 	if os.Getenv("DOLEVSTRONG_RESULTS") == "" {
-		t.Skip("set DOLEVSTRONG_RESULTS=1 to regenerate the RESULTS table")
+		env.OptIn(t, "set DOLEVSTRONG_RESULTS=1 to regenerate the RESULTS table")
 	}
 	var sb strings.Builder
 	sb.WriteString("| variant | n | value | recv B/node/bcast | of which payload | of which headers+proofs | wire factor | CPU/bcast (cluster) | CPU/bcast/node | verifies/bcast | signs/bcast |\n")

@@ -156,10 +156,7 @@ func equalUpToATick(want, got string) bool {
 // field names in the same order (this server lists fewer, see the package
 // doc), and values of the same kind.
 func TestRepliesMatchRealMemcached(t *testing.T) {
-	bin, err := exec.LookPath("memcached")
-	if err != nil {
-		t.Skip("memcached not installed (apt-get install -y memcached): skipping the parity test")
-	}
+	bin := env.NeedBinary(t, "memcached", "memcached")
 	defer leaktest.AfterTest(t)()
 	// memcached listens on a unix socket of its own: no TCP port to
 	// pick and lose to another process between picking and binding.

@@ -205,7 +205,7 @@ func (c *brachaCluster) submitPaced(ctx context.Context, origins []broadcast.Nod
 // payload exactly once.
 func TestBrachaOverLossyUDPDeliversEveryPayloadOnce(t *testing.T) {
 	if testing.Short() {
-		t.Skip("10,000 broadcasts")
+		env.OptIn(t, "-short: the 10,000-broadcast tests")
 	}
 	defer leaktest.AfterTest(t)()
 	const n, total, size = 4, 10_000, 1024
@@ -271,7 +271,7 @@ func TestBrachaOverLossyUDPDeliversEveryPayloadOnce(t *testing.T) {
 // of 16384.
 func TestBrachaNodeRestartMidRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("10,000 broadcasts")
+		env.OptIn(t, "-short: the 10,000-broadcast tests")
 	}
 	defer leaktest.AfterTest(t)()
 	const n, total, size = 4, 10_000, 1024

@@ -82,7 +82,7 @@ func TestFullModeDuplicatesRequestsDigestModeDoesNot(t *testing.T) {
 //	PBFT_DUP_TABLE=1 go test ./pbft -run DuplicationTable -v
 func TestDuplicationTable(t *testing.T) {
 	if os.Getenv("PBFT_DUP_TABLE") == "" {
-		t.Skip("set PBFT_DUP_TABLE=1 to print the duplication table")
+		env.OptIn(t, "set PBFT_DUP_TABLE=1 to print the duplication table")
 	}
 	var sb strings.Builder
 	sb.WriteString("| n | request | batch | full: backups | full: primary | full: all payload | full: wire | digest: backups | digest: primary | digest: all payload | digest: wire |\n")

@@ -258,7 +258,7 @@ func FuzzParseHeader(f *testing.F) {
 // ONECAST_WRITE_CORPUS is set (the committed corpus comes from it).
 func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("ONECAST_WRITE_CORPUS") == "" {
-		t.Skip("set ONECAST_WRITE_CORPUS=1 to rewrite testdata/fuzz")
+		env.OptIn(t, "set ONECAST_WRITE_CORPUS=1 to rewrite testdata/fuzz")
 	}
 	write := func(target string, seeds [][]byte) {
 		dir := filepath.Join("testdata", "fuzz", target)

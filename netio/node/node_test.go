@@ -42,9 +42,8 @@ func namespaceCluster(topo *netns.Topology, kind string) (*config.Cluster, []*br
 // ends; it skips the test without root.
 func namespaces(t *testing.T) *netns.Topology {
 	t.Helper()
-	if ok, why := netns.Available(); !ok {
-		t.Skip(why)
-	}
+	ok, why := netns.Available()
+	env.Need(t, ok, why)
 	topo, err := netns.New(netns.Config{Nodes: 4, Bridge: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
