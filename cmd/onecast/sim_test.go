@@ -103,11 +103,24 @@ func TestSimPBFTDefaultsReachCheckpointsAndScheduleReachesViewChanges(t *testing
 	assert.Equal(t, 2, code, "the view-change schedule needs PBFT")
 }
 
-// TestSimUsesEveryCore: without --workers the sweep runs one run per CPU.
+// TestSimUsesEveryCore: without --workers the sweep runs one run per CPU,
+// and the report (but for the speed line) is the one of a single worker.
 func TestSimUsesEveryCore(t *testing.T) {
+	report := func(args ...string) string {
+		var out, errOut bytes.Buffer
+		require.NoError(t, runSim(context.Background(), append([]string{"--protocol", "pbft", "--byzantine", "1:any", "--seeds", "12"}, args...), &out, &errOut))
+		var keep []string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if !strings.HasPrefix(l, "speed:") && !strings.HasPrefix(l, "sim ") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
 	var out, errOut bytes.Buffer
 	require.NoError(t, runSim(context.Background(), []string{"--protocol", "toyrb", "--seeds", "4"}, &out, &errOut))
 	assert.Contains(t, out.String(), fmt.Sprintf("workers=%d\n", runtime.GOMAXPROCS(0)))
+	assert.Equal(t, report("--workers", "1"), report("--workers", "3"))
 }
 
 // TestSimPayloadIsASizeWithinTheMessageLimit: --payload takes B, KiB, MiB
