@@ -253,6 +253,9 @@ func (e *engine) finish() {
 		info.Limit = fmt.Sprintf("event budget of %d events, at %v", e.cfg.MaxEvents, e.now)
 	}
 	e.res.Settled = info.Settled
+	if e.trace != nil {
+		fmt.Fprintf(e.trace, "# ended: %v at %v, settled=%v %s\n", e.res.Ended, e.now, info.Settled, info.Limit)
+	}
 	for i, nd := range e.nodes {
 		info.Correct[i] = nd.correct
 	}

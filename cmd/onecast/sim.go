@@ -356,7 +356,7 @@ func printSummary(w io.Writer, spec broadcast.Spec, s *sim.Summary) {
 	for _, p := range s.Properties() {
 		fmt.Fprintf(w, " [%s: %d]", p, s.ByProperty[p])
 	}
-	fmt.Fprintf(w, ", %d cut by a time limit\n", s.Unsettled)
+	fmt.Fprintf(w, ", %d cut by a time limit (%d of them with deliveries still owed: %s)\n", s.Unsettled, s.ByProperty[sim.TimeLimit], sim.TimeLimit)
 	fmt.Fprintf(w, "runs ended: %d idle, %d at the horizon, %d at the event budget\n", s.Ended[sim.EndIdle], s.Ended[sim.EndHorizon], s.Ended[sim.EndBudget])
 	if c := s.Coverage.String(); c != "" {
 		fmt.Fprintln(w, c)
