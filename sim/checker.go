@@ -34,10 +34,59 @@ type RunInfo struct {
 	Correct []bool
 	// GST and End are the stabilization time and the time the run ended.
 	GST, End time.Duration
-	// Settled says the run ended because nothing was left to do (or the
-	// horizon passed), not because the event budget ran out: liveness
-	// properties ("eventually delivers") are judged only on a settled run.
+	// Ended says why the run stopped.
+	Ended Ending
+	// Settled says the run owed every liveness obligation when it ended:
+	// it ran out of work, or reached its Horizon at or after its Deadline.
+	// A run that is not settled was cut by a time limit (the Horizon before
+	// the Deadline or with none, or the event budget).
 	Settled bool
+	// Limit describes the time limit that cut an unsettled run ("horizon
+	// 6s", "event budget of 1000 events at 2.1s"); empty on a settled run.
+	Limit string
+}
+
+// TimeLimit is the property of a liveness obligation that a run cut by a
+// time limit had not met: the run ended (Horizon, MaxEvents) before the
+// protocol owed it, so the run proves nothing either way — but it is never
+// a pass. Checkers report it through RunInfo.Unmet; the detail names the
+// checker's own property.
+const TimeLimit = "liveness/time-limit"
+
+// Unmet is the violation for a liveness obligation ("eventually delivers")
+// the run had not met when it ended: the property itself on a settled run,
+// TimeLimit — the property and the limit in its detail — on a run cut by a
+// time limit. Checkers judge liveness on every run through it.
+func (r *RunInfo) Unmet(property string, node broadcast.NodeID, detail string) Violation {
+	if r.Settled {
+		return Violation{property, node, detail}
+	}
+	return Violation{TimeLimit, node, fmt.Sprintf("%s: %s (run cut by its %s)", property, detail, r.Limit)}
+}
+
+// Ending says why a run stopped.
+type Ending uint8
+
+// Endings.
+const (
+	// EndIdle: no event was left; nothing more could happen.
+	EndIdle Ending = iota + 1
+	// EndHorizon: virtual time reached Config.Horizon.
+	EndHorizon
+	// EndBudget: Config.MaxEvents events were processed.
+	EndBudget
+)
+
+func (e Ending) String() string {
+	switch e {
+	case EndIdle:
+		return "idle"
+	case EndHorizon:
+		return "horizon"
+	case EndBudget:
+		return "event budget"
+	}
+	return fmt.Sprintf("ending(%d)", uint8(e))
 }
 
 // CorrectCount returns the number of correct nodes.

@@ -83,7 +83,8 @@ type Config struct {
 	// Spec builds the protocol instances. Required.
 	Spec broadcast.Spec
 	// N and F are the cluster size and the faults the protocol tolerates
-	// (F defaults to the largest f with Spec.MinN(f) ≤ N).
+	// (F defaults to MaxF(Spec, N), the largest f with Spec.MinN(f) ≤ N:
+	// n−1 for Dolev–Strong, ⌊(n−1)/3⌋ for Bracha and PBFT).
 	N, F int
 	// Mode is the payload mode (default digest).
 	Mode broadcast.Mode
@@ -96,11 +97,27 @@ type Config struct {
 	Byzantine []Assignment
 	// Workload is the application input.
 	Workload Workload
-	// Horizon bounds virtual time (default GST + 60 s).
+	// Horizon bounds virtual time (default GST + 60 s; for Byzantine
+	// broadcast with Tuning.RoundDuration set, Deadline + 2 rounds).
 	Horizon time.Duration
+	// Deadline is the virtual time by which a correct protocol has met
+	// every liveness obligation of the run: a synchronous protocol's last
+	// decision. A run that reaches its Horizon at or after the Deadline
+	// owed everything (RunInfo.Settled), and an obligation it did not meet
+	// breaks the property itself; one that stops earlier — the Horizon
+	// before the Deadline, no Deadline at all, or MaxEvents — was cut by a
+	// time limit, and an obligation it did not meet is a TimeLimit
+	// violation. Default: for Byzantine broadcast with
+	// Tuning.RoundDuration set, the decision of the last instance the
+	// Workload can start (SyncDeadline); otherwise none.
+	Deadline time.Duration
 	// MaxEvents bounds the events of one run (default 10,000,000); a run that
-	// hits it is reported as a termination violation.
+	// hits it was cut by a time limit (see Deadline), and is a termination
+	// violation even if it met every obligation.
 	MaxEvents int
+	// Schedule is an adversarial message schedule on top of Net (default
+	// ScheduleNone). See Schedule.
+	Schedule Schedule
 	// Checkers, when set, replaces the checkers chosen by Spec.Class.
 	Checkers func(n int) []Checker
 	// Pool, when set, makes every payload buffer of the run (workload and
@@ -113,6 +130,27 @@ type Config struct {
 	Keys bool
 	// Trace, when set, receives one line per event of the run.
 	Trace io.Writer
+}
+
+// MaxF is the largest f that spec tolerates with n nodes: the largest f
+// with spec.MinN(f) ≤ n (n−1 for Dolev–Strong, ⌊(n−1)/3⌋ for Bracha and
+// PBFT), and 0 when not even f = 1 fits.
+func MaxF(spec broadcast.Spec, n int) int {
+	f := 0
+	for spec.MinN(f+1) <= n {
+		f++
+	}
+	return f
+}
+
+// SyncDeadline is when the last instance of a synchronous Byzantine
+// broadcast (Dolev–Strong: f+1 rounds of length round, an instance
+// starting at the round boundary after its submission, one origin's
+// instances in successive rounds) that w can start has decided.
+func SyncDeadline(round time.Duration, f int, w Workload) time.Duration {
+	per := max(w.PerNode, 1)
+	lastStart := (w.Spread+round-1)/round + time.Duration(per)
+	return (lastStart + time.Duration(f+1)) * round
 }
 
 // ErrConfig marks an error in a Config (or a protocol refusing to build
@@ -132,9 +170,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, configErr("Config.N must be positive, got %d", cfg.N)
 	}
 	if cfg.F == 0 {
-		for f := 1; cfg.Spec.MinN(f) <= cfg.N; f++ {
-			cfg.F = f
-		}
+		cfg.F = MaxF(cfg.Spec, cfg.N)
 	}
 	if cfg.Spec.MinN(cfg.F) > cfg.N {
 		return cfg, configErr("n = %d is too small for f = %d (%s needs %d)", cfg.N, cfg.F, cfg.Spec.Name, cfg.Spec.MinN(cfg.F))
@@ -189,8 +225,18 @@ func (cfg Config) withDefaults() (Config, error) {
 	if byz > cfg.F {
 		return cfg, configErr("%d Byzantine nodes exceed f = %d", byz, cfg.F)
 	}
+	if err := cfg.Schedule.check(&cfg); err != nil {
+		return cfg, err
+	}
+	round := cfg.Tuning.RoundDuration
+	if cfg.Deadline <= 0 && cfg.Spec.Class == broadcast.ByzantineBroadcast && round > 0 {
+		cfg.Deadline = SyncDeadline(round, cfg.F, cfg.Workload)
+	}
 	if cfg.Horizon <= 0 {
 		cfg.Horizon = nw.GST + 60*time.Second
+		if cfg.Deadline > 0 && cfg.Spec.Class == broadcast.ByzantineBroadcast && round > 0 {
+			cfg.Horizon = cfg.Deadline + 2*round
+		}
 	}
 	if cfg.MaxEvents <= 0 {
 		cfg.MaxEvents = 10_000_000

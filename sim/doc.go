@@ -22,8 +22,18 @@
 //	res, err := sim.Run(cfg, seed)        // err: unusable config
 //	if res.Failed() { ... res.Violations ... }
 //
-// or, for many seeds with counters, sim.Sweep; or from the command line,
+// or, for many seeds with counters, sim.Sweep (one run per CPU; a
+// cancelled context stops it within milliseconds, with the runs that
+// finished); or from the command line,
 // `onecast sim --protocol bracha --n 7 --byzantine 2:any --seeds 1000`.
+//
+// Config.F defaults to MaxF, the largest f the protocol tolerates at N
+// (n−1 for Dolev–Strong). PBFTConfig and DolevStrongConfig are the default
+// runs of those protocols: PBFT with checkpoints every
+// PBFTCheckpointInterval sequence numbers and PBFTRequestsPerNode
+// requests per client in batches of PBFTBatch, so that every run crosses
+// stable checkpoints and watermark windows; Dolev–Strong on a synchronous
+// network with a horizon past its last decision (SyncDeadline).
 //
 // # Determinism
 //
@@ -116,12 +126,35 @@
 // instance, pbft-forgevc a PBFT that believes VIEW-CHANGE certificates,
 // twins-rounds and the enumerated Twins scenarios PBFT with quorums of 2f.
 //
+// # Schedules
+//
+// Config.Schedule adds an adversarial schedule to the network, before GST
+// only (where any finite delay is allowed) and without dropping anything.
+// ScheduleViewChange (PBFT) runs storms that hold every COMMIT and, in half
+// of them, isolate the current primary (from the views correct replicas
+// entered), so that backups time out view after view and NEW-VIEWs carry
+// prepared certificates across consecutive view changes.
+//
 // # Properties
 //
 // Checkers are chosen by Spec.Class (checkersFor); each sees submissions and
-// deliveries of correct nodes and judges the run at its end. Liveness
-// properties are judged only on a settled run: one that ran out of work or
-// reached its horizon, long after GST.
+// deliveries of correct nodes and judges the run at its end. Safety is
+// judged on every run. Liveness ("eventually delivers") is judged on every
+// run too, through RunInfo.Unmet: a run that ran out of work, or reached its
+// Horizon at or after its Deadline (a synchronous protocol's last
+// decision), owed everything, and an unmet obligation breaks the property
+// itself; a run cut by a time limit — the Horizon with no Deadline or
+// before it, or MaxEvents — with an unmet obligation fails with
+// TimeLimit (liveness/time-limit), never passes. Result.Ended says why a
+// run stopped.
+//
+// # Coverage
+//
+// Result.Coverage reads the counters of the correct nodes (pbft.Stats,
+// dolevstrong.Stats) and Summary.Coverage counts the runs of a sweep that
+// reached each path: view changes, two or more in a row, certificates
+// carried once and twice, two or more stable checkpoints, state transfers,
+// Dolev–Strong decisions on ⊥. The CLI prints it as the coverage line.
 //
 // # Buffers
 //

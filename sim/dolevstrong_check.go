@@ -14,9 +14,10 @@ import (
 //     — the same value, or ⊥ (a Delivery with zero Digest and Payload), or,
 //     when none of them accepted anything, nothing at all. Two different
 //     outputs are a violation in any run; an output at some correct nodes
-//     and none at others, in a settled run;
+//     and none at others, by the run's Deadline (RunInfo.Unmet);
 //   - validity: a value a correct node broadcasts is output by every
-//     correct node, in an instance of that node (settled runs);
+//     correct node, in an instance of that node, by the Deadline
+//     (RunInfo.Unmet);
 //   - integrity: a node outputs at most once per instance, delivered bytes
 //     hash to the delivered digest, ⊥ carries no payload, and in an instance
 //     of a correct origin only what that origin broadcast is output (never ⊥).
@@ -102,10 +103,10 @@ func (c *ByzantineBroadcastChecker) Finish(run *RunInfo) []Violation {
 				vs = append(vs, Violation{"agreement", id, fmt.Sprintf("output %s for %v, but %v output %s", bottom(s.digests[i]), in, ref, bottom(s.digests[ref]))})
 			}
 		}
-		if found && run.Settled {
+		if found {
 			for i := range c.n {
 				if run.Correct[i] && !s.got[i] {
-					vs = append(vs, Violation{"agreement", broadcast.NodeID(i), fmt.Sprintf("no output for %v, but %v output %s", in, ref, bottom(s.digests[ref]))})
+					vs = append(vs, run.Unmet("agreement", broadcast.NodeID(i), fmt.Sprintf("no output for %v, but %v output %s", in, ref, bottom(s.digests[ref]))))
 				}
 			}
 		}
@@ -116,16 +117,14 @@ func (c *ByzantineBroadcastChecker) Finish(run *RunInfo) []Violation {
 			}
 		}
 	}
-	if run.Settled {
-		for o := range c.n {
-			if !run.Correct[o] {
-				continue
-			}
-			for _, d := range c.submitted[o] {
-				for i := range c.n {
-					if run.Correct[i] && !c.outputs(broadcast.NodeID(i), broadcast.NodeID(o), d) {
-						vs = append(vs, Violation{"validity", broadcast.NodeID(i), fmt.Sprintf("never output %v, broadcast by correct %v", d, broadcast.NodeID(o))})
-					}
+	for o := range c.n {
+		if !run.Correct[o] {
+			continue
+		}
+		for _, d := range c.submitted[o] {
+			for i := range c.n {
+				if run.Correct[i] && !c.outputs(broadcast.NodeID(i), broadcast.NodeID(o), d) {
+					vs = append(vs, run.Unmet("validity", broadcast.NodeID(i), fmt.Sprintf("never output %v, broadcast by correct %v", d, broadcast.NodeID(o))))
 				}
 			}
 		}

@@ -22,16 +22,24 @@ func SynchronousNetwork(delta time.Duration) Network {
 // dolevstrong.AggregateSpec, or a variant) on a SynchronousNetwork(delta),
 // with Δ = dolevstrong.RoundFor(mode, delta), the Byzantine-broadcast
 // checker, every node submitting one value within the first two rounds, and
-// a horizon past the last instance's decision.
+// a horizon two rounds past the last instance's decision (SyncDeadline).
+// f = 0 means the largest f the protocol tolerates at n (MaxF: n−1), as in
+// Config: the horizon must cover f+1 rounds of the f the nodes run with.
+// A caller that changes the Workload sets Horizon (or zero, to have it
+// derived again from Deadline).
 func DolevStrongConfig(spec broadcast.Spec, n, f int, mode broadcast.Mode, delta time.Duration, byz []Assignment) Config {
+	if f == 0 {
+		f = MaxF(spec, n)
+	}
 	round := dolevstrong.RoundFor(mode, delta)
+	wl := Workload{PerNode: 1, PayloadSize: 512, Spread: 2 * round}
 	return Config{
 		Spec: spec, N: n, F: f, Mode: mode,
 		Tuning:    broadcast.Tuning{RoundDuration: round},
 		Net:       SynchronousNetwork(delta),
 		Byzantine: byz,
-		Workload:  Workload{PerNode: 1, PayloadSize: 512, Spread: 2 * round},
-		Horizon:   time.Duration(f+6) * round,
+		Workload:  wl,
+		Horizon:   SyncDeadline(round, f, wl) + 2*round,
 		Checkers:  ByzantineBroadcastCheckers,
 	}
 }

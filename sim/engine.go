@@ -99,6 +99,8 @@ type engine struct {
 	nodes []*simNode
 	links []link
 	parts []partition
+	sched *scheduler      // nil without a Schedule
+	stop  <-chan struct{} // closed: the run is abandoned (a cancelled sweep)
 
 	checkers []Checker
 	res      *Result
@@ -192,6 +194,9 @@ func (e *engine) send(from, to broadcast.NodeID, m *broadcast.Message, notBefore
 		e.res.Reordered++
 	}
 	at = e.heldByPartitions(from, to, at)
+	if e.sched != nil {
+		at = e.sched.hold(e, from, m, at)
+	}
 	if src.correct {
 		at = min(at, max(e.now, nw.GST)+nw.Delta)
 	}

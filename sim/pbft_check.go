@@ -22,8 +22,9 @@ import (
 //     twice;
 //   - integrity: executed bytes hash to the delivered digest, and a request
 //     attributed to a correct client is one it submitted;
-//   - liveness (settled runs, after GST): every request a correct client
-//     submitted is executed by a correct replica.
+//   - liveness: every request a correct client submitted is executed by a
+//     correct replica (RunInfo.Unmet: TimeLimit on a run cut by its
+//     Horizon or event budget).
 //
 // Whether clients get correct results is checked in package pbft, where the
 // results are visible (TestClientResultsAreTheStateMachineResults).
@@ -106,11 +107,9 @@ func (c *SMRChecker) Finish(run *RunInfo) []Violation {
 	for _, k := range forged {
 		out = append(out, Violation{"integrity", k.client, fmt.Sprintf("request %v executed for correct client %v, which never submitted it", k.d, k.client)})
 	}
-	if run.Settled {
-		for _, k := range c.subOrder {
-			if _, ok := c.pos[k]; !ok {
-				out = append(out, Violation{"liveness", k.client, fmt.Sprintf("request %v of correct client %v never executed", k.d, k.client)})
-			}
+	for _, k := range c.subOrder {
+		if _, ok := c.pos[k]; !ok {
+			out = append(out, run.Unmet("liveness", k.client, fmt.Sprintf("request %v of correct client %v never executed", k.d, k.client)))
 		}
 	}
 	return out

@@ -41,7 +41,10 @@ func TestPBFTKeepsAgreementExactlyOnceAndLiveness(t *testing.T) {
 					t.Fatalf("%d of %d runs failed %v; first: seed %d %v %v", sum.Failed, sum.Runs, sum.Properties(),
 						sum.FirstFailure.Seed, sum.FirstFailure.Byzantine, sum.FirstFailure.Violations)
 				}
-				assert.Zero(t, sum.Unsettled)
+				// Runs may end at the horizon (a Byzantine client retries
+				// forever); one that did so before every request executed
+				// fails with liveness/time-limit above.
+				assert.Zero(t, sum.Ended[EndBudget])
 				assert.Positive(t, sum.Deliveries)
 				t.Logf("%d runs in %v, %d deliveries, %d messages, behaviours %v", sum.Runs, sum.Elapsed, sum.Deliveries, sum.Messages, sum.ByBehaviour)
 			})
@@ -106,7 +109,10 @@ func TestPBFTCheckpointsAndStateTransferUnderByzantineNodes(t *testing.T) {
 					t.Fatalf("%d of %d runs failed %v; first: seed %d %v %v", sum.Failed, sum.Runs, sum.Properties(),
 						sum.FirstFailure.Seed, sum.FirstFailure.Byzantine, sum.FirstFailure.Violations)
 				}
-				assert.Zero(t, sum.Unsettled)
+				// Runs may end at the horizon (a Byzantine client retries
+				// forever); one that did so before every request executed
+				// fails with liveness/time-limit above.
+				assert.Zero(t, sum.Ended[EndBudget])
 				t.Logf("%d runs in %v, %d deliveries, %d messages", sum.Runs, sum.Elapsed, sum.Deliveries, sum.Messages)
 			})
 		}

@@ -20,8 +20,8 @@ import (
 //   - totality: if a correct node delivers in an instance, every correct
 //     node eventually delivers in it.
 //
-// Validity and totality are liveness properties, judged only on a settled
-// run (RunInfo.Settled).
+// Validity and totality are liveness properties: an unmet one is reported
+// through RunInfo.Unmet (TimeLimit on a run cut by a time limit).
 //
 // Delivered items are judged by the digest of their bytes: a Delivery's
 // Digest names its instance's payload, which for a batch is the container
@@ -112,12 +112,12 @@ func (c *ReliableBroadcastChecker) Finish(run *RunInfo) []Violation {
 				count[key][i]++
 			}
 		}
-		if first < 0 || !run.Settled {
+		if first < 0 {
 			continue
 		}
 		for i := range c.n {
 			if run.Correct[i] && !s.got[i] {
-				vs = append(vs, Violation{"totality", broadcast.NodeID(i), fmt.Sprintf("never delivered %v[%d], which %v delivered", k.in, k.index, broadcast.NodeID(first))})
+				vs = append(vs, run.Unmet("totality", broadcast.NodeID(i), fmt.Sprintf("never delivered %v[%d], which %v delivered", k.in, k.index, broadcast.NodeID(first))))
 			}
 		}
 	}
@@ -145,8 +145,8 @@ func (c *ReliableBroadcastChecker) Finish(run *RunInfo) []Violation {
 				switch {
 				case got > times[d]:
 					vs = append(vs, Violation{"integrity", broadcast.NodeID(i), fmt.Sprintf("delivered %v of %v %d times, broadcast %d times", d, broadcast.NodeID(o), got, times[d])})
-				case got < times[d] && run.Settled:
-					vs = append(vs, Violation{"validity", broadcast.NodeID(i), fmt.Sprintf("never delivered %v broadcast by correct %v", d, broadcast.NodeID(o))})
+				case got < times[d]:
+					vs = append(vs, run.Unmet("validity", broadcast.NodeID(i), fmt.Sprintf("never delivered %v broadcast by correct %v", d, broadcast.NodeID(o))))
 				}
 			}
 		}

@@ -45,7 +45,7 @@ func (s rbScript) run(t *testing.T) []Violation {
 		c.Delivered(d.node, &broadcast.Delivery{Instance: broadcast.Instance{Origin: d.origin, Seq: d.seq}, Digest: claimed, Payload: buf}, 0)
 		buf.Release()
 	}
-	return c.Finish(&RunInfo{N: 4, F: 1, Correct: []bool{true, true, true, false}, Settled: s.settled})
+	return c.Finish(&RunInfo{N: 4, F: 1, Correct: []bool{true, true, true, false}, Settled: s.settled, Limit: "horizon 1s"})
 }
 
 func properties(vs []Violation) []string {
@@ -70,8 +70,10 @@ func TestReliableBroadcastCheckerJudgesEachProperty(t *testing.T) {
 		{"all deliver", rbScript{submit: a, deliver: everyCorrect(0, 1, "a"), settled: true}, nil},
 		{"validity: a correct node misses a correct origin's payload",
 			rbScript{submit: a, deliver: everyCorrect(0, 1, "a")[:2], settled: true}, []string{"totality", "validity"}},
-		{"liveness is not judged on an unsettled run",
-			rbScript{submit: a, deliver: everyCorrect(0, 1, "a")[:2], settled: false}, nil},
+		{"liveness unmet on a run cut by a time limit is a time-limit failure",
+			rbScript{submit: a, deliver: everyCorrect(0, 1, "a")[:2], settled: false}, []string{TimeLimit, TimeLimit}},
+		{"a run cut by a time limit that met every obligation passes",
+			rbScript{submit: a, deliver: everyCorrect(0, 1, "a"), settled: false}, nil},
 		{"agreement: two payloads in one Byzantine instance",
 			rbScript{deliver: append(everyCorrect(3, 1, "x")[:2], rbDel{2, 3, 1, "y", ""}), settled: true}, []string{"agreement"}},
 		{"totality: Byzantine instance delivered by some correct nodes only",

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -38,9 +39,15 @@ type Result struct {
 	Retransmits, Reordered, Duplicated, Rejected, SubmitErrors uint64
 	// End is the virtual time the run ended.
 	End time.Duration
-	// Settled says the run ran out of work (or reached the horizon) rather
-	// than out of event budget.
+	// Ended says why the run stopped.
+	Ended Ending
+	// Settled says the run owed every liveness obligation when it ended:
+	// it ran out of work, or reached its Horizon at or after its Deadline.
+	// An unsettled run was cut by a time limit; an obligation it had not
+	// met is a TimeLimit violation.
 	Settled bool
+	// Coverage counts the protocol paths the run reached.
+	Coverage Coverage
 	// Correct sums the metrics of the correct nodes; All sums every node's.
 	Correct, All broadcast.Snapshot
 }
@@ -51,13 +58,25 @@ func (r *Result) Failed() bool { return len(r.Violations) > 0 }
 // Run simulates one execution of cfg under seed and checks it. An error
 // means the configuration is unusable; a property violation is reported in
 // Result.Violations.
-func Run(cfg Config, seed uint64) (*Result, error) {
+func Run(cfg Config, seed uint64) (*Result, error) { return runUntil(nil, cfg, seed) }
+
+// stopCheckEvents is how often (in events) a run of a sweep checks whether
+// the sweep was cancelled: a cancelled sweep stops within milliseconds even
+// when one run is long.
+const stopCheckEvents = 1024
+
+// errAbandoned: the run was abandoned because its sweep was cancelled.
+var errAbandoned = errors.New("sim: run abandoned")
+
+// runUntil is Run, abandoned (errAbandoned) when done, if not nil, is
+// closed before the run ends.
+func runUntil(done <-chan struct{}, cfg Config, seed uint64) (*Result, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	e := &engine{cfg: cfg, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6f6e6563617374)), trace: cfg.Trace,
-		hash: fnvOffset, res: &Result{Seed: seed}}
+		hash: fnvOffset, res: &Result{Seed: seed}, stop: done}
 	sc := scratchPool.Get().(*scratch)
 	e.free, e.queue = sc.free, sc.queue
 	defer e.teardown()
@@ -65,10 +84,17 @@ func Run(cfg Config, seed uint64) (*Result, error) {
 		return nil, err
 	}
 	if e.trace != nil {
-		fmt.Fprintf(e.trace, "# %s mode=%v n=%d f=%d seed=%d byzantine=%v partitions=%d gst=%v delta=%v\n",
-			cfg.Spec.Name, cfg.Mode, cfg.N, cfg.F, seed, e.res.Byzantine, len(e.parts), cfg.Net.GST, cfg.Net.Delta)
+		fmt.Fprintf(e.trace, "# %s mode=%v n=%d f=%d seed=%d byzantine=%v partitions=%d gst=%v delta=%v horizon=%v deadline=%v schedule=%v\n",
+			cfg.Spec.Name, cfg.Mode, cfg.N, cfg.F, seed, e.res.Byzantine, len(e.parts), cfg.Net.GST, cfg.Net.Delta, cfg.Horizon, cfg.Deadline, cfg.Schedule)
+		if e.sched != nil {
+			for _, st := range e.sched.storms {
+				fmt.Fprintf(e.trace, "# storm %v–%v isolate-primary=%v\n", st.from, st.to, st.isolate)
+			}
+		}
 	}
-	e.loop()
+	if !e.loop() {
+		return nil, errAbandoned
+	}
 	e.finish()
 	return e.res, nil
 }
@@ -175,21 +201,30 @@ func (e *engine) setup() error {
 			e.push(ev)
 		}
 	}
+	e.sched = e.newScheduler()
 	return nil
 }
 
-func (e *engine) loop() {
+// loop runs the events; it returns false if the run was abandoned.
+func (e *engine) loop() bool {
 	budget := e.cfg.MaxEvents
-	e.res.Settled = true
+	e.res.Ended = EndIdle
 	for len(e.queue) > 0 {
 		if e.res.Events >= uint64(budget) {
-			e.res.Settled = false
-			e.res.Violations = append(e.res.Violations, Violation{"termination", 0, fmt.Sprintf("event budget of %d exhausted at %v", budget, e.now)})
+			e.res.Ended = EndBudget
 			break
+		}
+		if e.stop != nil && e.res.Events%stopCheckEvents == 0 {
+			select {
+			case <-e.stop:
+				return false
+			default:
+			}
 		}
 		ev := heap.Pop(&e.queue).(*event)
 		if ev.at > e.cfg.Horizon {
 			heap.Push(&e.queue, ev)
+			e.res.Ended = EndHorizon
 			break
 		}
 		e.now = ev.at
@@ -198,19 +233,50 @@ func (e *engine) loop() {
 		e.recycle(ev)
 	}
 	e.res.End = e.now
+	return true
 }
 
 func (e *engine) finish() {
-	info := &RunInfo{N: e.cfg.N, F: e.cfg.F, Correct: make([]bool, e.cfg.N), GST: e.cfg.Net.GST, End: e.now, Settled: e.res.Settled}
+	info := &RunInfo{N: e.cfg.N, F: e.cfg.F, Correct: make([]bool, e.cfg.N), GST: e.cfg.Net.GST, End: e.now, Ended: e.res.Ended}
+	switch e.res.Ended {
+	case EndIdle:
+		info.Settled = true
+	case EndHorizon:
+		info.Settled = e.cfg.Deadline > 0 && e.cfg.Horizon >= e.cfg.Deadline
+		if !info.Settled {
+			info.Limit = fmt.Sprintf("horizon %v", e.cfg.Horizon)
+			if e.cfg.Deadline > 0 {
+				info.Limit += fmt.Sprintf(", before the protocol's deadline %v", e.cfg.Deadline)
+			}
+		}
+	case EndBudget:
+		info.Limit = fmt.Sprintf("event budget of %d events, at %v", e.cfg.MaxEvents, e.now)
+	}
+	e.res.Settled = info.Settled
+	if e.trace != nil {
+		fmt.Fprintf(e.trace, "# ended: %v at %v, settled=%v %s\n", e.res.Ended, e.now, info.Settled, info.Limit)
+	}
 	for i, nd := range e.nodes {
 		info.Correct[i] = nd.correct
 	}
+	timeLimited := false
 	for _, c := range e.checkers {
 		for _, v := range c.Finish(info) {
-			v.Property = c.Name() + "/" + v.Property
+			if v.Property == TimeLimit {
+				v.Detail = c.Name() + "/" + v.Detail
+				timeLimited = true
+			} else {
+				v.Property = c.Name() + "/" + v.Property
+			}
 			e.res.Violations = append(e.res.Violations, v)
 		}
 	}
+	if e.res.Ended == EndBudget && !timeLimited {
+		// Every obligation met, yet work left after MaxEvents events: a
+		// protocol (or behaviour) that never quiesces.
+		e.res.Violations = append(e.res.Violations, Violation{"termination", 0, fmt.Sprintf("event budget of %d exhausted at %v", e.cfg.MaxEvents, e.now)})
+	}
+	e.res.Coverage = e.coverage()
 	for _, nd := range e.nodes {
 		s := nd.metrics.Snapshot()
 		if nd.correct {

@@ -2,8 +2,10 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -13,7 +15,13 @@ import (
 
 // Summary aggregates the runs of a sweep.
 type Summary struct {
+	// Runs counts the runs, Failed those with violations, Unsettled those
+	// cut by a time limit (Result.Settled false; failed or not).
 	Runs, Failed, Unsettled int
+	// Ended counts the runs by why they stopped (index: Ending).
+	Ended [EndBudget + 1]int
+	// Coverage counts the runs that reached each protocol path.
+	Coverage CoverageSummary
 	// FirstFailure is the failing run with the lowest seed, if any.
 	FirstFailure *Result
 	// ByProperty counts failing runs per violated property.
@@ -40,6 +48,9 @@ func (s *Summary) add(r *Result) {
 	s.Runs++
 	if !r.Settled {
 		s.Unsettled++
+	}
+	if r.Ended <= EndBudget {
+		s.Ended[r.Ended]++
 	}
 	if r.Failed() {
 		s.Failed++
@@ -68,6 +79,7 @@ func (s *Summary) add(r *Result) {
 	s.Rejected += r.Rejected
 	s.SimTime += r.End
 	s.Correct.Add(r.Correct)
+	s.Coverage.add(r.Coverage)
 }
 
 func cutColon(s string) (string, string, bool) {
@@ -83,8 +95,10 @@ func cutColon(s string) (string, string, bool) {
 func (s *Summary) Properties() []string { return slices.Sorted(maps.Keys(s.ByProperty)) }
 
 // Sweep runs seeds first … first+count-1 on `workers` goroutines (each run
-// is still one goroutine and deterministic) and aggregates them. It stops
-// early when ctx ends. cfg.Trace must be nil.
+// is still one goroutine and deterministic; workers ≤ 0 means GOMAXPROCS)
+// and aggregates them. When ctx ends it stops within milliseconds —
+// abandoning the runs under way — and returns the summary of the runs that
+// finished with ctx's error. cfg.Trace must be nil.
 func Sweep(ctx context.Context, cfg Config, first, count uint64, workers int) (*Summary, error) {
 	if cfg.Trace != nil {
 		return nil, configErr("Sweep cannot share one trace writer; replay a seed with Run")
@@ -92,7 +106,9 @@ func Sweep(ctx context.Context, cfg Config, first, count uint64, workers int) (*
 	if _, err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	workers = max(workers, 1)
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
 	sum := &Summary{ByProperty: map[string]int{}, ByBehaviour: map[string]int{}}
 	start := time.Now()
 	var (
@@ -119,7 +135,10 @@ func Sweep(ctx context.Context, cfg Config, first, count uint64, workers int) (*
 				if !ok {
 					return
 				}
-				r, err := Run(cfg, seed)
+				r, err := runUntil(ctx.Done(), cfg, seed)
+				if errors.Is(err, errAbandoned) {
+					return // cancelled mid-run: the run is dropped
+				}
 				mu.Lock()
 				if err != nil {
 					runErr = fmt.Errorf("seed %d: %w", seed, err)

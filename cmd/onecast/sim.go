@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/dolevstrong"
+	"github.com/onecast/onecast/pbft"
 	"github.com/onecast/onecast/sim"
 	"github.com/onecast/onecast/sim/toyrb"
 )
@@ -49,11 +53,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		protocol   = fs.String("protocol", "bracha", "protocol to simulate")
 		mode       = fs.String("mode", "digest", "payload mode: full or digest")
 		n          = fs.Int("n", 4, "nodes")
-		f          = fs.Int("f", 0, "faults tolerated (0: the largest the protocol allows at n)")
+		f          = fs.Int("f", 0, "faults tolerated (0: the largest the protocol allows at n: n-1 for dolevstrong, (n-1)/3 otherwise)")
 		byz        = fs.String("byzantine", "", "Byzantine nodes, e.g. 2:equivocate, 1:crash,1:twins, 2:equivocate|replay, 2:any")
 		seeds      = fs.Uint64("seeds", 100, "number of seeds to run")
 		seed       = fs.Uint64("seed", 1, "first seed")
-		workers    = fs.Int("workers", 1, "runs in parallel (each run stays deterministic)")
+		workers    = fs.Int("workers", 0, "runs in parallel (0: one per CPU; each run stays deterministic, and so does the summary)")
 		netName    = fs.String("net", "", "network preset: lan, hostile, or sync (default: sync for Byzantine broadcast, hostile otherwise)")
 		loss       = fs.Float64("loss", -1, "per-transmission loss probability (retransmitted); -1: preset")
 		reorder    = fs.Float64("reorder", -1, "reorder probability; -1: preset")
@@ -64,9 +68,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		latency    = fs.Duration("latency", -1, "minimum link latency; -1: preset")
 		jitter     = fs.Duration("jitter", -1, "mean exponential jitter; -1: preset")
 		bandwidth  = fs.Int64("bandwidth", -1, "link bandwidth in bytes/s (0: infinite); -1: preset")
-		payload    = fs.Int("payload", 1024, "payload size in bytes")
-		perNode    = fs.Int("per-node", 1, "payloads each node submits")
-		batch      = fs.Int("batch", 0, "Tuning.Batch (0: protocol default)")
+		payload    = fs.String("payload", "", "payload size: 1024, 512B, 16KiB, 1MiB (at most 64MiB; default: 512B for dolevstrong, 1KiB otherwise)")
+		perNode    = fs.Int("per-node", 0, fmt.Sprintf("payloads each node submits (0: protocol default: %d for pbft, 1 otherwise)", sim.PBFTRequestsPerNode))
+		batch      = fs.Int("batch", 0, fmt.Sprintf("Tuning.Batch (0: protocol default; the simulator's pbft orders %d request per batch, with a checkpoint every %d)", sim.PBFTBatch, sim.PBFTCheckpointInterval))
+		schedule   = fs.String("schedule", "", "adversarial schedule before GST: none, or viewchange (pbft: storms that hold COMMITs and isolate the current primary, for view changes in a row)")
+		memLimit   = fs.String("mem-limit", "", "refuse to start when the estimated memory exceeds this size (default: the machine's available memory); raise it to override")
 		round      = fs.Duration("round", 0, "Tuning.RoundDuration (0: protocol default)")
 		timeout    = fs.Duration("timeout", 0, "Tuning.Timeout (0: protocol default)")
 		unsafeEcho = fs.Int("unsafe-echo-quorum", 0, "TEST ONLY: lower the reliable broadcast's ECHO quorum to this (0: correct)")
@@ -74,29 +80,79 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		maxEvents  = fs.Int("max-events", 0, "event budget per run (0: default)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: onecast sim [flags]\n\nByzantine behaviours: %s (pbft also: %s; dolevstrong also: %s)\n\nflags:\n",
+		fmt.Fprintf(stderr, `usage: onecast sim [flags]
+
+Runs --seeds seeds (one deterministic run each, on every CPU) and checks the
+protocol's properties. A run cut by a time limit (horizon, event budget, or a
+synchronous protocol's rounds) before every correct node delivered what it
+must fails with liveness/time-limit. Defaults per protocol: f is the largest
+the protocol tolerates at n; pbft submits %d requests per node, %d per batch,
+with a checkpoint every %d sequence numbers (every run crosses stable
+checkpoints and watermark windows); dolevstrong runs f+1 rounds of Δ = 3·delta
+on a synchronous network. A coverage line counts the runs that reached view
+changes, carried certificates, checkpoints, state transfers and ⊥ decisions.
+SIGINT or SIGTERM stops the sweep and prints what finished.
+
+Byzantine behaviours: %s (pbft also: %s; dolevstrong also: %s)
+
+flags:
+`, sim.PBFTRequestsPerNode, sim.PBFTBatch, sim.PBFTCheckpointInterval,
 			sim.BehaviourNames(sim.Behaviours()), sim.BehaviourNames(sim.PBFTBehaviours()), sim.BehaviourNames(sim.DolevStrongBehaviours()))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		// The flag package printed the complaint and the usage.
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	// usage reports a bad invocation: the usage text once, then the error.
+	usage := func(format string, a ...any) error {
+		fs.Usage()
+		return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
+		return usage("unexpected arguments %v", fs.Args())
 	}
 	specs := simSpecs(*unsafeEcho)
 	spec, err := broadcast.FindSpec(specs, *protocol)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usage("%v", err)
 	}
 	md, err := broadcast.ParseMode(*mode)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usage("%v", err)
 	}
 	behaviours := behavioursFor(spec.Class)
 	as, err := sim.ParseByzantine(*byz, behaviours)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usage("%v", err)
+	}
+	sched, err := sim.ParseSchedule(*schedule)
+	if err != nil {
+		return usage("--schedule: %v", err)
+	}
+	payloadSize := 0
+	if *payload != "" {
+		sz, err := parseByteSize(*payload)
+		if err != nil {
+			return usage("--payload: %v", err)
+		}
+		if sz == 0 || sz > uint64(broadcast.DefaultLimits.MaxPayload) {
+			return usage("--payload %s: want 1 B to %s (the largest payload a message may carry)", *payload, formatByteSize(uint64(broadcast.DefaultLimits.MaxPayload)))
+		}
+		payloadSize = int(sz)
+	}
+	switch {
+	case *n <= 0:
+		return usage("--n must be positive, got %d", *n)
+	case *f < 0:
+		return usage("--f must not be negative, got %d", *f)
+	case *perNode < 0:
+		return usage("--per-node must not be negative, got %d", *perNode)
+	case *seeds == 0:
+		return usage("--seeds must be positive")
 	}
 	if *netName == "" {
 		*netName = "hostile"
@@ -117,7 +173,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case "sync":
 		nw = sim.SynchronousNetwork(syncDelta)
 	default:
-		return fmt.Errorf("%w: unknown network preset %q (want lan, hostile or sync)", errUsage, *netName)
+		return usage("unknown network preset %q (want lan, hostile or sync)", *netName)
 	}
 	setF := func(dst *float64, v float64) {
 		if v >= 0 {
@@ -144,35 +200,83 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *bandwidth >= 0 {
 		nw.Bandwidth = *bandwidth
 	}
-	cfg := sim.Config{Spec: spec, N: *n, F: *f, Mode: md, Byzantine: as}
-	if spec.Class == broadcast.ByzantineBroadcast {
+	// f = 0 is the largest f the protocol tolerates at n, here and in
+	// sim.Config, so that the header names it and Dolev–Strong runs (and
+	// times) the f+1 rounds its nodes need.
+	fv := *f
+	if fv == 0 {
+		fv = sim.MaxF(spec, *n)
+	}
+	var cfg sim.Config
+	switch {
+	case spec.Class == broadcast.ByzantineBroadcast:
 		// A synchronous protocol: rounds of Δ sized for the network, every
-		// value submitted within the first rounds, a horizon past the last
-		// decision.
-		cfg = sim.DolevStrongConfig(spec, *n, *f, md, syncDelta, as)
+		// value submitted within the first rounds.
+		cfg = sim.DolevStrongConfig(spec, *n, fv, md, syncDelta, as)
+	case spec.Name == "pbft":
+		// Checkpoints every sim.PBFTCheckpointInterval and the default PBFT
+		// workload; requests as large as the payload.
+		size := payloadSize
+		cfg = sim.PBFTConfig(*n, fv, md, as, func(c *pbft.Config) { c.MaxRequest = max(c.MaxRequest, size) })
+	default:
+		cfg = sim.Config{Spec: spec, N: *n, F: fv, Mode: md, Byzantine: as}
 	}
 	cfg.Net = nw
-	cfg.Tuning.Batch, cfg.Tuning.Timeout = *batch, *timeout
+	cfg.Schedule = sched
+	if *batch > 0 {
+		cfg.Tuning.Batch = *batch
+	}
+	if *timeout > 0 {
+		cfg.Tuning.Timeout = *timeout
+	}
 	if *round > 0 {
 		cfg.Tuning.RoundDuration = *round
 	}
-	cfg.Workload.PayloadSize, cfg.Workload.PerNode = *payload, *perNode
-	cfg.MaxEvents = *maxEvents
-	if *seeds == 0 {
-		return fmt.Errorf("%w: --seeds must be positive", errUsage)
+	if payloadSize > 0 {
+		cfg.Workload.PayloadSize = payloadSize
 	}
-	fmt.Fprintf(stdout, "sim %s mode=%s n=%d byzantine=%q seeds %d..%d network=%s\n", spec.Name, md, *n, *byz, *seed, *seed+*seeds-1, *netName)
+	if *perNode > 0 {
+		cfg.Workload.PerNode = *perNode
+	}
+	if spec.Class == broadcast.ByzantineBroadcast {
+		// The horizon follows the rounds and workload as set: two rounds
+		// past the last decision (sim.SyncDeadline).
+		cfg.Horizon = 0
+	}
+	cfg.MaxEvents = *maxEvents
 	if *workers <= 0 {
 		*workers = runtime.GOMAXPROCS(0)
 	}
-	sum, err := sim.Sweep(ctx, cfg, *seed, *seeds, *workers)
+	limit, err := memoryLimit(*memLimit)
 	if err != nil {
+		return usage("--mem-limit: %v", err)
+	}
+	est := estimateSimMemory(cfg, *workers)
+	if limit > 0 && est.total > limit {
+		return usage("n = %d needs an estimated %s (%s), more than the %s limit (%s); lower --n, --workers or --per-node, or raise --mem-limit",
+			*n, formatByteSize(est.total), est.detail, formatByteSize(limit), est.limitSource(*memLimit))
+	}
+	if os.Getenv("GOGC") == "" && limit > 0 && est.total < limit/8 {
+		// Small runs allocate fast and keep little: a sparser collector
+		// saves about a quarter of the CPU (the heap may grow 5×, not 2×).
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
+	fmt.Fprintf(stdout, "sim %s mode=%s n=%d f=%d byzantine=%q seeds %d..%d network=%s schedule=%s workers=%d\n",
+		spec.Name, md, *n, fv, *byz, *seed, *seed+*seeds-1, *netName, sched, *workers)
+	sum, err := sim.Sweep(ctx, cfg, *seed, *seeds, *workers)
+	if err != nil && !errors.Is(err, ctx.Err()) {
 		if errors.Is(err, sim.ErrConfig) {
-			return fmt.Errorf("%w: %v", errUsage, err)
+			return usage("%v", err)
 		}
 		return err
 	}
 	printSummary(stdout, spec, sum)
+	if ctx.Err() != nil {
+		fmt.Fprintf(stdout, "interrupted: %d of %d runs finished (runs under way were dropped)\n", sum.Runs, *seeds)
+	}
+	if sum.Failed == 0 && ctx.Err() != nil {
+		return fmt.Errorf("interrupted after %d of %d runs, none failed: %w", sum.Runs, *seeds, ctx.Err())
+	}
 	if sum.Failed == 0 {
 		if *traceFile != "" {
 			return writeTrace(cfg, *seed, *traceFile, stdout)
@@ -192,8 +296,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if path == "" {
 		path = filepath.Join(os.TempDir(), fmt.Sprintf("onecast-sim-%s-seed%d.trace", spec.Name, ff.Seed))
 	}
-	if err := writeTrace(cfg, ff.Seed, path, stdout); err != nil {
-		return err
+	if ctx.Err() == nil {
+		if err := writeTrace(cfg, ff.Seed, path, stdout); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "replay: %s\n", replayCommand(fs, ff.Seed))
 	return fmt.Errorf("%w: %d of %d runs (%s); first failing seed %d", errViolation, sum.Failed, sum.Runs, strings.Join(sum.Properties(), ", "), ff.Seed)
@@ -250,7 +356,11 @@ func printSummary(w io.Writer, spec broadcast.Spec, s *sim.Summary) {
 	for _, p := range s.Properties() {
 		fmt.Fprintf(w, " [%s: %d]", p, s.ByProperty[p])
 	}
-	fmt.Fprintf(w, ", %d unsettled\n", s.Unsettled)
+	fmt.Fprintf(w, ", %d cut by a time limit (%d of them with deliveries still owed: %s)\n", s.Unsettled, s.ByProperty[sim.TimeLimit], sim.TimeLimit)
+	fmt.Fprintf(w, "runs ended: %d idle, %d at the horizon, %d at the event budget\n", s.Ended[sim.EndIdle], s.Ended[sim.EndHorizon], s.Ended[sim.EndBudget])
+	if c := s.Coverage.String(); c != "" {
+		fmt.Fprintln(w, c)
+	}
 	fmt.Fprintf(w, "speed: %d events, %d messages in %v: %.0f simulated msgs/s\n", s.Events, s.Messages, s.Elapsed.Round(time.Millisecond), s.MessagesPerSecond())
 	if len(s.ByBehaviour) > 0 {
 		fmt.Fprint(w, "byzantine node-runs:")
@@ -291,4 +401,114 @@ func behavioursFor(c broadcast.Class) []sim.BehaviourSpec {
 		bs = append(sim.DolevStrongBehaviours(), bs...)
 	}
 	return bs
+}
+
+// parseByteSize reads a size in bytes: a number, optionally followed by
+// B, KiB, MiB or GiB (case-insensitive; K, M, G and KB, MB, GB are read as
+// the binary units too). A local parser: cmd/onecast has no shared one yet.
+func parseByteSize(s string) (uint64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := uint64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30},
+		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseUint(t, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with B, KiB, MiB or GiB (16KiB, 1MiB)", s)
+	}
+	if v > math.MaxUint64/mult {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return v * mult, nil
+}
+
+// formatByteSize prints a size with a binary unit, rounded to 0.1.
+func formatByteSize(v uint64) string {
+	switch {
+	case v >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(v)/(1<<30))
+	case v >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20))
+	case v >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(v)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", v)
+}
+
+// memoryLimit is --mem-limit, or, when it is empty, the memory the machine
+// has available (MemAvailable, bounded by a cgroup v2 memory.max); 0 when
+// neither can be read (no check).
+func memoryLimit(flagValue string) (uint64, error) {
+	if flagValue != "" {
+		return parseByteSize(flagValue)
+	}
+	var limit uint64
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+				if kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64); err == nil {
+					limit = kb << 10
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && (limit == 0 || v < limit) {
+			limit = v
+		}
+	}
+	return limit, nil
+}
+
+// simMemory is the estimated memory of a sweep.
+type simMemory struct {
+	total  uint64
+	detail string
+}
+
+func (simMemory) limitSource(flagValue string) string {
+	if flagValue != "" {
+		return "--mem-limit"
+	}
+	return "available memory"
+}
+
+// estimateSimMemory estimates the peak memory of a sweep of cfg on
+// `workers` goroutines, each holding one run. A run's memory grows as n³:
+// every one of n·per-node instances (or PBFT's batches and view changes)
+// has n² messages in flight, each with its event, body and signatures; on
+// top, every node stores every payload (n² · per-node · payload) and the
+// cluster's keyrings hold n² keys. The per-message constants were measured
+// (peak heap of single runs at n = 16…48: PBFT ≈ 1.3 KiB·n³, Dolev–Strong
+// ≈ 0.55 KiB·n³, Bracha ≈ 0.25 KiB·n³) and doubled for the garbage
+// collector's headroom. It is an estimate, meant to refuse n = 1000 before
+// it exhausts the machine, not to size small runs.
+func estimateSimMemory(cfg sim.Config, workers int) simMemory {
+	n := uint64(max(cfg.N, 1))
+	per := uint64(max(cfg.Workload.PerNode, 1))
+	payload := uint64(max(cfg.Workload.PayloadSize, 0))
+	if payload == 0 {
+		payload = 1024 // sim.Config's default
+	}
+	var perMsg uint64
+	switch cfg.Spec.Class {
+	case broadcast.StateMachineReplication:
+		perMsg = 1300 * max(1, per/sim.PBFTRequestsPerNode)
+	case broadcast.ByzantineBroadcast:
+		perMsg = 550 * per
+	default:
+		perMsg = 250 * per
+	}
+	run := 2 * (perMsg*n*n*n + n*n*per*payload)
+	keys := 128 * n * n
+	total := uint64(max(workers, 1))*run + keys
+	return simMemory{total: total, detail: fmt.Sprintf("%d workers × %s per run, with %d nodes, %d payloads of %s per node",
+		max(workers, 1), formatByteSize(run), n, per, formatByteSize(payload))}
 }

@@ -1,0 +1,140 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/pbft"
+)
+
+// Schedule is an adversarial message schedule the engine applies on top of
+// the Network model. It acts only before GST, where partial synchrony
+// allows any finite delay, and it holds messages back but never drops
+// them: it steers runs into paths that random delays rarely reach, without
+// leaving the model the protocol is proved in.
+type Schedule string
+
+// Schedules.
+const (
+	// ScheduleNone adds nothing to the Network model.
+	ScheduleNone Schedule = ""
+	// ScheduleViewChange (PBFT) runs storms before GST: from a time in the
+	// first 30 ms (while the first batches are in flight) for 200 ms to
+	// 1 s, then possibly again. During a storm every COMMIT is held until
+	// the storm ends, so that batches prepare but nothing executes and the
+	// backups' timers fire, view after view; in half the storms the
+	// current primary — that of the newest view a correct replica entered
+	// (pbft.Node.View) — is also isolated: everything it sends but
+	// VIEW-CHANGE and NEW-VIEW is held, so that it cannot order new
+	// batches in its view. Prepared certificates are then carried by one
+	// NEW-VIEW after another. GST is raised to at least 1.2 s to make room.
+	ScheduleViewChange Schedule = "viewchange"
+)
+
+// Schedules lists the schedules by name, for usage text.
+func Schedules() []Schedule { return []Schedule{ScheduleNone, ScheduleViewChange} }
+
+// ParseSchedule reads a schedule name ("", "none" or "viewchange").
+func ParseSchedule(s string) (Schedule, error) {
+	switch s {
+	case "", "none":
+		return ScheduleNone, nil
+	case string(ScheduleViewChange):
+		return ScheduleViewChange, nil
+	}
+	return ScheduleNone, fmt.Errorf("unknown schedule %q (want none or viewchange)", s)
+}
+
+func (s Schedule) String() string {
+	if s == ScheduleNone {
+		return "none"
+	}
+	return string(s)
+}
+
+// vcMinGST is the least GST under ScheduleViewChange: room for storms long
+// enough for three view changes in a row at the simulator's PBFT timeout
+// (100 ms, doubling per view change).
+const vcMinGST = 1200 * time.Millisecond
+
+// check validates s against cfg and adjusts cfg's network for it.
+func (s Schedule) check(cfg *Config) error {
+	switch s {
+	case ScheduleNone:
+		return nil
+	case ScheduleViewChange:
+		if cfg.Spec.Class != broadcast.StateMachineReplication {
+			return configErr("schedule %s needs PBFT (a state machine replication protocol), not %s", s, cfg.Spec.Name)
+		}
+		cfg.Net.GST = max(cfg.Net.GST, vcMinGST)
+		return nil
+	}
+	return configErr("unknown schedule %q", string(s))
+}
+
+// storm is one interval of a ScheduleViewChange run.
+type storm struct {
+	from, to time.Duration
+	isolate  bool // also hold the current primary's messages
+}
+
+// scheduler carries out a Schedule in one run.
+type scheduler struct {
+	storms []storm
+}
+
+// newScheduler draws the run's storms (nil for ScheduleNone).
+func (e *engine) newScheduler() *scheduler {
+	if e.cfg.Schedule != ScheduleViewChange {
+		return nil
+	}
+	gst := e.cfg.Net.GST
+	sc := &scheduler{}
+	at := time.Duration(e.rng.Int64N(int64(30 * time.Millisecond)))
+	for at < gst {
+		d := 200*time.Millisecond + time.Duration(e.rng.Int64N(int64(800*time.Millisecond)))
+		st := storm{from: at, to: min(at+d, gst), isolate: e.rng.IntN(2) == 0}
+		sc.storms = append(sc.storms, st)
+		// A calm between storms lets the cluster execute and start over.
+		at = st.to + time.Duration(e.rng.Int64N(int64(300*time.Millisecond)))
+	}
+	return sc
+}
+
+// hold returns when a message from `from` sent now, which the network
+// would deliver at `at`, arrives under the schedule.
+func (sc *scheduler) hold(e *engine, from broadcast.NodeID, m *broadcast.Message, at time.Duration) time.Duration {
+	if m.Protocol != broadcast.ProtoPBFT {
+		return at
+	}
+	for i := range sc.storms {
+		st := &sc.storms[i]
+		if e.now < st.from || e.now >= st.to {
+			continue
+		}
+		switch {
+		case m.Type == pbft.TypeCommit:
+		case st.isolate && from == e.primary() && m.Type != pbft.TypeViewChange && m.Type != pbft.TypeNewView:
+		default:
+			return at
+		}
+		return max(at, st.to+e.latency())
+	}
+	return at
+}
+
+// primary is the primary of the newest view a correct PBFT replica has
+// entered.
+func (e *engine) primary() broadcast.NodeID {
+	var view uint32
+	for _, nd := range e.nodes {
+		if !nd.correct {
+			continue
+		}
+		if p, ok := nd.cores[0].(*pbft.Node); ok {
+			view = max(view, p.View())
+		}
+	}
+	return broadcast.NodeID(view % uint32(e.cfg.N))
+}
