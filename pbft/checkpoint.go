@@ -307,7 +307,28 @@ func (nd *Node) continueTransfer() {
 		}
 	}
 	nd.log.Debug("state transfer complete", "seq", seq)
+	nd.vouchTransferred(seq, d)
 	nd.executeReady()
+}
+
+// vouchTransferred has a replica that restored checkpoint (seq, d) by state
+// transfer sign that checkpoint as its own, as if it had executed up to it
+// (its state is now exactly d): its CHECKPOINT goes to the others, and its
+// vote joins the ones that sent it there. Without it, a transfer begun on
+// f+1 votes could never become stable at this replica when only f+1 others
+// vouch — its low watermark would stay behind, and its window closed.
+func (nd *Node) vouchTransferred(seq uint64, d broadcast.Digest) {
+	if seq <= nd.low {
+		return
+	}
+	st := statement(stmtCheckpoint, 0, seq, d)
+	sig := nd.signer.Sign(&st)
+	nd.send(broadcast.Everyone, TypeCheckpoint, 0, seq, d, appendSig(nil, sig))
+	if seq > nd.low+nd.cfg.Window {
+		nd.noteFar(nd.self, seq, d, sig)
+	} else {
+		nd.recordCheckpoint(nd.self, seq, d, sig)
+	}
 }
 
 // checkpointSigners returns the replicas known to have signed checkpoint

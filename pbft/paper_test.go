@@ -313,3 +313,22 @@ func TestPaper_4_4_PrePrepareContradictingTheNewViewIsRejected(t *testing.T) {
 	require.NoError(t, nd.Step(2, pa))
 	assert.Equal(t, []broadcast.Digest{da}, sent(nd, TypePrepare))
 }
+
+func TestPaper_4_3_StateTransferredOnFPlusOneCheckpointsBecomesStableWithTheReplicasOwnVote(t *testing.T) {
+	nd := paperReplica(t, 1)
+	src := paperReplica(t, 0)
+	const seq = 12 // beyond the window (h = 0, L = 8)
+	blob, err := src.encodeState(seq)
+	require.NoError(t, err)
+	d := broadcast.DigestOfBytes(blob)
+	require.NoError(t, nd.Step(0, checkpointMsg(0, seq, d)))
+	require.NoError(t, nd.Step(2, checkpointMsg(2, seq, d)))
+	require.Zero(t, nd.StableCheckpoint(), "f+1 CHECKPOINTs: the replica fetches the state, without calling it stable")
+	require.Equal(t, []broadcast.Digest{d}, sent(nd, broadcast.TypeFetch))
+	m := &broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: broadcast.TypePayload, Sender: 0, Digest: d}}
+	m.SetPayload(bufpool.Wrap(blob), d)
+	require.NoError(t, nd.Step(0, m))
+	assert.Equal(t, uint64(seq), nd.LastExecuted())
+	assert.Equal(t, []broadcast.Digest{d}, sent(nd, TypeCheckpoint), "it vouches for the state it now holds")
+	assert.Equal(t, uint64(seq), nd.StableCheckpoint(), "f+1 others and its own vote: 2f+1, stable; its window opens above it")
+}
