@@ -57,7 +57,7 @@ func runMutate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "usage: onecast mutate [flags]\n\nRuns every seeded bug (internal/mutant) under its protocol's default simulation\nwith f Byzantine nodes of any behaviour, seed after seed, until a property is\nviolated on a seed the correct protocol passes. Exit status 1 if any mutant is\nnot caught within the budget.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

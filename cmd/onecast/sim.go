@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/onecast/onecast/bracha"
+	"github.com/onecast/onecast/internal/units"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/dolevstrong"
 	"github.com/onecast/onecast/pbft"
@@ -100,16 +100,12 @@ flags:
 			sim.BehaviourNames(sim.Behaviours()), sim.BehaviourNames(sim.PBFTBehaviours()), sim.BehaviourNames(sim.DolevStrongBehaviours()))
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		// The flag package printed the complaint and the usage.
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
-	// usage reports a bad invocation: the usage text once, then the error.
+	// usage reports a bad invocation (run prints the complaint, then the
+	// usage, once).
 	usage := func(format string, a ...any) error {
-		fs.Usage()
 		return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
 	}
 	if fs.NArg() > 0 {
@@ -403,30 +399,17 @@ func behavioursFor(c broadcast.Class) []sim.BehaviourSpec {
 	return bs
 }
 
-// parseByteSize reads a size in bytes: a number, optionally followed by
-// B, KiB, MiB or GiB (case-insensitive; K, M, G and KB, MB, GB are read as
-// the binary units too). A local parser: cmd/onecast has no shared one yet.
+// parseByteSize reads a size in bytes with internal/units (B, KiB, MiB,
+// GiB).
 func parseByteSize(s string) (uint64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	mult := uint64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   uint64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"kb", 1 << 10}, {"mb", 1 << 20}, {"gb", 1 << 30},
-		{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseUint(t, 10, 64)
+	v, err := units.ParseSize(s)
 	if err != nil {
-		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with B, KiB, MiB or GiB (16KiB, 1MiB)", s)
+		return 0, err
 	}
-	if v > math.MaxUint64/mult {
-		return 0, fmt.Errorf("size %q is too large", s)
+	if v < 0 {
+		return 0, fmt.Errorf("size %q is negative", s)
 	}
-	return v * mult, nil
+	return uint64(v), nil
 }
 
 // formatByteSize prints a size with a binary unit, rounded to 0.1.
