@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/onecast/onecast/bracha"
-	"github.com/onecast/onecast/internal/units"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/dolevstrong"
+	"github.com/onecast/onecast/internal/units"
 	"github.com/onecast/onecast/pbft"
 	"github.com/onecast/onecast/sim"
 	"github.com/onecast/onecast/sim/toyrb"
