@@ -195,7 +195,7 @@ func (e *engine) send(from, to broadcast.NodeID, m *broadcast.Message, notBefore
 	}
 	at = e.heldByPartitions(from, to, at)
 	if e.sched != nil {
-		at = e.sched.hold(e, from, m, at)
+		at = e.sched.hold(e, from, to, m, at)
 	}
 	if src.correct {
 		at = min(at, max(e.now, nw.GST)+nw.Delta)

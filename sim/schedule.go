@@ -27,8 +27,11 @@ const (
 	// current primary — that of the newest view a correct replica entered
 	// (pbft.Node.View) — is also isolated: everything it sends but
 	// VIEW-CHANGE and NEW-VIEW is held, so that it cannot order new
-	// batches in its view. Prepared certificates are then carried by one
-	// NEW-VIEW after another. GST is raised to at least 1.2 s to make room.
+	// batches in its view; in half the storms the NEW-VIEWs sent to a
+	// random set of replicas arrive only after the storm, when their
+	// timers have made them ask for a later view. Prepared certificates
+	// are then carried by one NEW-VIEW after another. GST is raised to at
+	// least 1.2 s to make room.
 	ScheduleViewChange Schedule = "viewchange"
 )
 
@@ -77,6 +80,11 @@ func (s Schedule) check(cfg *Config) error {
 type storm struct {
 	from, to time.Duration
 	isolate  bool // also hold the current primary's messages
+	// lateNewView marks the replicas that NEW-VIEWs sent during the storm
+	// reach only after it: their timers run out first, they ask for the
+	// next view, and the NEW-VIEW of the one they left arrives after that
+	// (the schedule of the agreement violation TOCS §4.4 rules out).
+	lateNewView []bool
 }
 
 // scheduler carries out a Schedule in one run.
@@ -95,6 +103,15 @@ func (e *engine) newScheduler() *scheduler {
 	for at < gst {
 		d := 200*time.Millisecond + time.Duration(e.rng.Int64N(int64(800*time.Millisecond)))
 		st := storm{from: at, to: min(at+d, gst), isolate: e.rng.IntN(2) == 0}
+		if e.rng.IntN(2) == 0 {
+			st.lateNewView = make([]bool, e.cfg.N)
+			for late := 1 + e.rng.IntN(e.cfg.N-1); late > 0; {
+				if i := e.rng.IntN(e.cfg.N); !st.lateNewView[i] {
+					st.lateNewView[i] = true
+					late--
+				}
+			}
+		}
 		sc.storms = append(sc.storms, st)
 		// A calm between storms lets the cluster execute and start over.
 		at = st.to + time.Duration(e.rng.Int64N(int64(300*time.Millisecond)))
@@ -104,7 +121,7 @@ func (e *engine) newScheduler() *scheduler {
 
 // hold returns when a message from `from` sent now, which the network
 // would deliver at `at`, arrives under the schedule.
-func (sc *scheduler) hold(e *engine, from broadcast.NodeID, m *broadcast.Message, at time.Duration) time.Duration {
+func (sc *scheduler) hold(e *engine, from, to broadcast.NodeID, m *broadcast.Message, at time.Duration) time.Duration {
 	if m.Protocol != broadcast.ProtoPBFT {
 		return at
 	}
@@ -115,6 +132,7 @@ func (sc *scheduler) hold(e *engine, from broadcast.NodeID, m *broadcast.Message
 		}
 		switch {
 		case m.Type == pbft.TypeCommit:
+		case m.Type == pbft.TypeNewView && st.lateNewView != nil && st.lateNewView[to]:
 		case st.isolate && from == e.primary() && m.Type != pbft.TypeViewChange && m.Type != pbft.TypeNewView:
 		default:
 			return at

@@ -86,11 +86,11 @@ func ConfigWith(protocol string, muts mutant.Set, opts Options) (sim.Config, err
 		cfg = sim.Config{Spec: spec, N: n, F: f, Mode: broadcast.ModeDigest, Net: sim.HostileNetwork(),
 			Byzantine: []sim.Assignment{{Count: f, Behaviours: generic}}}
 	case "pbft":
-		spec := sim.PBFTSpec(func(c *pbft.Config) { c.Mutations = muts })
 		n := size(PBFTN)
 		f := (n - 1) / 3
-		cfg = sim.Config{Spec: spec, N: n, F: f, Mode: broadcast.ModeDigest, Net: sim.HostileNetwork(),
-			Byzantine: []sim.Assignment{{Count: f, Behaviours: append(generic, sim.PBFTBehaviours()...)}}}
+		cfg = sim.PBFTConfig(n, f, broadcast.ModeDigest,
+			[]sim.Assignment{{Count: f, Behaviours: append(generic, sim.PBFTBehaviours()...)}},
+			func(c *pbft.Config) { c.Mutations = muts })
 	case "dolevstrong":
 		spec := dolevstrong.Spec
 		spec.New = func(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
@@ -106,6 +106,48 @@ func ConfigWith(protocol string, muts mutant.Set, opts Options) (sim.Config, err
 	}
 	if opts.PerNode > 0 {
 		cfg.Workload.PerNode = opts.PerNode
+	}
+	return cfg, nil
+}
+
+// PBFTVariant names the PBFT configuration a seed runs under (see
+// ConfigForSeed).
+func PBFTVariant(seed uint64) string {
+	return [...]string{"default", "viewchange", "short-timeout"}[seed%3]
+}
+
+// ConfigForSeed is ConfigWith for one seed. PBFT's seeds take turns over
+// three configurations, so that a search covers the paths each reaches:
+//
+//   - seed ≡ 0 (mod 3): the simulator's default (sim.PBFTConfig);
+//   - seed ≡ 1: the same under sim.ScheduleViewChange (view changes in a
+//     row, certificates carried across them);
+//   - seed ≡ 2: a short timeout (20 ms, near the network's latency), one
+//     request per batch and six per node, with Byzantine replicas drawn
+//     from the PBFT attacks, delay and crash: replicas give up on views and
+//     on NEW-VIEWs still on their way — the configuration that found the
+//     agreement violation of a NEW-VIEW below the asked-for view.
+func ConfigForSeed(protocol string, muts mutant.Set, opts Options, seed uint64) (sim.Config, error) {
+	cfg, err := ConfigWith(protocol, muts, opts)
+	if err != nil || protocol != "pbft" {
+		return cfg, err
+	}
+	switch PBFTVariant(seed) {
+	case "viewchange":
+		cfg.Schedule = sim.ScheduleViewChange
+	case "short-timeout":
+		cfg.Tuning.Timeout = 20 * time.Millisecond
+		cfg.Tuning.Batch = 1
+		if opts.PerNode == 0 {
+			cfg.Workload.PerNode = 6
+		}
+		var byz []sim.BehaviourSpec
+		for _, b := range append(sim.PBFTBehaviours(), sim.Behaviours()...) {
+			if strings.HasPrefix(b.Name, "pbft-") || b.Name == "delay" || b.Name == "crash" {
+				byz = append(byz, b)
+			}
+		}
+		cfg.Byzantine = []sim.Assignment{{Count: cfg.F, Behaviours: byz}}
 	}
 	return cfg, nil
 }
@@ -148,10 +190,6 @@ func SearchWith(ctx context.Context, m mutant.Mutant, opts Options, first uint64
 	if _, err := ConfigWith(m.Protocol, m.Set(), opts); err != nil {
 		return out, err
 	}
-	base, err := ConfigWith(m.Protocol, 0, opts)
-	if err != nil {
-		return out, err
-	}
 	workers = max(workers, 1)
 	for done := 0; done < budget; {
 		if err := ctx.Err(); err != nil {
@@ -166,13 +204,14 @@ func SearchWith(ctx context.Context, m mutant.Mutant, opts Options, first uint64
 		for i := range k {
 			wg.Go(func() {
 				// A configuration per run: its Spec records the run's cores.
-				cfg, err := ConfigWith(m.Protocol, m.Set(), opts)
+				seed := first + uint64(done+i)
+				cfg, err := ConfigForSeed(m.Protocol, m.Set(), opts, seed)
 				if err != nil {
 					errs[i] = err
 					return
 				}
 				recordCores(&cfg, &cores[i])
-				results[i], errs[i] = sim.Run(cfg, first+uint64(done+i))
+				results[i], errs[i] = sim.Run(cfg, seed)
 			})
 		}
 		wg.Wait()
@@ -183,6 +222,10 @@ func SearchWith(ctx context.Context, m mutant.Mutant, opts Options, first uint64
 			out.Coverage.add(r, cores[i])
 			if !r.Failed() {
 				continue
+			}
+			base, err := ConfigForSeed(m.Protocol, 0, opts, r.Seed)
+			if err != nil {
+				return out, err
 			}
 			b, err := sim.Run(base, r.Seed)
 			if err != nil {
@@ -220,11 +263,11 @@ func Properties(r *sim.Result) []string {
 // Replay runs m's simulation on seed with and without the mutant: the run
 // with it must violate a property and the run without it must not.
 func Replay(m mutant.Mutant, seed uint64) (mutated, correct *sim.Result, err error) {
-	cfg, err := Config(m.Protocol, m.Set())
+	cfg, err := ConfigForSeed(m.Protocol, m.Set(), Options{}, seed)
 	if err != nil {
 		return nil, nil, err
 	}
-	base, err := Config(m.Protocol, 0)
+	base, err := ConfigForSeed(m.Protocol, 0, Options{}, seed)
 	if err != nil {
 		return nil, nil, err
 	}
