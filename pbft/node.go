@@ -23,9 +23,11 @@ type Node struct {
 	store  *broadcast.PayloadStore
 	sm     StateMachine
 	signer Signer
-	log    *slog.Logger
-	client *Client
-	now    time.Duration
+	// reqAuth checks clients' request authenticators (Config.RequestAuth).
+	reqAuth Signer
+	log     *slog.Logger
+	client  *Client
+	now     time.Duration
 
 	view     uint32
 	changing bool   // a view change to target is under way
@@ -192,7 +194,12 @@ func New(cfg Config) (*Node, error) {
 		signer: cfg.Signer, log: cfg.Logger.With("pbft", cfg.Self),
 		slots: map[uint64]*slot{}, ckpts: map[uint64]*ckptVotes{}, own: map[uint64]broadcast.Digest{},
 		vcs: make([][]*vcRecord, cfg.N), wanted: map[broadcast.Digest]*fetchState{}, answers: make([]answerBucket, cfg.N), futureBytes: make([]int, cfg.N), future: map[uint64]*broadcast.Message{}}
-	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout, cfg.Signer)
+	ra, err := cfg.requestAuthenticator()
+	if err != nil {
+		return nil, err
+	}
+	nd.reqAuth = ra
+	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout, ra)
 	nd.clients = make([]clientRec, cfg.N)
 	for i := range nd.clients {
 		nd.clients[i].slots = make([]reqSlot, cfg.ClientWindow)

@@ -69,7 +69,7 @@ func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
 		// Another replica relays it (its view-change timer ran out while
 		// it held the request): only the client's signature vouches for it.
 		st := statement(stmtRequest, 0, m.Instance.Seq, m.Digest)
-		if err := nd.signer.Verify(client, &st, sig); err != nil {
+		if err := nd.reqAuth.Verify(client, &st, sig); err != nil {
 			return broadcast.Reject(broadcast.ReasonAuth, "pbft: request of client %v relayed by %v without a valid client signature", client, from)
 		}
 	}
@@ -133,7 +133,7 @@ func (nd *Node) relayPending() bool {
 			}
 			if !s.checked {
 				st := statement(stmtRequest, 0, s.ts, s.op)
-				if nd.signer.Verify(broadcast.NodeID(c), &st, s.sig) != nil {
+				if nd.reqAuth.Verify(broadcast.NodeID(c), &st, s.sig) != nil {
 					nd.store.Unpin(s.op)
 					*s = reqSlot{}
 					rec.pending--
@@ -172,7 +172,7 @@ func (nd *Node) tryPropose() {
 				// the same timestamp, accept it on the client's signature:
 				// never propose one whose signature does not verify.
 				st := statement(stmtRequest, 0, r.ts, s.op)
-				if nd.signer.Verify(r.client, &st, s.sig) != nil {
+				if nd.reqAuth.Verify(r.client, &st, s.sig) != nil {
 					continue
 				}
 				s.checked = true
@@ -371,7 +371,7 @@ func (nd *Node) requestsKnown(es []Entry) bool {
 		if !rec.done(e.Timestamp) {
 			if s := rec.lookup(e.Timestamp); s == nil || s.op != e.Op {
 				st := statement(stmtRequest, 0, e.Timestamp, e.Op)
-				if e.Timestamp > rec.base+uint64(len(rec.slots)) || nd.signer.Verify(e.Client, &st, e.Sig) != nil {
+				if e.Timestamp > rec.base+uint64(len(rec.slots)) || nd.reqAuth.Verify(e.Client, &st, e.Sig) != nil {
 					return false
 				}
 			}
