@@ -190,6 +190,9 @@ func decodePrePrepareBody(b []byte) (sig, entries []byte, err error) {
 	return sig, d.b, nil
 }
 
+// requestBodyHeader is a REQUEST body's size before its authenticator.
+const requestBodyHeader = 4 + 1 + 2
+
 // requestFlagRetransmit marks a client's retransmission: replicas that
 // already executed the request resend their reply with the result.
 const requestFlagRetransmit = 1

@@ -85,19 +85,41 @@ type OracleSigner struct {
 	Self   broadcast.NodeID
 }
 
-func (o OracleSigner) mac(node broadcast.NodeID, d *broadcast.Digest) []byte {
-	m := hmac.New(sha256.New, o.Secret[:])
-	m.Write([]byte{byte(node), byte(node >> 8), byte(node >> 16), byte(node >> 24)})
-	m.Write(d[:])
-	return m.Sum(nil)[:16]
+// mac is HMAC-SHA256 under Secret of (node, d), truncated to 16 bytes,
+// computed on the stack.
+func (o OracleSigner) mac(node broadcast.NodeID, d *broadcast.Digest) [16]byte {
+	var buf [sha256.BlockSize + 4 + 32]byte
+	for i := range sha256.BlockSize {
+		var k byte
+		if i < len(o.Secret) {
+			k = o.Secret[i]
+		}
+		buf[i] = k ^ 0x36
+	}
+	buf[sha256.BlockSize], buf[sha256.BlockSize+1], buf[sha256.BlockSize+2], buf[sha256.BlockSize+3] = byte(node), byte(node>>8), byte(node>>16), byte(node>>24)
+	copy(buf[sha256.BlockSize+4:], d[:])
+	inner := sha256.Sum256(buf[:])
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i := range sha256.BlockSize {
+		outer[i] = buf[i] ^ 0x36 ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], inner[:])
+	sum := sha256.Sum256(outer[:])
+	var out [16]byte
+	copy(out[:], sum[:16])
+	return out
 }
 
 // Sign returns the node's simulated signature of d.
-func (o OracleSigner) Sign(d *broadcast.Digest) []byte { return o.mac(o.Self, d) }
+func (o OracleSigner) Sign(d *broadcast.Digest) []byte {
+	m := o.mac(o.Self, d)
+	return append([]byte(nil), m[:]...)
+}
 
 // Verify checks a simulated signature of from.
 func (o OracleSigner) Verify(from broadcast.NodeID, d *broadcast.Digest, sig []byte) error {
-	if !hmac.Equal(o.mac(from, d), sig) {
+	m := o.mac(from, d)
+	if !hmac.Equal(m[:], sig) {
 		return broadcast.Reject(broadcast.ReasonAuth, "pbft: certificate signature of %v does not verify", from)
 	}
 	return nil

@@ -81,6 +81,12 @@ type Node struct {
 	deliveries []broadcast.Delivery
 	stats      Stats
 	scratch    []byte
+
+	// Scratch space of the normal case, reused to spare allocations.
+	stmt      broadcast.Digest // the statement being signed or checked
+	clientOut []broadcast.Outbound
+	execOps   []Op
+	execAt    []execPos
 }
 
 // Stats are a replica's counters.
@@ -155,6 +161,7 @@ type slot struct {
 	cert     *PreparedCert // the latest prepared certificate
 	pinned   []broadcast.Digest
 	certPins []broadcast.Digest // the certified batch and its ops
+	arena    []byte             // signatures of the slot's votes (keep)
 }
 
 type ckptVotes struct {
@@ -200,6 +207,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	nd.reqAuth = ra
 	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout, ra)
+	nd.client.ownStable = true // the replica never modifies the results it keeps
 	nd.clients = make([]clientRec, cfg.N)
 	for i := range nd.clients {
 		nd.clients[i].slots = make([]reqSlot, cfg.ClientWindow)
@@ -256,20 +264,25 @@ func (nd *Node) Submit(p bufpool.Buf) error {
 		return fmt.Errorf("pbft: request of %d bytes exceeds MaxRequest %d", p.Len(), nd.cfg.MaxRequest)
 	}
 	nd.client.Request(p)
-	// The hosted client's request reaches this replica without the network.
-	for _, o := range nd.client.TakeMessages(nil) {
-		nd.onRequest(nd.self, &o.Msg)
-		nd.out = append(nd.out, o)
-	}
+	nd.takeClientMessages()
 	return nil
+}
+
+// takeClientMessages hands the hosted client's messages to this replica
+// (without the network) and to the others.
+func (nd *Node) takeClientMessages() {
+	nd.clientOut = nd.client.TakeMessages(nd.clientOut[:0])
+	for i := range nd.clientOut {
+		o := &nd.clientOut[i]
+		nd.onRequest(nd.self, &o.Msg)
+		nd.out = append(nd.out, *o)
+		*o = broadcast.Outbound{}
+	}
 }
 
 // Ready returns the accumulated work.
 func (nd *Node) Ready() broadcast.Ready {
-	for _, o := range nd.client.TakeMessages(nil) {
-		nd.onRequest(nd.self, &o.Msg)
-		nd.out = append(nd.out, o)
-	}
+	nd.takeClientMessages()
 	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.deliveries}
 	nd.out, nd.deliveries = nil, nil
 	if nd.halted {

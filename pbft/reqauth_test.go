@@ -1,7 +1,9 @@
 package pbft
 
 import (
+	"crypto/hmac"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -181,4 +183,17 @@ func TestPrePrepareWithABadMACForTheBackupIsNotAccepted(t *testing.T) {
 	}
 	rd := h.nodes[2].Ready()
 	rd.Release()
+}
+
+// OracleSigner's allocation-free HMAC is HMAC-SHA256 of (node, digest)
+// under its secret, truncated to 16 bytes.
+func TestOracleSignerIsHMACSHA256(t *testing.T) {
+	o := OracleSigner{Secret: [32]byte{1, 2, 3, 250}, Self: 0x01020304}
+	d := broadcast.DigestOfBytes([]byte("statement"))
+	m := hmac.New(sha256.New, o.Secret[:])
+	m.Write([]byte{4, 3, 2, 1})
+	m.Write(d[:])
+	assert.Equal(t, m.Sum(nil)[:16], o.Sign(&d))
+	assert.NoError(t, o.Verify(o.Self, &d, o.Sign(&d)))
+	assert.ErrorIs(t, o.Verify(o.Self+1, &d, o.Sign(&d)), broadcast.ErrAuth)
 }
