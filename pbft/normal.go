@@ -700,7 +700,6 @@ func (nd *Node) dropSlot(seq uint64) {
 	}
 }
 
-
 // verify checks sig, by signer, of from's statement (kind, view, seq, d).
 // The statement lives in the Node, so that checking allocates nothing.
 func (nd *Node) verify(signer Signer, from broadcast.NodeID, kind byte, view uint32, seq uint64, d broadcast.Digest, sig []byte) error {
@@ -713,6 +712,7 @@ func (nd *Node) sign(kind byte, view uint32, seq uint64, d broadcast.Digest) []b
 	nd.stmt = statement(kind, view, seq, d)
 	return nd.signer.Sign(&nd.stmt)
 }
+
 // keep copies a signature into the slot's arena (one allocation per slot for
 // its votes), never reused: certificates and view changes borrow it.
 func (s *slot) keep(sig []byte, n int) []byte {
