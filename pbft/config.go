@@ -151,6 +151,12 @@ type Config struct {
 	// but not executed (default 4). Requests that arrive meanwhile fill the
 	// next batch.
 	Pipeline int
+	// AdaptiveBatch makes batches grow with the queue: with k batches in
+	// flight the primary waits until Batch·k/Pipeline requests are queued
+	// (an idle pipeline proposes a lone request at once), which under load
+	// spreads the per-batch signatures over more requests. Off (default),
+	// the primary proposes whenever the pipeline has room.
+	AdaptiveBatch bool
 	// CheckpointInterval K: a checkpoint every K sequence numbers (default 32).
 	CheckpointInterval uint64
 	// Window L: sequence numbers are accepted in (h, h+L], h the last stable

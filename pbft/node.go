@@ -84,6 +84,7 @@ type Node struct {
 
 	// Scratch space of the normal case, reused to spare allocations.
 	stmt      broadcast.Digest // the statement being signed or checked
+	outCap    int              // the size of the last Ready's messages
 	clientOut []broadcast.Outbound
 	execOps   []Op
 	execAt    []execPos
@@ -275,6 +276,9 @@ func (nd *Node) takeClientMessages() {
 	for i := range nd.clientOut {
 		o := &nd.clientOut[i]
 		nd.onRequest(nd.self, &o.Msg)
+		if nd.out == nil {
+			nd.out = make([]broadcast.Outbound, 0, nd.outCap)
+		}
 		nd.out = append(nd.out, *o)
 		*o = broadcast.Outbound{}
 	}
@@ -284,6 +288,9 @@ func (nd *Node) takeClientMessages() {
 func (nd *Node) Ready() broadcast.Ready {
 	nd.takeClientMessages()
 	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.deliveries}
+	if len(nd.out) > 0 {
+		nd.outCap = min(max(len(nd.out), 8), 1024)
+	}
 	nd.out, nd.deliveries = nil, nil
 	if nd.halted {
 		for i := range rd.Messages {
@@ -370,6 +377,11 @@ func (nd *Node) Step(from broadcast.NodeID, m *broadcast.Message) error {
 }
 
 func (nd *Node) send(to broadcast.NodeID, t broadcast.MsgType, view uint32, seq uint64, d broadcast.Digest, body []byte) *broadcast.Message {
+	if nd.out == nil {
+		// Ready hands the slice over: start the next one as large as the
+		// last, so that it grows rarely.
+		nd.out = make([]broadcast.Outbound, 0, nd.outCap)
+	}
 	nd.out = append(nd.out, broadcast.Outbound{To: to, Msg: broadcast.Message{
 		Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: t, Sender: nd.self,
 			Instance: broadcast.Instance{Seq: seq}, Round: view, Digest: d},

@@ -155,10 +155,10 @@ func (nd *Node) relayPending() bool {
 }
 
 // tryPropose orders queued requests while the pipeline and the watermark
-// window have room.
+// window have room and the queue is worth a batch (batchDue).
 func (nd *Node) tryPropose() {
 	for nd.isPrimary() && !nd.changing && nd.newViewReady() && len(nd.queue) > 0 &&
-		nd.nextSeq < nd.low+nd.cfg.Window && nd.nextSeq-nd.lastExec < uint64(nd.cfg.Pipeline) {
+		nd.nextSeq < nd.low+nd.cfg.Window && nd.nextSeq-nd.lastExec < uint64(nd.cfg.Pipeline) && nd.batchDue() {
 		var es []Entry
 		i := 0
 		for ; i < len(nd.queue) && len(es) < nd.cfg.Batch; i++ {
@@ -197,6 +197,20 @@ func (nd *Node) tryPropose() {
 	if len(nd.queue) == 0 {
 		nd.queue = nil
 	}
+}
+
+// batchDue is adaptive batching: with k batches in flight (pre-prepared,
+// not executed) the primary proposes only once the queue holds
+// Batch·k/Pipeline requests, so an idle pipeline orders a lone request at
+// once while a busy one lets the batch grow with the queue, up to Batch;
+// each execution lowers the bar, so queued requests never wait for more
+// than the batches in flight. Only with Config.AdaptiveBatch.
+func (nd *Node) batchDue() bool {
+	if !nd.cfg.AdaptiveBatch || nd.nextSeq <= nd.lastExec {
+		return true
+	}
+	k := int(nd.nextSeq - nd.lastExec)
+	return len(nd.queue) >= max(1, nd.cfg.Batch*k/nd.cfg.Pipeline)
 }
 
 // sendPrePrepare sends the PRE-PREPARE for (view, seq) and accepts it
@@ -680,6 +694,9 @@ func (nd *Node) pinCert(s *slot) {
 		nd.store.Unpin(d)
 	}
 	s.certPins = s.certPins[:0]
+	if s.certPins == nil {
+		s.certPins = make([]broadcast.Digest, 0, 1+len(s.entries))
+	}
 	if nd.store.Pin(s.digest) {
 		s.certPins = append(s.certPins, s.digest)
 	}
