@@ -47,12 +47,12 @@ func TestAdaptiveBatchingOrdersALoneRequestAtOnce(t *testing.T) {
 	require.Len(t, h.executed(0), 1)
 	assert.Equal(t, uint64(1), h.nodes[0].Stats().Batches)
 	assert.Len(t, h.nodes[2].TakeResults(nil), 1)
-	// batchDue's bar: with k of Pipeline batches in flight, Batch·k/Pipeline.
+	// batchDue's bar: with batches in flight, a full batch.
 	nd := h.nodes[0]
 	nd.nextSeq, nd.lastExec = 12, 10
-	nd.queue = make([]reqRef, 7)
-	assert.False(t, nd.batchDue(), "2 of 4 in flight: 8 queued needed")
-	nd.queue = make([]reqRef, 8)
+	nd.queue = make([]reqRef, 15)
+	assert.False(t, nd.batchDue(), "2 in flight: a full batch of 16 needed")
+	nd.queue = make([]reqRef, 16)
 	assert.True(t, nd.batchDue())
 	nd.nextSeq = 10
 	nd.queue = make([]reqRef, 1)

@@ -151,11 +151,13 @@ type Config struct {
 	// but not executed (default 4). Requests that arrive meanwhile fill the
 	// next batch.
 	Pipeline int
-	// AdaptiveBatch makes batches grow with the queue: with k batches in
-	// flight the primary waits until Batch·k/Pipeline requests are queued
-	// (an idle pipeline proposes a lone request at once), which under load
-	// spreads the per-batch signatures over more requests. Off (default),
-	// the primary proposes whenever the pipeline has room.
+	// AdaptiveBatch makes batches grow with the queue: an idle pipeline
+	// proposes whatever is queued at once, but with batches in flight the
+	// primary proposes only full batches (Batch requests) until one
+	// executes, which under load spreads the per-batch signatures over
+	// Batch requests. Off (default), the primary proposes whenever the
+	// pipeline has room, so a deep pipeline under load orders many small
+	// batches.
 	AdaptiveBatch bool
 	// CheckpointInterval K: a checkpoint every K sequence numbers (default 32).
 	CheckpointInterval uint64

@@ -199,18 +199,19 @@ func (nd *Node) tryPropose() {
 	}
 }
 
-// batchDue is adaptive batching: with k batches in flight (pre-prepared,
-// not executed) the primary proposes only once the queue holds
-// Batch·k/Pipeline requests, so an idle pipeline orders a lone request at
-// once while a busy one lets the batch grow with the queue, up to Batch;
-// each execution lowers the bar, so queued requests never wait for more
-// than the batches in flight. Only with Config.AdaptiveBatch.
+// batchDue is adaptive batching: an idle pipeline orders whatever is
+// queued at once (a lone request waits for nothing), while with batches in
+// flight (pre-prepared, not executed) the primary proposes only full
+// batches of Config.Batch; until then the batch grows with the queue, and
+// the next execution proposes whatever it holds. So under load the
+// per-batch signatures are spread over Batch requests, and a request never
+// waits for more than the batches already in flight. Only with
+// Config.AdaptiveBatch.
 func (nd *Node) batchDue() bool {
 	if !nd.cfg.AdaptiveBatch || nd.nextSeq <= nd.lastExec {
 		return true
 	}
-	k := int(nd.nextSeq - nd.lastExec)
-	return len(nd.queue) >= max(1, nd.cfg.Batch*k/nd.cfg.Pipeline)
+	return len(nd.queue) >= nd.cfg.Batch
 }
 
 // sendPrePrepare sends the PRE-PREPARE for (view, seq) and accepts it

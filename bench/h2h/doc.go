@@ -16,7 +16,7 @@
 //	go run ./cmd/h2h -payload 1024 -inflight 32 -duration 5s      # table
 //	go run ./cmd/h2h -systems onecast-digest,smartbft -json        # []Result
 //	go run ./cmd/h2h -systems onecast-digest,smartbft-signed -pbft-pipeline 1
-//	go run ./cmd/h2h -systems onecast-digest,onecast-digest-signed,smartbft -pbft-adaptive
+//	go run ./cmd/h2h -systems onecast-digest,onecast-digest-adaptive,onecast-digest-signed-adaptive,smartbft,smartbft-signed -rounds 3
 //	go run ./cmd/h2h -rounds 3   # interleaved repeats, each figure's median
 //	go test ./...                                                  # ~5 s
 //
@@ -89,9 +89,11 @@
 //     this load its batches hold a few requests each, and PREPARE
 //     signatures are made and checked per batch; SmartBFT has one proposal
 //     in flight and waits up to 50 ms to fill 16. -pbft-pipeline 1 runs
-//     pbft closer to that; -pbft-adaptive turns on pbft's adaptive batching
-//     (Config.AdaptiveBatch: with k of its 4 batches in flight the primary
-//     waits for 16·k/4 queued requests), so batches grow with the load.
+//     pbft closer to that; the rows onecast-digest-adaptive and
+//     onecast-digest-signed-adaptive (or -pbft-adaptive for every onecast
+//     row) turn on pbft's adaptive batching (Config.AdaptiveBatch: with a
+//     batch in flight the primary proposes only full batches of 16), so
+//     batches grow with the load.
 //   - WAL. pbft keeps no log; SmartBFT gets an in-memory WAL (entries
 //     copied into memory, dropped at each truncation point), not its wal
 //     package, which fsyncs; raft uses MemoryStorage, compacted behind the

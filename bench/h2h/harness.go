@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,17 +148,23 @@ var Systems = []string{"onecast-digest", "onecast-full", "smartbft", "raft"}
 // smartbft-signed (SmartBFT with Ed25519 client signatures on requests,
 // checked by every follower, for crypto closer to pbft's), and
 // onecast-digest-signed (pbft's clients sign requests with Ed25519 instead
-// of authenticating them with MAC vectors, pbft.RequestSigned).
-var AllSystems = append(slices.Clone(Systems), "smartbft-signed", "onecast-digest-signed")
+// of authenticating them with MAC vectors, pbft.RequestSigned), and
+// onecast-digest-adaptive and onecast-digest-signed-adaptive (the same with
+// pbft's adaptive batching, Config.AdaptiveBatch).
+var AllSystems = append(slices.Clone(Systems), "smartbft-signed", "onecast-digest-signed",
+	"onecast-digest-adaptive", "onecast-digest-signed-adaptive")
 
 // NewSystem returns the system of that name.
 func NewSystem(name string) (System, error) {
 	switch name {
 	case "onecast-digest":
 		return newOnecast(name, modeDigest), nil
-	case "onecast-digest-signed":
+	case "onecast-digest-signed", "onecast-digest-adaptive", "onecast-digest-signed-adaptive":
 		o := newOnecast(name, modeDigest)
-		o.reqAuth = pbft.RequestSigned
+		if strings.Contains(name, "signed") {
+			o.reqAuth = pbft.RequestSigned
+		}
+		o.adaptive = strings.HasSuffix(name, "-adaptive")
 		return o, nil
 	case "onecast-full":
 		return newOnecast(name, modeFull), nil
