@@ -122,3 +122,104 @@ func benchNormalCase(b *testing.B, n int, mode broadcast.Mode, size, batch, wind
 		stores[i].Close()
 	}
 }
+
+// BenchmarkNormalCaseDirect is BenchmarkNormalCaseMem's closed loop (n = 4,
+// digest mode, 4 KiB requests, batches of 64, 64 outstanding per client)
+// without a network: messages go from Ready straight to the receivers' Step,
+// unencoded and unauthenticated, so allocs/op are the protocol's own (the
+// replicas and their hosted clients) per request. Certificates use the
+// OracleSigner; requests MAC vectors (Keys set).
+//
+//	go test ./pbft -run XXX -bench NormalCaseDirect -benchtime 20000x -benchmem
+func BenchmarkNormalCaseDirect(b *testing.B) {
+	const n, f, size, window = 4, 1, 4096, 64
+	rings, err := broadcast.GenerateKeyrings(n, crand.Reader)
+	require.NoError(b, err)
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 8192, Frames: 1 << 14})
+	nodes := make([]*Node, n)
+	stores := make([]*broadcast.PayloadStore, n)
+	for i := range n {
+		stores[i] = broadcast.NewPayloadStore(broadcast.StoreConfig{})
+		nodes[i], err = New(Config{Params: broadcast.Params{N: n, F: f, Self: broadcast.NodeID(i), Mode: broadcast.ModeDigest},
+			Store: stores[i], Keys: rings[i], Signer: OracleSigner{Self: broadcast.NodeID(i)}, Batch: 64,
+			ClientWindow: window, Pipeline: 4, CheckpointInterval: 64, Timeout: time.Hour})
+		require.NoError(b, err)
+	}
+	type inflight struct {
+		from, to broadcast.NodeID
+		m        broadcast.Message
+	}
+	var queue []inflight
+	payload := make([]byte, size)
+	total, done := 0, 0
+	submit := func(i int) {
+		payload[0], payload[1], payload[2], payload[3] = byte(total), byte(total>>8), byte(total>>16), byte(i)
+		buf, err := pool.Copy(payload)
+		require.NoError(b, err)
+		require.NoError(b, nodes[i].Submit(buf))
+		total++
+	}
+	flush := func(i int) {
+		rd := nodes[i].Ready()
+		for _, o := range rd.Messages {
+			o.Msg.Sender = broadcast.NodeID(i)
+			for j := range n {
+				if j != i && (o.To == broadcast.Everyone || o.To == broadcast.NodeID(j)) {
+					c := o.Msg
+					c.Payload = o.Msg.Payload.Retain()
+					queue = append(queue, inflight{broadcast.NodeID(i), broadcast.NodeID(j), c})
+				}
+			}
+			o.Msg.Payload.Release()
+		}
+		for _, d := range rd.Deliveries {
+			d.Payload.Release()
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < n && total < b.N; i++ {
+		for k := 0; k < window && total < b.N; k++ {
+			submit(i)
+		}
+	}
+	var res []Result
+	for done < b.N {
+		for i := range n {
+			flush(i)
+		}
+		if len(queue) == 0 {
+			b.Fatalf("stalled after %d of %d requests", done, b.N)
+		}
+		batch := queue
+		queue = nil
+		for k := range batch {
+			in := &batch[k]
+			_ = nodes[in.to].Step(in.from, &in.m)
+			in.m.Payload.Release()
+			in.m = broadcast.Message{}
+			flush(int(in.to))
+		}
+		if cap(batch) > cap(queue) {
+			queue = append(batch[:0], queue...)
+		}
+		for i, nd := range nodes {
+			res = nd.TakeResults(res[:0])
+			done += len(res)
+			for range res {
+				if total < b.N {
+					submit(i)
+				}
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(0, "ns/op")
+	for i, nd := range nodes {
+		nd.Close()
+		stores[i].Close()
+	}
+	for _, in := range queue {
+		in.m.Payload.Release()
+	}
+}

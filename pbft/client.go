@@ -13,7 +13,9 @@ import (
 type Result struct {
 	Timestamp uint64
 	Op        broadcast.Digest
-	Value     []byte
+	// Value is the result's bytes, read-only: a Node's hosted client shares
+	// them with the replica's reply cache.
+	Value []byte
 }
 
 // Client is the client side of PBFT as a pure state machine. A client is
@@ -35,20 +37,41 @@ type Client struct {
 
 	nextTS  uint64
 	pending map[uint64]*clientReq
+	free    []*clientReq // answered requests' records, for reuse
 	backlog []bufpool.Buf
 	out     []broadcast.Outbound
 	results []Result
+	stmt    broadcast.Digest
+	// ownStable says the hosting replica's own reply values are never
+	// modified (its StateMachine's results), so they are kept uncopied.
+	ownStable bool
 }
 
 type clientReq struct {
 	op       bufpool.Buf
 	digest   broadcast.Digest
 	sig      []byte
+	body     []byte // the REQUEST body (client, flags, sig), sig a part of it
 	deadline time.Duration
 	tries    int
 	votes    []broadcast.Digest // per replica: the result digest it replied
 	voted    []bool
-	values   map[broadcast.Digest][]byte
+	values   []resultValue // distinct result bytes received, at most n
+}
+
+// resultValue is one result the client holds bytes of.
+type resultValue struct {
+	d   broadcast.Digest
+	val []byte
+}
+
+func (r *clientReq) value(d broadcast.Digest) ([]byte, bool) {
+	for _, v := range r.values {
+		if v.d == d {
+			return v.val, true
+		}
+	}
+	return nil, false
 }
 
 // NewClient builds the client hosted by node id, which signs its requests
@@ -75,10 +98,32 @@ func (c *Client) Request(op bufpool.Buf) {
 
 func (c *Client) issue(op bufpool.Buf) {
 	c.nextTS++
-	r := &clientReq{op: op, digest: broadcast.DigestOf(op), deadline: c.now + c.timeout,
-		votes: make([]broadcast.Digest, c.n), voted: make([]bool, c.n), values: map[broadcast.Digest][]byte{}}
-	st := statement(stmtRequest, 0, c.nextTS, r.digest)
-	r.sig = c.signer.Sign(&st)
+	var r *clientReq
+	if k := len(c.free); k > 0 {
+		r, c.free[k-1] = c.free[k-1], nil
+		c.free = c.free[:k-1]
+		clear(r.votes)
+		clear(r.voted)
+		clear(r.values)
+		*r = clientReq{votes: r.votes, voted: r.voted, values: r.values[:0]}
+	} else {
+		r = &clientReq{votes: make([]broadcast.Digest, c.n), voted: make([]bool, c.n)}
+	}
+	r.op, r.digest, r.deadline = op, broadcast.DigestOf(op), c.now+c.timeout
+	c.stmt = statement(stmtRequest, 0, c.nextTS, r.digest)
+	st := &c.stmt // a field: signing allocates nothing for it
+	// The body and the authenticator in it are one allocation, made afresh
+	// for each request: a driver may still hold an earlier message's body.
+	body := make([]byte, 0, requestBodyHeader+max(maxSig, c.n*broadcast.MACSize))
+	body = appendRequestBody(body, c.id, 0, nil)
+	if mv, ok := c.signer.(MACVector); ok {
+		body = mv.MAC.Authenticate(body, broadcast.Everyone, st)
+	} else {
+		body = append(body, c.signer.Sign(st)...)
+	}
+	auth := body[requestBodyHeader:]
+	body[requestBodyHeader-2], body[requestBodyHeader-1] = byte(len(auth)), byte(len(auth)>>8)
+	r.body, r.sig = body, auth
 	c.pending[c.nextTS] = r
 	c.send(c.nextTS, r, 0)
 }
@@ -86,7 +131,11 @@ func (c *Client) issue(op bufpool.Buf) {
 func (c *Client) send(ts uint64, r *clientReq, flags uint8) {
 	m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeRequest,
 		Instance: broadcast.Instance{Seq: ts}}}
-	m.Body = appendRequestBody(nil, c.id, flags, r.sig)
+	if flags == 0 {
+		m.Body = r.body
+	} else {
+		m.Body = appendRequestBody(nil, c.id, flags, r.sig)
+	}
 	m.SetPayload(r.op.Retain(), r.digest)
 	c.out = append(c.out, broadcast.Outbound{To: broadcast.Everyone, Msg: m})
 }
@@ -105,8 +154,11 @@ func (c *Client) OnReply(from broadcast.NodeID, ts uint64, d broadcast.Digest, v
 		if broadcast.DigestOfBytes(value) != d {
 			return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: reply result from %v does not match its digest", from)
 		}
-		if _, ok := r.values[d]; !ok && len(r.values) < c.n {
-			r.values[d] = append([]byte(nil), value...)
+		if _, ok := r.value(d); !ok && len(r.values) < c.n {
+			if from != c.id || !c.ownStable {
+				value = append([]byte(nil), value...)
+			}
+			r.values = append(r.values, resultValue{d, value})
 		}
 	}
 	r.votes[from], r.voted[from] = d, true
@@ -128,13 +180,16 @@ func (c *Client) check(ts uint64, r *clientReq) {
 		if cnt < c.f+1 {
 			continue
 		}
-		v, ok := r.values[d]
+		v, ok := r.value(d)
 		if !ok {
 			return // wait for the bytes (a retransmission asks everyone)
 		}
 		c.results = append(c.results, Result{Timestamp: ts, Op: r.digest, Value: v})
 		r.op.Release()
 		delete(c.pending, ts)
+		clear(r.values)
+		r.values = r.values[:0]
+		c.free = append(c.free, r)
 		if len(c.backlog) > 0 {
 			op := c.backlog[0]
 			c.backlog[0] = bufpool.Buf{}

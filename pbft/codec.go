@@ -20,17 +20,38 @@ type Entry struct {
 	Timestamp uint64
 	Op        broadcast.Digest
 	Len       uint32
-	// Sig is the client's signature of (Timestamp, Op), which lets a replica
-	// that did not receive the request from the client itself (or received
-	// a different one: the client equivocated) accept it from the primary.
+	// Sig is the client's authenticator of (Timestamp, Op) — its signature,
+	// or its vector of one MAC per replica (Config.RequestAuth) — which lets
+	// a replica that did not receive the request from the client itself (or
+	// received a different one: the client equivocated) accept it from the
+	// primary.
 	Sig []byte
 }
 
-// minEntrySize is an entry's size without its signature.
-const minEntrySize = 4 + 8 + 32 + 4 + 1
+// minEntrySize is an entry's size without its authenticator.
+const minEntrySize = 4 + 8 + 32 + 4 + 2
 
 // maxSig bounds a signature inside a body (Ed25519: 64 bytes).
 const maxSig = 128
+
+// maxReqAuth bounds a request's authenticator in a cluster of n: a
+// signature, or a vector of n MACs.
+func maxReqAuth(n int) int { return max(maxSig, n*broadcast.MACSize) }
+
+// appendReqAuth encodes a request authenticator: a 16-bit length, then it.
+func appendReqAuth(dst, a []byte) []byte {
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(a)))
+	return append(dst, a...)
+}
+
+func (d *decoder) reqAuth(n int, what string) []byte {
+	l := int(d.u16(what))
+	if l > maxReqAuth(n) {
+		d.fail(what)
+		return nil
+	}
+	return d.take(l, what)
+}
 
 // appendEntries encodes a batch: a count, then the entries.
 func appendEntries(dst []byte, es []Entry) []byte {
@@ -40,7 +61,7 @@ func appendEntries(dst []byte, es []Entry) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, e.Timestamp)
 		dst = append(dst, e.Op[:]...)
 		dst = binary.LittleEndian.AppendUint32(dst, e.Len)
-		dst = appendSig(dst, e.Sig)
+		dst = appendReqAuth(dst, e.Sig)
 	}
 	return dst
 }
@@ -145,7 +166,7 @@ func decodeEntries(b []byte, n, maxBatch int) ([]Entry, error) {
 		es[i].Timestamp = d.u64("batch entry timestamp")
 		es[i].Op = d.digest("batch entry digest")
 		es[i].Len = d.u32("batch entry length")
-		es[i].Sig = d.sig("batch entry signature")
+		es[i].Sig = d.reqAuth(n, "batch entry authenticator")
 	}
 	if err := d.end("batch"); err != nil {
 		return nil, err
@@ -169,23 +190,26 @@ func decodePrePrepareBody(b []byte) (sig, entries []byte, err error) {
 	return sig, d.b, nil
 }
 
+// requestBodyHeader is a REQUEST body's size before its authenticator.
+const requestBodyHeader = 4 + 1 + 2
+
 // requestFlagRetransmit marks a client's retransmission: replicas that
 // already executed the request resend their reply with the result.
 const requestFlagRetransmit = 1
 
 // appendRequestBody encodes a REQUEST body: the client, flags and the
-// client's signature of (timestamp, op digest).
+// client's authenticator of (timestamp, op digest).
 func appendRequestBody(dst []byte, client broadcast.NodeID, flags uint8, sig []byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(client))
 	dst = append(dst, flags)
-	return appendSig(dst, sig)
+	return appendReqAuth(dst, sig)
 }
 
 func decodeRequestBody(b []byte, n int) (broadcast.NodeID, uint8, []byte, error) {
 	d := decoder{b: b}
 	c := d.node(n, "request client")
 	fl := d.u8("request flags")
-	sig := d.sig("request signature")
+	sig := d.reqAuth(n, "request authenticator")
 	return c, fl, sig, d.end("request")
 }
 

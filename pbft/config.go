@@ -85,19 +85,41 @@ type OracleSigner struct {
 	Self   broadcast.NodeID
 }
 
-func (o OracleSigner) mac(node broadcast.NodeID, d *broadcast.Digest) []byte {
-	m := hmac.New(sha256.New, o.Secret[:])
-	m.Write([]byte{byte(node), byte(node >> 8), byte(node >> 16), byte(node >> 24)})
-	m.Write(d[:])
-	return m.Sum(nil)[:16]
+// mac is HMAC-SHA256 under Secret of (node, d), truncated to 16 bytes,
+// computed on the stack.
+func (o OracleSigner) mac(node broadcast.NodeID, d *broadcast.Digest) [16]byte {
+	var buf [sha256.BlockSize + 4 + 32]byte
+	for i := range sha256.BlockSize {
+		var k byte
+		if i < len(o.Secret) {
+			k = o.Secret[i]
+		}
+		buf[i] = k ^ 0x36
+	}
+	buf[sha256.BlockSize], buf[sha256.BlockSize+1], buf[sha256.BlockSize+2], buf[sha256.BlockSize+3] = byte(node), byte(node>>8), byte(node>>16), byte(node>>24)
+	copy(buf[sha256.BlockSize+4:], d[:])
+	inner := sha256.Sum256(buf[:])
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i := range sha256.BlockSize {
+		outer[i] = buf[i] ^ 0x36 ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], inner[:])
+	sum := sha256.Sum256(outer[:])
+	var out [16]byte
+	copy(out[:], sum[:16])
+	return out
 }
 
 // Sign returns the node's simulated signature of d.
-func (o OracleSigner) Sign(d *broadcast.Digest) []byte { return o.mac(o.Self, d) }
+func (o OracleSigner) Sign(d *broadcast.Digest) []byte {
+	m := o.mac(o.Self, d)
+	return append([]byte(nil), m[:]...)
+}
 
 // Verify checks a simulated signature of from.
 func (o OracleSigner) Verify(from broadcast.NodeID, d *broadcast.Digest, sig []byte) error {
-	if !hmac.Equal(o.mac(from, d), sig) {
+	m := o.mac(from, d)
+	if !hmac.Equal(m[:], sig) {
 		return broadcast.Reject(broadcast.ReasonAuth, "pbft: certificate signature of %v does not verify", from)
 	}
 	return nil
@@ -117,6 +139,10 @@ type Config struct {
 	Keys *broadcast.Keyring
 	// StateMachine is the application. Default: a HashChain.
 	StateMachine StateMachine
+	// RequestAuth is how clients authenticate their requests to replicas
+	// that do not get them on the client's own link (relayed, or named in a
+	// PRE-PREPARE). Default: MAC vectors when Keys are set, else Signer.
+	RequestAuth RequestAuth
 
 	// Batch is the most requests per PRE-PREPARE (default 16, max 512: a
 	// batch's entries must fit a 64 KiB body).
@@ -125,6 +151,14 @@ type Config struct {
 	// but not executed (default 4). Requests that arrive meanwhile fill the
 	// next batch.
 	Pipeline int
+	// AdaptiveBatch makes batches grow with the queue: an idle pipeline
+	// proposes whatever is queued at once, but with batches in flight the
+	// primary proposes only full batches (Batch requests) until one
+	// executes, which under load spreads the per-batch signatures over
+	// Batch requests. Off (default), the primary proposes whenever the
+	// pipeline has room, so a deep pipeline under load orders many small
+	// batches.
+	AdaptiveBatch bool
 	// CheckpointInterval K: a checkpoint every K sequence numbers (default 32).
 	CheckpointInterval uint64
 	// Window L: sequence numbers are accepted in (h, h+L], h the last stable
@@ -243,6 +277,78 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Signer == nil {
 		c.Signer = trustSigner{}
+	}
+	if c.RequestAuth == RequestAuthDefault {
+		c.RequestAuth = RequestSigned
+		if c.Keys != nil {
+			c.RequestAuth = RequestMACs
+		}
+	}
+	if c.RequestAuth != RequestMACs && c.RequestAuth != RequestSigned {
+		return fmt.Errorf("pbft: Config.RequestAuth = %d is neither RequestMACs nor RequestSigned", c.RequestAuth)
+	}
+	if c.RequestAuth == RequestMACs && c.Keys == nil {
+		return fmt.Errorf("pbft: Config.RequestAuth = RequestMACs needs Config.Keys")
+	}
+	return nil
+}
+
+// requestAuthenticator is what clients authenticate requests with and
+// replicas check them with: Config.Signer, or MAC vectors from Config.Keys.
+func (c *Config) requestAuthenticator() (Signer, error) {
+	if c.RequestAuth == RequestSigned {
+		return c.Signer, nil
+	}
+	m, err := broadcast.NewMAC(c.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("pbft: request MACs: %w", err)
+	}
+	return MACVector{MAC: m, N: c.N}, nil
+}
+
+// RequestAuth selects how requests are authenticated (Config.RequestAuth).
+type RequestAuth uint8
+
+const (
+	// RequestAuthDefault is RequestMACs when Config.Keys are set, else
+	// RequestSigned.
+	RequestAuthDefault RequestAuth = iota
+	// RequestMACs: the client appends a vector of n MACs (HMAC-SHA256, 16
+	// bytes each, under the pairwise keys of the cluster's keyrings) to each
+	// request, as in Castro and Liskov's MAC variant; the vector travels
+	// with the request when it is relayed and inside the PRE-PREPARE's
+	// entry, and each replica checks its own MAC. n HMACs per request
+	// instead of an Ed25519 signature, one HMAC per check instead of a
+	// signature verification. The cost: a MAC does not convince a third
+	// party, so a Byzantine client that gives some replicas bad MACs can
+	// stall the request until a view change (never safety).
+	RequestMACs
+	// RequestSigned: the client signs each request with Config.Signer
+	// (Ed25519 by default), which every replica can check.
+	RequestSigned
+)
+
+// MACVector is a Signer whose "signature" is a vector of n MACs, one per
+// replica, under the keys node MAC.self shares with each; Verify checks the
+// verifier's own entry. It authenticates requests (RequestMACs), never
+// certificates: a MAC vector does not convince a third party.
+type MACVector struct {
+	MAC *broadcast.MAC
+	N   int
+}
+
+// Sign returns the MAC vector of d.
+func (v MACVector) Sign(d *broadcast.Digest) []byte {
+	return v.MAC.Authenticate(make([]byte, 0, v.N*broadcast.MACSize), broadcast.Everyone, d)
+}
+
+// Verify checks this replica's entry of from's MAC vector of d.
+func (v MACVector) Verify(from broadcast.NodeID, d *broadcast.Digest, vec []byte) error {
+	if len(vec) != v.N*broadcast.MACSize {
+		return broadcast.Reject(broadcast.ReasonAuth, "pbft: request MAC vector of %d bytes, want %d", len(vec), v.N*broadcast.MACSize)
+	}
+	if err := v.MAC.Verify(from, d, vec); err != nil {
+		return broadcast.Reject(broadcast.ReasonAuth, "pbft: request MAC of %v: %v", from, err)
 	}
 	return nil
 }

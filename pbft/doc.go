@@ -110,12 +110,19 @@
 //     the batches of the new view from them instead of receiving a list.
 //   - Protocol messages are retransmitted on a timer while work is pending,
 //     so that loss costs time, not liveness.
-//   - Clients sign their requests (Config.Signer) so that a backup that
-//     missed a request, or got a different one under the same timestamp
-//     from an equivocating client, accepts the primary's choice on the
-//     client's signature. A backup that holds the very request it received
-//     on the client's link verifies nothing; the primary verifies each
-//     request once before ordering it.
+//   - Clients authenticate their requests (Config.RequestAuth) so that a
+//     backup that missed a request, or got a different one under the same
+//     timestamp from an equivocating client, accepts the primary's choice on
+//     the client's authenticator: by default (with Keys) a vector of n MACs,
+//     one per replica under the pairwise keys of the keyrings, as in Castro
+//     and Liskov's MAC variant, which travels with the request when it is
+//     relayed and inside the PRE-PREPARE's entry so that each replica checks
+//     its own MAC; or (RequestSigned) a signature with Config.Signer. A
+//     backup that holds the very request it received on the client's link
+//     checks nothing; the primary checks each request once before ordering
+//     it. With MAC vectors a Byzantine client can give some replicas bad
+//     MACs and so delay its own request until a view change, never break
+//     safety.
 //   - A replica in a view change arms its timer only once 2f+1 replicas
 //     asked for its target view (as in the paper), and joins the smallest
 //     view that f+1 others ask for; so correct replicas never drift apart.

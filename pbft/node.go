@@ -23,9 +23,11 @@ type Node struct {
 	store  *broadcast.PayloadStore
 	sm     StateMachine
 	signer Signer
-	log    *slog.Logger
-	client *Client
-	now    time.Duration
+	// reqAuth checks clients' request authenticators (Config.RequestAuth).
+	reqAuth Signer
+	log     *slog.Logger
+	client  *Client
+	now     time.Duration
 
 	view     uint32
 	changing bool   // a view change to target is under way
@@ -79,6 +81,13 @@ type Node struct {
 	deliveries []broadcast.Delivery
 	stats      Stats
 	scratch    []byte
+
+	// Scratch space of the normal case, reused to spare allocations.
+	stmt      broadcast.Digest // the statement being signed or checked
+	outCap    int              // the size of the last Ready's messages
+	clientOut []broadcast.Outbound
+	execOps   []Op
+	execAt    []execPos
 }
 
 // Stats are a replica's counters.
@@ -153,6 +162,7 @@ type slot struct {
 	cert     *PreparedCert // the latest prepared certificate
 	pinned   []broadcast.Digest
 	certPins []broadcast.Digest // the certified batch and its ops
+	arena    []byte             // signatures of the slot's votes (keep)
 }
 
 type ckptVotes struct {
@@ -192,7 +202,13 @@ func New(cfg Config) (*Node, error) {
 		signer: cfg.Signer, log: cfg.Logger.With("pbft", cfg.Self),
 		slots: map[uint64]*slot{}, ckpts: map[uint64]*ckptVotes{}, own: map[uint64]broadcast.Digest{},
 		vcs: make([][]*vcRecord, cfg.N), wanted: map[broadcast.Digest]*fetchState{}, answers: make([]answerBucket, cfg.N), futureBytes: make([]int, cfg.N), future: map[uint64]*broadcast.Message{}}
-	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout, cfg.Signer)
+	ra, err := cfg.requestAuthenticator()
+	if err != nil {
+		return nil, err
+	}
+	nd.reqAuth = ra
+	nd.client = NewClient(cfg.Self, cfg.N, cfg.F, cfg.ClientWindow, cfg.Timeout, ra)
+	nd.client.ownStable = true // the replica never modifies the results it keeps
 	nd.clients = make([]clientRec, cfg.N)
 	for i := range nd.clients {
 		nd.clients[i].slots = make([]reqSlot, cfg.ClientWindow)
@@ -249,21 +265,32 @@ func (nd *Node) Submit(p bufpool.Buf) error {
 		return fmt.Errorf("pbft: request of %d bytes exceeds MaxRequest %d", p.Len(), nd.cfg.MaxRequest)
 	}
 	nd.client.Request(p)
-	// The hosted client's request reaches this replica without the network.
-	for _, o := range nd.client.TakeMessages(nil) {
-		nd.onRequest(nd.self, &o.Msg)
-		nd.out = append(nd.out, o)
-	}
+	nd.takeClientMessages()
 	return nil
+}
+
+// takeClientMessages hands the hosted client's messages to this replica
+// (without the network) and to the others.
+func (nd *Node) takeClientMessages() {
+	nd.clientOut = nd.client.TakeMessages(nd.clientOut[:0])
+	for i := range nd.clientOut {
+		o := &nd.clientOut[i]
+		nd.onRequest(nd.self, &o.Msg)
+		if nd.out == nil {
+			nd.out = make([]broadcast.Outbound, 0, nd.outCap)
+		}
+		nd.out = append(nd.out, *o)
+		*o = broadcast.Outbound{}
+	}
 }
 
 // Ready returns the accumulated work.
 func (nd *Node) Ready() broadcast.Ready {
-	for _, o := range nd.client.TakeMessages(nil) {
-		nd.onRequest(nd.self, &o.Msg)
-		nd.out = append(nd.out, o)
-	}
+	nd.takeClientMessages()
 	rd := broadcast.Ready{Messages: nd.out, Deliveries: nd.deliveries}
+	if len(nd.out) > 0 {
+		nd.outCap = min(max(len(nd.out), 8), 1024)
+	}
 	nd.out, nd.deliveries = nil, nil
 	if nd.halted {
 		for i := range rd.Messages {
@@ -350,6 +377,11 @@ func (nd *Node) Step(from broadcast.NodeID, m *broadcast.Message) error {
 }
 
 func (nd *Node) send(to broadcast.NodeID, t broadcast.MsgType, view uint32, seq uint64, d broadcast.Digest, body []byte) *broadcast.Message {
+	if nd.out == nil {
+		// Ready hands the slice over: start the next one as large as the
+		// last, so that it grows rarely.
+		nd.out = make([]broadcast.Outbound, 0, nd.outCap)
+	}
 	nd.out = append(nd.out, broadcast.Outbound{To: to, Msg: broadcast.Message{
 		Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: t, Sender: nd.self,
 			Instance: broadcast.Instance{Seq: seq}, Round: view, Digest: d},

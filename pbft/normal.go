@@ -68,8 +68,7 @@ func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
 	if relayed {
 		// Another replica relays it (its view-change timer ran out while
 		// it held the request): only the client's signature vouches for it.
-		st := statement(stmtRequest, 0, m.Instance.Seq, m.Digest)
-		if err := nd.signer.Verify(client, &st, sig); err != nil {
+		if err := nd.verify(nd.reqAuth, client, stmtRequest, 0, m.Instance.Seq, m.Digest, sig); err != nil {
 			return broadcast.Reject(broadcast.ReasonAuth, "pbft: request of client %v relayed by %v without a valid client signature", client, from)
 		}
 	}
@@ -104,7 +103,9 @@ func (nd *Node) onRequest(from broadcast.NodeID, m *broadcast.Message) error {
 	if err := nd.putPinnedAs(mutant.PBFTRequestDigest, client, m.Digest, m.Payload); err != nil {
 		return err
 	}
-	*s = reqSlot{ts: ts, state: reqPending, op: m.Digest, sig: append([]byte(nil), sig...), checked: client == nd.self || relayed}
+	// The slot's authenticator buffer is reused: entries and bodies made
+	// from it copy it.
+	*s = reqSlot{ts: ts, state: reqPending, op: m.Digest, sig: append(s.sig[:0], sig...), checked: client == nd.self || relayed}
 	rec.pending++
 	nd.stats.Requests++
 	if nd.isPrimary() && !nd.changing {
@@ -132,8 +133,7 @@ func (nd *Node) relayPending() bool {
 				continue
 			}
 			if !s.checked {
-				st := statement(stmtRequest, 0, s.ts, s.op)
-				if nd.signer.Verify(broadcast.NodeID(c), &st, s.sig) != nil {
+				if nd.verify(nd.reqAuth, broadcast.NodeID(c), stmtRequest, 0, s.ts, s.op, s.sig) != nil {
 					nd.store.Unpin(s.op)
 					*s = reqSlot{}
 					rec.pending--
@@ -155,10 +155,10 @@ func (nd *Node) relayPending() bool {
 }
 
 // tryPropose orders queued requests while the pipeline and the watermark
-// window have room.
+// window have room and the queue is worth a batch (batchDue).
 func (nd *Node) tryPropose() {
 	for nd.isPrimary() && !nd.changing && nd.newViewReady() && len(nd.queue) > 0 &&
-		nd.nextSeq < nd.low+nd.cfg.Window && nd.nextSeq-nd.lastExec < uint64(nd.cfg.Pipeline) {
+		nd.nextSeq < nd.low+nd.cfg.Window && nd.nextSeq-nd.lastExec < uint64(nd.cfg.Pipeline) && nd.batchDue() {
 		var es []Entry
 		i := 0
 		for ; i < len(nd.queue) && len(es) < nd.cfg.Batch; i++ {
@@ -171,8 +171,7 @@ func (nd *Node) tryPropose() {
 				// Backups that lack this request, or hold another one for
 				// the same timestamp, accept it on the client's signature:
 				// never propose one whose signature does not verify.
-				st := statement(stmtRequest, 0, r.ts, s.op)
-				if nd.signer.Verify(r.client, &st, s.sig) != nil {
+				if nd.verify(nd.reqAuth, r.client, stmtRequest, 0, r.ts, s.op, s.sig) != nil {
 					continue
 				}
 				s.checked = true
@@ -200,6 +199,21 @@ func (nd *Node) tryPropose() {
 	}
 }
 
+// batchDue is adaptive batching: an idle pipeline orders whatever is
+// queued at once (a lone request waits for nothing), while with batches in
+// flight (pre-prepared, not executed) the primary proposes only full
+// batches of Config.Batch; until then the batch grows with the queue, and
+// the next execution proposes whatever it holds. So under load the
+// per-batch signatures are spread over Batch requests, and a request never
+// waits for more than the batches already in flight. Only with
+// Config.AdaptiveBatch.
+func (nd *Node) batchDue() bool {
+	if !nd.cfg.AdaptiveBatch || nd.nextSeq <= nd.lastExec {
+		return true
+	}
+	return len(nd.queue) >= nd.cfg.Batch
+}
+
 // sendPrePrepare sends the PRE-PREPARE for (view, seq) and accepts it
 // locally. In full mode it carries the batch's op bytes.
 func (nd *Node) sendPrePrepare(seq uint64, enc []byte, d broadcast.Digest) {
@@ -208,8 +222,7 @@ func (nd *Node) sendPrePrepare(seq uint64, enc []byte, d broadcast.Digest) {
 		nd.log.Error("own batch does not decode", "err", err)
 		return
 	}
-	st := statement(stmtPrePrepare, nd.view, seq, d)
-	sig := nd.signer.Sign(&st)
+	sig := nd.sign(stmtPrePrepare, nd.view, seq, d)
 	nd.emitPrePrepare(seq, d, sig, enc, es)
 	nd.acceptPrePrepare(nd.getSlot(seq), nd.view, d, enc, es, sig)
 }
@@ -264,7 +277,8 @@ func (nd *Node) sortedSlots() []uint64 {
 func (nd *Node) getSlot(seq uint64) *slot {
 	s := nd.slots[seq]
 	if s == nil {
-		s = &slot{seq: seq, prepares: make([]vote, nd.n), commits: make([]vote, nd.n)}
+		votes := make([]vote, 2*nd.n)
+		s = &slot{seq: seq, prepares: votes[:nd.n:nd.n], commits: votes[nd.n:]}
 		nd.slots[seq] = s
 	}
 	return s
@@ -370,8 +384,7 @@ func (nd *Node) requestsKnown(es []Entry) bool {
 		}
 		if !rec.done(e.Timestamp) {
 			if s := rec.lookup(e.Timestamp); s == nil || s.op != e.Op {
-				st := statement(stmtRequest, 0, e.Timestamp, e.Op)
-				if e.Timestamp > rec.base+uint64(len(rec.slots)) || nd.signer.Verify(e.Client, &st, e.Sig) != nil {
+				if e.Timestamp > rec.base+uint64(len(rec.slots)) || nd.verify(nd.reqAuth, e.Client, stmtRequest, 0, e.Timestamp, e.Op, e.Sig) != nil {
 					return false
 				}
 			}
@@ -386,6 +399,16 @@ func (nd *Node) requestsKnown(es []Entry) bool {
 }
 
 func (nd *Node) retryParked() {
+	any := false
+	for _, s := range nd.slots {
+		if s.parked {
+			any = true
+			break
+		}
+	}
+	if !any {
+		return
+	}
 	for _, seq := range nd.sortedSlots() {
 		s := nd.slots[seq]
 		if s == nil {
@@ -404,6 +427,9 @@ func (nd *Node) acceptPrePrepare(s *slot, v uint32, d broadcast.Digest, enc []by
 		// to fetch those bytes from this one.
 		s.enc = append([]byte(nil), enc...)
 		s.entries = es
+		if s.pinned == nil {
+			s.pinned = make([]broadcast.Digest, 0, 1+2*len(es)) // the batch, its ops, their execution pins
+		}
 		if d != batchDigest(nullBatch) {
 			if nd.putPinned(nd.self, d, bufpool.Wrap(s.enc)) == nil {
 				s.pinned = append(s.pinned, d)
@@ -415,7 +441,7 @@ func (nd *Node) acceptPrePrepare(s *slot, v uint32, d broadcast.Digest, enc []by
 			}
 		}
 	}
-	s.view, s.digest, s.ppSig, s.ppOK = v, d, append(s.ppSig[:0:0], sig...), false
+	s.view, s.digest, s.ppSig, s.ppOK = v, d, s.keep(sig, nd.n), false
 	s.accepted, s.parked, s.sentPrep, s.sentCmt, s.prepared = true, false, false, false, false
 	for _, e := range es {
 		if r := nd.clients[e.Client].lookup(e.Timestamp); r != nil && r.state == reqPending {
@@ -423,10 +449,9 @@ func (nd *Node) acceptPrePrepare(s *slot, v uint32, d broadcast.Digest, enc []by
 		}
 	}
 	if nd.primary(v) != nd.self {
-		st := statement(stmtPrepare, v, s.seq, d)
-		psig := nd.signer.Sign(&st)
-		nd.send(broadcast.Everyone, TypePrepare, v, s.seq, d, appendSig(nil, psig))
-		s.prepares[nd.self] = vote{view: v, d: d, sig: psig, ok: true}
+		body := appendSig(nil, nd.sign(stmtPrepare, v, s.seq, d))
+		nd.send(broadcast.Everyone, TypePrepare, v, s.seq, d, body)
+		s.prepares[nd.self] = vote{view: v, d: d, sig: body[1:len(body):len(body)], ok: true}
 		s.sentPrep = true
 	}
 	nd.armTimer()
@@ -453,7 +478,7 @@ func (nd *Node) onVote(from broadcast.NodeID, m *broadcast.Message) error {
 	if old := votes[from]; old.ok && old.view > v {
 		return nil
 	}
-	votes[from] = vote{view: v, d: m.Digest, sig: append([]byte(nil), sig...), ok: true}
+	votes[from] = vote{view: v, d: m.Digest, sig: s.keep(sig, nd.n), ok: true}
 	nd.checkSlot(s)
 	return nil
 }
@@ -470,7 +495,6 @@ func (nd *Node) checkSlot(s *slot) {
 		if nd.cfg.UnsafeCommitQuorum > 0 {
 			need = nd.cfg.UnsafeCommitQuorum - 1
 		}
-		cert := &PreparedCert{Seq: s.seq, View: s.view, Digest: s.digest, PPSig: s.ppSig}
 		cnt := 0
 		for i, p := range s.prepares {
 			if p.ok && p.view == s.view && p.d == s.digest && broadcast.NodeID(i) != nd.primary(s.view) {
@@ -484,20 +508,19 @@ func (nd *Node) checkSlot(s *slot) {
 		// (once per vote), so that every prepared slot has a certificate
 		// that convinces others in a view change.
 		if !s.ppOK && nd.primary(s.view) != nd.self {
-			st := statement(stmtPrePrepare, s.view, s.seq, s.digest)
-			if nd.signer.Verify(nd.primary(s.view), &st, s.ppSig) != nil {
+			if nd.verify(nd.signer, nd.primary(s.view), stmtPrePrepare, s.view, s.seq, s.digest, s.ppSig) != nil {
 				return // a Byzantine primary: the view-change timer will act
 			}
 		}
 		s.ppOK = true
+		cert := &PreparedCert{Seq: s.seq, View: s.view, Digest: s.digest, PPSig: s.ppSig, Prepares: make([]SignedVote, 0, nd.n)}
 		for i := range s.prepares {
 			p := &s.prepares[i]
 			if !p.ok || p.view != s.view || p.d != s.digest || broadcast.NodeID(i) == nd.primary(s.view) {
 				continue
 			}
 			if !p.verified && broadcast.NodeID(i) != nd.self {
-				st := statement(stmtPrepare, s.view, s.seq, s.digest)
-				if nd.signer.Verify(broadcast.NodeID(i), &st, p.sig) != nil {
+				if nd.verify(nd.signer, broadcast.NodeID(i), stmtPrepare, s.view, s.seq, s.digest, p.sig) != nil {
 					*p = vote{}
 					continue
 				}
@@ -558,13 +581,17 @@ func (nd *Node) executeReady() {
 	}
 }
 
+// execPos is an entry execute applies and its index in the batch.
+type execPos struct {
+	e   Entry
+	idx int
+}
+
 func (nd *Node) execute(s *slot) {
-	type pos struct {
-		e   Entry
-		idx int
+	ops, at := nd.execOps[:0], nd.execAt[:0]
+	if nd.deliveries == nil {
+		nd.deliveries = make([]broadcast.Delivery, 0, len(s.entries))
 	}
-	var ops []Op
-	var at []pos
 	for i, e := range s.entries {
 		rec := &nd.clients[e.Client]
 		if rec.done(e.Timestamp) || e.Timestamp > rec.base+uint64(len(rec.slots)) {
@@ -588,7 +615,7 @@ func (nd *Node) execute(s *slot) {
 			s.pinned = append(s.pinned, e.Op)
 		}
 		ops = append(ops, Op{Client: e.Client, Timestamp: e.Timestamp, Payload: b})
-		at = append(at, pos{e, i})
+		at = append(at, execPos{e, i})
 	}
 	var results [][]byte
 	if len(ops) > 0 {
@@ -605,7 +632,7 @@ func (nd *Node) execute(s *slot) {
 		if k < len(results) {
 			res = results[k]
 		}
-		*r = reqSlot{ts: p.e.Timestamp, state: reqDone, op: p.e.Op, result: res, resD: broadcast.DigestOfBytes(res)}
+		*r = reqSlot{ts: p.e.Timestamp, state: reqDone, op: p.e.Op, result: res, resD: broadcast.DigestOfBytes(res), sig: r.sig[:0]}
 		for {
 			nx := rec.at(rec.base + 1)
 			if nx.ts != rec.base+1 || nx.state != reqDone {
@@ -618,6 +645,9 @@ func (nd *Node) execute(s *slot) {
 		nd.stats.Executed++
 		nd.sendReply(p.e.Client, p.e.Timestamp, r, false)
 	}
+	clear(ops)
+	clear(at)
+	nd.execOps, nd.execAt = ops[:0], at[:0]
 	s.executed = true
 	nd.lastExec = s.seq
 	if nd.cfg.OnExecute != nil {
@@ -665,6 +695,9 @@ func (nd *Node) pinCert(s *slot) {
 		nd.store.Unpin(d)
 	}
 	s.certPins = s.certPins[:0]
+	if s.certPins == nil {
+		s.certPins = make([]broadcast.Digest, 0, 1+len(s.entries))
+	}
 	if nd.store.Pin(s.digest) {
 		s.certPins = append(s.certPins, s.digest)
 	}
@@ -683,4 +716,31 @@ func (nd *Node) dropSlot(seq uint64) {
 		}
 		delete(nd.slots, seq)
 	}
+}
+
+// verify checks sig, by signer, of from's statement (kind, view, seq, d).
+// The statement lives in the Node, so that checking allocates nothing.
+func (nd *Node) verify(signer Signer, from broadcast.NodeID, kind byte, view uint32, seq uint64, d broadcast.Digest, sig []byte) error {
+	nd.stmt = statement(kind, view, seq, d)
+	return signer.Verify(from, &nd.stmt, sig)
+}
+
+// sign signs this replica's statement (kind, view, seq, d) with its Signer.
+func (nd *Node) sign(kind byte, view uint32, seq uint64, d broadcast.Digest) []byte {
+	nd.stmt = statement(kind, view, seq, d)
+	return nd.signer.Sign(&nd.stmt)
+}
+
+// keep copies a signature into the slot's arena (one allocation per slot for
+// its votes), never reused: certificates and view changes borrow it.
+func (s *slot) keep(sig []byte, n int) []byte {
+	if len(sig) == 0 {
+		return nil
+	}
+	if cap(s.arena)-len(s.arena) < len(sig) {
+		s.arena = make([]byte, 0, max(2*n*len(sig), 256))
+	}
+	at := len(s.arena)
+	s.arena = append(s.arena, sig...)
+	return s.arena[at:len(s.arena):len(s.arena)]
 }

@@ -45,6 +45,7 @@ type HashChain struct {
 // Apply folds each op into the chain.
 func (h *HashChain) Apply(_ uint64, ops []Op) [][]byte {
 	out := make([][]byte, len(ops))
+	results := make([]byte, 32*len(ops)) // one allocation for the batch's results
 	for i, op := range ops {
 		s := sha256.New()
 		s.Write(h.state[:])
@@ -57,7 +58,8 @@ func (h *HashChain) Apply(_ uint64, ops []Op) [][]byte {
 		}
 		s.Sum(h.state[:0])
 		h.ops++
-		out[i] = append([]byte(nil), h.state[:]...)
+		out[i] = results[32*i : 32*(i+1) : 32*(i+1)]
+		copy(out[i], h.state[:])
 	}
 	return out
 }

@@ -16,6 +16,7 @@
 //	go run ./cmd/h2h -payload 1024 -inflight 32 -duration 5s      # table
 //	go run ./cmd/h2h -systems onecast-digest,smartbft -json        # []Result
 //	go run ./cmd/h2h -systems onecast-digest,smartbft-signed -pbft-pipeline 1
+//	go run ./cmd/h2h -systems onecast-digest,onecast-digest-adaptive,onecast-digest-signed-adaptive,smartbft,smartbft-signed -rounds 3
 //	go run ./cmd/h2h -rounds 3   # interleaved repeats, each figure's median
 //	go test ./...                                                  # ~5 s
 //
@@ -65,8 +66,12 @@
 //
 //   - Crypto. pbft: MAC vectors on every replica message (its default
 //     scheme, broadcast.SchemeMAC, as the repo's bench uses), Ed25519
-//     signatures on PRE-PREPAREs, PREPAREs and checkpoints, and an Ed25519
-//     client signature on every request (verified once, by the primary).
+//     signatures on PRE-PREPAREs, PREPAREs and checkpoints, and on every
+//     request a client authenticator checked once, by the primary: in
+//     onecast-digest and onecast-full a vector of n MACs (pbft's default
+//     with keys, pbft.RequestMACs; a backup that did not get the request
+//     from the client checks its own entry), in onecast-digest-signed (not
+//     in the default list) an Ed25519 signature (pbft.RequestSigned).
 //     SmartBFT: Ed25519 for its consenter signatures (each replica signs
 //     each decision, SignProposal / VerifyConsenterSig) and view-change
 //     data; its links are not authenticated (in Fabric, TLS does that) and
@@ -84,7 +89,11 @@
 //     this load its batches hold a few requests each, and PREPARE
 //     signatures are made and checked per batch; SmartBFT has one proposal
 //     in flight and waits up to 50 ms to fill 16. -pbft-pipeline 1 runs
-//     pbft closer to that.
+//     pbft closer to that; the rows onecast-digest-adaptive and
+//     onecast-digest-signed-adaptive (or -pbft-adaptive for every onecast
+//     row) turn on pbft's adaptive batching (Config.AdaptiveBatch: with a
+//     batch in flight the primary proposes only full batches of 16), so
+//     batches grow with the load.
 //   - WAL. pbft keeps no log; SmartBFT gets an in-memory WAL (entries
 //     copied into memory, dropped at each truncation point), not its wal
 //     package, which fsyncs; raft uses MemoryStorage, compacted behind the

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/onecast/onecast/pbft"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +57,10 @@ type Config struct {
 	// batches the primary keeps in flight, default 4) for the onecast rows;
 	// SmartBFT has one proposal in flight.
 	PBFTPipeline int
+	// PBFTAdaptive turns on pbft's adaptive batching (Config.AdaptiveBatch)
+	// for the onecast rows: with batches in flight the primary lets the
+	// next one fill up to a share of Config.Batch (16) first.
+	PBFTAdaptive bool
 	// Observe, when set, is told of every request each node commits, in
 	// order (the bytes are borrowed). Tests check content with it.
 	Observe func(node int, req []byte)
@@ -138,16 +144,28 @@ type Result struct {
 // Systems names the systems the command runs by default, in order.
 var Systems = []string{"onecast-digest", "onecast-full", "smartbft", "raft"}
 
-// AllSystems names every system NewSystem knows: Systems, and
+// AllSystems names every system NewSystem knows: Systems,
 // smartbft-signed (SmartBFT with Ed25519 client signatures on requests,
-// checked by every follower, for crypto closer to pbft's).
-var AllSystems = append(slices.Clone(Systems), "smartbft-signed")
+// checked by every follower, for crypto closer to pbft's), and
+// onecast-digest-signed (pbft's clients sign requests with Ed25519 instead
+// of authenticating them with MAC vectors, pbft.RequestSigned), and
+// onecast-digest-adaptive and onecast-digest-signed-adaptive (the same with
+// pbft's adaptive batching, Config.AdaptiveBatch).
+var AllSystems = append(slices.Clone(Systems), "smartbft-signed", "onecast-digest-signed",
+	"onecast-digest-adaptive", "onecast-digest-signed-adaptive")
 
 // NewSystem returns the system of that name.
 func NewSystem(name string) (System, error) {
 	switch name {
 	case "onecast-digest":
 		return newOnecast(name, modeDigest), nil
+	case "onecast-digest-signed", "onecast-digest-adaptive", "onecast-digest-signed-adaptive":
+		o := newOnecast(name, modeDigest)
+		if strings.Contains(name, "signed") {
+			o.reqAuth = pbft.RequestSigned
+		}
+		o.adaptive = strings.HasSuffix(name, "-adaptive")
+		return o, nil
 	case "onecast-full":
 		return newOnecast(name, modeFull), nil
 	case "smartbft":

@@ -86,9 +86,11 @@ func (t *Transport) Close() error { return nil }
 // onecastSys is pbft run by netio.Runner on memnet, each node submitting
 // through its hosted client.
 type onecastSys struct {
-	name  string
-	mode  broadcast.Mode
-	nodes []*onecastNode
+	name     string
+	mode     broadcast.Mode
+	reqAuth  pbft.RequestAuth // zero: pbft's default, MAC vectors (Keys are set)
+	adaptive bool             // Config.AdaptiveBatch, whatever Config.PBFTAdaptive says
+	nodes    []*onecastNode
 }
 
 type onecastNode struct {
@@ -150,7 +152,8 @@ func (s *onecastSys) Start(net *memnet.Network, cfg Config, done Done) (err erro
 		// As pbft.Spec.New builds it for the repo's bench: default batch
 		// (16), pipeline and timeout; Ed25519 certificate signatures.
 		nd.node, err = pbft.New(pbft.Config{Params: broadcast.Params{N: cfg.N, F: cfg.F(), Self: id, Mode: s.mode},
-			Store: nd.store, Keys: rings[i], Pipeline: cfg.PBFTPipeline, Logger: cfg.Logger})
+			Store: nd.store, Keys: rings[i], Pipeline: cfg.PBFTPipeline, AdaptiveBatch: cfg.PBFTAdaptive || s.adaptive,
+			RequestAuth: s.reqAuth, Logger: cfg.Logger})
 		if err != nil {
 			return fmt.Errorf("pbft node %d: %w", i, err)
 		}

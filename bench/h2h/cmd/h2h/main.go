@@ -41,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rounds := fs.Int("rounds", 1, "run every system this many times, interleaved, and report each figure's median")
 	asJSON := fs.Bool("json", false, "print []Result as JSON")
 	pipeline := fs.Int("pbft-pipeline", 0, "pbft's Config.Pipeline for the onecast rows (0: its default, 4)")
+	adaptive := fs.Bool("pbft-adaptive", false, "pbft's adaptive batching (Config.AdaptiveBatch) for the onecast rows")
 	verbose := fs.Bool("v", false, "log the systems' warnings to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
@@ -71,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for round := range max(*rounds, 1) {
 		for i, name := range names {
 			res := h2h.RunNamed(name, h2h.Config{N: *n, Payload: *payload, Inflight: *inflight,
-				Warmup: *warmup, Duration: *duration, PBFTPipeline: *pipeline, Logger: logger})
+				Warmup: *warmup, Duration: *duration, PBFTPipeline: *pipeline, PBFTAdaptive: *adaptive, Logger: logger})
 			runs[i] = append(runs[i], res)
 			if res.Error != "" && *rounds > 1 {
 				fmt.Fprintf(stderr, "round %d: %s: %s\n", round+1, name, res.Error)
