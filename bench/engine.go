@@ -47,6 +47,9 @@ type NodeCounters struct {
 	// in-process cluster, whose figures are the bench process's.
 	CPUNanos uint64 `json:"cpu_nanos,omitempty"`
 	Mallocs  uint64 `json:"mallocs,omitempty"`
+	// Refusals are the node's resource-budget counters (cumulative, but
+	// MinFreeFrames, the smallest since the node started).
+	Refusals Refusals `json:"refusals"`
 }
 
 // Sink is how a cluster reports deliveries to the bench.
@@ -415,8 +418,10 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		res.AllocsPerDelivery = float64(ms1.Mallocs-ms0.Mallocs) / float64(deliveries)
 		res.CPUMicrosPerDelivery = float64((cpu1 - cpu0).Microseconds()) / float64(deliveries)
 	}
+	res.Refusals = Refusals{MinFreeFrames: -1}
 	for _, id := range correct {
 		res.PeakRSSMB = max(res.PeakRSSMB, c.PeakRSSMB(id))
+		res.Refusals.add(c.Counters(id).Refusals)
 	}
 	tr.mu.Lock()
 	res.LatencyP50Ms = float64(tr.hist.ValueAtQuantile(50)) / 1e3
