@@ -186,17 +186,19 @@ func (t *tracker) Delivered(_ broadcast.NodeID, p bufpool.Buf, at time.Time) {
 
 // Record counts one delivery of payload seq, submitted at sent, at time at.
 func (t *tracker) Record(seq uint64, sent, at time.Time) {
+	s := &t.slots[seq%uint64(len(t.slots))]
+	if s.seq.Load() != seq {
+		// Not a payload of this point in flight: a Byzantine node's own
+		// broadcast (held-spray), or one that expired. Neither counts.
+		t.unknown.Add(1)
+		return
+	}
 	if t.measure.Load() {
 		t.measured.Add(1)
 		us := at.Sub(sent).Microseconds()
 		t.mu.Lock()
 		_ = t.hist.RecordValue(max(us, 1))
 		t.mu.Unlock()
-	}
-	s := &t.slots[seq%uint64(len(t.slots))]
-	if s.seq.Load() != seq {
-		t.unknown.Add(1)
-		return
 	}
 	if int(s.delivered.Add(1)) == t.correct {
 		t.complete.Add(1)

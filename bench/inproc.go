@@ -16,6 +16,7 @@ import (
 	"github.com/onecast/onecast/netio"
 	"github.com/onecast/onecast/netio/config"
 	"github.com/onecast/onecast/netio/mem"
+	"github.com/onecast/onecast/netio/netns"
 	"github.com/onecast/onecast/netio/node"
 	"github.com/onecast/onecast/netio/udp"
 )
@@ -39,6 +40,8 @@ type inprocCluster struct {
 	conduits []netio.Conduit
 	// cleanup runs last in Close (a namespace topology).
 	cleanup func() error
+	// topo is the namespace topology of a netns cluster (nil otherwise).
+	topo *netns.Topology
 	nodes   []*node.Node // nil for a node that is not started (silent)
 	correct []broadcast.NodeID
 	// byzantine are the wire-level Byzantine nodes running (netio/wireadv).

@@ -111,6 +111,7 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 	if err != nil {
 		return nil, Load{}, fmt.Errorf("netns topology: %w", err)
 	}
+	c.topo = topo
 	cl := pt.cluster(spec)
 	for i, n := range topo.Nodes {
 		cl.Nodes[i].Addr = netip.AddrPortFrom(n.Addr, netnsPort).String()

@@ -9,10 +9,12 @@
 //
 // # Behaviours
 //
-//	partial-large  its own broadcasts of LargeBytes payloads (1 MiB), of
+//	partial-large  its own broadcasts of LargeBytes payloads (4 MiB), of
 //	               which only the first fragment leaves: every continuation
 //	               frame is dropped on the way out (link partials, heap
-//	               reassembly, PartialTimeout)
+//	               reassembly, PartialTimeout). The link is in order, so a
+//	               receiver holds one of its partial messages at a time; the
+//	               next first fragments wait behind it (reorder-window quota)
 //	fetch-flood    FETCH requests for the digests the correct nodes vouch
 //	               for (their ECHO/READY, PRE-PREPARE and request digests),
 //	               PerTick per millisecond, to every peer (Bracha's serve

@@ -21,8 +21,10 @@ const (
 	// within PBFT's default window (64), and futureSpan × futureBytes
 	// exceeds its default FutureQuota (4 MiB).
 	futureSpan = 60
-	// largeEvery is how often partial-large starts a large broadcast.
-	largeEvery = 10 * time.Millisecond
+	// largeEvery is how often partial-large starts a large broadcast:
+	// through the in-order link a peer has one partial message at a time
+	// at a receiver, so more would only pile up in its own queue.
+	largeEvery = 250 * time.Millisecond
 	// futureEvery is how often future-view sends its PRE-PREPAREs (24 MB/s
 	// to each peer at one per tick).
 	futureEvery = 4 * time.Millisecond
@@ -56,6 +58,10 @@ type protocol struct {
 	hnext   int
 
 	out []broadcast.Outbound
+	// template is random content that distinct copies: a counter in its
+	// first bytes makes each payload distinct without generating it anew.
+	template []byte
+	copies   uint64
 }
 
 func (a *Adversary) newProtocol(p broadcast.Params, env broadcast.Env) (broadcast.Protocol, error) {
@@ -170,7 +176,7 @@ func (pr *protocol) inject() {
 		}
 	case HeldSpray:
 		for range a.take(a.opts.PerTick, &a.injected) {
-			_ = pr.inner.Submit(bufpool.Wrap(pr.rnd.bytes(a.opts.SprayBytes)))
+			_ = pr.inner.Submit(bufpool.Wrap(pr.distinct(a.opts.SprayBytes)))
 		}
 	case PartialLarge:
 		if pr.now < pr.largeDue {
@@ -178,7 +184,7 @@ func (pr *protocol) inject() {
 		}
 		pr.largeDue = pr.now + largeEvery
 		for range a.take(a.opts.PerTick, &a.injected) {
-			_ = pr.inner.Submit(bufpool.Wrap(pr.rnd.bytes(a.opts.LargeBytes)))
+			_ = pr.inner.Submit(bufpool.Wrap(pr.distinct(a.opts.LargeBytes)))
 		}
 	case FutureView:
 		if pr.now < pr.largeDue {
@@ -210,11 +216,11 @@ func (pr *protocol) futurePrePrepare() broadcast.Message {
 	n := uint32(pr.p.N)
 	self := uint32(pr.p.Self)
 	base := pr.view + 1
-	v := base + (self+n-base%n)%n // the first view ≥ base this node leads
+	v := base + (self+n-base%n)%n         // the first view ≥ base this node leads
 	v += n * uint32(pr.fseq/futureSpan%4) // each pass over the span a newer view, which replaces the last
 	seq := pr.maxSeq + 1 + pr.fseq%futureSpan
 	pr.fseq++
-	payload := pr.rnd.bytes(futureBytes)
+	payload := pr.distinct(futureBytes)
 	e := pbft.Entry{Client: pr.p.Self, Timestamp: pr.fseq, Op: broadcast.DigestOfBytes(payload), Len: uint32(len(payload))}
 	m := pbft.ForgePrePrepare(v, seq, []pbft.Entry{e}, pr.signer)
 	m.Sender = pr.p.Self
@@ -222,6 +228,27 @@ func (pr *protocol) futurePrePrepare() broadcast.Message {
 	m.Flags |= broadcast.HasPayload
 	m.PayloadLen = uint32(len(payload))
 	return m
+}
+
+// distinct returns n bytes no earlier call returned: the template with
+// a counter in front.
+func (pr *protocol) distinct(n int) []byte {
+	if len(pr.template) < n {
+		pr.template = pr.rnd.bytes(n)
+	}
+	b := make([]byte, n)
+	copy(b, pr.template)
+	pr.copies++
+	// The counter has its top bit set: never the number of a bench payload
+	// (the bench reads the first 8 bytes as one), so the bench does not
+	// count the adversary's payloads as its own.
+	for i := 0; i < 8 && i < n; i++ {
+		b[i] = byte((pr.copies | 1<<63) >> (8 * i))
+	}
+	if n > 8 {
+		b[8] = byte(pr.rnd.next()) // and apart from the template's own first bytes
+	}
+	return b
 }
 
 // Submit passes an application payload to the cluster's protocol, or

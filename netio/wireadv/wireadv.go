@@ -70,10 +70,11 @@ type Options struct {
 	MaxInjections uint64
 	// PerTick is how many messages or datagrams are injected per
 	// millisecond (default: 32; held-spray 1; partial-large one large
-	// broadcast per 10 ms; future-view one PRE-PREPARE of 64 KiB per 4 ms).
+	// broadcast per 250 ms; future-view one PRE-PREPARE of 64 KiB per 4 ms).
 	PerTick int
 	// LargeBytes is the payload size of partial-large's broadcasts
-	// (default 1 MiB).
+	// (default 4 MiB: more frames than half a peer's frame quota at the
+	// nodes' default pools, so receivers take the heap path).
 	LargeBytes int
 	// SprayBytes is the payload size of held-spray's broadcasts (default
 	// 16 KiB).
@@ -134,7 +135,7 @@ func New(opts Options) (*Adversary, error) {
 		}
 	}
 	if opts.LargeBytes <= 0 {
-		opts.LargeBytes = 1 << 20
+		opts.LargeBytes = 4 << 20
 	}
 	if opts.SprayBytes <= 0 {
 		opts.SprayBytes = 16 << 10
