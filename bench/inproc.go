@@ -41,7 +41,7 @@ type inprocCluster struct {
 	// cleanup runs last in Close (a namespace topology).
 	cleanup func() error
 	// topo is the namespace topology of a netns cluster (nil otherwise).
-	topo *netns.Topology
+	topo    *netns.Topology
 	nodes   []*node.Node // nil for a node that is not started (silent)
 	correct []broadcast.NodeID
 	// byzantine are the wire-level Byzantine nodes running (netio/wireadv).
