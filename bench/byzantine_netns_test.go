@@ -25,7 +25,13 @@ import (
 func TestNetnsByzantineWireBehaviours(t *testing.T) {
 	ok, why := netns.Available()
 	env.Need(t, ok, "netns cluster: "+why)
-	opts := Options{Specs: []broadcast.Spec{bracha.Spec, pbft.Spec}, Clusters: map[string]ClusterFactory{"netns": Netns(nil)}}
+	// PBFT with an answer budget of 1 MiB/s per peer: at the default
+	// (64 MiB/s) this host's replicas spend themselves answering a
+	// fetch-flooder and leave payloads undelivered past the drain (the
+	// budget never bites: the transport is the bottleneck first). That
+	// is reported, not hidden: see the issue 18 report.
+	budgeted := pbft.SpecWith("pbft", func(c *pbft.Config) { c.FetchAnswerRate = 1 << 20 })
+	opts := Options{Specs: []broadcast.Spec{bracha.Spec, budgeted}, Clusters: map[string]ClusterFactory{"netns": Netns(nil)}}
 	type tc struct {
 		protocol, transport, behaviour string
 		moved                          func(Refusals) uint64 // the counter the behaviour drives, if one must move
@@ -38,10 +44,7 @@ func TestNetnsByzantineWireBehaviours(t *testing.T) {
 		{"bracha", "udp", "replay", nil},
 		{"bracha", "udp", "ack-withhold", nil},
 		{"bracha", "xdp", "garbage", func(r Refusals) uint64 { return r.LinkRejected }},
-		// At the default answer budget (64 MiB/s per peer) this host's
-		// replicas answer what the flooder asks; the refusals are the
-		// next test's, with a small budget.
-		{"pbft", "udp", "fetch-flood", nil},
+		{"pbft", "udp", "fetch-flood", func(r Refusals) uint64 { return r.FetchRefused }},
 		{"pbft", "udp", "future-view", func(r Refusals) uint64 { return r.FutureStripped }},
 	}
 	var points []Point
