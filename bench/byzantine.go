@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +29,26 @@ var protocolBehaviours = []string{"silent", "crash"}
 // isWire reports whether behaviour is one of wireadv's (a node that runs
 // and attacks on the wire).
 func isWire(behaviour string) bool {
-	_, err := wireadv.Parse(behaviour)
+	_, _, err := parseWire(behaviour)
 	return err == nil
+}
+
+// parseWire parses a wire behaviour, optionally with its load per
+// millisecond: "fetch-flood" or "fetch-flood@4" (wireadv.Options.PerTick).
+func parseWire(behaviour string) (wireadv.Behaviour, int, error) {
+	name, perTick, paced := strings.Cut(behaviour, "@")
+	b, err := wireadv.Parse(name)
+	if err != nil {
+		return "", 0, err
+	}
+	if !paced {
+		return b, 0, nil
+	}
+	n, err := strconv.Atoi(perTick)
+	if err != nil || n <= 0 {
+		return "", 0, fmt.Errorf("behaviour %q: the load after @ is not a positive number of messages per millisecond", behaviour)
+	}
+	return b, n, nil
 }
 
 // behaviourNames lists every behaviour a real cluster accepts.
@@ -225,12 +245,12 @@ type byzantineNode struct {
 // cluster's real keys) and the cluster's protocol clock. The node takes cd.
 func startByzantine(cl *config.Cluster, spec broadcast.Spec, id broadcast.NodeID, beh string, ring *broadcast.Keyring,
 	cd netio.Conduit, pt Point, epoch time.Time, logger *slog.Logger) (*byzantineNode, error) {
-	b, err := wireadv.Parse(beh)
+	b, perTick, err := parseWire(beh)
 	if err != nil {
 		_ = cd.Close()
 		return nil, err
 	}
-	adv, err := wireadv.New(wireadv.Options{Behaviour: b, Inner: spec, Duration: pt.Warmup + pt.Duration + pt.Drain(),
+	adv, err := wireadv.New(wireadv.Options{Behaviour: b, Inner: spec, PerTick: perTick, Duration: pt.Warmup + pt.Duration + pt.Drain(),
 		SprayBytes: max(pt.PayloadBytes, 1024), Logger: logger.With("byzantine", id)})
 	if err != nil {
 		_ = cd.Close()

@@ -38,6 +38,20 @@ func TestInprocWireByzantineOverUDP(t *testing.T) {
 	assert.Positive(t, results[0].Refusals.LinkRejected, "garbage is refused as malformed")
 }
 
+func TestParseWirePacing(t *testing.T) {
+	b, n, err := parseWire("fetch-flood@4")
+	require.NoError(t, err)
+	assert.Equal(t, "fetch-flood", string(b))
+	assert.Equal(t, 4, n)
+	_, n, err = parseWire("garbage")
+	require.NoError(t, err)
+	assert.Zero(t, n, "the behaviour's default load")
+	for _, bad := range []string{"garbage@0", "garbage@x", "loud@2", "silent"} {
+		_, _, err := parseWire(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
 func TestWireBehavioursNeedARealTransport(t *testing.T) {
 	pt := shortPoint(broadcast.ModeDigest, "mem")
 	pt.Byzantine = []Byzantine{{Count: 1, Behaviour: "garbage"}}
