@@ -66,7 +66,7 @@ type Options struct {
 	// Duration bounds the load in time (default 10 minutes).
 	Duration time.Duration
 	// MaxInjections bounds the messages and datagrams injected (default
-	// 1<<22).
+	// 1<<22; partial-large 8 broadcasts).
 	MaxInjections uint64
 	// PerTick is how many messages or datagrams are injected per
 	// millisecond (default: 32; held-spray 1; partial-large one large
@@ -127,6 +127,12 @@ func New(opts Options) (*Adversary, error) {
 	}
 	if opts.MaxInjections == 0 {
 		opts.MaxInjections = 1 << 22
+		if opts.Behaviour == PartialLarge {
+			// Its large broadcasts stay pinned in its own node (they are
+			// never acknowledged): a few make the point, more would only
+			// bloat the process it runs in.
+			opts.MaxInjections = 8
+		}
 	}
 	if opts.PerTick <= 0 {
 		opts.PerTick = 32
