@@ -20,6 +20,19 @@
 // kernel, CPU and cores. Progress goes to [Options].Progress: a bar on a
 // terminal, a line every few seconds elsewhere.
 //
+// Byzantine nodes ([Point].Byzantine, `--byzantine k:behaviour`) are
+// silent or crashed nodes (not started), or, on the real transports (udp,
+// xdp) of inproc, local and netns clusters, wire-level attackers from
+// netio/wireadv: partial-large, fetch-flood, held-spray, future-view,
+// garbage, replay, ack-withhold. Such a node uses the cluster's real keys
+// and the same transport as the others; a local cluster runs it in the
+// bench process, so the correct nodes' processes and figures are their
+// own. [Sweep].ByzantineVariants (`--byzantine-sweep none,1:garbage,…`)
+// puts the fault-free point and each behaviour's in one run, and the table
+// then adds a resource-budget table: deliveries/s against the fault-free
+// point, peak RSS, the fewest free receive frames, and each quota's
+// refusals ([Refusals]), summed over the correct nodes.
+//
 // A run ends cleanly on every path: when its context ends (SIGINT), the
 // point in progress stops at once and is not reported; a local cluster
 // whose node process dies ends the point with "node N exited" and the tail

@@ -47,6 +47,9 @@ type NodeCounters struct {
 	// in-process cluster, whose figures are the bench process's.
 	CPUNanos uint64 `json:"cpu_nanos,omitempty"`
 	Mallocs  uint64 `json:"mallocs,omitempty"`
+	// Refusals are the node's resource-budget counters (cumulative, but
+	// MinFreeFrames, the smallest since the node started).
+	Refusals Refusals `json:"refusals"`
 }
 
 // Sink is how a cluster reports deliveries to the bench.
@@ -183,17 +186,19 @@ func (t *tracker) Delivered(_ broadcast.NodeID, p bufpool.Buf, at time.Time) {
 
 // Record counts one delivery of payload seq, submitted at sent, at time at.
 func (t *tracker) Record(seq uint64, sent, at time.Time) {
+	s := &t.slots[seq%uint64(len(t.slots))]
+	if s.seq.Load() != seq {
+		// Not a payload of this point in flight: a Byzantine node's own
+		// broadcast (held-spray), or one that expired. Neither counts.
+		t.unknown.Add(1)
+		return
+	}
 	if t.measure.Load() {
 		t.measured.Add(1)
 		us := at.Sub(sent).Microseconds()
 		t.mu.Lock()
 		_ = t.hist.RecordValue(max(us, 1))
 		t.mu.Unlock()
-	}
-	s := &t.slots[seq%uint64(len(t.slots))]
-	if s.seq.Load() != seq {
-		t.unknown.Add(1)
-		return
 	}
 	if int(s.delivered.Add(1)) == t.correct {
 		t.complete.Add(1)
@@ -415,8 +420,10 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		res.AllocsPerDelivery = float64(ms1.Mallocs-ms0.Mallocs) / float64(deliveries)
 		res.CPUMicrosPerDelivery = float64((cpu1 - cpu0).Microseconds()) / float64(deliveries)
 	}
+	res.Refusals = Refusals{MinFreeFrames: -1}
 	for _, id := range correct {
 		res.PeakRSSMB = max(res.PeakRSSMB, c.PeakRSSMB(id))
+		res.Refusals.add(c.Counters(id).Refusals)
 	}
 	tr.mu.Lock()
 	res.LatencyP50Ms = float64(tr.hist.ValueAtQuantile(50)) / 1e3

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/onecast/onecast/netio"
 	"github.com/onecast/onecast/netio/config"
 	"github.com/onecast/onecast/netio/mem"
+	"github.com/onecast/onecast/netio/netns"
 	"github.com/onecast/onecast/netio/node"
 	"github.com/onecast/onecast/netio/udp"
 )
@@ -37,8 +40,19 @@ type inprocCluster struct {
 	conduits []netio.Conduit
 	// cleanup runs last in Close (a namespace topology).
 	cleanup func() error
+	// topo is the namespace topology of a netns cluster (nil otherwise).
+	topo    *netns.Topology
 	nodes   []*node.Node // nil for a node that is not started (silent)
 	correct []broadcast.NodeID
+	// byzantine are the wire-level Byzantine nodes running (netio/wireadv).
+	byzantine []*byzantineNode
+	// openByzantine opens a wire-level Byzantine node's conduit, in its
+	// namespace (nil: the transport has none, the behaviours are refused).
+	openByzantine func(id broadcast.NodeID, cl *config.Cluster) (netio.Conduit, error)
+	// protos and free are each correct node's protocol counters and
+	// receive-frame sampler.
+	protos  []*ProtocolCounters
+	free    []*FreeSampler
 	net     *mem.Network
 	payload *bufpool.Pool
 	ctx     context.Context
@@ -53,10 +67,9 @@ func byzantineSet(pt Point) (map[broadcast.NodeID]string, error) {
 	out := map[broadcast.NodeID]string{}
 	next := pt.N - 1
 	for _, b := range pt.Byzantine {
-		switch b.Behaviour {
-		case "silent", "crash":
-		default:
-			return nil, fmt.Errorf("behaviour %q is not available on a real cluster (have silent, crash); the simulator has the full set", b.Behaviour)
+		if !slices.Contains(protocolBehaviours, b.Behaviour) && !isWire(b.Behaviour) {
+			return nil, fmt.Errorf("behaviour %q is not available on a real cluster (have %s); the simulator has the protocol-level set",
+				b.Behaviour, strings.Join(behaviourNames(), ", "))
 		}
 		for range b.Count {
 			if next < 0 {
@@ -83,6 +96,11 @@ func startInproc(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) 
 	var transport func(id broadcast.NodeID, cfg *node.Config)
 	switch pt.Transport {
 	case "mem":
+		for _, beh := range c.byz {
+			if isWire(beh) {
+				return nil, Load{}, fmt.Errorf("behaviour %q attacks the wire: it needs --transport udp or xdp", beh)
+			}
+		}
 		c.net = mem.NewNetwork(pt.N)
 		transport = func(id broadcast.NodeID, cfg *node.Config) { cfg.Endpoint = c.net.Endpoint(id) }
 	case "udp":
@@ -95,6 +113,9 @@ func startInproc(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) 
 			cl.Nodes[i].Addr = a.String()
 		}
 		transport = func(broadcast.NodeID, *node.Config) {} // the node opens its UDP socket
+		c.openByzantine = func(id broadcast.NodeID, cl *config.Cluster) (netio.Conduit, error) {
+			return openUDP(cl, id, func(fn func() error) error { return fn() }, logger)
+		}
 	default:
 		return nil, Load{}, fmt.Errorf("transport %q is not available in an inproc cluster (have mem, udp; xdp needs --cluster netns)", pt.Transport)
 	}
@@ -122,7 +143,8 @@ func newCluster(pt Point) (*inprocCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &inprocCluster{pt: pt, nodes: make([]*node.Node, pt.N), byz: byz}
+	c := &inprocCluster{pt: pt, nodes: make([]*node.Node, pt.N), byz: byz,
+		protos: make([]*ProtocolCounters, pt.N), free: make([]*FreeSampler, pt.N)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	for i := range pt.N {
 		id := broadcast.NodeID(i)
@@ -161,7 +183,8 @@ func (c *inprocCluster) assemble(cl *config.Cluster, spec broadcast.Spec, sink S
 	}
 	epoch := time.Now() // one protocol clock for every node: synchronous rounds line up
 	for _, id := range c.correct {
-		cfg := node.Config{Cluster: cl, ID: int(id), Keyring: rings[id], Spec: spec, Frames: 8192, Epoch: epoch,
+		c.protos[id] = &ProtocolCounters{}
+		cfg := node.Config{Cluster: cl, ID: int(id), Keyring: rings[id], Spec: CountingSpec(spec, c.protos[id]), Frames: 8192, Epoch: epoch,
 			Tuning: broadcast.Tuning{Batch: pt.Batch, MaxDelay: pt.MaxDelay},
 			OnDeliver: func(d broadcast.Delivery) {
 				sink.Delivered(id, d.Payload, time.Now())
@@ -178,6 +201,30 @@ func (c *inprocCluster) assemble(cl *config.Cluster, spec broadcast.Spec, sink S
 		if c.nodes[id], err = node.Start(cfg); err != nil {
 			return fmt.Errorf("%s node %d: %w", spec.Name, id, err)
 		}
+		nd := c.nodes[id]
+		c.free[id] = NewFreeSampler(func() int { return ReceiveFree(nd.Metrics()) })
+	}
+	for i := range pt.N {
+		id := broadcast.NodeID(i)
+		beh, bad := c.byz[id]
+		if !bad || !isWire(beh) {
+			continue
+		}
+		var cd netio.Conduit
+		if c.conduits != nil && c.conduits[id] != nil {
+			cd, c.conduits[id] = c.conduits[id], nil
+		} else if c.openByzantine != nil {
+			if cd, err = c.openByzantine(id, cl); err != nil {
+				return err
+			}
+		} else {
+			return fmt.Errorf("behaviour %q attacks the wire: transport %q has no conduit for it", beh, pt.Transport)
+		}
+		bn, err := startByzantine(cl, spec, id, beh, rings[id], cd, pt, epoch, logger)
+		if err != nil {
+			return err
+		}
+		c.byzantine = append(c.byzantine, bn)
 	}
 	return nil
 }
@@ -207,7 +254,7 @@ func (c *inprocCluster) Counters(id broadcast.NodeID) NodeCounters {
 	// metrics): not added again here. Receive frames are the UDP pool's
 	// or AF_XDP's UMEM.
 	return NodeCounters{Metrics: m.Broadcast, Retransmissions: m.Link.Retransmits,
-		CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes}
+		CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes, Refusals: NodeRefusals(m, c.protos[id], c.free[id].Min())}
 }
 
 func (c *inprocCluster) PeakRSSMB(broadcast.NodeID) float64 { return peakRSSMB(0) }
@@ -218,6 +265,12 @@ func (c *inprocCluster) Close() error {
 	var errs []error
 	c.once.Do(func() {
 		c.cancel()
+		for _, s := range c.free {
+			s.Stop()
+		}
+		for _, bn := range c.byzantine {
+			errs = append(errs, bn.node.Close())
+		}
 		for _, nd := range c.nodes {
 			if nd != nil {
 				errs = append(errs, nd.Close())

@@ -29,7 +29,7 @@ func Local(exe string, logger *slog.Logger) ClusterFactory {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return func(ctx context.Context, pt Point, spec broadcast.Spec, sink Sink) (Cluster, Load, error) {
-		return startLocal(ctx, exe, pt, sink, logger)
+		return startLocal(ctx, exe, pt, spec, sink, logger)
 	}
 }
 
@@ -72,7 +72,7 @@ type localCluster struct {
 // closed: "node 2 exited: …" and the tail of its log.
 func (c *localCluster) Died() <-chan error { return c.died }
 
-func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *slog.Logger) (_ Cluster, _ Load, err error) {
+func startLocal(ctx context.Context, exe string, pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (_ Cluster, _ Load, err error) {
 	if pt.Transport != "udp" {
 		return nil, Load{}, fmt.Errorf("transport %q is not available in a local cluster (its nodes speak udp)", pt.Transport)
 	}
@@ -85,6 +85,7 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 		return nil, Load{}, err
 	}
 	var nodes []*localNode
+	var byzantine []*byzantineNode // wire-level Byzantine nodes, in this process
 	closing := make(chan struct{})
 	// The nodes are started from one locked OS thread that lives until they
 	// have exited: their parent-death signal (SIGKILL, so that a bench killed
@@ -111,6 +112,9 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 	stop := func() error {
 		stopOnce.Do(func() {
 			close(closing)
+			for _, bn := range byzantine {
+				_ = bn.node.Close() // its errors are not the correct nodes'
+			}
 			grace := 10 * time.Second
 			if ctx.Err() != nil {
 				grace = 500 * time.Millisecond // interrupted: stop within a second
@@ -155,6 +159,32 @@ func startLocal(ctx context.Context, exe string, pt Point, sink Sink, logger *sl
 	if _, err := config.Generate(config.GenerateOptions{N: pt.N, F: pt.F, Protocol: pt.Protocol, Mode: pt.Mode.String(),
 		Auth: pt.Auth.String(), BasePort: base, Dir: dir}); err != nil {
 		return nil, Load{}, fmt.Errorf("generate the cluster's configuration: %w", err)
+	}
+	// A wire-level Byzantine node runs in this process, on its loopback
+	// address of the configuration, with its key file: the correct nodes'
+	// processes, and their figures, are their own.
+	for id, beh := range byz {
+		if !isWire(beh) {
+			continue
+		}
+		cl, err := config.Load(filepath.Join(dir, config.ConfigFile))
+		if err != nil {
+			return nil, Load{}, err
+		}
+		ring, err := cl.Keyring(int(id))
+		if err != nil {
+			return nil, Load{}, err
+		}
+		cd, err := openUDP(cl, id, func(fn func() error) error { return fn() }, logger)
+		if err != nil {
+			return nil, Load{}, err
+		}
+		// The node processes' protocol clock starts at the Unix epoch.
+		bn, err := startByzantine(cl, spec, id, beh, ring, cd, pt, time.Unix(0, 0), logger)
+		if err != nil {
+			return nil, Load{}, err
+		}
+		byzantine = append(byzantine, bn)
 	}
 	controls := make([]string, pt.N)
 	for i := range pt.N {

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/netio"
+	"github.com/onecast/onecast/netio/config"
 	"github.com/onecast/onecast/netio/netns"
 	"github.com/onecast/onecast/netio/node"
 	"github.com/onecast/onecast/netio/xdp"
@@ -109,6 +111,7 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 	if err != nil {
 		return nil, Load{}, fmt.Errorf("netns topology: %w", err)
 	}
+	c.topo = topo
 	cl := pt.cluster(spec)
 	for i, n := range topo.Nodes {
 		cl.Nodes[i].Addr = netip.AddrPortFrom(n.Addr, netnsPort).String()
@@ -131,10 +134,22 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 	switch pt.Transport {
 	case "udp":
 		// Each node opens its socket in its namespace, datagrams that fit
-		// the veth MTU of 1500 (the default MTU).
+		// the veth MTU of 1500 (the default MTU); so does a wire-level
+		// Byzantine node.
+		c.openByzantine = func(id broadcast.NodeID, cl *config.Cluster) (netio.Conduit, error) {
+			return openUDP(cl, id, func(fn func() error) error { return topo.Do(int(id), fn) }, logger)
+		}
 	case "xdp", "xdp-ref", "xdp-copy":
 		c.conduits = make([]netio.Conduit, pt.N)
-		for _, id := range c.correct {
+		// The correct nodes and the wire-level Byzantine ones (the same
+		// transport as the others), each on its own interface.
+		running := slices.Clone(c.correct)
+		for id, beh := range c.byz {
+			if isWire(beh) {
+				running = append(running, id)
+			}
+		}
+		for _, id := range running {
 			cfg := xdp.TopologyConfig(topo, int(id), netnsPort)
 			cfg.Metrics = metrics[id]
 			// A UMEM large enough for the payloads a protocol retains (Bracha

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,10 +118,15 @@ type Sweep struct {
 	Rates      []float64
 	Inflight   []int
 	Byzantine  []Byzantine // applied to every point
-	Duration   time.Duration
-	Warmup     time.Duration
-	Auth       broadcast.Scheme
-	MaxDelay   time.Duration
+	// ByzantineVariants, when not empty, makes each point once per entry,
+	// with the entry's Byzantine nodes added to Byzantine (an empty entry:
+	// none added, the fault-free point), so that one run has the
+	// fault-free row and each behaviour's.
+	ByzantineVariants [][]Byzantine
+	Duration          time.Duration
+	Warmup            time.Duration
+	Auth              broadcast.Scheme
+	MaxDelay          time.Duration
 }
 
 // Points expands the sweep, in a stable order (the last list varies
@@ -148,13 +154,15 @@ func (s Sweep) Points(specs []broadcast.Spec) ([]Point, error) {
 								for _, rate := range s.Rates {
 									for _, inflight := range s.Inflight {
 										for _, mode := range s.Modes {
-											out = append(out, Point{
-												Protocol: proto, Mode: mode, Transport: tr, Cluster: cl,
-												N: n, F: f, PayloadBytes: size, Batch: batch,
-												Rate: rate, Inflight: inflight,
-												Duration: s.Duration, Warmup: s.Warmup,
-												Byzantine: s.Byzantine, Auth: s.Auth, MaxDelay: s.MaxDelay,
-											})
+											for _, byz := range s.byzantineVariants() {
+												out = append(out, Point{
+													Protocol: proto, Mode: mode, Transport: tr, Cluster: cl,
+													N: n, F: f, PayloadBytes: size, Batch: batch,
+													Rate: rate, Inflight: inflight,
+													Duration: s.Duration, Warmup: s.Warmup,
+													Byzantine: byz, Auth: s.Auth, MaxDelay: s.MaxDelay,
+												})
+											}
 										}
 									}
 								}
@@ -166,6 +174,19 @@ func (s Sweep) Points(specs []broadcast.Spec) ([]Point, error) {
 		}
 	}
 	return out, nil
+}
+
+// byzantineVariants returns the Byzantine sets of each point: Byzantine
+// alone, or Byzantine plus each of ByzantineVariants.
+func (s Sweep) byzantineVariants() [][]Byzantine {
+	if len(s.ByzantineVariants) == 0 {
+		return [][]Byzantine{s.Byzantine}
+	}
+	out := make([][]Byzantine, 0, len(s.ByzantineVariants))
+	for _, v := range s.ByzantineVariants {
+		out = append(out, append(slices.Clone(s.Byzantine), v...))
+	}
+	return out
 }
 
 // maxF is the largest f the protocol tolerates with n nodes.

@@ -59,8 +59,11 @@ type Result struct {
 	// Incomplete counts payloads some correct node had not delivered by the
 	// end of the drain (up to 10 s after the window): 0 unless something was
 	// lost.
-	Incomplete  uint64  `json:"incomplete_payloads"`
-	DurationSec float64 `json:"duration_s"`
+	Incomplete uint64 `json:"incomplete_payloads"`
+	// Refusals are the correct nodes' resource-budget counters, summed
+	// over them (MinFreeFrames: the smallest of any), over the whole run.
+	Refusals    Refusals `json:"refusals"`
+	DurationSec float64  `json:"duration_s"`
 	// Error says why the point failed, if it did.
 	Error string `json:"error,omitempty"`
 
@@ -232,7 +235,13 @@ func WriteTable(w io.Writer, results []Result) error {
 			fmt.Fprintf(w, "warning: %s: %s not delivered by every correct node within %v of the window's end\n", r.label(), what, Point{Duration: time.Duration(r.DurationSec * float64(time.Second))}.Drain().Round(time.Second))
 		}
 	}
-	return writeLegend(w, len(ratios) > 0, repeated)
+	if err := writeBudgets(w, results); err != nil {
+		return err
+	}
+	if err := writeLegend(w, len(ratios) > 0, repeated); err != nil {
+		return err
+	}
+	return writeBudgetLegend(w, results)
 }
 
 // writeAligned prints rows as columns two spaces apart: the first column

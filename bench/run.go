@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -245,7 +245,9 @@ func runPoint(ctx context.Context, pt Point, opts Options) (Result, error) {
 	}
 	ring := 1 << 16
 	tr := newTracker(pt.N-pt.Faulty(), ring, window)
-	runtime.GC()
+	// Return the previous point's heap to the system before resetting the
+	// peak, so that an in-process cluster's peak RSS is this point's.
+	debug.FreeOSMemory()
 	resetPeakRSS()
 	c, load, err := factory(ctx, pt, spec, tr)
 	if err != nil {

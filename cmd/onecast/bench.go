@@ -82,7 +82,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(inflight, "inflight", "closed-loop window: payloads outstanding until delivered by every correct node")
 	fs.Var(transports, "transport", "transports: mem, udp (inproc, netns, local); xdp-copy, xdp-ref, xdp (netns: AF_XDP copying out, passing references, plus in-kernel strip)")
 	fs.Var(clusters, "cluster", "cluster kinds: inproc (one process), local (a process per node, udp), netns (a namespace per node, udp or xdp; root), remote (nodes started by the operator, --config)")
-	fs.Var(byz, "byzantine", "k:behaviour, Byzantine nodes in every point (e.g. 1:silent)")
+	fs.Var(byz, "byzantine", "k:behaviour, Byzantine nodes in every point (e.g. 1:silent); behaviours: silent, crash (not started)\nand, attacking the wire with the cluster's real keys (--transport udp or xdp): partial-large, fetch-flood,\nheld-spray, future-view (pbft), garbage, replay, ack-withhold; BEHAVIOUR@N paces it at N messages per ms")
+	byzEach := newList()
+	fs.Var(byzEach, "byzantine-sweep", "k:behaviour or none, each a separate variant of every point (after --byzantine's nodes):\ne.g. none,1:garbage,1:replay gives the fault-free row and one row per behaviour in one run")
 	duration := fs.Duration("duration", 4*time.Second, "measurement time per point")
 	warmup := fs.Duration("warmup", time.Second, "warm-up time per point, not measured")
 	authName := fs.String("auth", "mac", "link authenticator: mac, ed25519")
@@ -182,6 +184,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("%w: --byzantine: %v", errUsage, err)
 		}
 		sweep.Byzantine = append(sweep.Byzantine, bz)
+	}
+	for _, b := range byzEach.vals {
+		if b == "none" {
+			sweep.ByzantineVariants = append(sweep.ByzantineVariants, nil)
+			continue
+		}
+		bz, err := bench.ParseByzantine(b)
+		if err != nil {
+			return fmt.Errorf("%w: --byzantine-sweep: %v", errUsage, err)
+		}
+		sweep.ByzantineVariants = append(sweep.ByzantineVariants, []bench.Byzantine{bz})
 	}
 	if sweep.Auth, err = broadcast.ParseScheme(*authName); err != nil || sweep.Auth == broadcast.SchemeNone {
 		return fmt.Errorf("%w: --auth %q: want mac or ed25519", errUsage, *authName)

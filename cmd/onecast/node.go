@@ -126,6 +126,10 @@ type clusterNode struct {
 	control *bench.ControlServer
 	stopper *syncutil.Stopper
 
+	// protos and free feed the bench's resource-budget counters.
+	protos bench.ProtocolCounters
+	free   *bench.FreeSampler
+
 	delivered atomic.Uint64
 	outMu     sync.Mutex
 	out       *bufio.Writer
@@ -154,13 +158,14 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 		}
 		nd.out = bufio.NewWriter(nd.outFile)
 	}
-	nd.node, err = node.Start(node.Config{Cluster: c, ID: o.id, Spec: spec, Transport: tr, Frames: o.frames,
+	nd.node, err = node.Start(node.Config{Cluster: c, ID: o.id, Spec: bench.CountingSpec(spec, &nd.protos), Transport: tr, Frames: o.frames,
 		Window: o.window, Verifiers: 2, OnDeliver: nd.onDeliver, Logger: logger}) // the node adds "node"
 	logger = nd.logger
 	if err != nil {
 		return nd, err
 	}
 	params := nd.node.Params()
+	nd.free = bench.NewFreeSampler(func() int { return bench.ReceiveFree(nd.node.Metrics()) })
 	if entry, _ := c.Node(o.id); o.control == "" {
 		o.control = entry.Control
 	}
@@ -255,7 +260,7 @@ func (nd *clusterNode) onDeliver(d broadcast.Delivery) {
 func (nd *clusterNode) counters() bench.NodeCounters {
 	m := nd.node.Metrics()
 	return bench.NodeCounters{Metrics: m.Broadcast, CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes, // the link's receive copies are in m.Broadcast
-		Retransmissions: m.Link.Retransmits}
+		Retransmissions: m.Link.Retransmits, Refusals: bench.NodeRefusals(m, &nd.protos, nd.free.Min())}
 }
 
 func (nd *clusterNode) logStats(msg string) {
@@ -286,6 +291,7 @@ func (nd *clusterNode) close() error {
 		nd.api.close()
 	}
 	nd.stopper.Stop()
+	nd.free.Stop()
 	var errs []error
 	if nd.node != nil {
 		errs = append(errs, nd.node.Close())

@@ -1,0 +1,13 @@
+package wireadv
+
+import (
+	"testing"
+
+	"github.com/onecast/onecast/internal/testenv"
+)
+
+// env reports the tests that did not run here, and why, in one line of
+// `go test ./...` output (testenv's package doc).
+var env = testenv.New("onecast/netio/wireadv")
+
+func TestMain(m *testing.M) { env.Main(m) }
