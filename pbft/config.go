@@ -177,7 +177,10 @@ type Config struct {
 	// it; it must not call back into the replica.
 	OnExecute func(seq uint64, batch broadcast.Digest, entries []Entry)
 	// FetchAnswerRate bounds the fetch answers one peer may take, in bytes
-	// per second of logical time (default 64 MiB/s; see fetch.go).
+	// per second of logical time (default 4 MiB/s: a share of one link per
+	// peer that leaves a flooded replica its capacity — 64 MiB/s did not
+	// bite before the transport saturated; one answer may overdraw it, so
+	// a large state blob still goes out; see fetch.go).
 	FetchAnswerRate int64
 	// FutureQuota bounds the payload bytes of PRE-PREPAREs for views not
 	// yet entered that are kept per primary (default 4 MiB); beyond it they
@@ -251,7 +254,7 @@ func (c *Config) setDefaults() error {
 		c.Timeout = 200 * time.Millisecond
 	}
 	if c.FetchAnswerRate == 0 {
-		c.FetchAnswerRate = 64 << 20
+		c.FetchAnswerRate = 4 << 20
 	}
 	if c.FetchAnswerRate < 0 {
 		return fmt.Errorf("pbft: Config.FetchAnswerRate = %d is negative", c.FetchAnswerRate)
