@@ -16,7 +16,13 @@ func (nd *Node) DebugString() string {
 	for _, seq := range nd.sortedSlots() {
 		sl := nd.slots[seq]
 		if seq > nd.lastExec {
-			s += fmt.Sprintf("\n   slot %d view=%d acc=%v parked=%v prep=%v commit=%v enc=%v entries=%d", seq, sl.view, sl.accepted, sl.parked, sl.prepared, sl.commit, sl.enc != nil, len(sl.entries))
+			s += fmt.Sprintf("\n   slot %d view=%d digest=%v acc=%v parked=%v prep=%v commit=%v enc=%v entries=%d", seq, sl.view, sl.digest, sl.accepted, sl.parked, sl.prepared, sl.commit, sl.enc != nil, len(sl.entries))
+			for _, e := range sl.entries {
+				s += fmt.Sprintf(" [c%d ts%d %v has=%v]", e.Client, e.Timestamp, e.Op, nd.store.Has(e.Op))
+			}
+			if sl.cert != nil {
+				s += fmt.Sprintf(" cert(view %d %v)", sl.cert.View, sl.cert.Digest)
+			}
 		}
 	}
 	for i, rs := range nd.vcs {
