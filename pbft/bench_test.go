@@ -17,8 +17,9 @@ import (
 // BenchmarkNormalCaseMem measures closed-loop throughput and latency of
 // PBFT on netio/mem at n = 4 with 4 KiB requests and batches of 64, in both
 // modes, with the production authentication: MAC vectors on links (the
-// cluster's authenticators) and Ed25519 for certificates and client
-// request signatures. Every client keeps 64 requests outstanding. One
+// cluster's authenticators) and on client requests (Config.RequestAuth's
+// default with keys), Ed25519 for certificates. Every client keeps 64
+// requests outstanding. One
 // goroutine drives the whole cluster, so the figure is the CPU cost of the
 // protocol, all four replicas on one core.
 //
@@ -33,9 +34,9 @@ func BenchmarkNormalCaseMem(b *testing.B) {
 	}
 }
 
-// benchNormalCase runs the closed loop; ed25519 selects Ed25519 request and
-// certificate signatures, else the HMAC OracleSigner (to show the cost of
-// the protocol without public-key cryptography).
+// benchNormalCase runs the closed loop; ed25519 selects Ed25519 certificate
+// signatures and MAC-vector requests, else the HMAC OracleSigner for both
+// (to show the cost of the protocol without public-key cryptography).
 func benchNormalCase(b *testing.B, n int, mode broadcast.Mode, size, batch, window int, ed25519 bool) {
 	f := (n - 1) / 3
 	rings, err := broadcast.GenerateKeyrings(n, crand.Reader)
