@@ -199,6 +199,13 @@ func (f *fakeConduit) Send(to broadcast.NodeID, hdr []byte, body bufpool.Buf) er
 	return nil
 }
 func (f *fakeConduit) Flush() error { return nil }
+
+// count is the number of datagrams sent so far.
+func (f *fakeConduit) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sent)
+}
 func (f *fakeConduit) Recv(ctx context.Context) (netio.Datagram, error) {
 	<-ctx.Done()
 	return netio.Datagram{}, ctx.Err()
@@ -281,7 +288,8 @@ func TestGarbageIsRejectedByTheDecoders(t *testing.T) {
 	require.NoError(t, c.Send(1, dataFrame(9, 0), bufpool.Buf{})) // learn peer 1's epochs
 	f.take()
 	activate(t, a)
-	require.Eventually(t, func() bool { return a.Stats().Datagrams == 600 }, 5*time.Second, time.Millisecond)
+	// The counter moves before the send completes: wait for both.
+	require.Eventually(t, func() bool { return a.Stats().Datagrams == 600 && f.count() == 600 }, 5*time.Second, time.Millisecond)
 	sent := f.take()
 	require.Len(t, sent, 600)
 	kinds := map[string]int{}
