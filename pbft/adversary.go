@@ -130,6 +130,30 @@ func ForgePrePrepare(view uint32, seq uint64, entries []Entry, signer Signer) br
 	}
 }
 
+// SwapPrePrepareBody returns a copy of the PRE-PREPARE m that keeps m's
+// header — its digest — and its primary's signature but carries the batch
+// entries instead: a body that does not hash to the digest it claims,
+// which a correct backup refuses (the batch digest check). It borrows m;
+// the result carries no payload. ok is false if m is not a PRE-PREPARE.
+func SwapPrePrepareBody(m *broadcast.Message, entries []Entry) (out broadcast.Message, ok bool) {
+	if m.Type != TypePrePrepare {
+		return out, false
+	}
+	sig, _, err := decodePrePrepareBody(m.Body)
+	if err != nil {
+		return out, false
+	}
+	enc := nullBatch
+	if len(entries) > 0 {
+		enc = appendEntries(nil, entries)
+	}
+	out = broadcast.Message{Header: m.Header}
+	out.Flags &^= broadcast.HasPayload
+	out.PayloadLen = 0
+	out.Body = appendPrePrepareBody(nil, append([]byte(nil), sig...), enc)
+	return out, true
+}
+
 // ViewChangeOf decodes the content of a VIEW-CHANGE m (its payload) for a
 // cluster of n with a watermark window of at most window sequence numbers,
 // and returns it with the sender's reference as a NEW-VIEW would name it.

@@ -332,3 +332,14 @@ func TestPaper_4_3_StateTransferredOnFPlusOneCheckpointsBecomesStableWithTheRepl
 	assert.Equal(t, []broadcast.Digest{d}, sent(nd, TypeCheckpoint), "it vouches for the state it now holds")
 	assert.Equal(t, uint64(seq), nd.StableCheckpoint(), "f+1 others and its own vote: 2f+1, stable; its window opens above it")
 }
+
+func TestPaper_4_2_PrePrepareWhoseBatchIsNotItsDigestIsRejected(t *testing.T) {
+	nd := paperReplica(t, 1)
+	a := request(t, nd, 3, 1, "A")
+	b := request(t, nd, 2, 1, "B")
+	pa, _ := prePrepare(0, 1, a)
+	swapped, ok := SwapPrePrepareBody(pa, []Entry{b})
+	require.True(t, ok)
+	require.Error(t, nd.Step(0, &swapped), "the primary's signed digest over another batch")
+	assert.Empty(t, sent(nd, TypePrepare))
+}

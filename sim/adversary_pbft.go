@@ -234,7 +234,8 @@ func planSplitVote(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 // planPPEquivocate gives, as primary, every backup its own batch for each
 // PRE-PREPARE — the original, its entries reversed or rotated, a part of
 // them, a batch seen earlier, or the null batch — all validly signed for
-// the same view and sequence number.
+// the same view and sequence number; or the original's signed digest over
+// another batch's body.
 func planPPEquivocate(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 	if m.Type != pbft.TypePrePrepare {
 		return nil
@@ -256,6 +257,13 @@ func planPPEquivocate(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 	msgs := make([]broadcast.Message, len(variants))
 	for i, v := range variants {
 		msgs[i] = pbft.ForgePrePrepare(m.Round, m.Instance.Seq, v, t.signer)
+	}
+	// And one whose body is another batch than the digest it was signed
+	// for claims (a backup must check the batch against its digest).
+	if len(variants) > 1 {
+		if sw, ok := pbft.SwapPrePrepareBody(m, variants[1+c.Rand().IntN(len(variants)-1)]); ok {
+			msgs = append(msgs, sw)
+		}
 	}
 	p := NewPlan(c.N())
 	for _, j := range peers(c) {

@@ -38,7 +38,7 @@ func PBFTBehaviours() []BehaviourSpec {
 		{"pbft-equivocate", "as primary, sends a conflicting, validly signed PRE-PREPARE to a random half of the backups", newPBFTEquivocate},
 		{"pbft-wrongvote", "signs PREPARE, COMMIT and CHECKPOINT for random digests, to a random half of the peers", newPBFTWrongVote},
 		{"pbft-splitvote", "sends each PREPARE, COMMIT and CHECKPOINT to exactly one, f, f+1 or 2f peers, and to others nothing or a signed vote for another digest or view", newPBFTSplitVote},
-		{"pbft-ppequivocate", "as primary, gives every backup its own validly signed batch (reversed, halved, rotated, null, an old one) at each sequence number", newPBFTPPEquivocate},
+		{"pbft-ppequivocate", "as primary, gives every backup its own validly signed batch (reversed, halved, rotated, null, an old one) at each sequence number, or a body that is not the batch its signed digest names", newPBFTPPEquivocate},
 		{"pbft-newview", "as new primary, sends NEW-VIEWs on different 2f+1 VIEW-CHANGE quorums to different replicas, some on stale or too few", newPBFTNewView},
 		{"pbft-forgevc", "signs VIEW-CHANGEs with unprovable certificates or checkpoints, certificates of earlier views, omissions; a different one per replica", newPBFTForgeVC},
 		{"pbft-stale", "replays its own messages of earlier views and slots, and re-signs current votes for earlier views", newPBFTStale},
