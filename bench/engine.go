@@ -40,8 +40,17 @@ type NodeCounters struct {
 	// beyond what Metrics counts (Metrics.CopiedBytes has the link's
 	// receive copies, flattening and copy-outs; this adds the buffer
 	// pools' copies).
-	CopiedBytes     uint64
-	Retransmissions uint64
+	CopiedBytes uint64
+	// SendCopiedBytes counts payload bytes copied in user space on the send
+	// path (the conduit's SendCopiedBytes: AF_XDP's copy into TX frames).
+	SendCopiedBytes uint64 `json:"send_copied_bytes,omitempty"`
+	// KernelCopiedBytes counts received payload bytes the kernel copied
+	// where no user-space counter sees it (AF_XDP copy mode into UMEM).
+	KernelCopiedBytes uint64 `json:"kernel_copied_bytes,omitempty"`
+	// SendCopyFallback says why the node's conduit copied payloads it
+	// could have sent by reference (empty otherwise).
+	SendCopyFallback string `json:"send_copy_fallback,omitempty"`
+	Retransmissions  uint64
 	// CPUNanos and Mallocs are the node process's CPU time and heap
 	// allocations so far, for nodes in processes of their own; zero for an
 	// in-process cluster, whose figures are the bench process's.
@@ -405,6 +414,15 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	}
 	if d.deliveredBytes > 0 {
 		res.CopiesPerPayloadByte = float64(d.copied) / float64(d.deliveredBytes)
+		res.KernelCopiesPerPayloadByte = float64(d.kernelCopied) / float64(d.deliveredBytes)
+	}
+	if d.sentPayload > 0 {
+		res.SendCopiesPerPayloadByte = float64(d.sendCopied) / float64(d.sentPayload)
+	}
+	for _, id := range correct {
+		if why := c.Counters(id).SendCopyFallback; why != "" {
+			res.SendCopyFallback = why
+		}
 	}
 	res.Retransmissions = window.retransmissions
 	if window.cpuNanos > 0 {
@@ -493,12 +511,14 @@ func fillPattern(b []byte, seed uint64) {
 type totals struct {
 	recvPayload, recvHeader, remoteDelivered, deliveredBytes, deliveries uint64
 	copied, retransmissions, cpuNanos, mallocs                           uint64
+	sentPayload, sendCopied, kernelCopied                                uint64
 }
 
 func (a totals) sub(b totals) totals {
 	return totals{a.recvPayload - b.recvPayload, a.recvHeader - b.recvHeader, a.remoteDelivered - b.remoteDelivered,
 		a.deliveredBytes - b.deliveredBytes, a.deliveries - b.deliveries, a.copied - b.copied, a.retransmissions - b.retransmissions,
-		a.cpuNanos - b.cpuNanos, a.mallocs - b.mallocs}
+		a.cpuNanos - b.cpuNanos, a.mallocs - b.mallocs,
+		a.sentPayload - b.sentPayload, a.sendCopied - b.sendCopied, a.kernelCopied - b.kernelCopied}
 }
 
 func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
@@ -512,6 +532,9 @@ func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
 		t.deliveredBytes += nc.Metrics.DeliveredBytes
 		t.deliveries += nc.Metrics.Deliveries
 		t.copied += nc.CopiedBytes + nc.Metrics.CopiedBytes
+		t.sentPayload += tt.SentPayload
+		t.sendCopied += nc.SendCopiedBytes
+		t.kernelCopied += nc.KernelCopiedBytes
 		t.retransmissions += nc.Retransmissions
 		t.cpuNanos += nc.CPUNanos
 		t.mallocs += nc.Mallocs

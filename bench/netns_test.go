@@ -40,6 +40,18 @@ func TestNetnsClusterUDPAndXDP(t *testing.T) {
 	// receives the payloads of the n−1 others and delivers all n.
 	assert.GreaterOrEqual(t, results[0].CopiesPerPayloadByte, 0.74, "udp: the kernel copies each received byte into user memory")
 	assert.Zero(t, results[1].CopiesPerPayloadByte, "xdp: payloads reach the protocol by reference in UMEM")
+	// The kernel's copies: veth binds AF_XDP in copy mode, so the kernel
+	// copies each received byte into UMEM; recvmmsg's copy is in the
+	// receive column already.
+	assert.Zero(t, results[0].KernelCopiesPerPayloadByte, "udp: recvmmsg's copy is counted as a receive copy")
+	assert.GreaterOrEqual(t, results[1].KernelCopiesPerPayloadByte, 0.74, "xdp on veth: copy mode, the kernel copies into UMEM")
+	// The send side: sendmmsg gathers from the payload's buffers (the
+	// kernel's copy), AF_XDP copies each sent payload byte into a TX frame
+	// and the row says so.
+	assert.Zero(t, results[0].SendCopiesPerPayloadByte, "udp: no user-space copy on send")
+	assert.Empty(t, results[0].SendCopyFallback)
+	assert.GreaterOrEqual(t, results[1].SendCopiesPerPayloadByte, 1.0, "xdp: each payload byte sent is copied into a TX frame, retransmissions included")
+	assert.NotEmpty(t, results[1].SendCopyFallback, "xdp: the row says why it copied")
 }
 
 // TestNetnsXDPAblation runs full-mode Bracha (every ECHO and READY carries

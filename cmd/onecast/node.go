@@ -255,7 +255,9 @@ func (nd *clusterNode) onDeliver(d broadcast.Delivery) {
 func (nd *clusterNode) counters() bench.NodeCounters {
 	m := nd.node.Metrics()
 	return bench.NodeCounters{Metrics: m.Broadcast, CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes, // the link's receive copies are in m.Broadcast
-		Retransmissions: m.Link.Retransmits}
+		SendCopiedBytes: m.Conduit.SendCopiedBytes, KernelCopiedBytes: bench.KernelCopiedPayload(m.Broadcast, m.Conduit),
+		SendCopyFallback: m.XDP.SendCopyFallback,
+		Retransmissions:  m.Link.Retransmits}
 }
 
 func (nd *clusterNode) logStats(msg string) {
