@@ -42,8 +42,14 @@ type Config struct {
 	// Peers maps every other node to its address. Required.
 	Peers map[broadcast.NodeID]Peer
 
-	// Frames and FrameSize shape the UMEM. Defaults 4096 and 2048.
+	// Frames and FrameSize shape the UMEM. Default 4096 frames; FrameSize
+	// 2048 or 4096, by default the smaller that holds a full frame of the
+	// interface's MTU behind the kernel's 256-byte XDP headroom (4096 from
+	// an MTU of 1779 up, such as MaxVethMTU).
 	Frames, FrameSize int
+	// MTU, when positive, caps the datagrams Send accepts (hdr plus body,
+	// the UDP payload) below what the interface's MTU and FrameSize allow.
+	MTU int
 	// RingSize is the number of descriptors of each ring (a power of two).
 	// Default 1024.
 	RingSize int
@@ -115,6 +121,9 @@ type Stats struct {
 	// descriptor (FramesReceived ÷ RecvPasses is the mean batch), Polls the
 	// poll(2) calls the receive loop made.
 	RecvPasses, Polls uint64
+	// TxKicks counts the extra sendto calls that drained the TX ring past
+	// one call's budget.
+	TxKicks uint64
 	// SendCopyFallback says why Send copied payload bytes into TX frames
 	// (SendCopiedBytes) instead of referencing them; empty when it copied
 	// none.
@@ -159,7 +168,7 @@ type Conduit struct {
 	framesSent, framesRecv, bytesSent, bytesRecv atomic.Uint64
 	sendCopied, dropped, rejected, starved       atomic.Uint64
 	rehomed, rehomedBytes, txDropped             atomic.Uint64
-	kernelCopied, passes, polls                  atomic.Uint64
+	kernelCopied, passes, polls, kicks           atomic.Uint64
 
 	umemKept bool // closed with frames referenced: umem still mapped
 
@@ -172,6 +181,18 @@ type Conduit struct {
 var ErrNoFrame = errors.New("xdp: no free UMEM frame")
 
 const pollTimeoutMs = 20
+
+// xdpHeadroom is the room the kernel keeps in front of a received frame
+// (XDP_PACKET_HEADROOM).
+const xdpHeadroom = 256
+
+// MaxVethMTU is the largest MTU a veth accepts while an XDP program
+// without multi-buffer support (not xdp.frags) is attached: a frame must
+// fit one page behind the XDP headroom and the skb_shared_info, less the
+// Ethernet header (PAGE_SIZE 4096 − 256 − 320 − 14; kernel 6.x,
+// veth_xdp_set). netns topologies for AF_XDP use it; larger datagrams are
+// fragmented by netio/link.
+const MaxVethMTU = 3506
 
 // maxQueues is the size of the program's queue → socket map (xsks).
 const maxQueues = 64
@@ -212,9 +233,19 @@ func New(cfg Config) (_ *Conduit, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("xdp: interface %d: %w", cfg.Ifindex, err)
 	}
-	// A frame holds the kernel's XDP headroom (256 B, in zero-copy mode),
-	// the Ethernet header and the IP packet.
-	c.mtu = min(ifc.MTU, cfg.FrameSize-256-ethLen) - ipv4Len - udpLen
+	if cfg.FrameSize == 0 {
+		cfg.FrameSize = 2048
+		if ifc.MTU+ethLen+xdpHeadroom > 2048 {
+			cfg.FrameSize = 4096
+		}
+		c.cfg.FrameSize = cfg.FrameSize
+	}
+	// A frame holds the kernel's XDP headroom, the Ethernet header and the
+	// IP packet.
+	c.mtu = min(ifc.MTU, cfg.FrameSize-xdpHeadroom-ethLen) - ipv4Len - udpLen
+	if cfg.MTU > 0 {
+		c.mtu = min(c.mtu, cfg.MTU)
+	}
 
 	defer func() {
 		if err != nil {
@@ -290,10 +321,7 @@ func (cfg *Config) fill() error {
 	if cfg.Frames == 0 {
 		cfg.Frames = 4096
 	}
-	if cfg.FrameSize == 0 {
-		cfg.FrameSize = 2048
-	}
-	if cfg.FrameSize != 2048 && cfg.FrameSize != 4096 {
+	if cfg.FrameSize != 0 && cfg.FrameSize != 2048 && cfg.FrameSize != 4096 {
 		return fmt.Errorf("xdp: Config.FrameSize must be 2048 or 4096, got %d", cfg.FrameSize)
 	}
 	if cfg.RingSize == 0 {
@@ -445,14 +473,31 @@ func (c *Conduit) flushLocked() error {
 }
 
 // transmit calls the socket's Transmit, which panics on unexpected sendto
-// errors; the panic becomes an error.
+// errors; the panic becomes an error. Then it kicks the kernel until the TX
+// ring is drained: in copy mode one sendto transmits at most the socket's
+// TX budget (32 frames), and asavie/xdp leaves the rest on the ring,
+// unsent until the next Flush.
 func (c *Conduit) transmit(descs []axdp.Desc) (n int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("xdp: transmit: %v", r)
 		}
 	}()
-	return c.xsk.Transmit(descs), nil
+	n = c.xsk.Transmit(descs)
+	for stalled := 0; c.xsk.NumFreeTxSlots() < c.cfg.RingSize && stalled < 4; {
+		before := c.xsk.NumFreeTxSlots()
+		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.xsk.FD()), 0, 0, uintptr(unix.MSG_DONTWAIT), 0, 0)
+		c.kicks.Add(1)
+		switch errno {
+		case 0, unix.EAGAIN, unix.EBUSY, unix.EINTR:
+		default:
+			return n, fmt.Errorf("xdp: transmit: sendto: %w", errno)
+		}
+		if c.xsk.NumFreeTxSlots() == before {
+			stalled++
+		}
+	}
+	return n, nil
 }
 
 // complete reaps the completion ring and releases transmitted frames.
@@ -787,7 +832,7 @@ func (c *Conduit) XDPStats() (Stats, error) {
 		ConduitStats: c.Stats(), Mode: c.prog.Mode(), ZeroCopy: c.zc, Pool: c.pool.Stats(),
 		RehomedPayloads: c.rehomed.Load(), RehomedBytes: c.rehomedBytes.Load(),
 		FillStarved: c.starved.Load(), Rejected: c.rejected.Load(), TxDropped: c.txDropped.Load(),
-		Held: c.prog.HeldStats(), RecvPasses: c.passes.Load(), Polls: c.polls.Load(),
+		Held: c.prog.HeldStats(), RecvPasses: c.passes.Load(), Polls: c.polls.Load(), TxKicks: c.kicks.Load(),
 	}
 	if st.SendCopiedBytes > 0 {
 		st.SendCopyFallback = "payload not in UMEM: copied into a TX frame per recipient"

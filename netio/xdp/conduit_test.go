@@ -39,9 +39,15 @@ func pair(t testing.TB, tweak func(i int, cfg *Config)) (*netns.Topology, []*Con
 
 func cluster(t testing.TB, n int, tweak func(i int, cfg *Config)) (*netns.Topology, []*Conduit) {
 	t.Helper()
+	return clusterMTU(t, n, 0, tweak)
+}
+
+// clusterMTU is cluster on interfaces of the given MTU (0: netns's default).
+func clusterMTU(t testing.TB, n, mtu int, tweak func(i int, cfg *Config)) (*netns.Topology, []*Conduit) {
+	t.Helper()
 	skipUnlessRoot(t)
 	t.Cleanup(leaktest.AfterTest(t)) // runs last, after every other cleanup
-	topo, err := netns.New(netns.Config{Nodes: n, Subnet: netip.MustParsePrefix("10.77.2.0/24")})
+	topo, err := netns.New(netns.Config{Nodes: n, MTU: mtu, Subnet: netip.MustParsePrefix("10.77.2.0/24")})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
 	cs, err := OpenTopology(topo, testPort, func(i int, cfg *Config) {
@@ -477,4 +483,51 @@ func TestConfigIsValidated(t *testing.T) {
 	cfg := good()
 	require.NoError(t, cfg.fill())
 	assert.Equal(t, DefaultLinkHeaderSize, cfg.LinkHeaderSize)
+}
+
+// TestLargestVethMTUCarriesFullFrames opens conduits on veths of
+// MaxVethMTU with the program in native mode: the conduit picks 4 KiB
+// frames, its MTU is the interface's less the IPv4 and UDP headers, and
+// datagrams of that size arrive whole, in UMEM. One byte more of MTU and
+// the kernel refuses the native attach: MaxVethMTU is the largest.
+func TestLargestVethMTUCarriesFullFrames(t *testing.T) {
+	_, cs := clusterMTU(t, 2, MaxVethMTU, func(_ int, cfg *Config) {
+		cfg.Mode = ModeNative
+		cfg.FrameSize = 0 // chosen from the MTU
+	})
+	a, b := cs[0], cs[1]
+	require.Equal(t, MaxVethMTU-ipv4Len-udpLen, a.MTU())
+	require.Equal(t, 4096, a.cfg.FrameSize)
+	body := make([]byte, a.MTU()-4)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	for range 8 {
+		require.NoError(t, a.Send(1, []byte{1, 2, 3, 4}, bufpool.Wrap(body)))
+	}
+	require.NoError(t, a.Flush())
+	for range 8 {
+		d, err := recvOne(t, b, 3*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, a.MTU(), d.Frame.Len())
+		require.Equal(t, body, d.Frame.Bytes()[4:])
+		require.True(t, b.UMEMHolds(d.Frame))
+		d.Frame.Release()
+	}
+	require.Error(t, a.Send(1, []byte{1, 2, 3, 4, 5}, bufpool.Wrap(body)), "larger than the MTU")
+
+	topo, err := netns.New(netns.Config{Nodes: 2, MTU: MaxVethMTU + 1, Subnet: netip.MustParsePrefix("10.77.4.0/24")})
+	require.NoError(t, err)
+	defer topo.Close()
+	cfg := TopologyConfig(topo, 0, testPort)
+	cfg.Mode = ModeNative
+	err = topo.Do(0, func() error {
+		c, err := New(cfg)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	})
+	require.Error(t, err, "native XDP on a veth of MTU %d", MaxVethMTU+1)
+	t.Logf("MTU %d: %v", MaxVethMTU+1, err)
 }
