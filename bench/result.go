@@ -252,6 +252,11 @@ func WriteTable(w io.Writer, results []Result) error {
 			fmt.Fprintf(w, "warning: %s: %s not delivered by every correct node within %v of the window's end\n", r.label(), what, Point{Duration: time.Duration(r.DurationSec * float64(time.Second))}.Drain().Round(time.Second))
 		}
 	}
+	for i := range results {
+		if r := &results[i]; r.SendCopyFallback != "" {
+			fmt.Fprintf(w, "note: %s: sent payloads copied (tx copies/B): %s\n", r.label(), r.SendCopyFallback)
+		}
+	}
 	return writeLegend(w, len(ratios) > 0, repeated)
 }
 

@@ -32,7 +32,7 @@ import (
 func BenchmarkRecv(b *testing.B) {
 	skipUnlessRoot(b)
 	for _, size := range []int{64, 1400} {
-		for _, kind := range []string{"xdp", "udp"} {
+		for _, kind := range []string{"xdp", "xdp-busy", "udp"} {
 			b.Run(fmt.Sprintf("%s/%dB", kind, size), func(b *testing.B) { benchRecv(b, kind, size) })
 		}
 	}
@@ -51,11 +51,17 @@ func benchRecv(b *testing.B, kind string, size int) {
 
 			var recv netio.Conduit
 			var pool *bufpool.Pool
+			var xc *Conduit
 			switch kind {
-			case "xdp":
-				c, err := openOne(topo, 1, func(cfg *Config) { cfg.Logger = quietLogger() })
+			case "xdp", "xdp-busy":
+				c, err := openOne(topo, 1, func(cfg *Config) {
+					cfg.Logger = quietLogger()
+					if kind == "xdp-busy" {
+						cfg.BusyPoll = 50 * time.Microsecond
+					}
+				})
 				require.NoError(b, err)
-				recv, pool = c, c.Pool()
+				recv, pool, xc = c, c.Pool(), c
 			case "udp":
 				pool = bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 8192, Name: "udp-bench"})
 				peers := []netip.AddrPort{
@@ -137,6 +143,10 @@ func benchRecv(b *testing.B, kind string, size int) {
 			b.ReportMetric(float64(got)/elapsed.Seconds(), "frames/s")
 			b.ReportMetric(float64(copied)/float64(max(bytes, 1)), "copies/B")
 			b.ReportMetric(float64(kernel)/float64(max(bytes, 1)), "krn-copies/B")
+			if xc != nil {
+				st, _ := xc.XDPStats()
+				b.ReportMetric(float64(st.FramesReceived)/float64(max(st.RecvPasses, 1)), "frames/pass")
+			}
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(got), "cpu-ns/frame")
 		}
 	}
