@@ -67,6 +67,13 @@ type Config struct {
 	HeldMax int
 	// Mode is the XDP attach mode. Default ModeAuto.
 	Mode Mode
+	// CopySend has Send copy every body into the TX frame. By default a
+	// body that lies in this conduit's UMEM (a received payload, or one the
+	// application built in Pool()) is referenced by TX descriptors of its
+	// own (multi-buffer AF_XDP, XDP_USE_SG), not copied; other bodies are
+	// copied, counted in SendCopiedBytes, and Stats.SendCopyFallback says
+	// why.
+	CopySend bool
 	// Checked runs the UMEM pool in checked mode (tests).
 	Checked bool
 	// Backlog is the number of received datagrams queued for Recv, in
@@ -128,6 +135,11 @@ type Stats struct {
 	// (SendCopiedBytes) instead of referencing them; empty when it copied
 	// none.
 	SendCopyFallback string
+	// SendReferencedBytes counts body bytes sent by reference from UMEM
+	// (no copy), SendRefDescs the TX descriptors that referenced them.
+	SendReferencedBytes, SendRefDescs uint64
+	// MultiBuffer reports whether the socket is bound with XDP_USE_SG.
+	MultiBuffer bool
 }
 
 // Conduit is a netio.Conduit over an AF_XDP socket. See the package doc.
@@ -149,6 +161,13 @@ type Conduit struct {
 	mu      sync.Mutex
 	onRing  []bufpool.Buf // frame index → the Buf of a frame on the fill or TX ring
 	pending []axdp.Desc   // queued by Send, not yet on the TX ring
+	// txBody holds, per header frame index, the reference on a body its
+	// packet's descriptors point into, until the header's completion (the
+	// kernel completes all of a packet's descriptors at once).
+	txBody  []bufpool.Buf
+	bodies  []bufpool.Buf // complete's scratch
+	sg      bool          // bound with XDP_USE_SG: Send may reference bodies in UMEM
+	noSG    string        // why not, when not
 	fillBuf []axdp.Desc
 	ipID    uint16
 	closed  bool // set by teardown: the socket and rings are gone
@@ -169,6 +188,7 @@ type Conduit struct {
 	sendCopied, dropped, rejected, starved       atomic.Uint64
 	rehomed, rehomedBytes, txDropped             atomic.Uint64
 	kernelCopied, passes, polls, kicks           atomic.Uint64
+	refSent, refDescsSent                        atomic.Uint64
 
 	umemKept bool // closed with frames referenced: umem still mapped
 
@@ -260,11 +280,24 @@ func New(cfg Config) (_ *Conduit, err error) {
 	if err := c.prog.Attach(cfg.Ifindex, cfg.Mode, c.log); err != nil {
 		return nil, err
 	}
-	c.xsk, err = axdp.NewSocket(cfg.Ifindex, cfg.Queue, &axdp.SocketOptions{
+	opts := &axdp.SocketOptions{
 		NumFrames: cfg.Frames, FrameSize: cfg.FrameSize,
 		FillRingNumDescs: cfg.RingSize, CompletionRingNumDescs: cfg.RingSize,
 		RxRingNumDescs: cfg.RingSize, TxRingNumDescs: cfg.RingSize,
-	})
+	}
+	c.noSG = "Config.CopySend"
+	if !cfg.CopySend {
+		c.xsk, err = newSocket(cfg.Ifindex, cfg.Queue, opts, unix.XDP_USE_SG)
+		if err == nil {
+			c.sg, c.noSG = true, ""
+		} else {
+			c.noSG = fmt.Sprintf("multi-buffer AF_XDP refused: %v", err)
+			c.log.Info("xdp: sending by copy", "why", c.noSG)
+		}
+	}
+	if c.xsk == nil {
+		c.xsk, err = newSocket(cfg.Ifindex, cfg.Queue, opts, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("xdp: AF_XDP socket on ifindex %d queue %d: %w", cfg.Ifindex, cfg.Queue, err)
 	}
@@ -278,6 +311,7 @@ func New(cfg Config) (_ *Conduit, err error) {
 		return nil, fmt.Errorf("xdp: UMEM pool: %w", err)
 	}
 	c.onRing = make([]bufpool.Buf, cfg.Frames)
+	c.txBody = make([]bufpool.Buf, cfg.Frames)
 	c.fillBuf = make([]axdp.Desc, 0, cfg.RingSize)
 	c.pending = make([]axdp.Desc, 0, cfg.RingSize)
 	c.refill()
@@ -403,10 +437,13 @@ func (c *Conduit) Send(to broadcast.NodeID, hdr []byte, body bufpool.Buf) error 
 	c.mu.Unlock()
 	putHeaders(mem, &c.self, dst, n, id)
 	off := HeadersLen + copy(mem[HeadersLen:], hdr)
-	for seg := range body.Segments() {
-		off += copy(mem[off:], seg)
+	refs := c.sg && c.refDescs(body)
+	if !refs {
+		for seg := range body.Segments() {
+			off += copy(mem[off:], seg)
+		}
+		c.sendCopied.Add(uint64(body.Len()))
 	}
-	c.sendCopied.Add(uint64(body.Len()))
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -416,13 +453,60 @@ func (c *Conduit) Send(to broadcast.NodeID, hdr []byte, body bufpool.Buf) error 
 	}
 	idx := b.FrameIndex()
 	c.onRing[idx] = b
-	c.pending = append(c.pending, axdp.Desc{Addr: uint64(idx * c.cfg.FrameSize), Len: uint32(off)})
+	head := axdp.Desc{Addr: uint64(idx * c.cfg.FrameSize), Len: uint32(off)}
+	if refs {
+		// Headers in their own frame, then one descriptor per segment of
+		// the body where it lies; the header frame holds a reference on the
+		// body until its completion.
+		head.Options = unix.XDP_PKT_CONTD
+		c.pending = append(c.pending, head)
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(c.umem)))
+		first := len(c.pending)
+		for seg := range body.Segments() {
+			if len(seg) > 0 {
+				addr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(seg))) - base)
+				c.pending = append(c.pending, axdp.Desc{Addr: addr, Len: uint32(len(seg)), Options: unix.XDP_PKT_CONTD})
+			}
+		}
+		c.pending[len(c.pending)-1].Options = 0
+		c.txBody[idx] = body.Retain()
+		c.refSent.Add(uint64(body.Len()))
+		c.refDescsSent.Add(uint64(len(c.pending) - first))
+	} else {
+		c.pending = append(c.pending, head)
+	}
 	c.framesSent.Add(1)
 	c.bytesSent.Add(uint64(n))
 	if len(c.pending) >= c.cfg.RingSize/2 {
 		return c.flushLocked()
 	}
 	return nil
+}
+
+// maxRefSegments bounds the descriptors of a referenced body: the kernel
+// builds a packet of at most MAX_SKB_FRAGS (17) buffers, headers included.
+const maxRefSegments = 16
+
+// refDescs reports whether body can be sent by reference: not empty, at
+// most maxRefSegments segments, each inside one frame of this UMEM.
+func (c *Conduit) refDescs(body bufpool.Buf) bool {
+	if body.Len() == 0 || body.Pool() != c.pool {
+		return false
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(c.umem)))
+	fs := uintptr(c.cfg.FrameSize)
+	n := 0
+	for seg := range body.Segments() {
+		if len(seg) == 0 {
+			continue
+		}
+		n++
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(seg))) - base
+		if n > maxRefSegments || p >= uintptr(len(c.umem)) || p/fs != (p+uintptr(len(seg))-1)/fs {
+			return false
+		}
+	}
+	return n > 0
 }
 
 // frameMem returns the whole UMEM frame b holds, writable: b must be a
@@ -459,7 +543,12 @@ func (c *Conduit) flushLocked() error {
 			deadline = time.Now().Add(time.Second)
 		} else if time.Now().After(deadline) {
 			for _, d := range c.pending {
-				c.releaseOnRing(int(d.Addr) / c.cfg.FrameSize)
+				idx := int(d.Addr / uint64(c.cfg.FrameSize))
+				if d.Addr%uint64(c.cfg.FrameSize) == 0 && !c.onRing[idx].IsZero() {
+					c.releaseOnRing(idx)
+					c.txBody[idx].Release()
+					c.txBody[idx] = bufpool.Buf{}
+				}
 			}
 			c.txDropped.Add(uint64(len(c.pending)))
 			c.pending = c.pending[:0]
@@ -510,10 +599,27 @@ func (c *Conduit) complete() {
 	if n == 0 || c.comp == nil {
 		return
 	}
+	bodies := c.bodies[:0]
 	for i := range n {
-		c.releaseOnRing(int(c.comp.addr(i)) / c.cfg.FrameSize)
+		addr := c.comp.addr(i)
+		idx := int(addr / uint64(c.cfg.FrameSize))
+		if addr%uint64(c.cfg.FrameSize) != 0 || c.onRing[idx].IsZero() {
+			continue // a descriptor into a referenced body: its header frame holds the reference
+		}
+		c.releaseOnRing(idx)
+		if !c.txBody[idx].IsZero() {
+			// Released after the loop: a body frame given back now could
+			// not be confused with a header frame below, but keep it simple.
+			bodies = append(bodies, c.txBody[idx])
+			c.txBody[idx] = bufpool.Buf{}
+		}
 	}
 	c.xsk.Complete(n) // hands the slots back to the kernel
+	for i, b := range bodies {
+		b.Release()
+		bodies[i] = bufpool.Buf{}
+	}
+	c.bodies = bodies[:0]
 }
 
 func (c *Conduit) releaseOnRing(idx int) {
@@ -834,8 +940,13 @@ func (c *Conduit) XDPStats() (Stats, error) {
 		FillStarved: c.starved.Load(), Rejected: c.rejected.Load(), TxDropped: c.txDropped.Load(),
 		Held: c.prog.HeldStats(), RecvPasses: c.passes.Load(), Polls: c.polls.Load(), TxKicks: c.kicks.Load(),
 	}
-	if st.SendCopiedBytes > 0 {
-		st.SendCopyFallback = "payload not in UMEM: copied into a TX frame per recipient"
+	st.SendReferencedBytes, st.SendRefDescs, st.MultiBuffer = c.refSent.Load(), c.refDescsSent.Load(), c.sg
+	switch {
+	case st.SendCopiedBytes == 0:
+	case !c.sg:
+		st.SendCopyFallback = "copied into a TX frame per recipient: " + c.noSG
+	default:
+		st.SendCopyFallback = "payload not in this UMEM: copied into a TX frame per recipient"
 	}
 	var err error
 	st.Kernel, err = c.prog.Counters()
@@ -913,6 +1024,10 @@ func (c *Conduit) teardown() error {
 	c.closed = true
 	for i := range c.onRing {
 		c.releaseOnRing(i)
+	}
+	for i := range c.txBody {
+		c.txBody[i].Release()
+		c.txBody[i] = bufpool.Buf{}
 	}
 	c.pending = c.pending[:0]
 	c.mu.Unlock()

@@ -531,3 +531,55 @@ func TestLargestVethMTUCarriesFullFrames(t *testing.T) {
 	require.Error(t, err, "native XDP on a veth of MTU %d", MaxVethMTU+1)
 	t.Logf("MTU %d: %v", MaxVethMTU+1, err)
 }
+
+// TestSendReferencesBodiesInUMEM sends a body that lies in the sender's
+// UMEM, across a frame boundary, to the peer several times: it arrives
+// whole each time, no byte of it was copied in user space (the header
+// frame and one TX descriptor per body segment, multi-buffer AF_XDP), and
+// the references Send took come back with the completions. A heap body is
+// copied, counted, and the stats say why.
+func TestSendReferencesBodiesInUMEM(t *testing.T) {
+	_, cs := clusterMTU(t, 2, MaxVethMTU, func(_ int, cfg *Config) { cfg.FrameSize = 4096 })
+	a, b := cs[0], cs[1]
+	st, err := a.XDPStats()
+	require.NoError(t, err)
+	require.True(t, st.MultiBuffer, "bound with XDP_USE_SG")
+
+	whole, err := a.Pool().Alloc(2 * 4096)
+	require.NoError(t, err)
+	n := 0
+	for seg := range whole.WritableSegments() {
+		for i := range seg {
+			seg[i] = byte(n * 31)
+			n++
+		}
+	}
+	body := whole.Slice(4096-1000, 3000) // two segments: the end of frame 0, the start of frame 1
+	want := append([]byte{9, 8, 7, 6}, make([]byte, 0, 3000)...)
+	for seg := range body.Segments() {
+		want = append(want, seg...)
+	}
+	const count = 6
+	for range count {
+		require.NoError(t, a.Send(1, []byte{9, 8, 7, 6}, body))
+	}
+	require.NoError(t, a.Send(1, []byte{9, 8, 7, 6}, bufpool.Wrap(want[4:])))
+	require.NoError(t, a.Flush())
+	for range count + 1 {
+		d, err := recvOne(t, b, 3*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, want, d.Frame.Bytes())
+		d.Frame.Release()
+	}
+	require.Eventually(t, func() bool {
+		_ = a.Flush() // reaps completions
+		return whole.Refs() == 1
+	}, 3*time.Second, 5*time.Millisecond, "the completions gave back the references Send took")
+	whole.Release()
+	st, err = a.XDPStats()
+	require.NoError(t, err)
+	assert.EqualValues(t, count*3000, st.SendReferencedBytes)
+	assert.EqualValues(t, count*2, st.SendRefDescs, "one descriptor per body segment")
+	assert.EqualValues(t, 3000, st.SendCopiedBytes, "only the heap body was copied")
+	assert.Contains(t, st.SendCopyFallback, "not in this UMEM")
+}

@@ -3,9 +3,11 @@ package xdp
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
+	axdp "github.com/asavie/xdp"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,4 +61,18 @@ func zeroCopy(fd int) bool {
 		return false
 	}
 	return binary.LittleEndian.Uint32(opts[:])&unix.XDP_OPTIONS_ZEROCOPY != 0
+}
+
+// socketFlagsMu serialises the use of asavie/xdp's DefaultSocketFlags,
+// which is how it takes bind flags.
+var socketFlagsMu sync.Mutex
+
+// newSocket opens an AF_XDP socket bound with the extra bind flags.
+func newSocket(ifindex, queue int, opts *axdp.SocketOptions, flags uint16) (*axdp.Socket, error) {
+	socketFlagsMu.Lock()
+	defer socketFlagsMu.Unlock()
+	old := axdp.DefaultSocketFlags
+	axdp.DefaultSocketFlags = old | flags
+	defer func() { axdp.DefaultSocketFlags = old }()
+	return axdp.NewSocket(ifindex, queue, opts)
 }
