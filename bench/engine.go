@@ -217,6 +217,20 @@ func (t *tracker) Record(seq uint64, sent, at time.Time) {
 // Load is what drives a point: how payloads are made and offered.
 type Load struct {
 	Pool *bufpool.Pool // payload buffers; nil: heap buffers
+	// PoolOf, when set, gives the pool for payloads submitted at a node
+	// instead of Pool: an AF_XDP node's UMEM, from which the conduit sends
+	// a payload by reference instead of copying it per recipient.
+	PoolOf func(broadcast.NodeID) *bufpool.Pool
+}
+
+// poolFor returns the pool for payloads submitted at node id (nil: heap).
+func (l Load) poolFor(id broadcast.NodeID) *bufpool.Pool {
+	if l.PoolOf != nil {
+		if p := l.PoolOf(id); p != nil {
+			return p
+		}
+	}
+	return l.Pool
 }
 
 // errNoDeliveries marks a point during which nothing was delivered.
@@ -239,9 +253,11 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	var submitErr atomic.Pointer[error]
 	submit := func() bool {
 		size := max(pt.PayloadBytes, stampSize)
+		n := seq.Add(1)
+		origin := correct[int(n)%len(correct)]
 		var buf bufpool.Buf
-		if load.Pool != nil {
-			b, err := load.Pool.Alloc(size)
+		if pool := load.poolFor(origin); pool != nil {
+			b, err := pool.Alloc(size)
 			if err != nil {
 				exhausted.Add(1)
 				return false // out of frames: back-pressure, not an error
@@ -250,8 +266,6 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		} else {
 			buf = bufpool.Wrap(make([]byte, size))
 		}
-		n := seq.Add(1)
-		origin := correct[int(n)%len(correct)]
 		first := true
 		for seg := range buf.WritableSegments() {
 			if first {
@@ -382,7 +396,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	if deliveries == 0 {
 		if exhausted.Load() > 0 {
 			return res, fmt.Errorf("%w: the payload pool ran out of frames %d times (%d frames; the cluster holds payloads longer than the pool allows)",
-				errNoDeliveries, exhausted.Load(), load.Pool.Frames())
+				errNoDeliveries, exhausted.Load(), load.poolFor(correct[0]).Frames())
 		}
 		return res, errNoDeliveries
 	}

@@ -90,6 +90,21 @@ func (c *copyOutConduit) Recv(ctx context.Context) (netio.Datagram, error) {
 	return d, nil
 }
 
+// RecvBatch is Recv for a whole receive pass (the link takes passes when
+// the conduit offers them): every datagram copied out.
+func (c *copyOutConduit) RecvBatch(ctx context.Context, dst []netio.Datagram) ([]netio.Datagram, error) {
+	start := len(dst)
+	dst, err := c.xdpConduit.RecvBatch(ctx, dst)
+	for i := start; i < len(dst); i++ {
+		d := &dst[i]
+		own := bufpool.Wrap(append([]byte(nil), d.Frame.Bytes()...))
+		c.copied.Add(uint64(d.Frame.Len()))
+		d.Frame.Release()
+		d.Frame = own
+	}
+	return dst, err
+}
+
 // RecvCopies reports that received bytes are copied into user memory.
 func (c *copyOutConduit) RecvCopies() bool { return true }
 
@@ -133,6 +148,7 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 		metrics[i] = &broadcast.Metrics{}
 	}
 	var xdps []*xdp.Conduit
+	umem := map[broadcast.NodeID]*bufpool.Pool{} // each AF_XDP node's UMEM: its payloads are built there
 	// Close stops the nodes and stores first, then this: unmap each UMEM
 	// (a closed conduit keeps it while payloads reference it), then remove
 	// the namespaces.
@@ -178,6 +194,9 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 				c.conduits[id] = xc
 			}
 			xdps = append(xdps, cd)
+			if pt.Transport != "xdp-copy" {
+				umem[id] = cd.Pool()
+			}
 		}
 	default:
 		return nil, Load{}, fmt.Errorf("transport %q is not available in a netns cluster (have udp, xdp-copy, xdp-ref, xdp, xdp-busy)", pt.Transport)
@@ -189,5 +208,12 @@ func startNetns(pt Point, spec broadcast.Spec, sink Sink, logger *slog.Logger) (
 	if err != nil {
 		return nil, Load{}, err
 	}
-	return c, Load{Pool: c.payload}, nil
+	load := Load{Pool: c.payload}
+	if len(umem) > 0 {
+		// Payloads are built in the origin's UMEM, where its conduit sends
+		// them by reference (xdp-copy keeps heap payloads: the
+		// conventional AF_XDP application copies on both sides).
+		load.PoolOf = func(id broadcast.NodeID) *bufpool.Pool { return umem[id] }
+	}
+	return c, load, nil
 }
