@@ -206,7 +206,8 @@ func runBracha(t *testing.T, mode broadcast.Mode, per, size int) brachaResult {
 		kernel.StrippedFrags += st.Kernel.StrippedFrags
 		kernel.StrippedFragBytes += st.Kernel.StrippedFragBytes
 		kernel.Redirected += st.Kernel.Redirected
-		t.Logf("node %d: received %d frames %d B, kernel %+v, mode %v", i, st.FramesReceived, st.BytesReceived, st.Kernel, st.Mode)
+		t.Logf("node %d: received %d frames %d B in %d passes; sent %d frames in %d+%d sendto; kernel %+v, mode %v", i,
+			st.FramesReceived, st.BytesReceived, st.RecvPasses, st.FramesSent, st.TxCalls, st.TxKicks, st.Kernel, st.Mode)
 	}
 	t.Logf("user-space copies of received payload bytes: %d", userCopied)
 	stop()

@@ -128,9 +128,10 @@ type Stats struct {
 	// descriptor (FramesReceived ÷ RecvPasses is the mean batch), Polls the
 	// poll(2) calls the receive loop made.
 	RecvPasses, Polls uint64
-	// TxKicks counts the extra sendto calls that drained the TX ring past
-	// one call's budget.
-	TxKicks uint64
+	// TxCalls counts the transmissions (one sendto each) Flush made, TxKicks
+	// the extra sendto calls that drained the TX ring past one call's
+	// budget: FramesSent ÷ (TxCalls+TxKicks) is the mean TX batch.
+	TxCalls, TxKicks uint64
 	// SendCopyFallback says why Send copied payload bytes into TX frames
 	// (SendCopiedBytes) instead of referencing them; empty when it copied
 	// none.
@@ -188,7 +189,7 @@ type Conduit struct {
 	sendCopied, dropped, rejected, starved       atomic.Uint64
 	rehomed, rehomedBytes, txDropped             atomic.Uint64
 	kernelCopied, passes, polls, kicks           atomic.Uint64
-	refSent, refDescsSent                        atomic.Uint64
+	refSent, refDescsSent, txCalls               atomic.Uint64
 
 	umemKept bool // closed with frames referenced: umem still mapped
 
@@ -573,6 +574,7 @@ func (c *Conduit) transmit(descs []axdp.Desc) (n int, err error) {
 		}
 	}()
 	n = c.xsk.Transmit(descs)
+	c.txCalls.Add(1)
 	for stalled := 0; c.xsk.NumFreeTxSlots() < c.cfg.RingSize && stalled < 4; {
 		before := c.xsk.NumFreeTxSlots()
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.xsk.FD()), 0, 0, uintptr(unix.MSG_DONTWAIT), 0, 0)
@@ -938,7 +940,7 @@ func (c *Conduit) XDPStats() (Stats, error) {
 		ConduitStats: c.Stats(), Mode: c.prog.Mode(), ZeroCopy: c.zc, Pool: c.pool.Stats(),
 		RehomedPayloads: c.rehomed.Load(), RehomedBytes: c.rehomedBytes.Load(),
 		FillStarved: c.starved.Load(), Rejected: c.rejected.Load(), TxDropped: c.txDropped.Load(),
-		Held: c.prog.HeldStats(), RecvPasses: c.passes.Load(), Polls: c.polls.Load(), TxKicks: c.kicks.Load(),
+		Held: c.prog.HeldStats(), RecvPasses: c.passes.Load(), Polls: c.polls.Load(), TxKicks: c.kicks.Load(), TxCalls: c.txCalls.Load(),
 	}
 	st.SendReferencedBytes, st.SendRefDescs, st.MultiBuffer = c.refSent.Load(), c.refDescsSent.Load(), c.sg
 	switch {
