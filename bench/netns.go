@@ -105,6 +105,25 @@ func (c *copyOutConduit) RecvBatch(ctx context.Context, dst []netio.Datagram) ([
 	return dst, err
 }
 
+// OnPass copies every datagram of a pass out before fn sees it (the link
+// runs on the conduit's receive loop when the conduit offers it).
+func (c *copyOutConduit) OnPass(fn func([]netio.Datagram)) {
+	if fn == nil {
+		c.xdpConduit.OnPass(nil)
+		return
+	}
+	c.xdpConduit.OnPass(func(pass []netio.Datagram) {
+		for i := range pass {
+			d := &pass[i]
+			own := bufpool.Wrap(append([]byte(nil), d.Frame.Bytes()...))
+			c.copied.Add(uint64(d.Frame.Len()))
+			d.Frame.Release()
+			d.Frame = own
+		}
+		fn(pass)
+	})
+}
+
 // RecvCopies reports that received bytes are copied into user memory.
 func (c *copyOutConduit) RecvCopies() bool { return true }
 

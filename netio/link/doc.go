@@ -36,11 +36,12 @@
 // has room (a full queue leaves frames unacknowledged, which closes the
 // senders' windows: flow control end to end).
 //
-// A conduit that hands up a receive pass at a time (RecvBatch, the AF_XDP
-// conduit) is read a pass at a time: one call and one clock reading per
-// pass, and one Flush of the acks and sends it caused after it; other
-// conduits are read a datagram at a time and flushed when their buffered
-// datagrams are consumed.
+// A conduit whose receive loop can run the link (OnPass, the AF_XDP
+// conduit) does: each receive pass is handled in the conduit's goroutine,
+// one clock reading per pass and one Flush of the acks and sends it caused
+// after it. A conduit that hands up a pass at a time (RecvBatch) is read a
+// pass at a time the same way; other conduits a datagram at a time,
+// flushed when their buffered datagrams are consumed.
 //
 // # Fragmentation
 //

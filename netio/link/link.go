@@ -340,6 +340,12 @@ type copier interface{ RecvCopies() bool }
 // says how many datagrams Recv returns without a system call.
 type buffered interface{ Buffered() int }
 
+// passHandler is implemented by conduits whose receive loop can run the
+// link on each receive pass in its own goroutine (the AF_XDP conduit).
+type passHandler interface {
+	OnPass(fn func([]netio.Datagram))
+}
+
 // batchReceiver is implemented by conduits that hand up a receive pass at
 // a time (the AF_XDP conduit): RecvBatch appends the pass to dst.
 type batchReceiver interface {
@@ -663,6 +669,13 @@ func (l *Link) recvLoop() {
 		}
 		cancel()
 	}()
+	if ph, ok := l.conduit.(passHandler); ok {
+		// The conduit's receive loop runs the link on each pass itself.
+		ph.OnPass(l.onPass)
+		<-ctx.Done()
+		ph.OnPass(nil)
+		return
+	}
 	if br, ok := l.conduit.(batchReceiver); ok {
 		l.recvBatches(ctx, br)
 		return
@@ -706,6 +719,17 @@ func (l *Link) recvBatches(ctx context.Context, br batchReceiver) {
 		}
 		_ = l.conduit.Flush()
 	}
+}
+
+// onPass runs a receive pass in the conduit's receive loop: each datagram
+// to its peer, then one Flush. It takes the datagrams' frames and never
+// blocks (a full receive queue leaves frames unacknowledged).
+func (l *Link) onPass(pass []netio.Datagram) {
+	now := time.Now()
+	for _, d := range pass {
+		l.dispatch(d, now)
+	}
+	_ = l.conduit.Flush()
 }
 
 // dispatch hands a datagram to its peer. It takes d.Frame.

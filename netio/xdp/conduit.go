@@ -173,7 +173,8 @@ type Conduit struct {
 	ipID    uint16
 	closed  bool // set by teardown: the socket and rings are gone
 
-	store atomic.Pointer[broadcast.PayloadStore]
+	store  atomic.Pointer[broadcast.PayloadStore]
+	onPass atomic.Pointer[func([]netio.Datagram)]
 
 	rx      chan *rxBatch // batches of received datagrams, one send per RX pass
 	free    chan *rxBatch // empty batches for the receive loop
@@ -698,11 +699,26 @@ func (c *Conduit) recvLoop() {
 				time.Sleep(pollTimeoutMs * time.Millisecond)
 			}
 		}
+		if h := c.onPass.Load(); h != nil {
+			c.drainTo(*h) // passes queued before the handler came
+		}
 		var batch *rxBatch
 		select {
 		case batch = <-c.free:
-		case <-c.closing:
-			return
+		default:
+			// Every batch waits for Recv: wait for one, and drain the
+			// queue to an OnPass handler that came meanwhile.
+			for batch == nil {
+				select {
+				case batch = <-c.free:
+				case <-c.closing:
+					return
+				case <-time.After(10 * time.Millisecond):
+					if h := c.onPass.Load(); h != nil {
+						c.drainTo(*h)
+					}
+				}
+			}
 		}
 		var frames, bytes, dropped, rejected uint64
 		c.mu.Lock()
@@ -751,7 +767,12 @@ func (c *Conduit) recvLoop() {
 		if rejected > 0 {
 			c.rejected.Add(rejected)
 		}
-		if len(batch.d) == 0 {
+		if h := c.onPass.Load(); h != nil && len(batch.d) > 0 {
+			(*h)(batch.d) // run to completion: the consumer works in this goroutine
+			clear(batch.d)
+			batch.d = batch.d[:0]
+			c.free <- batch
+		} else if len(batch.d) == 0 {
 			c.free <- batch
 		} else {
 			select {
@@ -764,6 +785,22 @@ func (c *Conduit) recvLoop() {
 		c.maybeRehome()
 		if c.cfg.Metrics != nil && time.Now().UnixNano()-c.lastReported.Load() > int64(100*time.Millisecond) {
 			_ = c.SyncMetrics()
+		}
+	}
+}
+
+// drainTo hands the passes queued for Recv to fn (OnPass's handler), so
+// that their batches come back to the receive loop.
+func (c *Conduit) drainTo(fn func([]netio.Datagram)) {
+	for {
+		select {
+		case b := <-c.rx:
+			fn(b.d)
+			clear(b.d)
+			b.d = b.d[:0]
+			c.free <- b
+		default:
+			return
 		}
 	}
 }
@@ -826,6 +863,20 @@ func (c *Conduit) maybeRehome() {
 		c.rehomed.Add(uint64(n))
 		c.rehomedBytes.Add(uint64(bytes))
 	}
+}
+
+// OnPass has the receive loop hand each pass to fn, in the receive loop's
+// own goroutine, instead of queueing it for Recv and RecvBatch: the
+// consumer (netio/link) then runs to completion on the pass — parse,
+// reassemble, acknowledge, send — with no goroutine switch between the RX
+// ring and it. fn takes each datagram's reference; it must not block (the
+// ring waits for it) nor keep the slice. OnPass(nil) restores queueing.
+func (c *Conduit) OnPass(fn func([]netio.Datagram)) {
+	if fn == nil {
+		c.onPass.Store(nil)
+		return
+	}
+	c.onPass.Store(&fn)
 }
 
 // RecvBatch appends to dst every datagram of the next receive pass (one

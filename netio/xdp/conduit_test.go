@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -582,4 +583,47 @@ func TestSendReferencesBodiesInUMEM(t *testing.T) {
 	assert.EqualValues(t, count*2, st.SendRefDescs, "one descriptor per body segment")
 	assert.EqualValues(t, 3000, st.SendCopiedBytes, "only the heap body was copied")
 	assert.Contains(t, st.SendCopyFallback, "not in this UMEM")
+}
+
+// TestOnPassRunsTheConsumerInTheReceiveLoop: passes queued for Recv before
+// a handler comes are drained to it, later passes go to it directly, and
+// Recv sees none of them.
+func TestOnPassRunsTheConsumerInTheReceiveLoop(t *testing.T) {
+	_, cs := pair(t, nil)
+	a, b := cs[0], cs[1]
+	send := func(from, count int) {
+		for i := range count {
+			require.NoError(t, a.Send(1, []byte{byte(from + i)}, bufpool.Buf{}))
+		}
+		require.NoError(t, a.Flush())
+	}
+	send(0, 5)
+	require.Eventually(t, func() bool { return b.Stats().FramesReceived == 5 }, 3*time.Second, time.Millisecond)
+	var mu sync.Mutex
+	var got []byte
+	b.OnPass(func(pass []netio.Datagram) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range pass {
+			got = append(got, d.Frame.Bytes()[0])
+			d.Frame.Release()
+		}
+	})
+	send(5, 3)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 8
+	}, 3*time.Second, time.Millisecond, "every datagram reached the handler")
+	mu.Lock()
+	assert.ElementsMatch(t, []byte{0, 1, 2, 3, 4, 5, 6, 7}, got)
+	mu.Unlock()
+	_, err := recvOne(t, b, 50*time.Millisecond)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "Recv sees nothing the handler took")
+	b.OnPass(nil)
+	send(8, 1)
+	d, err := recvOne(t, b, 3*time.Second)
+	require.NoError(t, err, "without a handler, passes queue for Recv again")
+	assert.Equal(t, byte(8), d.Frame.Bytes()[0])
+	d.Frame.Release()
 }

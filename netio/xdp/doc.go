@@ -30,12 +30,15 @@
 // ring first), takes what the ring holds up to Config.RecvBatch under one
 // lock, parses each frame in place and names its peer (a scan of a short
 // slice), reaps completions, restocks the fill ring, and hands the whole
-// pass to the consumer in one channel send. [Conduit.RecvBatch] takes a
-// pass at a time (netio/link does, and flushes once per pass); Recv takes
-// one datagram. Stats.RecvPasses and Polls show the batching. What remains
-// between the ring and the protocol is the link's per-frame peer lock and
-// the runner's own goroutine: the protocol is not stepped in the receive
-// loop itself.
+// pass to the consumer: with [Conduit.OnPass] (netio/link registers it) by
+// calling the consumer in the receive loop's goroutine — the link parses,
+// reassembles, acknowledges and sends on the pass, then flushes once, with
+// no goroutine switch after the RX ring; without, in one channel send for
+// [Conduit.RecvBatch] (a pass at a time) or Recv (a datagram at a time).
+// Stats.RecvPasses, Polls, TxCalls and TxKicks show the batching. What
+// remains between the ring and the protocol is the link's per-frame peer
+// lock and the hand-off of whole messages to the runner's goroutine: the
+// protocol is not stepped in the receive loop itself.
 //
 // # Frames and MTU
 //
