@@ -627,3 +627,32 @@ func TestOnPassRunsTheConsumerInTheReceiveLoop(t *testing.T) {
 	assert.Equal(t, byte(8), d.Frame.Bytes()[0])
 	d.Frame.Release()
 }
+
+// TestBusyPollReceivesWithFewerPolls: a receive loop that spins on the RX
+// ring before it polls gets every datagram of a paced stream, and sleeps in
+// poll(2) less often than one that polls at once.
+func TestBusyPollReceivesWithFewerPolls(t *testing.T) {
+	polls := map[time.Duration]uint64{}
+	for _, spin := range []time.Duration{0, 2 * time.Millisecond} {
+		_, cs := pair(t, func(i int, cfg *Config) { cfg.BusyPoll = spin })
+		a, b := cs[0], cs[1]
+		const count = 200
+		go func() {
+			for i := range count {
+				_ = a.Send(1, []byte{byte(i)}, bufpool.Buf{})
+				_ = a.Flush()
+				time.Sleep(50 * time.Microsecond)
+			}
+		}()
+		for i := range count {
+			d, err := recvOne(t, b, 3*time.Second)
+			require.NoError(t, err, "datagram %d", i)
+			d.Frame.Release()
+		}
+		st, err := b.XDPStats()
+		require.NoError(t, err)
+		polls[spin] = st.Polls
+		t.Logf("busy-poll %v: %d frames in %d passes, %d polls", spin, st.FramesReceived, st.RecvPasses, st.Polls)
+	}
+	assert.Less(t, polls[2*time.Millisecond], polls[0], "spinning saves polls")
+}
