@@ -139,8 +139,13 @@ type Stats struct {
 	// SendReferencedBytes counts body bytes sent by reference from UMEM
 	// (no copy), SendRefDescs the TX descriptors that referenced them.
 	SendReferencedBytes, SendRefDescs uint64
-	// MultiBuffer reports whether the socket is bound with XDP_USE_SG.
-	MultiBuffer bool
+	// MultiBuffer reports whether the socket is bound with XDP_USE_SG,
+	// NeedWakeup whether with XDP_USE_NEED_WAKEUP.
+	MultiBuffer, NeedWakeup bool
+	// TxKicksSkipped counts TX kicks left out because the kernel did not
+	// ask for one (need_wakeup; never in copy mode), RxWakeups the
+	// system calls a busy-polling loop made because the fill ring asked.
+	TxKicksSkipped, RxWakeups uint64
 }
 
 // Conduit is a netio.Conduit over an AF_XDP socket. See the package doc.
@@ -168,7 +173,9 @@ type Conduit struct {
 	txBody  []bufpool.Buf
 	bodies  []bufpool.Buf // complete's scratch
 	sg      bool          // bound with XDP_USE_SG: Send may reference bodies in UMEM
-	noSG    string        // why not, when not
+	nw      bool          // bound with XDP_USE_NEED_WAKEUP: flags says when to kick
+	flags   *ringFlags
+	noSG    string // why not, when not
 	fillBuf []axdp.Desc
 	ipID    uint16
 	closed  bool // set by teardown: the socket and rings are gone
@@ -191,6 +198,7 @@ type Conduit struct {
 	rehomed, rehomedBytes, txDropped             atomic.Uint64
 	kernelCopied, passes, polls, kicks           atomic.Uint64
 	refSent, refDescsSent, txCalls               atomic.Uint64
+	txNoKick, rxWakeups                          atomic.Uint64
 
 	umemKept bool // closed with frames referenced: umem still mapped
 
@@ -287,18 +295,26 @@ func New(cfg Config) (_ *Conduit, err error) {
 		FillRingNumDescs: cfg.RingSize, CompletionRingNumDescs: cfg.RingSize,
 		RxRingNumDescs: cfg.RingSize, TxRingNumDescs: cfg.RingSize,
 	}
+	// Bind with need_wakeup and, unless told to copy, multi-buffer TX; on a
+	// kernel that refuses a flag, without it.
 	c.noSG = "Config.CopySend"
+	attempts := []uint16{unix.XDP_USE_NEED_WAKEUP, 0}
 	if !cfg.CopySend {
-		c.xsk, err = newSocket(cfg.Ifindex, cfg.Queue, opts, unix.XDP_USE_SG)
-		if err == nil {
-			c.sg, c.noSG = true, ""
-		} else {
+		attempts = []uint16{unix.XDP_USE_SG | unix.XDP_USE_NEED_WAKEUP, unix.XDP_USE_SG, unix.XDP_USE_NEED_WAKEUP, 0}
+	}
+	for _, flags := range attempts {
+		if c.xsk, err = newSocket(cfg.Ifindex, cfg.Queue, opts, flags); err == nil {
+			c.sg, c.nw = flags&unix.XDP_USE_SG != 0, flags&unix.XDP_USE_NEED_WAKEUP != 0
+			break
+		}
+		if flags&unix.XDP_USE_SG != 0 {
 			c.noSG = fmt.Sprintf("multi-buffer AF_XDP refused: %v", err)
-			c.log.Info("xdp: sending by copy", "why", c.noSG)
 		}
 	}
-	if c.xsk == nil {
-		c.xsk, err = newSocket(cfg.Ifindex, cfg.Queue, opts, 0)
+	if c.sg {
+		c.noSG = ""
+	} else if err == nil && !cfg.CopySend {
+		c.log.Info("xdp: sending by copy", "why", c.noSG)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("xdp: AF_XDP socket on ifindex %d queue %d: %w", cfg.Ifindex, cfg.Queue, err)
@@ -306,6 +322,11 @@ func New(cfg Config) (_ *Conduit, err error) {
 	c.zc = zeroCopy(c.xsk.FD())
 	if c.comp, err = mapCompletionRing(c.xsk.FD(), cfg.RingSize); err != nil {
 		return nil, err
+	}
+	if c.nw {
+		if c.flags, err = mapRingFlags(c.xsk.FD(), cfg.RingSize); err != nil {
+			return nil, err
+		}
 	}
 	c.umem = c.xsk.GetFrame(axdp.Desc{Addr: 0, Len: uint32(cfg.Frames * cfg.FrameSize)})
 	c.pool, err = bufpool.New(bufpool.Config{Region: c.umem, FrameSize: cfg.FrameSize, Checked: cfg.Checked, Name: "umem"})
@@ -577,6 +598,10 @@ func (c *Conduit) transmit(descs []axdp.Desc) (n int, err error) {
 	n = c.xsk.Transmit(descs)
 	c.txCalls.Add(1)
 	for stalled := 0; c.xsk.NumFreeTxSlots() < c.cfg.RingSize && stalled < 4; {
+		if c.nw && !c.flags.txNeedsWakeup() {
+			c.txNoKick.Add(1)
+			break // the driver drains the ring by itself
+		}
 		before := c.xsk.NumFreeTxSlots()
 		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(c.xsk.FD()), 0, 0, uintptr(unix.MSG_DONTWAIT), 0, 0)
 		c.kicks.Add(1)
@@ -816,6 +841,12 @@ func (c *Conduit) spin() bool {
 		if c.xsk.NumReceived() > 0 {
 			return true
 		}
+		if c.nw && i%64 == 0 && c.flags.fillNeedsWakeup() {
+			// need_wakeup: a driver waits for a system call to use the
+			// fill ring; poll(2) would make it, spinning must.
+			_, _, _ = unix.Syscall6(unix.SYS_RECVFROM, uintptr(c.xsk.FD()), 0, 0, uintptr(unix.MSG_DONTWAIT), 0, 0)
+			c.rxWakeups.Add(1)
+		}
 		if i%64 == 63 {
 			if time.Now().After(deadline) {
 				return false
@@ -994,6 +1025,7 @@ func (c *Conduit) XDPStats() (Stats, error) {
 		Held: c.prog.HeldStats(), RecvPasses: c.passes.Load(), Polls: c.polls.Load(), TxKicks: c.kicks.Load(), TxCalls: c.txCalls.Load(),
 	}
 	st.SendReferencedBytes, st.SendRefDescs, st.MultiBuffer = c.refSent.Load(), c.refDescsSent.Load(), c.sg
+	st.NeedWakeup, st.TxKicksSkipped, st.RxWakeups = c.nw, c.txNoKick.Load(), c.rxWakeups.Load()
 	switch {
 	case st.SendCopiedBytes == 0:
 	case !c.sg:
@@ -1084,6 +1116,9 @@ func (c *Conduit) teardown() error {
 	}
 	c.pending = c.pending[:0]
 	c.mu.Unlock()
+	if c.flags != nil {
+		errs = append(errs, c.flags.close())
+	}
 	if c.comp != nil {
 		errs = append(errs, c.comp.close())
 	}

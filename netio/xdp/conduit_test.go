@@ -545,6 +545,7 @@ func TestSendReferencesBodiesInUMEM(t *testing.T) {
 	st, err := a.XDPStats()
 	require.NoError(t, err)
 	require.True(t, st.MultiBuffer, "bound with XDP_USE_SG")
+	require.True(t, st.NeedWakeup, "bound with XDP_USE_NEED_WAKEUP")
 
 	whole, err := a.Pool().Alloc(2 * 4096)
 	require.NoError(t, err)
@@ -655,4 +656,29 @@ func TestBusyPollReceivesWithFewerPolls(t *testing.T) {
 		t.Logf("busy-poll %v: %d frames in %d passes, %d polls", spin, st.FramesReceived, st.RecvPasses, st.Polls)
 	}
 	assert.Less(t, polls[2*time.Millisecond], polls[0], "spinning saves polls")
+}
+
+// TestCopyModeTXAlwaysNeedsAKick: bound with need_wakeup, a copy-mode
+// socket's TX ring always asks for sendto (the kernel transmits only in
+// it), so the conduit never skips a kick there; a socket told to copy
+// binds without multi-buffer and says why.
+func TestCopyModeTXAlwaysNeedsAKick(t *testing.T) {
+	_, cs := pair(t, func(i int, cfg *Config) { cfg.CopySend = i == 0 })
+	a, b := cs[0], cs[1]
+	for i := range 100 {
+		require.NoError(t, a.Send(1, []byte{byte(i)}, bufpool.Wrap(make([]byte, 100))))
+	}
+	require.NoError(t, a.Flush())
+	for range 100 {
+		d, err := recvOne(t, b, 3*time.Second)
+		require.NoError(t, err)
+		d.Frame.Release()
+	}
+	st, err := a.XDPStats()
+	require.NoError(t, err)
+	require.True(t, st.NeedWakeup)
+	assert.False(t, st.ZeroCopy)
+	assert.Zero(t, st.TxKicksSkipped, "copy mode: every kick was asked for")
+	assert.False(t, st.MultiBuffer, "Config.CopySend binds without XDP_USE_SG")
+	assert.Contains(t, st.SendCopyFallback, "Config.CopySend")
 }

@@ -35,7 +35,11 @@
 // reassembles, acknowledges and sends on the pass, then flushes once, with
 // no goroutine switch after the RX ring; without, in one channel send for
 // [Conduit.RecvBatch] (a pass at a time) or Recv (a datagram at a time).
-// Stats.RecvPasses, Polls, TxCalls and TxKicks show the batching. What
+// Stats.RecvPasses, Polls, TxCalls and TxKicks show the batching. The
+// socket is bound with need_wakeup (XDP_USE_NEED_WAKEUP): the conduit kicks
+// the TX ring only when the kernel's flag asks (always, in copy mode), and
+// a busy-polling loop, which makes no poll(2), wakes the driver with a
+// recvfrom when the fill ring's flag asks (zero-copy drivers). What
 // remains between the ring and the protocol is the link's per-frame peer
 // lock and the hand-off of whole messages to the runner's goroutine: the
 // protocol is not stepped in the receive loop itself.
