@@ -7,8 +7,10 @@
 // load (open loop at a rate, or closed loop with a window of payloads in
 // flight), measures after a warm-up, and yields a [Result]: throughput,
 // latency percentiles from an HdrHistogram, the payload duplication factor
-// and wire factor from the nodes' counters, user-space copies per payload
-// byte, allocations and CPU per delivery, peak RSS, retransmissions.
+// and wire factor from the nodes' counters, copies per payload byte both
+// ways (receive copies into user memory, user-space send copies, and the
+// kernel's copies into AF_XDP's UMEM in copy mode), allocations and CPU
+// per delivery, peak RSS, retransmissions.
 //
 // With [Options].Repeat, each point runs several times and [Summarize]
 // reports every figure's median with the runs' min–max.

@@ -40,8 +40,17 @@ type NodeCounters struct {
 	// beyond what Metrics counts (Metrics.CopiedBytes has the link's
 	// receive copies, flattening and copy-outs; this adds the buffer
 	// pools' copies).
-	CopiedBytes     uint64
-	Retransmissions uint64
+	CopiedBytes uint64
+	// SendCopiedBytes counts payload bytes copied in user space on the send
+	// path (the conduit's SendCopiedBytes: AF_XDP's copy into TX frames).
+	SendCopiedBytes uint64 `json:"send_copied_bytes,omitempty"`
+	// KernelCopiedBytes counts received payload bytes the kernel copied
+	// where no user-space counter sees it (AF_XDP copy mode into UMEM).
+	KernelCopiedBytes uint64 `json:"kernel_copied_bytes,omitempty"`
+	// SendCopyFallback says why the node's conduit copied payloads it
+	// could have sent by reference (empty otherwise).
+	SendCopyFallback string `json:"send_copy_fallback,omitempty"`
+	Retransmissions  uint64
 	// CPUNanos and Mallocs are the node process's CPU time and heap
 	// allocations so far, for nodes in processes of their own; zero for an
 	// in-process cluster, whose figures are the bench process's.
@@ -213,6 +222,20 @@ func (t *tracker) Record(seq uint64, sent, at time.Time) {
 // Load is what drives a point: how payloads are made and offered.
 type Load struct {
 	Pool *bufpool.Pool // payload buffers; nil: heap buffers
+	// PoolOf, when set, gives the pool for payloads submitted at a node
+	// instead of Pool: an AF_XDP node's UMEM, from which the conduit sends
+	// a payload by reference instead of copying it per recipient.
+	PoolOf func(broadcast.NodeID) *bufpool.Pool
+}
+
+// poolFor returns the pool for payloads submitted at node id (nil: heap).
+func (l Load) poolFor(id broadcast.NodeID) *bufpool.Pool {
+	if l.PoolOf != nil {
+		if p := l.PoolOf(id); p != nil {
+			return p
+		}
+	}
+	return l.Pool
 }
 
 // errNoDeliveries marks a point during which nothing was delivered.
@@ -235,9 +258,11 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	var submitErr atomic.Pointer[error]
 	submit := func() bool {
 		size := max(pt.PayloadBytes, stampSize)
+		n := seq.Add(1)
+		origin := correct[int(n)%len(correct)]
 		var buf bufpool.Buf
-		if load.Pool != nil {
-			b, err := load.Pool.Alloc(size)
+		if pool := load.poolFor(origin); pool != nil {
+			b, err := pool.Alloc(size)
 			if err != nil {
 				exhausted.Add(1)
 				return false // out of frames: back-pressure, not an error
@@ -246,8 +271,6 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		} else {
 			buf = bufpool.Wrap(make([]byte, size))
 		}
-		n := seq.Add(1)
-		origin := correct[int(n)%len(correct)]
 		first := true
 		for seg := range buf.WritableSegments() {
 			if first {
@@ -378,7 +401,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	if deliveries == 0 {
 		if exhausted.Load() > 0 {
 			return res, fmt.Errorf("%w: the payload pool ran out of frames %d times (%d frames; the cluster holds payloads longer than the pool allows)",
-				errNoDeliveries, exhausted.Load(), load.Pool.Frames())
+				errNoDeliveries, exhausted.Load(), load.poolFor(correct[0]).Frames())
 		}
 		return res, errNoDeliveries
 	}
@@ -410,6 +433,15 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	}
 	if d.deliveredBytes > 0 {
 		res.CopiesPerPayloadByte = float64(d.copied) / float64(d.deliveredBytes)
+		res.KernelCopiesPerPayloadByte = float64(d.kernelCopied) / float64(d.deliveredBytes)
+	}
+	if d.sentPayload > 0 {
+		res.SendCopiesPerPayloadByte = float64(d.sendCopied) / float64(d.sentPayload)
+	}
+	for _, id := range correct {
+		if why := c.Counters(id).SendCopyFallback; why != "" {
+			res.SendCopyFallback = why
+		}
 	}
 	res.Retransmissions = window.retransmissions
 	if window.cpuNanos > 0 {
@@ -500,12 +532,14 @@ func fillPattern(b []byte, seed uint64) {
 type totals struct {
 	recvPayload, recvHeader, remoteDelivered, deliveredBytes, deliveries uint64
 	copied, retransmissions, cpuNanos, mallocs                           uint64
+	sentPayload, sendCopied, kernelCopied                                uint64
 }
 
 func (a totals) sub(b totals) totals {
 	return totals{a.recvPayload - b.recvPayload, a.recvHeader - b.recvHeader, a.remoteDelivered - b.remoteDelivered,
 		a.deliveredBytes - b.deliveredBytes, a.deliveries - b.deliveries, a.copied - b.copied, a.retransmissions - b.retransmissions,
-		a.cpuNanos - b.cpuNanos, a.mallocs - b.mallocs}
+		a.cpuNanos - b.cpuNanos, a.mallocs - b.mallocs,
+		a.sentPayload - b.sentPayload, a.sendCopied - b.sendCopied, a.kernelCopied - b.kernelCopied}
 }
 
 func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
@@ -519,6 +553,9 @@ func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
 		t.deliveredBytes += nc.Metrics.DeliveredBytes
 		t.deliveries += nc.Metrics.Deliveries
 		t.copied += nc.CopiedBytes + nc.Metrics.CopiedBytes
+		t.sentPayload += tt.SentPayload
+		t.sendCopied += nc.SendCopiedBytes
+		t.kernelCopied += nc.KernelCopiedBytes
 		t.retransmissions += nc.Retransmissions
 		t.cpuNanos += nc.CPUNanos
 		t.mallocs += nc.Mallocs

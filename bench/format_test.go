@@ -105,7 +105,8 @@ func TestWriteTableJSONCSV(t *testing.T) {
 	require.Len(t, decoded, 3)
 	for _, key := range []string{"protocol", "mode", "transport", "cluster", "n", "f", "payload_bytes", "batch",
 		"deliveries_per_sec", "payload_mb_per_sec", "latency_p50_ms", "latency_p99_ms", "payload_dup_factor",
-		"wire_factor", "copies_per_payload_byte", "allocs_per_delivery", "cpu_us_per_delivery", "peak_rss_mb"} {
+		"wire_factor", "copies_per_payload_byte", "send_copies_per_payload_byte", "kernel_copies_per_payload_byte",
+		"allocs_per_delivery", "cpu_us_per_delivery", "peak_rss_mb"} {
 		assert.Contains(t, decoded[0], key)
 	}
 
@@ -155,4 +156,33 @@ func TestReportWritesFilesAndReadablePlots(t *testing.T) {
 	assert.Len(t, parsed.Results, 4)
 	assert.Equal(t, rep.Env.Cores, parsed.Env.Cores)
 	assert.True(t, strings.HasPrefix(parsed.Env.Kernel, "Linux"))
+}
+
+// TestTableShowsCopiesBothWays: the table has a column for receive, send
+// and kernel copies, and a row whose transport copied sent payloads it
+// could have referenced says why.
+func TestTableShowsCopiesBothWays(t *testing.T) {
+	res := sampleResults()[:1]
+	res[0].CopiesPerPayloadByte, res[0].SendCopiesPerPayloadByte, res[0].KernelCopiesPerPayloadByte = 0, 1.25, 0.75
+	res[0].SendCopyFallback = "payload not in UMEM"
+	var tbl bytes.Buffer
+	require.NoError(t, WriteTable(&tbl, res))
+	out := tbl.String()
+	for _, col := range []string{"copies/B", "tx copies/B", "krn copies/B"} {
+		assert.Contains(t, out, col)
+	}
+	assert.Contains(t, out, "1.25")
+	assert.Contains(t, out, "0.75")
+	assert.Contains(t, out, "sent payloads copied (tx copies/B): payload not in UMEM")
+
+	var cs bytes.Buffer
+	require.NoError(t, WriteCSV(&cs, res))
+	rows, err := csv.NewReader(&cs).ReadAll()
+	require.NoError(t, err)
+	col := map[string]string{}
+	for i, name := range rows[0] {
+		col[name] = rows[1][i]
+	}
+	assert.Equal(t, "1.25", col["send_copies_per_payload_byte"])
+	assert.Equal(t, "0.75", col["kernel_copies_per_payload_byte"])
 }

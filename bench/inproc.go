@@ -254,7 +254,24 @@ func (c *inprocCluster) Counters(id broadcast.NodeID) NodeCounters {
 	// metrics): not added again here. Receive frames are the UDP pool's
 	// or AF_XDP's UMEM.
 	return NodeCounters{Metrics: m.Broadcast, Retransmissions: m.Link.Retransmits,
-		CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes, Refusals: NodeRefusals(m, c.protos[id], c.free[id].Min())}
+		CopiedBytes:       m.Pool.CopiedBytes + m.UMEM.CopiedBytes,
+		SendCopiedBytes:   m.Conduit.SendCopiedBytes,
+		KernelCopiedBytes: KernelCopiedPayload(m.Broadcast, m.Conduit),
+		SendCopyFallback:  m.XDP.SendCopyFallback,
+		Refusals:          NodeRefusals(m, c.protos[id], c.free[id].Min())}
+}
+
+// KernelCopiedPayload estimates the received payload bytes the kernel
+// copied unseen by user space: the node's received payload bytes in the
+// proportion of the conduit's received bytes the kernel copied (all of
+// them for AF_XDP in copy mode, none in zero-copy mode or over UDP, whose
+// recvmmsg copy the link counts as a receive copy).
+func KernelCopiedPayload(m broadcast.Snapshot, c netio.ConduitStats) uint64 {
+	if c.BytesReceived == 0 || c.KernelRecvCopiedBytes == 0 {
+		return 0
+	}
+	k := min(c.KernelRecvCopiedBytes, c.BytesReceived)
+	return uint64(float64(m.Totals().RecvPayload) * float64(k) / float64(c.BytesReceived))
 }
 
 func (c *inprocCluster) PeakRSSMB(broadcast.NodeID) float64 { return peakRSSMB(0) }

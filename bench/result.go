@@ -46,9 +46,23 @@ type Result struct {
 	// WireBytesPerDelivery is message bytes received per payload delivered,
 	// per correct node.
 	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery"`
-	// CopiesPerPayloadByte is user-space payload bytes copied (receive
-	// path, flattening, copy-outs) per payload byte delivered.
+	// CopiesPerPayloadByte is payload bytes copied into user memory on the
+	// receive path (a copying recv call such as recvmmsg, a copy out of a
+	// UMEM frame, heap reassembly, flattening, the store's copy-outs) per
+	// payload byte delivered.
 	CopiesPerPayloadByte float64 `json:"copies_per_payload_byte"`
+	// SendCopiesPerPayloadByte is payload bytes copied in user space on the
+	// send path (into UMEM transmit frames, once per recipient and per
+	// retransmission) per payload byte sent (counted once per recipient).
+	SendCopiesPerPayloadByte float64 `json:"send_copies_per_payload_byte"`
+	// KernelCopiesPerPayloadByte is payload bytes the kernel copied on the
+	// receive path where no user-space counter sees it (AF_XDP in copy
+	// mode: each frame into the UMEM; 0 in zero-copy mode) per payload byte
+	// delivered. recvmmsg's copy is in CopiesPerPayloadByte already.
+	KernelCopiesPerPayloadByte float64 `json:"kernel_copies_per_payload_byte"`
+	// SendCopyFallback says why a transport that can send payloads by
+	// reference copied them (empty when it did not, or cannot).
+	SendCopyFallback     string  `json:"send_copy_fallback,omitempty"`
 	AllocsPerDelivery    float64 `json:"allocs_per_delivery"`
 	CPUMicrosPerDelivery float64 `json:"cpu_us_per_delivery"`
 	// PeakRSSMB is the peak resident set of a node's process; for an
@@ -101,7 +115,11 @@ var figures = []figure{
 	{"wire factor", func(r *Result) float64 { return r.WireFactor }, func(r *Result, v float64) { r.WireFactor = v }, 2,
 		"all message bytes received (payloads and headers) ÷ the same payload bytes delivered"},
 	{"copies/B", func(r *Result) float64 { return r.CopiesPerPayloadByte }, func(r *Result, v float64) { r.CopiesPerPayloadByte = v }, 2,
-		"payload bytes copied in user space per payload byte delivered; 0 = passed by reference"},
+		"receive path: payload bytes copied into user memory (recvmmsg included) per payload byte delivered; 0 = passed by reference"},
+	{"tx copies/B", func(r *Result) float64 { return r.SendCopiesPerPayloadByte }, func(r *Result, v float64) { r.SendCopiesPerPayloadByte = v }, 2,
+		"send path: payload bytes copied in user space (into UMEM TX frames, per recipient and retransmission) per payload byte sent"},
+	{"krn copies/B", func(r *Result) float64 { return r.KernelCopiesPerPayloadByte }, func(r *Result, v float64) { r.KernelCopiesPerPayloadByte = v }, 2,
+		"receive path: payload bytes the kernel copied unseen by user space (AF_XDP copy mode into UMEM) per payload byte delivered"},
 	{"allocs/deliv", func(r *Result) float64 { return r.AllocsPerDelivery }, func(r *Result, v float64) { r.AllocsPerDelivery = v }, 1,
 		"heap allocations per delivery (the nodes' processes; in process, the whole bench)"},
 	{"cpu µs/deliv", func(r *Result) float64 { return r.CPUMicrosPerDelivery }, func(r *Result, v float64) { r.CPUMicrosPerDelivery = v }, 1,
@@ -135,7 +153,8 @@ func WriteJSON(w io.Writer, results []Result) error {
 
 var csvColumns = []string{"protocol", "mode", "transport", "cluster", "n", "f", "payload_bytes", "batch", "byzantine", "auth",
 	"deliveries_per_sec", "payload_mb_per_sec", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-	"payload_dup_factor", "wire_factor", "wire_bytes_per_delivery", "copies_per_payload_byte", "allocs_per_delivery",
+	"payload_dup_factor", "wire_factor", "wire_bytes_per_delivery", "copies_per_payload_byte",
+	"send_copies_per_payload_byte", "kernel_copies_per_payload_byte", "allocs_per_delivery",
 	"cpu_us_per_delivery", "peak_rss_mb", "retransmissions", "deliveries", "incomplete_payloads", "duration_s", "error"}
 
 // WriteCSV writes results as CSV with a header row.
@@ -149,7 +168,8 @@ func WriteCSV(w io.Writer, results []Result) error {
 		row := []string{r.Protocol, r.Mode, r.Transport, r.Cluster, strconv.Itoa(r.N), strconv.Itoa(r.F),
 			strconv.Itoa(r.PayloadBytes), strconv.Itoa(r.Batch), r.Byzantine, r.Auth,
 			f(r.DeliveriesPerSec), f(r.PayloadMBPerSec), f(r.LatencyP50Ms), f(r.LatencyP90Ms), f(r.LatencyP99Ms),
-			f(r.PayloadDupFactor), f(r.WireFactor), f(r.WireBytesPerDelivery), f(r.CopiesPerPayloadByte), f(r.AllocsPerDelivery),
+			f(r.PayloadDupFactor), f(r.WireFactor), f(r.WireBytesPerDelivery), f(r.CopiesPerPayloadByte),
+			f(r.SendCopiesPerPayloadByte), f(r.KernelCopiesPerPayloadByte), f(r.AllocsPerDelivery),
 			f(r.CPUMicrosPerDelivery), f(r.PeakRSSMB), strconv.FormatUint(r.Retransmissions, 10),
 			strconv.FormatUint(r.Deliveries, 10), strconv.FormatUint(r.Incomplete, 10), f(r.DurationSec), r.Error}
 		if err := cw.Write(row); err != nil {
@@ -233,6 +253,11 @@ func WriteTable(w io.Writer, results []Result) error {
 				what = "1 payload was"
 			}
 			fmt.Fprintf(w, "warning: %s: %s not delivered by every correct node within %v of the window's end\n", r.label(), what, Point{Duration: time.Duration(r.DurationSec * float64(time.Second))}.Drain().Round(time.Second))
+		}
+	}
+	for i := range results {
+		if r := &results[i]; r.SendCopyFallback != "" {
+			fmt.Fprintf(w, "note: %s: sent payloads copied (tx copies/B): %s\n", r.label(), r.SendCopyFallback)
 		}
 	}
 	if err := writeBudgets(w, results); err != nil {

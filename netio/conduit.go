@@ -25,7 +25,14 @@ type ConduitStats struct {
 	// the user's buffer). An AF_XDP conduit, which hands up UMEM frames by
 	// reference, leaves it at zero.
 	RecvCopiedBytes uint64
-	// SendCopiedBytes counts payload bytes copied into transmit buffers.
+	// KernelRecvCopiedBytes counts received bytes the kernel copied into
+	// memory user space reads, beyond RecvCopiedBytes: an AF_XDP socket in
+	// copy mode (veth) has the kernel copy each frame into the UMEM, where
+	// a zero-copy NIC would DMA it.
+	KernelRecvCopiedBytes uint64
+	// SendCopiedBytes counts payload (body) bytes copied in user space into
+	// transmit buffers, once per datagram sent: per recipient and per
+	// retransmission.
 	SendCopiedBytes uint64
 	// Dropped counts datagrams dropped on receive (unknown peer, no buffer).
 	Dropped uint64

@@ -260,7 +260,9 @@ func (nd *clusterNode) onDeliver(d broadcast.Delivery) {
 func (nd *clusterNode) counters() bench.NodeCounters {
 	m := nd.node.Metrics()
 	return bench.NodeCounters{Metrics: m.Broadcast, CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes, // the link's receive copies are in m.Broadcast
-		Retransmissions: m.Link.Retransmits, Refusals: bench.NodeRefusals(m, &nd.protos, nd.free.Min())}
+		SendCopiedBytes: m.Conduit.SendCopiedBytes, KernelCopiedBytes: bench.KernelCopiedPayload(m.Broadcast, m.Conduit),
+		SendCopyFallback: m.XDP.SendCopyFallback,
+		Retransmissions:  m.Link.Retransmits, Refusals: bench.NodeRefusals(m, &nd.protos, nd.free.Min())}
 }
 
 func (nd *clusterNode) logStats(msg string) {

@@ -36,6 +36,13 @@
 // has room (a full queue leaves frames unacknowledged, which closes the
 // senders' windows: flow control end to end).
 //
+// A conduit whose receive loop can run the link (OnPass, the AF_XDP
+// conduit) does: each receive pass is handled in the conduit's goroutine,
+// one clock reading per pass and one Flush of the acks and sends it caused
+// after it. A conduit that hands up a pass at a time (RecvBatch) is read a
+// pass at a time the same way; other conduits a datagram at a time,
+// flushed when their buffered datagrams are consumed.
+//
 // # Fragmentation
 //
 // A message whose prefix and payload exceed the conduit's MTU travels as a

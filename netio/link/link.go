@@ -340,6 +340,18 @@ type copier interface{ RecvCopies() bool }
 // says how many datagrams Recv returns without a system call.
 type buffered interface{ Buffered() int }
 
+// passHandler is implemented by conduits whose receive loop can run the
+// link on each receive pass in its own goroutine (the AF_XDP conduit).
+type passHandler interface {
+	OnPass(fn func([]netio.Datagram))
+}
+
+// batchReceiver is implemented by conduits that hand up a receive pass at
+// a time (the AF_XDP conduit): RecvBatch appends the pass to dst.
+type batchReceiver interface {
+	RecvBatch(ctx context.Context, dst []netio.Datagram) ([]netio.Datagram, error)
+}
+
 // New builds a link on cfg.Conduit and starts its receive and timer loops.
 func New(cfg Config) (*Link, error) {
 	if err := cfg.fill(); err != nil {
@@ -657,6 +669,17 @@ func (l *Link) recvLoop() {
 		}
 		cancel()
 	}()
+	if ph, ok := l.conduit.(passHandler); ok {
+		// The conduit's receive loop runs the link on each pass itself.
+		ph.OnPass(l.onPass)
+		<-ctx.Done()
+		ph.OnPass(nil)
+		return
+	}
+	if br, ok := l.conduit.(batchReceiver); ok {
+		l.recvBatches(ctx, br)
+		return
+	}
 	for {
 		d, err := l.conduit.Recv(ctx)
 		if err != nil {
@@ -666,17 +689,56 @@ func (l *Link) recvLoop() {
 			l.log.Warn("conduit receive failed", "err", err)
 			continue
 		}
-		if int(d.From) >= len(l.peers) || l.peers[d.From] == nil {
-			d.Frame.Release()
-			continue
-		}
-		l.peers[d.From].receive(d.Frame, time.Now())
+		l.dispatch(d, time.Now())
 		// Flush what the datagram caused (acks, newly opened window) once
 		// the conduit's current batch is consumed.
 		if b, ok := l.conduit.(buffered); !ok || b.Buffered() == 0 {
 			_ = l.conduit.Flush()
 		}
 	}
+}
+
+// recvBatches is recvLoop over a conduit that hands up a receive pass at a
+// time: one call and one clock reading per pass, one Flush after it.
+func (l *Link) recvBatches(ctx context.Context, br batchReceiver) {
+	batch := make([]netio.Datagram, 0, 256)
+	for {
+		var err error
+		batch, err = br.RecvBatch(ctx, batch[:0])
+		if err != nil {
+			if l.closed.Load() || ctx.Err() != nil || errors.Is(err, netio.ErrClosed) {
+				return
+			}
+			l.log.Warn("conduit receive failed", "err", err)
+			continue
+		}
+		now := time.Now()
+		for i, d := range batch {
+			l.dispatch(d, now)
+			batch[i] = netio.Datagram{}
+		}
+		_ = l.conduit.Flush()
+	}
+}
+
+// onPass runs a receive pass in the conduit's receive loop: each datagram
+// to its peer, then one Flush. It takes the datagrams' frames and never
+// blocks (a full receive queue leaves frames unacknowledged).
+func (l *Link) onPass(pass []netio.Datagram) {
+	now := time.Now()
+	for _, d := range pass {
+		l.dispatch(d, now)
+	}
+	_ = l.conduit.Flush()
+}
+
+// dispatch hands a datagram to its peer. It takes d.Frame.
+func (l *Link) dispatch(d netio.Datagram, now time.Time) {
+	if int(d.From) >= len(l.peers) || l.peers[d.From] == nil {
+		d.Frame.Release()
+		return
+	}
+	l.peers[d.From].receive(d.Frame, now)
 }
 
 // timerLoop sends delayed acks, probes and retransmissions, and resumes

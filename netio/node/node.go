@@ -373,6 +373,9 @@ func (nd *Node) Spec() broadcast.Spec { return nd.spec }
 // Params returns the node's protocol parameters.
 func (nd *Node) Params() broadcast.Params { return nd.params }
 
+// Conduit returns the conduit the node runs on (nil over mem).
+func (nd *Node) Conduit() netio.Conduit { return nd.conduit }
+
 // Pool returns the node's buffer pool, from which applications take the
 // buffers they Submit (Pool().Copy(data)).
 func (nd *Node) Pool() *bufpool.Pool { return nd.pool }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/onecast/onecast/broadcast"
+	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/netio/config"
 	"github.com/onecast/onecast/netio/netns"
 	"github.com/onecast/onecast/netio/node"
@@ -161,8 +162,30 @@ func TestNodeXDPClusterInNamespaces(t *testing.T) {
 	}
 	broadcastEverywhere(t, nodes[0], 4, out, []byte(fmt.Sprintf("%0900d", 7)))
 
+	// Zero copies by identity: every remote delivery's payload lies in the
+	// UMEM of a node's conduit, past the headers the kernel wrote there.
+	payload := []byte(fmt.Sprintf("%01200d", 8))
+	b, err := nodes[0].Pool().Copy(payload)
+	require.NoError(t, err)
+	require.NoError(t, nodes[0].Submit(context.Background(), b))
+	inUMEM := 0
+	for i := range 4 {
+		select {
+		case d := <-out:
+			for _, nd := range nodes {
+				if u, ok := nd.Conduit().(interface{ UMEMHolds(bufpool.Buf) bool }); ok && u.UMEMHolds(d.Payload) {
+					inUMEM++
+				}
+			}
+			d.Payload.Release()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 4 deliveries", i)
+		}
+	}
+	assert.Equal(t, 3, inUMEM, "the three remote deliveries are views on the UMEM frames the kernel wrote")
+
 	// A second node on node 1's interface and queue: busy.
-	_, err := node.Start(node.Config{Cluster: c, ID: 1, Keyring: rings[1], Logger: slog.New(slog.DiscardHandler),
+	_, err = node.Start(node.Config{Cluster: c, ID: 1, Keyring: rings[1], Logger: slog.New(slog.DiscardHandler),
 		Transport: &config.Transport{Kind: "xdp", Iface: topo.Nodes[1].Ifname},
 		Do:        func(fn func() error) error { return topo.Do(1, fn) }})
 	t.Logf("second socket: %v", err)
@@ -174,6 +197,7 @@ func TestNodeXDPClusterInNamespaces(t *testing.T) {
 	assert.False(t, m.XDP.ZeroCopy, "bound in copy mode")
 	assert.NotZero(t, m.UMEM.Gets)
 	assert.Zero(t, m.Conduit.RecvCopiedBytes, "AF_XDP passes received frames up by reference")
+	assert.Equal(t, m.Conduit.BytesReceived, m.Conduit.KernelRecvCopiedBytes, "copy mode: the kernel copied each received byte into UMEM")
 }
 
 // TestNodeXDPZeroCopyOnVethIsUnsupported asks for a zero-copy binding on

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,9 +40,15 @@ func pair(t testing.TB, tweak func(i int, cfg *Config)) (*netns.Topology, []*Con
 
 func cluster(t testing.TB, n int, tweak func(i int, cfg *Config)) (*netns.Topology, []*Conduit) {
 	t.Helper()
+	return clusterMTU(t, n, 0, tweak)
+}
+
+// clusterMTU is cluster on interfaces of the given MTU (0: netns's default).
+func clusterMTU(t testing.TB, n, mtu int, tweak func(i int, cfg *Config)) (*netns.Topology, []*Conduit) {
+	t.Helper()
 	skipUnlessRoot(t)
 	t.Cleanup(leaktest.AfterTest(t)) // runs last, after every other cleanup
-	topo, err := netns.New(netns.Config{Nodes: n, Subnet: netip.MustParsePrefix("10.77.2.0/24")})
+	topo, err := netns.New(netns.Config{Nodes: n, MTU: mtu, Subnet: netip.MustParsePrefix("10.77.2.0/24")})
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, topo.Close()) })
 	cs, err := OpenTopology(topo, testPort, func(i int, cfg *Config) {
@@ -134,7 +141,7 @@ func TestDatagramsArriveByReferenceInUMEM(t *testing.T) {
 		}
 		_ = a.Flush()
 	})
-	got := 0
+	got, d0Copied := 0, 0
 	for got < count {
 		d, err := recvOne(t, b, 3*time.Second)
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -143,6 +150,18 @@ func TestDatagramsArriveByReferenceInUMEM(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, broadcast.NodeID(0), d.From)
 		require.Equal(t, b.Pool(), d.Frame.Pool(), "the datagram is a view on a UMEM frame")
+		require.True(t, b.UMEMHolds(d.Frame), "the datagram lies in the UMEM frame the kernel wrote")
+		if got == 0 {
+			// The identity check fails for any copy of the datagram: into
+			// the heap, or into another UMEM frame through the pool.
+			heap := bufpool.Wrap(append([]byte(nil), d.Frame.Bytes()...))
+			assert.False(t, b.UMEMHolds(heap), "a heap copy is not in UMEM")
+			cp, err := b.Pool().Copy(d.Frame.Bytes())
+			require.NoError(t, err)
+			d0Copied = d.Frame.Len()
+			assert.False(t, b.UMEMHolds(cp), "a pool copy is not where the kernel wrote")
+			cp.Release()
+		}
 		p := d.Frame.Bytes()
 		require.GreaterOrEqual(t, len(p), 4)
 		i := int(binary.LittleEndian.Uint32(p))
@@ -161,7 +180,12 @@ func TestDatagramsArriveByReferenceInUMEM(t *testing.T) {
 	st, err := b.XDPStats()
 	require.NoError(t, err)
 	assert.Zero(t, st.RecvCopiedBytes, "no user-space copy on receive")
-	assert.Zero(t, st.Pool.CopiedBytes, "no user-space copy through the UMEM pool")
+	assert.EqualValues(t, d0Copied, st.Pool.CopiedBytes, "no user-space copy through the UMEM pool but the test's own")
+	if !st.ZeroCopy {
+		assert.Equal(t, st.BytesReceived, st.KernelRecvCopiedBytes, "copy mode: the kernel copied every received byte into UMEM")
+	}
+	assert.Positive(t, st.RecvPasses)
+	assert.LessOrEqual(t, st.RecvPasses, st.FramesReceived, "a receive pass takes at least one frame")
 	assert.EqualValues(t, got, st.FramesReceived)
 	assert.GreaterOrEqual(t, st.Kernel.Redirected, uint64(got))
 	t.Logf("mode %v zerocopy %v; received %d; kernel %+v", st.Mode, st.ZeroCopy, got, st.Kernel)
@@ -460,4 +484,201 @@ func TestConfigIsValidated(t *testing.T) {
 	cfg := good()
 	require.NoError(t, cfg.fill())
 	assert.Equal(t, DefaultLinkHeaderSize, cfg.LinkHeaderSize)
+}
+
+// TestLargestVethMTUCarriesFullFrames opens conduits on veths of
+// MaxVethMTU with the program in native mode: the conduit picks 4 KiB
+// frames, its MTU is the interface's less the IPv4 and UDP headers, and
+// datagrams of that size arrive whole, in UMEM. One byte more of MTU and
+// the kernel refuses the native attach: MaxVethMTU is the largest.
+func TestLargestVethMTUCarriesFullFrames(t *testing.T) {
+	_, cs := clusterMTU(t, 2, MaxVethMTU, func(_ int, cfg *Config) {
+		cfg.Mode = ModeNative
+		cfg.FrameSize = 0 // chosen from the MTU
+	})
+	a, b := cs[0], cs[1]
+	require.Equal(t, MaxVethMTU-ipv4Len-udpLen, a.MTU())
+	require.Equal(t, 4096, a.cfg.FrameSize)
+	body := make([]byte, a.MTU()-4)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	for range 8 {
+		require.NoError(t, a.Send(1, []byte{1, 2, 3, 4}, bufpool.Wrap(body)))
+	}
+	require.NoError(t, a.Flush())
+	for range 8 {
+		d, err := recvOne(t, b, 3*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, a.MTU(), d.Frame.Len())
+		require.Equal(t, body, d.Frame.Bytes()[4:])
+		require.True(t, b.UMEMHolds(d.Frame))
+		d.Frame.Release()
+	}
+	require.Error(t, a.Send(1, []byte{1, 2, 3, 4, 5}, bufpool.Wrap(body)), "larger than the MTU")
+
+	topo, err := netns.New(netns.Config{Nodes: 2, MTU: MaxVethMTU + 1, Subnet: netip.MustParsePrefix("10.77.4.0/24")})
+	require.NoError(t, err)
+	defer topo.Close()
+	cfg := TopologyConfig(topo, 0, testPort)
+	cfg.Mode = ModeNative
+	err = topo.Do(0, func() error {
+		c, err := New(cfg)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err
+	})
+	require.Error(t, err, "native XDP on a veth of MTU %d", MaxVethMTU+1)
+	t.Logf("MTU %d: %v", MaxVethMTU+1, err)
+}
+
+// TestSendReferencesBodiesInUMEM sends a body that lies in the sender's
+// UMEM, across a frame boundary, to the peer several times: it arrives
+// whole each time, no byte of it was copied in user space (the header
+// frame and one TX descriptor per body segment, multi-buffer AF_XDP), and
+// the references Send took come back with the completions. A heap body is
+// copied, counted, and the stats say why.
+func TestSendReferencesBodiesInUMEM(t *testing.T) {
+	_, cs := clusterMTU(t, 2, MaxVethMTU, func(_ int, cfg *Config) { cfg.FrameSize = 4096 })
+	a, b := cs[0], cs[1]
+	st, err := a.XDPStats()
+	require.NoError(t, err)
+	require.True(t, st.MultiBuffer, "bound with XDP_USE_SG")
+	require.True(t, st.NeedWakeup, "bound with XDP_USE_NEED_WAKEUP")
+
+	whole, err := a.Pool().Alloc(2 * 4096)
+	require.NoError(t, err)
+	n := 0
+	for seg := range whole.WritableSegments() {
+		for i := range seg {
+			seg[i] = byte(n * 31)
+			n++
+		}
+	}
+	body := whole.Slice(4096-1000, 3000) // two segments: the end of frame 0, the start of frame 1
+	want := append([]byte{9, 8, 7, 6}, make([]byte, 0, 3000)...)
+	for seg := range body.Segments() {
+		want = append(want, seg...)
+	}
+	const count = 6
+	for range count {
+		require.NoError(t, a.Send(1, []byte{9, 8, 7, 6}, body))
+	}
+	require.NoError(t, a.Send(1, []byte{9, 8, 7, 6}, bufpool.Wrap(want[4:])))
+	require.NoError(t, a.Flush())
+	for range count + 1 {
+		d, err := recvOne(t, b, 3*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, want, d.Frame.Bytes())
+		d.Frame.Release()
+	}
+	require.Eventually(t, func() bool {
+		_ = a.Flush() // reaps completions
+		return whole.Refs() == 1
+	}, 3*time.Second, 5*time.Millisecond, "the completions gave back the references Send took")
+	whole.Release()
+	st, err = a.XDPStats()
+	require.NoError(t, err)
+	assert.EqualValues(t, count*3000, st.SendReferencedBytes)
+	assert.EqualValues(t, count*2, st.SendRefDescs, "one descriptor per body segment")
+	assert.EqualValues(t, 3000, st.SendCopiedBytes, "only the heap body was copied")
+	assert.Contains(t, st.SendCopyFallback, "not in this UMEM")
+}
+
+// TestOnPassRunsTheConsumerInTheReceiveLoop: passes queued for Recv before
+// a handler comes are drained to it, later passes go to it directly, and
+// Recv sees none of them.
+func TestOnPassRunsTheConsumerInTheReceiveLoop(t *testing.T) {
+	_, cs := pair(t, nil)
+	a, b := cs[0], cs[1]
+	send := func(from, count int) {
+		for i := range count {
+			require.NoError(t, a.Send(1, []byte{byte(from + i)}, bufpool.Buf{}))
+		}
+		require.NoError(t, a.Flush())
+	}
+	send(0, 5)
+	require.Eventually(t, func() bool { return b.Stats().FramesReceived == 5 }, 3*time.Second, time.Millisecond)
+	var mu sync.Mutex
+	var got []byte
+	b.OnPass(func(pass []netio.Datagram) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range pass {
+			got = append(got, d.Frame.Bytes()[0])
+			d.Frame.Release()
+		}
+	})
+	send(5, 3)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 8
+	}, 3*time.Second, time.Millisecond, "every datagram reached the handler")
+	mu.Lock()
+	assert.ElementsMatch(t, []byte{0, 1, 2, 3, 4, 5, 6, 7}, got)
+	mu.Unlock()
+	_, err := recvOne(t, b, 50*time.Millisecond)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "Recv sees nothing the handler took")
+	b.OnPass(nil)
+	send(8, 1)
+	d, err := recvOne(t, b, 3*time.Second)
+	require.NoError(t, err, "without a handler, passes queue for Recv again")
+	assert.Equal(t, byte(8), d.Frame.Bytes()[0])
+	d.Frame.Release()
+}
+
+// TestBusyPollReceivesWithFewerPolls: a receive loop that spins on the RX
+// ring before it polls gets every datagram of a paced stream, and sleeps in
+// poll(2) less often than one that polls at once.
+func TestBusyPollReceivesWithFewerPolls(t *testing.T) {
+	polls := map[time.Duration]uint64{}
+	for _, spin := range []time.Duration{0, 2 * time.Millisecond} {
+		_, cs := pair(t, func(i int, cfg *Config) { cfg.BusyPoll = spin })
+		a, b := cs[0], cs[1]
+		const count = 200
+		go func() {
+			for i := range count {
+				_ = a.Send(1, []byte{byte(i)}, bufpool.Buf{})
+				_ = a.Flush()
+				time.Sleep(50 * time.Microsecond)
+			}
+		}()
+		for i := range count {
+			d, err := recvOne(t, b, 3*time.Second)
+			require.NoError(t, err, "datagram %d", i)
+			d.Frame.Release()
+		}
+		st, err := b.XDPStats()
+		require.NoError(t, err)
+		polls[spin] = st.Polls
+		t.Logf("busy-poll %v: %d frames in %d passes, %d polls", spin, st.FramesReceived, st.RecvPasses, st.Polls)
+	}
+	assert.Less(t, polls[2*time.Millisecond], polls[0], "spinning saves polls")
+}
+
+// TestCopyModeTXAlwaysNeedsAKick: bound with need_wakeup, a copy-mode
+// socket's TX ring always asks for sendto (the kernel transmits only in
+// it), so the conduit never skips a kick there; a socket told to copy
+// binds without multi-buffer and says why.
+func TestCopyModeTXAlwaysNeedsAKick(t *testing.T) {
+	_, cs := pair(t, func(i int, cfg *Config) { cfg.CopySend = i == 0 })
+	a, b := cs[0], cs[1]
+	for i := range 100 {
+		require.NoError(t, a.Send(1, []byte{byte(i)}, bufpool.Wrap(make([]byte, 100))))
+	}
+	require.NoError(t, a.Flush())
+	for range 100 {
+		d, err := recvOne(t, b, 3*time.Second)
+		require.NoError(t, err)
+		d.Frame.Release()
+	}
+	st, err := a.XDPStats()
+	require.NoError(t, err)
+	require.True(t, st.NeedWakeup)
+	assert.False(t, st.ZeroCopy)
+	assert.Zero(t, st.TxKicksSkipped, "copy mode: every kick was asked for")
+	assert.False(t, st.MultiBuffer, "Config.CopySend binds without XDP_USE_SG")
+	assert.Contains(t, st.SendCopyFallback, "Config.CopySend")
 }

@@ -20,14 +20,51 @@
 // only what the store deliberately copies out (below). The one exception
 // is above the conduit: the link receives a payload needing more frames
 // than its per-peer share of the UMEM into the heap (link
-// Stats.HeapCopiedBytes, Metrics.CopiedBytes).
+// Stats.HeapCopiedBytes, Metrics.CopiedBytes). Tests prove the zero-copy
+// path by identity, not by these counters: [Conduit.UMEMHolds] says a
+// buffer lies in UMEM past the headers the kernel wrote, where no
+// user-space copy (heap, pool.Copy) can put it.
+//
+// The receive loop works in passes, one goroutine per socket (queue): it
+// waits for the RX ring (poll(2); with Config.BusyPoll, spinning on the
+// ring first), takes what the ring holds up to Config.RecvBatch under one
+// lock, parses each frame in place and names its peer (a scan of a short
+// slice), reaps completions, restocks the fill ring, and hands the whole
+// pass to the consumer: with [Conduit.OnPass] (netio/link registers it) by
+// calling the consumer in the receive loop's goroutine — the link parses,
+// reassembles, acknowledges and sends on the pass, then flushes once, with
+// no goroutine switch after the RX ring; without, in one channel send for
+// [Conduit.RecvBatch] (a pass at a time) or Recv (a datagram at a time).
+// Stats.RecvPasses, Polls, TxCalls and TxKicks show the batching. The
+// socket is bound with need_wakeup (XDP_USE_NEED_WAKEUP): the conduit kicks
+// the TX ring only when the kernel's flag asks (always, in copy mode), and
+// a busy-polling loop, which makes no poll(2), wakes the driver with a
+// recvfrom when the fill ring's flag asks (zero-copy drivers). What
+// remains between the ring and the protocol is the link's per-frame peer
+// lock and the hand-off of whole messages to the runner's goroutine: the
+// protocol is not stepped in the receive loop itself.
+//
+// # Frames and MTU
+//
+// Config.FrameSize (2048 or 4096) and Config.MTU are configuration; by
+// default the frame is the smaller that holds a full frame of the
+// interface's MTU behind the kernel's 256-byte headroom. A veth with a
+// single-buffer XDP program attached takes an MTU of at most [MaxVethMTU]
+// (3506 on kernel 6.x; one more is refused, a test shows it): a datagram
+// then carries 3478 bytes, and netio/link fragments only beyond it — a
+// 16 KiB payload is 5 frames instead of 12 at MTU 1500.
 //
 // Honesty about "written once": veth has native XDP but no zero-copy AF_XDP,
 // so the socket is bound in copy mode and the kernel copies each frame into
 // the UMEM once, where a zero-copy NIC would DMA it there. That kernel write
-// is the one write of the frame; it replaces, not adds to, the copy a recv
-// system call makes into a user buffer. Stats.ZeroCopy says which mode the
-// socket got.
+// is the one write of the frame into memory user space reads; it replaces,
+// not adds to, the copy a recv system call makes into a user buffer.
+// Stats.ZeroCopy says which mode the socket got, and
+// ConduitStats.KernelRecvCopiedBytes counts the bytes the kernel copied so
+// (the bench's "krn copies/B"). On veth the kernel copies more than that,
+// unseen: a copy-mode sender's frame is copied into an skb, and the
+// receiving veth copies an skb without XDP headroom into a page before
+// its program runs; these happen on the UDP path's equivalents too.
 //
 // # Frame watermark
 //
@@ -46,8 +83,14 @@
 //
 // Send builds Ethernet/IPv4/UDP headers in a frame taken from the same pool,
 // copies the header and body bytes after them (SendCopiedBytes counts the
-// body bytes) and queues the frame; Flush puts queued frames on the TX ring
-// and kicks the kernel. A frame is released when its address comes back on
+// body bytes, once per recipient and per retransmission; Stats
+// .SendCopyFallback and the bench row say so) and queues the frame; Flush
+// puts queued frames on the TX ring and kicks the kernel, again until the
+// ring is drained (in copy mode one sendto sends at most 32 frames;
+// Stats.TxKicks). Zero-copy send — a payload placed in UMEM once and
+// referenced by every recipient's descriptor — needs multi-buffer TX
+// descriptors (headers differ per recipient), which this package does not
+// use yet. A frame is released when its address comes back on
 // the completion ring. asavie/xdp consumes completions without reporting
 // their addresses, so the conduit maps the completion ring a second time,
 // read-only, to learn them.
