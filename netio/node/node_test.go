@@ -221,7 +221,10 @@ func TestNodeCloseReleasesWhatNobodyTook(t *testing.T) {
 	dir := t.TempDir()
 	c, err := config.Generate(config.GenerateOptions{N: 4, Dir: dir, BasePort: 27800})
 	require.NoError(t, err)
-	out := make(chan broadcast.Delivery) // never read
+	// Never read: the last node to deliver blocks on it. (Unbuffered, the
+	// first two to deliver could block before their READYs left: two
+	// stopped nodes where Bracha tolerates f = 1.)
+	out := make(chan broadcast.Delivery, 3)
 	var nodes []*node.Node
 	for i := range c.N() {
 		nd, err := node.Start(node.Config{Cluster: c, ID: i, Deliveries: out, Frames: 512, Logger: slog.New(slog.DiscardHandler)})
@@ -250,6 +253,11 @@ func TestNodeCloseReleasesWhatNobodyTook(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close waits for a reader that never comes")
+	}
+	// The deliveries handed over are the reader's: it releases them.
+	for len(out) > 0 {
+		d := <-out
+		d.Payload.Release()
 	}
 	for i, nd := range nodes {
 		st := nd.Pool().Stats()
