@@ -96,8 +96,8 @@ func (c *Client) Do(ctx context.Context, cmd *Command, value []byte) ([]byte, er
 }
 
 // DoOp runs an op encoded by another issuer (borrowing op), restamped with
-// this client's ID and next nonce: a replica that cannot order ops itself
-// forwards its front end's ops this way.
+// this client's ID and next nonce: a front end that cannot order ops itself
+// can forward them this way.
 func (c *Client) DoOp(ctx context.Context, op []byte) ([]byte, error) {
 	if len(op) < opHeaderLen {
 		return nil, errBadOp
