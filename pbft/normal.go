@@ -421,10 +421,13 @@ func (nd *Node) retryParked() {
 }
 
 func (nd *Node) acceptPrePrepare(s *slot, v uint32, d broadcast.Digest, enc []byte, es []Entry, sig []byte) {
-	if s.digest != d || s.enc == nil {
+	if s.digest != d || s.enc == nil || s.parked {
 		// Pins of a batch this slot held in an earlier view stay until the
 		// checkpoint collects the slot: a replica that lags may still need
-		// to fetch those bytes from this one.
+		// to fetch those bytes from this one. A slot that was parked holds
+		// the batch but no pins yet: pin now, or the requests fetched
+		// while it waited are evicted and, once committed, the batch can
+		// never execute anywhere (sim seed 37962).
 		s.enc = append([]byte(nil), enc...)
 		s.entries = es
 		if s.pinned == nil {

@@ -69,3 +69,20 @@ func TestPBFTRegressionNewViewBelowTheAskedView(t *testing.T) {
 		}
 	})
 }
+
+// TestPBFTRegressionParkedBatchKeepsItsRequests replays seed 37962 of the
+// default PBFT run with `--byzantine 1:any` (behaviours pinned by name as
+// the list stood then): a backup that parked a PRE-PREPARE until it had
+// fetched a request's bytes accepted it later without pinning them, the
+// bytes were evicted at every correct replica, and the committed batch
+// could never execute — a liveness failure (pbft.acceptPrePrepare now pins
+// a parked slot's batch and requests).
+func TestPBFTRegressionParkedBatchKeepsItsRequests(t *testing.T) {
+	cfg := PBFTConfig(4, 1, broadcast.ModeDigest, []Assignment{{Count: 1, Behaviours: behavioursNamed(t,
+		"crash", "silent", "equivocate", "subset", "wrongdigest", "corrupt", "replay", "flood", "delay", "twins", "mutate",
+		"splitvote", "equivocate-each", "impersonate", "twins-rounds", "pbft-equivocate", "pbft-wrongvote", "pbft-splitvote",
+		"pbft-ppequivocate", "pbft-newview", "pbft-forgevc", "pbft-stale", "pbft-future", "pbft-twins")}}, nil)
+	res, err := Run(cfg, 37962)
+	require.NoError(t, err)
+	require.False(t, res.Failed(), "%v", res.Violations)
+}
