@@ -42,6 +42,13 @@ type clientRec struct {
 	pending int
 }
 
+// advance moves base past every executed timestamp that follows it.
+func (c *clientRec) advance() {
+	for nx := c.at(c.base + 1); nx.ts == c.base+1 && nx.state == reqDone; nx = c.at(c.base + 1) {
+		c.base++
+	}
+}
+
 func (c *clientRec) at(ts uint64) *reqSlot { return &c.slots[ts%uint64(len(c.slots))] }
 
 func (c *clientRec) lookup(ts uint64) *reqSlot {
@@ -636,13 +643,7 @@ func (nd *Node) execute(s *slot) {
 			res = results[k]
 		}
 		*r = reqSlot{ts: p.e.Timestamp, state: reqDone, op: p.e.Op, result: res, resD: broadcast.DigestOfBytes(res), sig: r.sig[:0]}
-		for {
-			nx := rec.at(rec.base + 1)
-			if nx.ts != rec.base+1 || nx.state != reqDone {
-				break
-			}
-			rec.base++
-		}
+		rec.advance()
 		nd.deliveries = append(nd.deliveries, broadcast.Delivery{
 			Instance: broadcast.Instance{Origin: p.e.Client, Seq: s.seq}, Index: p.idx, Digest: p.e.Op, Payload: ops[k].Payload})
 		nd.stats.Executed++

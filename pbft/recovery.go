@@ -353,13 +353,7 @@ func (nd *Node) replay(b *RecoveredBatch) {
 			res = results[k]
 		}
 		*rec.at(op.Timestamp) = reqSlot{ts: op.Timestamp, state: reqDone, op: broadcast.DigestOf(op.Payload), result: res, resD: broadcast.DigestOfBytes(res)}
-		for {
-			nx := rec.at(rec.base + 1)
-			if nx.ts != rec.base+1 || nx.state != reqDone {
-				break
-			}
-			rec.base++
-		}
+		rec.advance()
 	}
 	nd.stats.Replayed++
 	nd.lastExec, nd.nextSeq = b.Seq, max(nd.nextSeq, b.Seq)
