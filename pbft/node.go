@@ -54,11 +54,17 @@ type Node struct {
 	// viewRun counts the views entered since this replica last executed a
 	// batch; carried holds the sequence numbers the previous NEW-VIEW took
 	// from certificates (for the coverage counters in Stats).
-	viewRun    uint64
-	carried    map[uint64]struct{}
-	vcs        [][]*vcRecord // per sender, its newest VIEW-CHANGEs (at most maxVCsPerSender), by view
-	nvSent     uint32
-	newView    *nvState // NEW-VIEW accepted or waiting for fetched parts
+	viewRun uint64
+	carried map[uint64]struct{}
+	vcs     [][]*vcRecord // per sender, its newest VIEW-CHANGEs (at most maxVCsPerSender), by view
+	nvSent  uint32
+	newView *nvState // NEW-VIEW accepted or waiting for fetched parts
+	// entered is the NEW-VIEW of the last view this replica entered, the
+	// VIEW-CHANGEs it names kept pinned: a replica still asking for that
+	// view is handed it (relayNewView). nvRelayed is, per peer, when it
+	// may be handed one again.
+	entered    *nvState
+	nvRelayed  []time.Duration
 	transfer   *broadcast.Digest
 	transferAt uint64
 
@@ -127,6 +133,9 @@ type Stats struct {
 	// certificates taken back from the journal. JournalErrors counts
 	// journal writes that failed (the replica then halts).
 	Recoveries, Replayed, CertsRecovered, JournalErrors uint64
+	// NewViewsRelayed counts NEW-VIEWs handed to replicas still asking
+	// for a view this replica entered.
+	NewViewsRelayed uint64
 }
 
 type reqRef struct {
@@ -191,6 +200,13 @@ type nvState struct {
 	lowO, highO uint64
 	o           map[uint64]broadcast.Digest
 	done        bool
+	// via is the replica that handed this NEW-VIEW over: its primary, or
+	// a replica that entered the view (relayNewView). It holds the
+	// VIEW-CHANGEs the NEW-VIEW names.
+	via broadcast.NodeID
+	// kept lists the VIEW-CHANGE digests pinned while this is the NEW-VIEW
+	// of the last view entered.
+	kept []broadcast.Digest
 }
 
 // New builds a replica.
@@ -201,7 +217,7 @@ func New(cfg Config) (*Node, error) {
 	nd := &Node{cfg: cfg, n: cfg.N, f: cfg.F, self: cfg.Self, store: cfg.Store, sm: cfg.StateMachine,
 		signer: cfg.Signer, log: cfg.Logger.With("pbft", cfg.Self),
 		slots: map[uint64]*slot{}, ckpts: map[uint64]*ckptVotes{}, own: map[uint64]broadcast.Digest{},
-		vcs: make([][]*vcRecord, cfg.N), wanted: map[broadcast.Digest]*fetchState{}, answers: make([]answerBucket, cfg.N), futureBytes: make([]int, cfg.N), future: map[uint64]*broadcast.Message{}}
+		vcs: make([][]*vcRecord, cfg.N), wanted: map[broadcast.Digest]*fetchState{}, answers: make([]answerBucket, cfg.N), futureBytes: make([]int, cfg.N), nvRelayed: make([]time.Duration, cfg.N), future: map[uint64]*broadcast.Message{}}
 	ra, err := cfg.requestAuthenticator()
 	if err != nil {
 		return nil, err

@@ -255,3 +255,73 @@ func ownVCMessage(t *testing.T, s *script, i int, v uint32) broadcast.Message {
 	m.SetPayload(b, r.digest)
 	return m
 }
+
+// TestPaper_4_5_NewViewIsHandedOnToReplicasStillAskingForIt scripts the
+// split that stalled the cluster for good (sim seed 635998): a Byzantine
+// primary of view 1 (replica 1) hands its NEW-VIEW(1) to replica 0 only,
+// which was cut off while 2 and 3 asked for view 1 and so never asked for
+// it itself. 0 enters view 1 and, as 1 orders nothing, moves on towards
+// view 2; 2 and 3 hold VIEW-CHANGE(1) from each other only — fewer than
+// 2f+1, so their timers never run — and VIEW-CHANGE(2) from 0 only —
+// fewer than f+1, so they do not join view 2. The liveness argument of
+// §4.5 needs every correct replica to reach the view the others are in:
+// 0 hands the NEW-VIEW(1) it entered to replicas still asking for view 1
+// (relayNewView; Castro's thesis, §5.2, resends NEW-VIEW for the same
+// reason), 2 and 3 enter view 1, time out, and view 2 forms.
+func TestPaper_4_5_NewViewIsHandedOnToReplicasStillAskingForIt(t *testing.T) {
+	s := newScript(t, 4, 1)
+	cut0 := func(e envelope) bool { return e.from == 0 || e.to == 0 }
+	// Replica 0 is cut off; 3's client asks for A, and 1, 2, 3 ask for
+	// view 1. 1 (view 1's primary, Byzantine from here on) hears all three
+	// and builds NEW-VIEW(1), but its own VIEW-CHANGE(1) and the NEW-VIEW
+	// reach neither 2 nor 3.
+	s.submit(3, "A")
+	s.deliver(func(e envelope) bool { return !cut0(e) && e.is(TypeRequest) })
+	s.drop(cut0)
+	s.timeOutTwice(1, 2, 3)
+	byzTo23 := func(e envelope) bool { return e.from == 1 && (e.to == 2 || e.to == 3) }
+	s.drop(func(e envelope) bool { return cut0(e) || byzTo23(e) })
+	s.deliver(func(e envelope) bool { return !cut0(e) && !byzTo23(e) && e.is(TypeViewChange) })
+	require.Equal(t, uint32(1), s.nodes[1].View(), "replica 1 enters view 1 on 2f+1 VIEW-CHANGE(1)s")
+	s.drop(func(e envelope) bool { return cut0(e) || byzTo23(e) })
+	require.Equal(t, uint32(0), s.nodes[2].View())
+	// 0 comes back and gets 1's NEW-VIEW(1) (and, on FETCH, the
+	// VIEW-CHANGEs it names); then 1 falls silent.
+	nv := ownNewViewMessage(t, s, 1)
+	s.queue = append(s.queue, envelope{from: 1, to: 0, m: nv})
+	s.deliver(func(e envelope) bool {
+		return (e.from == 0 || e.to == 0) && !(e.from == 0 && e.to == 2) && !(e.from == 0 && e.to == 3)
+	})
+	require.Equal(t, uint32(1), s.nodes[0].View(), "replica 0 enters view 1 through the NEW-VIEW it was handed")
+	silent1 := func(e envelope) bool { return e.from == 1 || e.to == 1 }
+	s.drop(silent1)
+	// Replica 0's client asks for B; time passes. 2 and 3 retransmit their
+	// VIEW-CHANGE(1); 0 times out in view 1 and asks for view 2.
+	s.submit(0, "B")
+	for k := 1; k <= 40; k++ {
+		s.tick(s.now+250*time.Millisecond, 0, 2, 3)
+		s.drop(silent1)
+		s.deliver(func(e envelope) bool { return !silent1(e) })
+	}
+	assert.Positive(t, s.nodes[0].Stats().NewViewsRelayed, "replica 0 hands NEW-VIEW(1) to those still asking for view 1")
+	for _, i := range []int{0, 2, 3} {
+		assert.GreaterOrEqual(t, s.nodes[i].View(), uint32(2), "replica %d must reach a view with a correct primary", i)
+		assert.Len(t, s.executed[i], 2, "replica %d must execute A and B", i)
+	}
+}
+
+// ownNewViewMessage re-creates the NEW-VIEW replica i sent for its
+// current view.
+func ownNewViewMessage(t *testing.T, s *script, i int) broadcast.Message {
+	t.Helper()
+	nv := s.nodes[i].newView
+	require.NotNil(t, nv, "replica %d holds no NEW-VIEW", i)
+	enc := appendNewView(nil, nv.view, nv.refs)
+	d := broadcast.DigestOfBytes(enc)
+	b := bufpool.Wrap(enc)
+	s.held = append(s.held, b)
+	m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: TypeNewView, Sender: broadcast.NodeID(i),
+		Round: nv.view, Digest: d}, Body: appendSig(nil, nv.sig)}
+	m.SetPayload(b, d)
+	return m
+}

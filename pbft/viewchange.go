@@ -177,6 +177,7 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 		return broadcast.Reject(broadcast.ReasonLength, "pbft: view change without content")
 	}
 	if v <= nd.view {
+		nd.relayNewView(from, v)
 		return nil
 	}
 	if nd.vcFor(from, v) != nil {
@@ -304,9 +305,6 @@ func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
 		return err
 	}
 	v := m.Round
-	if from != nd.primary(v) {
-		return broadcast.Reject(broadcast.ReasonSender, "pbft: new view %d from %v, not its primary", v, from)
-	}
 	if m.Flags&broadcast.HasPayload == 0 {
 		return broadcast.Reject(broadcast.ReasonLength, "pbft: new view without content")
 	}
@@ -320,8 +318,11 @@ func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
 	if !nd.acceptsNewView(v) || (nd.newView != nil && nd.newView.view >= v) {
 		return nil
 	}
+	// The primary's signature makes a NEW-VIEW a proof that any replica
+	// may relay (relayNewView): it is checked against v's primary, whoever
+	// handed it over.
 	st := statement(stmtNewView, v, 0, m.Digest)
-	if err := nd.signer.Verify(from, &st, sig); err != nil {
+	if err := nd.signer.Verify(nd.primary(v), &st, sig); err != nil {
 		return err
 	}
 	if broadcast.DigestOf(m.Payload) != m.Digest {
@@ -348,9 +349,33 @@ func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
 	if len(refs) < nd.vcQuorum() {
 		return broadcast.Reject(broadcast.ReasonBody, "pbft: new view on %d view changes, need %d", len(refs), nd.quorum())
 	}
-	nd.newView = &nvState{view: v, refs: refs, sig: append([]byte(nil), sig...)}
+	nd.newView = &nvState{view: v, refs: refs, sig: append([]byte(nil), sig...), via: from}
 	nd.continueNewView()
 	return nil
+}
+
+// relayNewView hands the NEW-VIEW of the last view entered to a replica
+// that still asks, by VIEW-CHANGE(v), for a view v it leads to. Without it
+// a Byzantine primary could split the correct replicas for good: handing
+// its NEW-VIEW(v) to one of them only, it moves that one into v (and on,
+// towards v+1, once v makes no progress) while the others wait for
+// VIEW-CHANGE(v)s that the one which moved on will never send — fewer than
+// 2f+1 ask for v and fewer than f+1 for v+1, so no timer runs and no
+// quorum forms (Castro's BFT library resends NEW-VIEW to replicas that
+// report a lower view for the same reason; Castro, PhD thesis, 2001,
+// §5.2). The NEW-VIEW is the primary's signed proof, so relaying it is
+// safe; at most one relay per peer per half timeout.
+func (nd *Node) relayNewView(to broadcast.NodeID, v uint32) {
+	nv := nd.entered
+	if nv == nil || nv.view < v || to == nd.self || nd.now < nd.nvRelayed[to] || nd.cfg.Mutations.Has(mutant.PBFTNoNewViewRelay) {
+		return
+	}
+	nd.nvRelayed[to] = nd.now + nd.cfg.Timeout/2
+	enc := appendNewView(nil, nv.view, nv.refs)
+	d := broadcast.DigestOfBytes(enc)
+	m := nd.send(to, TypeNewView, nv.view, 0, d, appendSig(nil, nv.sig))
+	m.SetPayload(bufpool.Wrap(enc), d)
+	nd.stats.NewViewsRelayed++
 }
 
 // continueNewView completes a NEW-VIEW once every VIEW-CHANGE it names is
@@ -369,7 +394,7 @@ func (nd *Node) continueNewView() {
 		}
 		b, ok := nd.store.Get(r.Digest)
 		if !ok {
-			nd.fetch(r.Digest, r.Node, nd.primary(nv.view))
+			nd.fetch(r.Digest, r.Node, nv.via, nd.primary(nv.view))
 			missing = true
 			continue
 		}
@@ -439,6 +464,7 @@ func (nd *Node) enterView(nv *nvState, best *ViewChange) {
 	nd.journalView(nv.view)
 	nd.view, nd.changing = nv.view, false
 	nd.timer = 0
+	nd.keepEntered(nv)
 	nd.log.Debug("entered view", "view", nv.view, "o", len(nv.o))
 	for i, rs := range nd.vcs {
 		keep := rs[:0]
@@ -486,6 +512,23 @@ func (nd *Node) enterView(nv *nvState, best *ViewChange) {
 	nd.replayFuture()
 	nd.armTimer()
 	nd.executeReady()
+}
+
+// keepEntered makes nv the NEW-VIEW of the last view entered, pinning the
+// VIEW-CHANGEs it names (those held) and unpinning the previous one's.
+func (nd *Node) keepEntered(nv *nvState) {
+	if old := nd.entered; old != nil {
+		for _, d := range old.kept {
+			nd.store.Unpin(d)
+		}
+		old.kept = nil
+	}
+	nd.entered = nv
+	for _, r := range nv.refs {
+		if nd.store.Pin(r.Digest) {
+			nv.kept = append(nv.kept, r.Digest)
+		}
+	}
 }
 
 // replayFuture steps the PRE-PREPAREs kept for the view just entered and

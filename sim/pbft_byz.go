@@ -43,6 +43,7 @@ func PBFTBehaviours() []BehaviourSpec {
 		{"pbft-forgevc", "signs VIEW-CHANGEs with unprovable certificates or checkpoints, certificates of earlier views, omissions; a different one per replica", newPBFTForgeVC},
 		{"pbft-stale", "replays its own messages of earlier views and slots, and re-signs current votes for earlier views", newPBFTStale},
 		{"pbft-future", "signs PRE-PREPAREs beyond the watermarks and for far-future views it leads, votes and VIEW-CHANGEs for far-future views", newPBFTFuture},
+		{"pbft-newview-to-one", "as new primary, withholds its VIEW-CHANGEs, hands NEW-VIEW to one replica (one that did not ask for the view, if any), then orders nothing in that view", newPBFTNewViewToOne},
 		{"pbft-twins", "Twins: two cores share one identity; each view a new partition of the peers between them and of the correct nodes", newPBFTTwins},
 	}
 }

@@ -86,3 +86,26 @@ func TestPBFTRegressionParkedBatchKeepsItsRequests(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, res.Failed(), "%v", res.Violations)
 }
+
+// TestPBFTRegressionNewViewReachesEveryReplica replays seed 635998 of the
+// default PBFT run with `--byzantine 1:any` (behaviours pinned by name as
+// the list stood then; n2 is `equivocate-each`): view 2's Byzantine primary
+// handed a valid NEW-VIEW(2) to replica 0 only, which had been cut off and
+// never asked for view 2. Replica 0 entered view 2 and moved on towards 3;
+// replicas 1 and 3 held two VIEW-CHANGE(2)s (not 2f+1: no timer) and one
+// VIEW-CHANGE(3) (not f+1: no join) — a stall to the horizon. A replica
+// now hands the NEW-VIEW it entered to replicas still asking for that view
+// (pbft relayNewView); the scripted twin of this test is pbft
+// TestPaper_4_5_NewViewIsHandedOnToReplicasStillAskingForIt, and the
+// pbft-newview-to-one behaviour reaches the split on purpose.
+func TestPBFTRegressionNewViewReachesEveryReplica(t *testing.T) {
+	as := []Assignment{{Count: 1, Behaviours: behavioursNamed(t, "crash", "silent", "equivocate", "subset", "wrongdigest", "corrupt",
+		"replay", "flood", "delay", "twins", "mutate", "splitvote", "equivocate-each", "impersonate", "twins-rounds",
+		"pbft-equivocate", "pbft-wrongvote", "pbft-splitvote", "pbft-ppequivocate", "pbft-newview", "pbft-forgevc",
+		"pbft-stale", "pbft-future", "pbft-twins")}}
+	cfg := PBFTConfig(4, 0, broadcast.ModeDigest, as, nil)
+	res, err := Run(cfg, 635998)
+	require.NoError(t, err)
+	require.False(t, res.Failed(), "%v", res.Violations)
+	require.Equal(t, []string{"n2:equivocate-each"}, res.Byzantine, "the recorded schedule")
+}

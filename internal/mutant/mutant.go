@@ -58,6 +58,7 @@ const (
 	PBFTBatchDigest         // PRE-PREPARE's batch digest trusted from the header, not computed
 	PBFTRequestDigest       // request payload stored without checking its digest
 	PBFTFetchDigest         // fetch answer stored without checking its digest
+	PBFTNoNewViewRelay      // NEW-VIEW not handed to replicas still asking for its view
 
 	// Dolev–Strong.
 	DSRoundsF       // f rounds instead of f+1
@@ -133,6 +134,7 @@ var all = []Mutant{
 	{PBFTBatchDigest, "pbft-batch-digest", "pbft", "PBFTBatchDigest", "takes a PRE-PREPARE's batch digest from its header instead of hashing the batch", "pbft/normal.go onPrePrepare"},
 	{PBFTRequestDigest, "pbft-request-digest", "pbft", "PBFTRequestDigest", "stores a request's payload without checking it hashes to the request digest", "pbft/normal.go onRequest"},
 	{PBFTFetchDigest, "pbft-fetch-digest", "pbft", "PBFTFetchDigest", "stores a fetch answer without checking it hashes to the wanted digest", "pbft/fetch.go onPayload"},
+	{PBFTNoNewViewRelay, "pbft-no-newview-relay", "pbft", "PBFTNoNewViewRelay", "does not hand the NEW-VIEW of a view it entered to replicas still asking for that view (liveness; Castro's thesis §5.2)", "pbft/viewchange.go relayNewView"},
 
 	{DSRoundsF, "ds-rounds-f", "dolevstrong", "DSRoundsF", "runs f rounds instead of f+1", "dolevstrong/protocol.go New"},
 	{DSShortChain, "ds-short-chain", "dolevstrong", "DSShortChain", "accepts a value whose chain is one signature shorter than the round", "dolevstrong/protocol.go tryAccept"},
