@@ -44,6 +44,7 @@ func PBFTBehaviours() []BehaviourSpec {
 		{"pbft-stale", "replays its own messages of earlier views and slots, and re-signs current votes for earlier views", newPBFTStale},
 		{"pbft-future", "signs PRE-PREPAREs beyond the watermarks and for far-future views it leads, votes and VIEW-CHANGEs for far-future views", newPBFTFuture},
 		{"pbft-twins", "Twins: two cores share one identity; each view a new partition of the peers between them and of the correct nodes", newPBFTTwins},
+		{"pbft-viewchange-storm", "asks for view v+1, with a valid empty VIEW-CHANGE signed with its own key, as soon as view v is installed, and again every 2Δ", newPBFTViewChangeStorm},
 	}
 }
 
