@@ -132,7 +132,7 @@ func (nd *Node) checkViewChange(vc *ViewChange) error {
 		seen[c.Seq] = true
 		p := nd.primary(c.View)
 		st := statement(stmtPrePrepare, c.View, c.Seq, c.Digest)
-		if err := nd.signer.Verify(p, &st, c.PPSig); err != nil && !nd.cfg.Mutations.Has(mutant.PBFTCertNoPrePrepareSig) {
+		if err := nd.signer.Verify(p, &st, c.PPSig); err != nil {
 			return err
 		}
 		if err := nd.checkVotes(c.Prepares, nd.quorum()-1, func(broadcast.NodeID) broadcast.Digest {
@@ -151,7 +151,7 @@ func (nd *Node) checkVotes(vs []SignedVote, need int, stmt func(broadcast.NodeID
 	seen := make([]bool, nd.n)
 	good := 0
 	for _, v := range vs {
-		if v.Node == exclude || seen[v.Node] {
+		if v.Node == exclude || seen[v.Node] && !nd.cfg.Mutations.Has(mutant.PBFTCertDupSigner) {
 			continue
 		}
 		st := stmt(v.Node)

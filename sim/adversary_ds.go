@@ -212,3 +212,50 @@ func planDSEdge(c *Ctx, m *broadcast.Message) *Plan {
 func newDSRepeat(*Ctx) Behaviour   { return NewAdversary(tacticFunc(planDSRepeat)) }
 func newDSOutsider(*Ctx) Behaviour { return NewAdversary(tacticFunc(planDSOutsider)) }
 func newDSEdge(*Ctx) Behaviour     { return NewAdversary(tacticFunc(planDSEdge)) }
+
+// --- ds-forge-origin ---
+
+// dsForgeOrigin answers a correct origin's value, the first time it sees
+// it, with another value for the same instance, sent at once to every
+// correct peer under a chain signed by every coalition member with its own
+// real key — and not by the origin, whose key the coalition lacks. A correct
+// node refuses a chain without the origin's signature (Dolev & Strong,
+// 1983: every accepted chain starts with the sender's); one that accepts
+// it (mutant ds-no-origin-sig) accepts and relays two values for a correct
+// origin and decides ⊥ instead of the origin's value.
+type dsForgeOrigin struct {
+	done map[broadcast.Instance]bool
+}
+
+func newDSForgeOrigin(*Ctx) Behaviour {
+	return &dsForgeOrigin{done: map[broadcast.Instance]bool{}}
+}
+
+func (b *dsForgeOrigin) Outbound(c *Ctx, to broadcast.NodeID, m *broadcast.Message) { c.Send(to, m) }
+
+func (b *dsForgeOrigin) Inbound(c *Ctx, _ broadcast.NodeID, m *broadcast.Message) bool {
+	if m.Protocol != broadcast.ProtoDolevStrong || m.Type != dolevstrong.TypeRelay || b.done[m.Instance] ||
+		int(m.Instance.Origin) >= c.N() || !c.e.nodes[m.Instance.Origin].correct {
+		return true
+	}
+	co := dsCoalition(c)
+	if len(co) == 0 {
+		return true
+	}
+	p := NewPlan(c.N()) // holds the other value's payload until sent
+	defer p.release()
+	alt, ok := dsAltValue(c, p, m)
+	if !ok {
+		return true // digest only: wait for a copy with the payload
+	}
+	body, err := dolevstrong.CoalitionProof(m.Instance, alt.Digest, co[:min(len(co), c.F())])
+	if err != nil {
+		return true
+	}
+	b.done[m.Instance] = true
+	alt.Body = body
+	for _, j := range correctPeers(c) {
+		c.Send(j, &alt)
+	}
+	return true
+}

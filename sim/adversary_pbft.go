@@ -385,8 +385,8 @@ func newViewInbound(t *pbftTactic, c *Ctx, from broadcast.NodeID, m *broadcast.M
 // naming another batch in the latest view for a slot it has a certificate
 // for; certificates from a
 // view before the one it knows, certificates left out, a stale stable
-// checkpoint, or a checkpoint it cannot prove. Receivers must reject what
-// is unprovable.
+// checkpoint, or a checkpoint it cannot prove (its own signature, 2f+1
+// times). Receivers must reject what is unprovable.
 func planForgeVC(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 	if m.Type != pbft.TypeViewChange || m.Flags&broadcast.HasPayload == 0 {
 		return nil
@@ -475,8 +475,9 @@ func planForgeVC(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 				pc.PPSig = pbft.SignStatement(t.signer, pbft.TypePrePrepare, pc.View, pc.Seq, pc.Digest)
 				pc.Prepares = []pbft.SignedVote{{Node: c.Self(), Sig: pbft.SignStatement(t.signer, pbft.TypePrepare, pc.View, pc.Seq, pc.Digest)}}
 			}
-		case 5: // a checkpoint it cannot prove (its own vote only), ahead by a
-			// multiple of every usual checkpoint interval
+		case 5: // a checkpoint it cannot prove (its own vote only, repeated
+			// to the size of a quorum), ahead by a multiple of every usual
+			// checkpoint interval
 			lie.StableSeq = (lie.StableSeq/128 + 1) * 128
 			keep := lie.Prepared[:0]
 			for _, pc := range lie.Prepared {
@@ -486,7 +487,8 @@ func planForgeVC(t *pbftTactic, c *Ctx, m *broadcast.Message) *Plan {
 			}
 			lie.Prepared = keep
 			lie.StableDigest = randomDigest(c)
-			lie.StableProof = []pbft.SignedVote{{Node: c.Self(), Sig: pbft.SignStatement(t.signer, pbft.TypeCheckpoint, 0, lie.StableSeq, lie.StableDigest)}}
+			own := pbft.SignedVote{Node: c.Self(), Sig: pbft.SignStatement(t.signer, pbft.TypeCheckpoint, 0, lie.StableSeq, lie.StableDigest)}
+			lie.StableProof = slices.Repeat([]pbft.SignedVote{own}, 2*c.F()+1)
 		}
 		nm, content := pbft.ForgeViewChange(&lie, t.signer)
 		if b := t.keepForged(c, nm.Digest, content); b.Len() > 0 {

@@ -110,6 +110,7 @@
 //	pbft-stale         replays its messages of earlier views, re-signs votes for earlier views
 //	pbft-future        PRE-PREPAREs beyond the watermarks and in far-future views
 //	pbft-twins         Twins with a new partition every view
+//	pbft-viewchange-storm  valid empty VIEW-CHANGEs for view after view, faster than one installs; no votes
 //	ds-equivocate      as sender, two signed values to different peers
 //	ds-late            coalition proofs shown late, mostly in the last two rounds
 //	ds-partial         as sender, reaches only some peers
@@ -117,6 +118,7 @@
 //	ds-repeat          chains whose signers repeat (as long as the last round needs)
 //	ds-outsider        chains naming a signer outside the cluster, or one it cannot sign for
 //	ds-edge            another value at the last instant of the last round, one signature short
+//	ds-forge-origin    another value in a correct origin's instance, chain signed by the coalition, not the origin
 //
 // Each adversary has a test showing it catches a bug seeded on purpose that
 // the earlier behaviours miss or find far less often (adversary_test.go):
@@ -125,6 +127,11 @@
 // origin field, equivocate-each a Bracha that keeps two candidates per
 // instance, pbft-forgevc a PBFT that believes VIEW-CHANGE certificates,
 // twins-rounds and the enumerated Twins scenarios PBFT with quorums of 2f.
+// pbft-viewchange-storm and ds-forge-origin each catch a mutant of the
+// mutation check nothing else does (adversary_storm_test.go):
+// pbft-viewchange-storm a PBFT that joins a view change on f VIEW-CHANGEs
+// (pbft-join-f, a liveness bug), ds-forge-origin a Dolev–Strong that
+// accepts a chain without the origin's signature (ds-no-origin-sig).
 //
 // # Schedules
 //

@@ -22,6 +22,7 @@ func DolevStrongBehaviours() []BehaviourSpec {
 		{"ds-repeat", "as sender, shows some correct nodes another value with a chain long enough for the last round whose signers repeat; as relayer, repeats its own signature", newDSRepeat},
 		{"ds-outsider", "adds to its relays a signer outside the cluster, or a correct node signed for with its own key", newDSOutsider},
 		{"ds-edge", "as sender, also shows half the correct nodes another value at the last instant of the last round, with a coalition chain one signature short", newDSEdge},
+		{"ds-forge-origin", "answers a correct origin's value with another value for its instance, signed by the coalition (its own keys) but not by the origin, sent at once to every correct peer", newDSForgeOrigin},
 	}
 }
 

@@ -45,6 +45,7 @@ func PBFTBehaviours() []BehaviourSpec {
 		{"pbft-future", "signs PRE-PREPAREs beyond the watermarks and for far-future views it leads, votes and VIEW-CHANGEs for far-future views", newPBFTFuture},
 		{"pbft-newview-to-one", "as new primary, withholds its VIEW-CHANGEs, hands NEW-VIEW to one replica (one that did not ask for the view, if any), then orders nothing in that view", newPBFTNewViewToOne},
 		{"pbft-twins", "Twins: two cores share one identity; each view a new partition of the peers between them and of the correct nodes", newPBFTTwins},
+		{"pbft-viewchange-storm", "asks for view v+1, with a valid empty VIEW-CHANGE signed with its own key, as soon as view v is installed, and again every 2Δ", newPBFTViewChangeStorm},
 	}
 }
 

@@ -126,7 +126,10 @@ func PBFTVariant(seed uint64) string {
 //     request per batch and six per node, with Byzantine replicas drawn
 //     from the PBFT attacks, delay and crash: replicas give up on views and
 //     on NEW-VIEWs still on their way — the configuration that found the
-//     agreement violation of a NEW-VIEW below the asked-for view.
+//     agreement violation of a NEW-VIEW below the asked-for view. The
+//     view-change storm is left out here: it attacks the join rule, which
+//     the other two configurations reach, and would only thin out the
+//     attacks this one is for.
 func ConfigForSeed(protocol string, muts mutant.Set, opts Options, seed uint64) (sim.Config, error) {
 	cfg, err := ConfigWith(protocol, muts, opts)
 	if err != nil || protocol != "pbft" {
@@ -143,7 +146,7 @@ func ConfigForSeed(protocol string, muts mutant.Set, opts Options, seed uint64) 
 		}
 		var byz []sim.BehaviourSpec
 		for _, b := range append(sim.PBFTBehaviours(), sim.Behaviours()...) {
-			if strings.HasPrefix(b.Name, "pbft-") || b.Name == "delay" || b.Name == "crash" {
+			if (strings.HasPrefix(b.Name, "pbft-") && b.Name != "pbft-viewchange-storm") || b.Name == "delay" || b.Name == "crash" {
 				byz = append(byz, b)
 			}
 		}
