@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/onecast/onecast/internal/testenv"
 	"github.com/onecast/onecast/netio/config"
 )
 
@@ -42,8 +43,12 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	env.Main(m)
 }
+
+// env reports the tests that did not run here, and why, in one line of
+// `go test ./...` output (testenv's package doc).
+var env = testenv.New("onecast/cmd/onecast")
 
 // freeBasePort finds a free port layout for n nodes (config.FreeBasePort).
 func freeBasePort(t *testing.T, n int) int {
