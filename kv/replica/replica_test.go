@@ -143,6 +143,18 @@ func (cl *cluster) close() {
 	}
 }
 
+// logMetrics logs every running replica's progress and counters (when a
+// test fails).
+func (cl *cluster) logMetrics() {
+	for i, r := range cl.reps {
+		if r == nil {
+			continue
+		}
+		m := r.node.Metrics()
+		cl.t.Logf("replica %d over %s: executed %d runner %+v link %+v conduit %+v", i, m.Transport, r.Executed(), m.Runner, m.Link, m.Conduit)
+	}
+}
+
 func (cl *cluster) addrs() []string {
 	var a []string
 	for _, r := range cl.reps {
@@ -354,6 +366,9 @@ func TestRestartedClusterServesAgain(t *testing.T) {
 					c := mcClient(a)
 					c.Timeout = 10 * time.Second
 					it, err := c.Get("key7")
+					if err != nil {
+						cl.logMetrics()
+					}
 					require.NoError(t, err, "replica %d, %v after the last start", i, time.Since(started))
 					assert.Equal(t, "value-7", string(it.Value))
 					assert.Less(t, time.Since(started), 10*time.Second, "replica %d answered %v after the last start", i, time.Since(started))
@@ -411,10 +426,7 @@ func TestConcurrentClientsThroughEveryReplica(t *testing.T) {
 		}
 		for range workers {
 			if err := <-errs; err != nil {
-				for i, r := range cl.reps {
-					m := r.node.Metrics()
-					t.Logf("replica %d executed %d runner %+v link %+v", i, r.Executed(), m.Runner, m.Link)
-				}
+				cl.logMetrics()
 				require.NoError(t, err)
 			}
 		}
