@@ -196,7 +196,8 @@ func TestNodeTransportFlags(t *testing.T) {
 	assert.Contains(t, errb.String(), "--iface needs --transport xdp")
 	errb.Reset()
 	assert.Equal(t, 1, run(context.Background(), []string{"node", "--config", cfg, "--id", "0", "--transport", "xdp", "--iface", "nosuch0"}, &out, &errb))
-	assert.Regexp(t, `AF_XDP on nosuch0 queue 0: (no such interface|AF_XDP not permitted)`, errb.String())
+	assert.Regexp(t, `^onecast node: node 0: AF_XDP on nosuch0 queue 0: (no such interface|AF_XDP not permitted)`, errb.String())
+	assert.Equal(t, 1, strings.Count(errb.String(), "\n"), "one line:\n%s", errb.String())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
