@@ -5,7 +5,10 @@
 // product). Each point runs a cluster — in process, one process per node on
 // loopback, one network namespace per node, or remote hosts — offers it a
 // load (open loop at a rate, or closed loop with a window of payloads in
-// flight), measures after a warm-up, and yields a [Result]: throughput,
+// flight; offered concurrently to local and remote clusters, whose
+// submissions are HTTP round trips to the nodes' control ports, which
+// stream each delivery back as it happens), measures after a warm-up, and
+// yields a [Result]: throughput,
 // latency percentiles from an HdrHistogram, the payload duplication factor
 // and wire factor from the nodes' counters, copies per payload byte both
 // ways (receive copies into user memory, user-space send copies, and the

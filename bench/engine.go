@@ -293,6 +293,28 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		return true
 	}
 
+	// offer submits one payload of the window; when the cluster does not
+	// take it, the token goes back after a pause, so that a cluster out of
+	// buffers recovers instead of stalling the load for good.
+	offer := func() {
+		if submit() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Millisecond):
+			tr.giveBack()
+		}
+	}
+	// A cluster whose Submit is a round trip to another process offers the
+	// window's payloads concurrently: one at a time, the round trip, not
+	// the cluster, would bound the load.
+	concurrent := false
+	if cs, ok := c.(interface{ ConcurrentSubmit() bool }); ok {
+		concurrent = cs.ConcurrentSubmit()
+	}
+	var offers sync.WaitGroup // the offers in flight: waited for with the load loop
+
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -319,15 +341,10 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 			case <-ctx.Done():
 				return
 			case <-tr.window:
-				if !submit() {
-					// Give the token back after a pause so that a cluster out of
-					// buffers recovers instead of stalling the loop for good.
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(time.Millisecond):
-					}
-					tr.window <- struct{}{}
+				if concurrent {
+					offers.Go(offer)
+				} else {
+					offer()
 				}
 			}
 		}
@@ -354,6 +371,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	if !sleep(pt.Warmup) {
 		cancel()
 		wg.Wait()
+		offers.Wait()
 		if deathErr != nil {
 			return res, deathErr
 		}
@@ -377,6 +395,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 	window := snapshotAll(c, correct).sub(before)
 	cancel()
 	wg.Wait()
+	offers.Wait()
 	if deathErr == nil && submitErr.Load() != nil && died != nil {
 		// A failed submission may be a node dying: give its exit a moment
 		// to be seen, and report that instead.

@@ -173,3 +173,42 @@ func TestBackPressureIsNeitherAFailureNorALoss(t *testing.T) {
 	assert.Greater(t, res.Deliveries, uint64(0))
 	assert.Zero(t, res.Incomplete, "refused payloads were never offered, so they are not lost")
 }
+
+// roundTripCluster is a fakeCluster whose Submit first waits a round trip,
+// as a remote cluster's HTTP submission does, and which says whether the
+// load may offer concurrently.
+type roundTripCluster struct {
+	*fakeCluster
+	rtt        time.Duration
+	concurrent bool
+}
+
+func (c *roundTripCluster) Submit(origin broadcast.NodeID, p bufpool.Buf) error {
+	time.Sleep(c.rtt)
+	return c.fakeCluster.Submit(origin, p)
+}
+
+func (c *roundTripCluster) ConcurrentSubmit() bool { return c.concurrent }
+
+// TestMeasureOffersConcurrentlyWhereSubmitIsARoundTrip checks that the
+// closed loop keeps its window full against a cluster whose Submit is a
+// round trip (a remote cluster): one offer at a time, 10 ms each, cannot
+// exceed 100 payloads/s whatever the window; offered concurrently, a
+// window of 16 goes well past that.
+func TestMeasureOffersConcurrentlyWhereSubmitIsARoundTrip(t *testing.T) {
+	rates := map[bool]float64{}
+	for _, concurrent := range []bool{false, true} {
+		fc := &roundTripCluster{fakeCluster: newFake(4, 1, time.Millisecond), rtt: 10 * time.Millisecond, concurrent: concurrent}
+		tr := newTracker(4, 1<<12, 16)
+		fc.deliver = tr.Delivered
+		pt := Point{Protocol: "fake", Mode: broadcast.ModeDigest, N: 4, F: 1, PayloadBytes: 256, Batch: 1,
+			Inflight: 16, Warmup: 50 * time.Millisecond, Duration: 500 * time.Millisecond}
+		res, err := measure(context.Background(), pt, fc, tr, Load{})
+		require.NoError(t, err)
+		require.NoError(t, fc.Close())
+		rates[concurrent] = res.DeliveriesPerSec
+	}
+	t.Logf("payloads/s: one offer at a time %.0f, concurrent %.0f", rates[false], rates[true])
+	assert.LessOrEqual(t, rates[false], 100*1.1, "one 10 ms round trip at a time")
+	assert.Greater(t, rates[true], 300.0, "16 round trips in flight")
+}

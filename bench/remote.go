@@ -176,6 +176,12 @@ func (c *remoteCluster) Submit(id broadcast.NodeID, p bufpool.Buf) error {
 	return cl.submit(context.Background(), p)
 }
 
+// ConcurrentSubmit tells the load that Submit is an HTTP round trip to a
+// node's process (on this host or another): the window's payloads are
+// offered concurrently, or that round trip, not the cluster, would bound
+// the throughput (one payload in flight at a time).
+func (c *remoteCluster) ConcurrentSubmit() bool { return true }
+
 func (c *remoteCluster) Correct() []broadcast.NodeID { return c.correct }
 
 func (c *remoteCluster) Counters(id broadcast.NodeID) NodeCounters {

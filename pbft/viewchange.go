@@ -173,9 +173,11 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 		return err
 	}
 	v := m.Round
-	if m.Flags&broadcast.HasPayload == 0 {
+	content, release, ok := nd.contentOf(m)
+	if !ok {
 		return broadcast.Reject(broadcast.ReasonLength, "pbft: view change without content")
 	}
+	defer release()
 	if v <= nd.view {
 		nd.relayNewView(from, v)
 		return nil
@@ -187,10 +189,10 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 	if err := nd.signer.Verify(from, &st, sig); err != nil {
 		return err
 	}
-	if broadcast.DigestOf(m.Payload) != m.Digest {
+	if broadcast.DigestOf(content) != m.Digest {
 		return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: view change content does not match its digest")
 	}
-	vc, err := decodeViewChange(m.Payload.Bytes(), nd.n, int(nd.cfg.Window))
+	vc, err := decodeViewChange(content.Bytes(), nd.n, int(nd.cfg.Window))
 	if err != nil {
 		return err
 	}
@@ -200,7 +202,7 @@ func (nd *Node) onViewChange(from broadcast.NodeID, m *broadcast.Message) error 
 	if err := nd.checkViewChange(vc); err != nil {
 		return err
 	}
-	nd.recordViewChange(from, &vcRecord{view: v, digest: m.Digest, sig: append([]byte(nil), sig...), content: vc}, m.Payload)
+	nd.recordViewChange(from, &vcRecord{view: v, digest: m.Digest, sig: append([]byte(nil), sig...), content: vc}, content)
 	// f+1 replicas want a view above ours: at least one is correct, so join
 	// the smallest view that f+1 of them ask for.
 	cur := nd.view
@@ -305,9 +307,11 @@ func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
 		return err
 	}
 	v := m.Round
-	if m.Flags&broadcast.HasPayload == 0 {
+	content, release, ok := nd.contentOf(m)
+	if !ok {
 		return broadcast.Reject(broadcast.ReasonLength, "pbft: new view without content")
 	}
+	defer release()
 	// A replica accepts NEW-VIEW(v) only for a view above the one it is in
 	// and not below the one it has asked to move to: once it sent
 	// VIEW-CHANGE(t) it accepts no message of a view below t (Castro &
@@ -325,10 +329,10 @@ func (nd *Node) onNewView(from broadcast.NodeID, m *broadcast.Message) error {
 	if err := nd.signer.Verify(nd.primary(v), &st, sig); err != nil {
 		return err
 	}
-	if broadcast.DigestOf(m.Payload) != m.Digest {
+	if broadcast.DigestOf(content) != m.Digest {
 		return broadcast.Reject(broadcast.ReasonDigestMismatch, "pbft: new view content does not match its digest")
 	}
-	cv, refs, err := decodeNewView(m.Payload.Bytes(), nd.n)
+	cv, refs, err := decodeNewView(content.Bytes(), nd.n)
 	if err != nil {
 		return err
 	}
@@ -697,4 +701,24 @@ func (nd *Node) retransmit() {
 		// Back off while a view change drags on (a silent cluster).
 		nd.resend = nd.now + nd.cfg.Timeout/2<<min(nd.vcStreak, 4)
 	}
+}
+
+// contentOf returns the content a VIEW-CHANGE or NEW-VIEW m carries —
+// or, when the AF_XDP program cut it on the way in because this replica
+// held a payload of that digest (broadcast.Stripped: identical contents
+// are common, such as the view changes of replicas in the same state), the
+// store's copy — and the function that releases it once the message is
+// handled. False when m carries none and the store does not hold it.
+func (nd *Node) contentOf(m *broadcast.Message) (bufpool.Buf, func(), bool) {
+	if m.Flags&broadcast.HasPayload != 0 {
+		return m.Payload, func() {}, true
+	}
+	if m.Flags&broadcast.Stripped == 0 {
+		return bufpool.Buf{}, nil, false
+	}
+	b, ok := nd.store.Get(m.Digest)
+	if !ok {
+		return bufpool.Buf{}, nil, false
+	}
+	return b, b.Release, true
 }

@@ -171,7 +171,7 @@ func startClusterNode(c *config.Cluster, o nodeOptions, logger *slog.Logger) (nd
 	}
 	if o.control != "" {
 		nd.control, err = bench.NewControlServer(bench.ControlConfig{
-			Addr: o.control, Submit: nd.node.Submit, Counters: nd.counters, Pool: nd.node.Pool(), MaxPayload: o.payloadSize,
+			Addr: o.control, Submit: nd.node.Submit, Counters: nd.counters, Pool: nd.node.SendPool(), MaxPayload: o.payloadSize,
 			Info: bench.NodeInfo{ID: o.id, Protocol: spec.Name, Mode: params.Mode.String(), N: params.N, F: params.F,
 				Transport: nd.node.Metrics().Transport},
 			Logger: logger,

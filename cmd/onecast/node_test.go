@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/onecast/onecast/internal/testenv"
 	"github.com/onecast/onecast/netio/config"
 )
 
@@ -42,8 +43,12 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	env.Main(m)
 }
+
+// env reports the tests that did not run here, and why, in one line of
+// `go test ./...` output (testenv's package doc).
+var env = testenv.New("onecast/cmd/onecast")
 
 // freeBasePort finds a free port layout for n nodes (config.FreeBasePort).
 func freeBasePort(t *testing.T, n int) int {
@@ -191,7 +196,8 @@ func TestNodeTransportFlags(t *testing.T) {
 	assert.Contains(t, errb.String(), "--iface needs --transport xdp")
 	errb.Reset()
 	assert.Equal(t, 1, run(context.Background(), []string{"node", "--config", cfg, "--id", "0", "--transport", "xdp", "--iface", "nosuch0"}, &out, &errb))
-	assert.Regexp(t, `AF_XDP on nosuch0 queue 0: (no such interface|AF_XDP not permitted)`, errb.String())
+	assert.Regexp(t, `^onecast node: node 0: AF_XDP on nosuch0 queue 0: (no such interface|AF_XDP not permitted)`, errb.String())
+	assert.Equal(t, 1, strings.Count(errb.String(), "\n"), "one line:\n%s", errb.String())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
@@ -243,4 +249,56 @@ func TestKeygenForHosts(t *testing.T) {
 	assert.Equal(t, 1, run(context.Background(), []string{"keygen", "--n", "3", "--addrs", "10.1.0.1:7000,10.1.0.2:7000",
 		"--out", t.TempDir()}, &out, &errb))
 	assert.Contains(t, errb.String(), "n is 3 but 2 addresses")
+}
+
+// unprivileged returns the command line that runs this test binary, as
+// the CLI, without the capabilities AF_XDP needs: as it is for a user
+// other than root, and under setpriv with CAP_NET_ADMIN, CAP_BPF and
+// CAP_SYS_ADMIN dropped from the bounding set for root.
+func unprivileged(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	argv := append([]string{os.Args[0]}, args...)
+	if os.Geteuid() == 0 {
+		setpriv := env.NeedBinary(t, "setpriv", "util-linux")
+		drop := "-net_admin,-bpf,-sys_admin"
+		argv = append([]string{setpriv, "--bounding-set", drop, "--inh-caps", drop, "--"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	return cmd
+}
+
+// TestNodeOverXDPWithoutPrivileges starts `onecast node --transport xdp`
+// in a process without the capabilities AF_XDP needs: it exits 1 with one
+// line naming the cause; with --fallback udp it runs over UDP and says
+// why, in its warning and in its stats.
+func TestNodeOverXDPWithoutPrivileges(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	base := freeBasePort(t, 4)
+	require.Equal(t, 0, run(context.Background(), []string{"keygen", "--n", "4", "--out", dir, "--port", fmt.Sprint(base)}, &out, &errb), errb.String())
+	cfg := filepath.Join(dir, "cluster.yaml")
+
+	cmd := unprivileged(t, "node", "--config", cfg, "--id", "0", "--transport", "xdp", "--iface", "lo", "--stats", "0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, stderr.String())
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line:\n%s", stderr.String())
+	assert.Contains(t, stderr.String(), "onecast node: node 0: AF_XDP on lo queue 0: AF_XDP not permitted")
+
+	cmd = unprivileged(t, "node", "--config", cfg, "--id", "0", "--transport", "xdp", "--iface", "lo",
+		"--fallback", "udp", "--stats", "0")
+	var logs safeBuffer
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "node started") }, 10*time.Second, 20*time.Millisecond, logs.String())
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), logs.String())
+	assert.Contains(t, logs.String(), "AF_XDP unavailable: running over kernel UDP")
+	assert.Contains(t, logs.String(), "AF_XDP not permitted")
+	assert.Regexp(t, `node stopped".*transport=udp .*fallback=".*AF_XDP not permitted`, logs.String())
 }

@@ -83,6 +83,11 @@ type Config struct {
 	// Transport overrides the node's transport section of Cluster (nil:
 	// the section's, UDP without one; see config.Transport).
 	Transport *config.Transport
+	// Do runs fn where the replica's node opens its sockets (node.Config.Do:
+	// a network namespace, for in-process clusters whose replicas stand
+	// for hosts). The memcached listener stays in the caller's namespace.
+	// Default: fn is called as is.
+	Do func(fn func() error) error
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -157,7 +162,7 @@ func Start(cfg Config) (r *Replica, err error) {
 		return &tapped{Node: pn, exec: r.exec, journal: r.journal, log: r.log}, nil
 	}
 	r.node, err = node.Start(node.Config{Cluster: c, ID: cfg.ID, Spec: spec, Transport: cfg.Transport, Frames: cfg.Frames, Verifiers: 2,
-		Epoch: time.Now(), Logger: cfg.Logger.With("replica", cfg.ID)})
+		Do: cfg.Do, Epoch: time.Now(), Logger: cfg.Logger.With("replica", cfg.ID)})
 	if err != nil {
 		return r, fmt.Errorf("replica: %w", err)
 	}

@@ -30,7 +30,10 @@
 // UMEM frame the kernel wrote; holding it keeps that frame from the receive
 // ring, which is why the store copies long-held payloads out when free
 // frames run low, and why Close leaves the UMEM mapped while the
-// application still holds payloads.
+// application still holds payloads. A payload built in SendPool — over
+// AF_XDP, the UMEM — goes out to every peer by reference, not copied into
+// TX frames per recipient (onecast node's bench control port builds the
+// payloads it is sent there).
 //
 // # Transports
 //

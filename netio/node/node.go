@@ -380,6 +380,18 @@ func (nd *Node) Conduit() netio.Conduit { return nd.conduit }
 // buffers they Submit (Pool().Copy(data)).
 func (nd *Node) Pool() *bufpool.Pool { return nd.pool }
 
+// SendPool returns the pool whose buffers the node's conduit sends by
+// reference: over AF_XDP, the UMEM (a payload built there goes out to
+// every peer without a copy into TX frames, as the bench's namespace
+// clusters build theirs); otherwise Pool. Its buffers share the UMEM with
+// the receive ring: hold them only as long as a Submit needs.
+func (nd *Node) SendPool() *bufpool.Pool {
+	if nd.xdp != nil {
+		return nd.xdp.Pool()
+	}
+	return nd.pool
+}
+
 // LocalAddr returns the UDP address the node is bound to; the zero value
 // when it runs over another transport.
 func (nd *Node) LocalAddr() netip.AddrPort {

@@ -111,6 +111,7 @@ func TestNodeClusterOverUDPDeliversAndCounts(t *testing.T) {
 	assert.NotZero(t, m.Conduit.BytesReceived)
 	assert.NotZero(t, m.Runner.Received)
 	assert.Equal(t, nodes[1].LocalAddr().String(), c.Nodes[1].Addr)
+	assert.Same(t, nodes[1].Pool(), nodes[1].SendPool(), "over UDP, payloads are sent from the node's pool")
 }
 
 // TestNodeRefusesABadConfiguration checks that Start names what is wrong.
@@ -164,9 +165,13 @@ func TestNodeXDPClusterInNamespaces(t *testing.T) {
 
 	// Zero copies by identity: every remote delivery's payload lies in the
 	// UMEM of a node's conduit, past the headers the kernel wrote there.
+	// Built in the sender's SendPool (its UMEM), the payload goes out by
+	// reference: no copy into TX frames.
 	payload := []byte(fmt.Sprintf("%01200d", 8))
-	b, err := nodes[0].Pool().Copy(payload)
+	b, err := nodes[0].SendPool().Copy(payload)
 	require.NoError(t, err)
+	require.Same(t, nodes[0].Conduit().(interface{ Pool() *bufpool.Pool }).Pool(), nodes[0].SendPool(), "SendPool is the UMEM")
+	sendCopied := nodes[0].Metrics().Conduit.SendCopiedBytes
 	require.NoError(t, nodes[0].Submit(context.Background(), b))
 	inUMEM := 0
 	for i := range 4 {
@@ -183,6 +188,7 @@ func TestNodeXDPClusterInNamespaces(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 3, inUMEM, "the three remote deliveries are views on the UMEM frames the kernel wrote")
+	assert.Equal(t, sendCopied, nodes[0].Metrics().Conduit.SendCopiedBytes, "a payload in the UMEM is sent by reference")
 
 	// A second node on node 1's interface and queue: busy.
 	_, err = node.Start(node.Config{Cluster: c, ID: 1, Keyring: rings[1], Logger: slog.New(slog.DiscardHandler),

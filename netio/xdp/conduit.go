@@ -212,6 +212,12 @@ var ErrNoFrame = errors.New("xdp: no free UMEM frame")
 
 const pollTimeoutMs = 20
 
+// bindBusyWait is how long New retries binding a queue that is busy: the
+// kernel releases a closed socket's queue in deferred work, so a conduit
+// reopened on its queue (a node restarted in the same process) may find
+// it busy for a moment. A queue another socket holds is an error after it.
+const bindBusyWait = 2 * time.Second
+
 // xdpHeadroom is the room the kernel keeps in front of a received frame
 // (XDP_PACKET_HEADROOM).
 const xdpHeadroom = 256
@@ -302,13 +308,24 @@ func New(cfg Config) (_ *Conduit, err error) {
 	if !cfg.CopySend {
 		attempts = []uint16{unix.XDP_USE_SG | unix.XDP_USE_NEED_WAKEUP, unix.XDP_USE_SG, unix.XDP_USE_NEED_WAKEUP, 0}
 	}
-	for _, flags := range attempts {
-		if c.xsk, err = newSocket(cfg.Ifindex, cfg.Queue, opts, flags); err == nil {
-			c.sg, c.nw = flags&unix.XDP_USE_SG != 0, flags&unix.XDP_USE_NEED_WAKEUP != 0
-			break
+	// A queue a socket of this process let go of stays busy until the
+	// kernel's deferred release (under the RTNL lock) clears it: a busy
+	// queue is retried for up to bindBusyWait before it is an error.
+	for deadline := time.Now().Add(bindBusyWait); ; time.Sleep(20 * time.Millisecond) {
+		for _, flags := range attempts {
+			if c.xsk, err = newSocket(cfg.Ifindex, cfg.Queue, opts, flags); err == nil {
+				c.sg, c.nw = flags&unix.XDP_USE_SG != 0, flags&unix.XDP_USE_NEED_WAKEUP != 0
+				break
+			}
+			if errors.Is(err, unix.EBUSY) {
+				break // whatever the flags
+			}
+			if flags&unix.XDP_USE_SG != 0 {
+				c.noSG = fmt.Sprintf("multi-buffer AF_XDP refused: %v", err)
+			}
 		}
-		if flags&unix.XDP_USE_SG != 0 {
-			c.noSG = fmt.Sprintf("multi-buffer AF_XDP refused: %v", err)
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			break
 		}
 	}
 	if c.sg {
@@ -1086,6 +1103,12 @@ func (c *Conduit) ReleaseUMEM() error {
 func (c *Conduit) teardown() error {
 	var errs []error
 	if c.prog != nil {
+		if c.xsk != nil {
+			// The map entry holds a reference on the socket, which the
+			// map's deferred free would drop only later: the queue would
+			// stay bound a while after Close.
+			errs = append(errs, c.prog.Unregister(c.cfg.Queue))
+		}
 		errs = append(errs, c.prog.Close())
 	}
 	for {
@@ -1123,6 +1146,11 @@ func (c *Conduit) teardown() error {
 		errs = append(errs, c.comp.close())
 	}
 	if c.xsk != nil {
+		// Unmapped and closed under the lock newSocket holds, so that its
+		// cleanup of orphan rings never sees this socket half closed.
+		socketFlagsMu.Lock()
+		defer socketFlagsMu.Unlock()
+		errs = append(errs, unmapRings(c.xsk)) // or the socket, and its queue, outlive Close
 		if c.pool != nil && c.pool.Outstanding() > 0 {
 			// Frames still referenced: close the socket, keep the memory
 			// until ReleaseUMEM.

@@ -140,6 +140,19 @@
 // frame; anything else goes to user space untouched, where the link and the
 // codec reject it with a typed error.
 //
+// # Closing and reopening
+//
+// Close detaches the program, drops the socket from the program's socket
+// map and unmaps the socket's four rings before it closes the descriptor
+// (asavie/xdp's Close leaves the rings mapped, and each mapping keeps the
+// socket, and the binding of its queue, alive for the life of the
+// process); it keeps only the UMEM while received datagrams are held
+// (ReleaseUMEM). The kernel frees the queue in deferred work a moment
+// later, so New retries a busy queue for up to two seconds: a conduit
+// reopened on its queue in the same process (a node or kv replica
+// restarted) binds, and a queue that another socket holds is an error
+// (EBUSY) after that. A failed bind leaves no rings mapped behind it.
+//
 // Tests and the benchmark build their hosts with netio/netns: real
 // namespaces and veth pairs, created and removed by the test, root only.
 package xdp
