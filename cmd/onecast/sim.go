@@ -278,7 +278,8 @@ flags:
 		fmt.Fprintf(stdout, "interrupted: %d of %d runs finished (runs under way were dropped)\n", sum.Runs, *seeds)
 	}
 	if sum.Failed == 0 && ctx.Err() != nil {
-		return fmt.Errorf("interrupted after %d of %d runs, none failed: %w", sum.Runs, *seeds, ctx.Err())
+		// Exit 130, as bench: said above ("interrupted: …").
+		return fmt.Errorf("%w after %d of %d runs, none failed: %w", errInterrupted, sum.Runs, *seeds, ctx.Err())
 	}
 	if sum.Failed == 0 {
 		if *traceFile != "" {
