@@ -111,8 +111,10 @@ const (
 //     how many, the retransmission timeouts, and the receive drops counted
 //     (or that none was);
 //   - the receive pool ran low (under noteFreeFraction of its frames free),
-//     empty, or under its watermark (payloads copied out to the heap);
-//   - AF_XDP ran in copy mode.
+//     empty, or under its watermark (payloads copied out to the heap).
+//
+// Whether AF_XDP ran in copy mode is one note for the whole table (see
+// writeNotes).
 func (r *Result) Notes() []string {
 	if r.Error != "" {
 		return nil
@@ -154,13 +156,36 @@ func (r *Result) Notes() []string {
 		s += fmt.Sprintf(": found empty %d times; %d payloads copied out of it to the heap under its watermark (in copies/B)", h.PoolEmpty, h.Rehomed)
 		out = append(out, s)
 	}
-	if h.CopyMode {
-		out = append(out, "AF_XDP in copy mode (the interface has no zero-copy driver, as veth): the kernel copied every received frame into the UMEM (krn copies/B)")
-	}
 	return out
 }
 
-// writeNotes prints each result's notes, "note: <point>: <note>".
+// copyModeNote says which points ran AF_XDP in copy mode (one line for
+// all of them: on veth, every AF_XDP point does); empty when none did.
+func copyModeNote(results []Result) string {
+	var copyMode []string
+	xdpPoints := 0
+	for i := range results {
+		r := &results[i]
+		if r.Error != "" || !strings.HasPrefix(r.Transport, "xdp") {
+			continue
+		}
+		xdpPoints++
+		if r.Health.CopyMode {
+			copyMode = append(copyMode, r.label())
+		}
+	}
+	if len(copyMode) == 0 {
+		return ""
+	}
+	which := "in " + strings.Join(copyMode, "; ")
+	if len(copyMode) == xdpPoints && xdpPoints > 1 {
+		which = fmt.Sprintf("in every AF_XDP point (%d)", xdpPoints)
+	}
+	return "AF_XDP ran in copy mode " + which + ": the interface has no zero-copy driver (veth has none), so the kernel copied every received frame into the UMEM (krn copies/B)"
+}
+
+// writeNotes prints each result's notes, "note: <point>: <note>", then the
+// copy-mode note.
 func writeNotes(w io.Writer, results []Result) error {
 	for i := range results {
 		r := &results[i]
@@ -168,6 +193,11 @@ func writeNotes(w io.Writer, results []Result) error {
 			if _, err := fmt.Fprintf(w, "note: %s: %s\n", r.label(), n); err != nil {
 				return err
 			}
+		}
+	}
+	if n := copyModeNote(results); n != "" {
+		if _, err := fmt.Fprintf(w, "note: %s\n", n); err != nil {
+			return err
 		}
 	}
 	return nil

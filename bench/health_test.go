@@ -68,14 +68,34 @@ func TestNotesAppearOnlyWhenTheirConditionHolds(t *testing.T) {
 	low.Health.Rehomed, low.Health.PoolEmpty = 0, 5
 	assert.Contains(t, notes(low), "found empty 5 times")
 
-	// Copy mode, from the socket's binding.
-	cm := healthyXDP()
-	cm.Health.CopyMode = true
-	assert.Contains(t, notes(cm), "note: bracha full xdp/netns n=4 f=1 16KiB b=1: AF_XDP in copy mode")
-
 	// A failed point has no notes.
-	cm.Error = "node 2 exited"
-	assert.Empty(t, notes(cm))
+	lossy.Error = "node 2 exited"
+	assert.Empty(t, notes(lossy))
+}
+
+// TestCopyModeIsOneNoteForTheTable checks the copy-mode note: from the
+// sockets' binding, one line naming the points, or "every AF_XDP point"
+// when all of them ran so; none when no point did.
+func TestCopyModeIsOneNoteForTheTable(t *testing.T) {
+	note := func(rs ...Result) string {
+		var b bytes.Buffer
+		require.NoError(t, WriteTable(&b, rs))
+		for _, l := range strings.Split(b.String(), "\n") {
+			if strings.HasPrefix(l, "note: AF_XDP") {
+				return l
+			}
+		}
+		return ""
+	}
+	full, digest := healthyXDP(), healthyXDP()
+	digest.Mode = "digest"
+	assert.Empty(t, note(full, digest), "zero-copy sockets")
+	full.Health.CopyMode = true
+	assert.Equal(t, "note: AF_XDP ran in copy mode in bracha full xdp/netns n=4 f=1 16KiB b=1: the interface has no zero-copy driver (veth has none), so the kernel copied every received frame into the UMEM (krn copies/B)", note(full, digest))
+	digest.Health.CopyMode = true
+	udp := healthyXDP()
+	udp.Transport, udp.Health = "udp", Health{ReceiveFrames: 8192}
+	assert.Contains(t, note(full, digest, udp), "note: AF_XDP ran in copy mode in every AF_XDP point (2): ")
 }
 
 // TestNodeHealthReadsTheNodesCounters checks where each Health counter
