@@ -172,6 +172,12 @@ func TestBenchLocalClusterOfNodeProcesses(t *testing.T) {
 	assert.Greater(t, r["deliveries_per_sec"].(float64), 0.0)
 	assert.InDelta(t, 1.0, r["payload_dup_factor"].(float64), 0.02)
 	assert.Greater(t, r["cpu_us_per_delivery"].(float64), 0.0, "the nodes report their own CPU")
+	// The counters the notes under the table come from cross the control
+	// port too.
+	health, ok := r["health"].(map[string]any)
+	require.True(t, ok, "health counters in the JSON: %v", r)
+	assert.Greater(t, health["frames_sent"].(float64), 0.0, "the nodes' links sent data frames")
+	assert.Greater(t, health["receive_frames"].(float64), 0.0, "the size of a node's receive pool")
 }
 
 func TestBenchRejectsBadFlags(t *testing.T) {
