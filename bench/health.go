@@ -184,18 +184,25 @@ func copyModeNote(results []Result) string {
 	return "AF_XDP ran in copy mode " + which + ": the interface has no zero-copy driver (veth has none), so the kernel copied every received frame into the UMEM (krn copies/B)"
 }
 
-// writeNotes prints each result's notes, "note: <point>: <note>", then the
-// copy-mode note.
-func writeNotes(w io.Writer, results []Result) error {
+// tableNotes returns the notes of a table: each result's, "<point>:
+// <note>", then the copy-mode note.
+func tableNotes(results []Result) []string {
+	var out []string
 	for i := range results {
 		r := &results[i]
 		for _, n := range r.Notes() {
-			if _, err := fmt.Fprintf(w, "note: %s: %s\n", r.label(), n); err != nil {
-				return err
-			}
+			out = append(out, r.label()+": "+n)
 		}
 	}
 	if n := copyModeNote(results); n != "" {
+		out = append(out, n)
+	}
+	return out
+}
+
+// writeNotes prints the notes of a table, one "note: " line each.
+func writeNotes(w io.Writer, results []Result) error {
+	for _, n := range tableNotes(results) {
 		if _, err := fmt.Fprintf(w, "note: %s\n", n); err != nil {
 			return err
 		}
