@@ -1,14 +1,21 @@
 package evaluate
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/onecast/onecast/bench"
+	"github.com/onecast/onecast/broadcast"
 )
 
 // repeated runs each fake result three times at ×0.5, ×1 and ×2 its rate
@@ -99,4 +106,46 @@ func TestMedianH2HKeepsTheMedianRunAndEveryRate(t *testing.T) {
 	assert.Equal(t, "boom", got[1].Error, "a failed run is not hidden")
 	assert.Equal(t, runsRange([]float64{2, 4}, []float64{1, 1}), " (runs 2.00–4.00×)")
 	assert.Empty(t, runsRange([]float64{2}, []float64{1}))
+}
+
+// syncBuf is a bytes.Buffer safe for the progress goroutine and the test.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunPassesProgressLinesAndRepeat runs an evaluation whose clusters fail
+// at once (the first after a moment, for the first progress line): with
+// ProgressLines the progress is lines, not a bar, every point runs Repeat
+// times, and the report records the repeat and the load average.
+func TestRunPassesProgressLinesAndRepeat(t *testing.T) {
+	var once sync.Once
+	var starts atomic.Int64
+	failing := func(ctx context.Context, pt bench.Point, spec broadcast.Spec, sink bench.Sink) (bench.Cluster, bench.Load, error) {
+		starts.Add(1)
+		once.Do(func() { time.Sleep(150 * time.Millisecond) })
+		return nil, bench.Load{}, errors.New("no cluster here")
+	}
+	var progress syncBuf
+	ev, err := Run(context.Background(), []string{"evaluate"}, Options{Quick: true, Specs: specs,
+		Clusters: map[string]bench.ClusterFactory{"inproc": failing}, Progress: &progress, ProgressLines: time.Hour, Repeat: 2})
+	require.NoError(t, err)
+	assert.Regexp(t, `bench: point 1 of \d+ \(.*run 1 of 2\)`, progress.String(), "a progress line, each point run twice")
+	assert.NotContains(t, progress.String(), "\r", "no bar")
+	assert.Equal(t, 2, ev.Repeat)
+	assert.NotEmpty(t, ev.LoadAverage[0])
+	assert.NotEmpty(t, ev.LoadAverage[1])
+	assert.Positive(t, starts.Load())
 }

@@ -26,8 +26,10 @@ type Options struct {
 	// H2HDir is the head-to-head harness module (bench/h2h); empty skips
 	// the head-to-head.
 	H2HDir string
-	// Progress, when set, shows progress bars there.
-	Progress io.Writer
+	// Progress, when set, shows progress there: a bar, or with
+	// ProgressLines a line every ProgressLines (bench.Options).
+	Progress      io.Writer
+	ProgressLines time.Duration
 	// Log receives one line per step. Nil: discard.
 	Log *slog.Logger
 	// Repeat runs every point, and the head-to-head, this many times: each
@@ -95,7 +97,7 @@ func Run(ctx context.Context, args []string, opts Options) (*Evaluation, error) 
 	for i, pt := range p.parts() {
 		log.Info("evaluate: running", "part", names[i], "points", len(pt.points))
 		res, interrupted := bench.Run(ctx, pt.points, bench.Options{Specs: opts.Specs, Clusters: opts.Clusters,
-			Progress: opts.Progress, Logger: log, Repeat: repeat})
+			Progress: opts.Progress, ProgressLines: opts.ProgressLines, Logger: log, Repeat: repeat})
 		*outs[i] = res
 		if interrupted {
 			ev.Interrupted = true

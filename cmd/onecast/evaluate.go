@@ -55,9 +55,13 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			withNetns = false
 		}
 	}
+	progressLines := progressEvery // a line every few seconds, as bench
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		progressLines = 0 // a bar, redrawn in place
+	}
 	ev, err := evaluate.Run(ctx, append([]string{"evaluate"}, args...), evaluate.Options{
 		Quick: *quick, Specs: protocolSpecs(), Clusters: clusterFactories(nil, "", nil), Netns: withNetns,
-		H2HDir: *h2h, Progress: stderr, Log: log, Repeat: *repeat})
+		H2HDir: *h2h, Progress: stderr, ProgressLines: progressLines, Log: log, Repeat: *repeat})
 	if err != nil && ev == nil {
 		return fmt.Errorf("evaluate: %w", err)
 	}
