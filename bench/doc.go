@@ -19,7 +19,10 @@
 // reports every figure's median with the runs' min–max.
 //
 // Results print as a table with the ratio digest ÷ full for every figure
-// (the point of the exercise) and a legend line per column, as JSON or
+// (the point of the exercise), notes derived from each point's [Health]
+// counters where they explain a slow or jittery row (frames resent and
+// where they were lost, a receive pool run low, AF_XDP in copy mode; see
+// [Result.Notes]), and a legend line per column, as JSON or
 // CSV, and with an output directory as a Markdown report with PNG plots.
 // Every output records the [Environment]: commit, flags, Go version,
 // kernel, CPU and cores. Progress goes to [Options].Progress: a bar on a

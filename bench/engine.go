@@ -59,6 +59,8 @@ type NodeCounters struct {
 	// Refusals are the node's resource-budget counters (cumulative, but
 	// MinFreeFrames, the smallest since the node started).
 	Refusals Refusals `json:"refusals"`
+	// Health are the node's link, drop and pool counters (cumulative).
+	Health Health `json:"health"`
 }
 
 // Sink is how a cluster reports deliveries to the bench.
@@ -463,6 +465,7 @@ func measure(ctx context.Context, pt Point, c Cluster, tr *tracker, load Load) (
 		}
 	}
 	res.Retransmissions = window.retransmissions
+	res.Health = window.health
 	if window.cpuNanos > 0 {
 		// Nodes in processes of their own report their own costs.
 		res.AllocsPerDelivery = float64(window.mallocs) / float64(deliveries)
@@ -552,13 +555,14 @@ type totals struct {
 	recvPayload, recvHeader, remoteDelivered, deliveredBytes, deliveries uint64
 	copied, retransmissions, cpuNanos, mallocs                           uint64
 	sentPayload, sendCopied, kernelCopied                                uint64
+	health                                                               Health
 }
 
 func (a totals) sub(b totals) totals {
 	return totals{a.recvPayload - b.recvPayload, a.recvHeader - b.recvHeader, a.remoteDelivered - b.remoteDelivered,
 		a.deliveredBytes - b.deliveredBytes, a.deliveries - b.deliveries, a.copied - b.copied, a.retransmissions - b.retransmissions,
 		a.cpuNanos - b.cpuNanos, a.mallocs - b.mallocs,
-		a.sentPayload - b.sentPayload, a.sendCopied - b.sendCopied, a.kernelCopied - b.kernelCopied}
+		a.sentPayload - b.sentPayload, a.sendCopied - b.sendCopied, a.kernelCopied - b.kernelCopied, a.health.sub(b.health)}
 }
 
 func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
@@ -578,6 +582,7 @@ func snapshotAll(c Cluster, ids []broadcast.NodeID) totals {
 		t.retransmissions += nc.Retransmissions
 		t.cpuNanos += nc.CPUNanos
 		t.mallocs += nc.Mallocs
+		t.health.add(nc.Health)
 	}
 	return t
 }

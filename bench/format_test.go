@@ -124,6 +124,7 @@ func TestReportWritesFilesAndReadablePlots(t *testing.T) {
 	res := sampleResults()
 	more := res[1]
 	more.N, more.PayloadBytes = 7, 65536
+	more.Health = Health{FramesSent: 1000, Retransmits: 50, Timeouts: 40}
 	res = append(res, more)
 	rep := Report{Env: CurrentEnvironment([]string{"bench", "--n", "4"}), Results: res}
 	written, err := rep.WriteDir(dir)
@@ -139,6 +140,7 @@ func TestReportWritesFilesAndReadablePlots(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(md), "Digest ÷ full")
 	assert.Contains(t, string(md), "- **dup factor**: payload bytes received", "the legend under the tables")
+	assert.Contains(t, string(md), "## Notes\n\n- "+more.label()+": the links resent 5.0% of their data frames", "the table's notes")
 	assert.Contains(t, string(md), "![throughput_vs_payload.png]")
 	assert.Contains(t, string(md), rep.Env.GoVersion)
 

@@ -258,7 +258,8 @@ func (c *inprocCluster) Counters(id broadcast.NodeID) NodeCounters {
 		SendCopiedBytes:   m.Conduit.SendCopiedBytes,
 		KernelCopiedBytes: KernelCopiedPayload(m.Broadcast, m.Conduit),
 		SendCopyFallback:  m.XDP.SendCopyFallback,
-		Refusals:          NodeRefusals(m, c.protos[id], c.free[id].Min())}
+		Refusals:          NodeRefusals(m, c.protos[id], c.free[id].Min()),
+		Health:            NodeHealth(m)}
 }
 
 // KernelCopiedPayload estimates the received payload bytes the kernel

@@ -156,9 +156,18 @@ func startLocal(ctx context.Context, exe string, pt Point, spec broadcast.Spec, 
 	if err != nil {
 		return nil, Load{}, err
 	}
-	if _, err := config.Generate(config.GenerateOptions{N: pt.N, F: pt.F, Protocol: pt.Protocol, Mode: pt.Mode.String(),
-		Auth: pt.Auth.String(), BasePort: base, Dir: dir}); err != nil {
+	f := pt.F
+	if f == 0 {
+		f = config.NoFaults // Generate's zero F is its default, (n-1)/3
+	}
+	gen, err := config.Generate(config.GenerateOptions{N: pt.N, F: f, Protocol: pt.Protocol, Mode: pt.Mode.String(),
+		Auth: pt.Auth.String(), BasePort: base, Dir: dir})
+	if err != nil {
 		return nil, Load{}, fmt.Errorf("generate the cluster's configuration: %w", err)
+	}
+	if gen.F != pt.F {
+		// The nodes would run another f than the point names.
+		return nil, Load{}, fmt.Errorf("the generated configuration has f = %d, the point f = %d", gen.F, pt.F)
 	}
 	// A wire-level Byzantine node runs in this process, on its loopback
 	// address of the configuration, with its key file: the correct nodes'

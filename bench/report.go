@@ -117,6 +117,12 @@ func (r *Report) WriteMarkdown(w io.Writer, plots []Plot) error {
 			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 		}
 	}
+	if notes := tableNotes(r.Results); len(notes) > 0 {
+		fmt.Fprintf(w, "\n## Notes\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+	}
 	fmt.Fprintf(w, "\nColumns:\n\n")
 	for _, f := range figures {
 		fmt.Fprintf(w, "- **%s**: %s\n", f.name, f.legend)

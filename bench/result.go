@@ -76,8 +76,11 @@ type Result struct {
 	Incomplete uint64 `json:"incomplete_payloads"`
 	// Refusals are the correct nodes' resource-budget counters, summed
 	// over them (MinFreeFrames: the smallest of any), over the whole run.
-	Refusals    Refusals `json:"refusals"`
-	DurationSec float64  `json:"duration_s"`
+	Refusals Refusals `json:"refusals"`
+	// Health are the correct nodes' link, drop and pool counters over the
+	// window, from which the notes under the table are derived.
+	Health      Health  `json:"health"`
+	DurationSec float64 `json:"duration_s"`
 	// Error says why the point failed, if it did.
 	Error string `json:"error,omitempty"`
 
@@ -186,7 +189,8 @@ const ratioPrefix = "digest ÷ full: "
 // WriteTable writes results as an aligned text table: one row per point
 // (with a min–max row under it when the point was repeated), a
 // "digest ÷ full" row for each pair of points that differ only by mode, then
-// warnings, then a legend that explains every column in one line each.
+// warnings and notes (Result.Notes), then a legend that explains every
+// column in one line each.
 func WriteTable(w io.Writer, results []Result) error {
 	head := []string{"point"}
 	for _, f := range figures {
@@ -259,6 +263,9 @@ func WriteTable(w io.Writer, results []Result) error {
 		if r := &results[i]; r.SendCopyFallback != "" {
 			fmt.Fprintf(w, "note: %s: sent payloads copied (tx copies/B): %s\n", r.label(), r.SendCopyFallback)
 		}
+	}
+	if err := writeNotes(w, results); err != nil {
+		return err
 	}
 	if err := writeBudgets(w, results); err != nil {
 		return err

@@ -84,7 +84,8 @@ type Config struct {
 	Spec broadcast.Spec
 	// N and F are the cluster size and the faults the protocol tolerates
 	// (F defaults to MaxF(Spec, N), the largest f with Spec.MinN(f) ≤ N:
-	// n−1 for Dolev–Strong, ⌊(n−1)/3⌋ for Bracha and PBFT).
+	// n−1 for Dolev–Strong, ⌊(n−1)/3⌋ for Bracha and PBFT; NoFaults runs
+	// with f = 0).
 	N, F int
 	// Mode is the payload mode (default digest).
 	Mode broadcast.Mode
@@ -132,6 +133,21 @@ type Config struct {
 	Trace io.Writer
 }
 
+// NoFaults, as Config.F (or the f of DolevStrongConfig and PBFTConfig),
+// runs the protocol with f = 0: F's zero value means MaxF.
+const NoFaults = -1
+
+// effectiveF is the f a run with Config.F = f uses at n.
+func effectiveF(spec broadcast.Spec, n, f int) int {
+	switch f {
+	case NoFaults:
+		return 0
+	case 0:
+		return MaxF(spec, n)
+	}
+	return f
+}
+
 // MaxF is the largest f that spec tolerates with n nodes: the largest f
 // with spec.MinN(f) ≤ n (n−1 for Dolev–Strong, ⌊(n−1)/3⌋ for Bracha and
 // PBFT), and 0 when not even f = 1 fits.
@@ -169,9 +185,10 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.N <= 0 {
 		return cfg, configErr("Config.N must be positive, got %d", cfg.N)
 	}
-	if cfg.F == 0 {
-		cfg.F = MaxF(cfg.Spec, cfg.N)
+	if cfg.F < NoFaults {
+		return cfg, configErr("Config.F must not be negative, got %d", cfg.F)
 	}
+	cfg.F = effectiveF(cfg.Spec, cfg.N, cfg.F)
 	if cfg.Spec.MinN(cfg.F) > cfg.N {
 		return cfg, configErr("n = %d is too small for f = %d (%s needs %d)", cfg.N, cfg.F, cfg.Spec.Name, cfg.Spec.MinN(cfg.F))
 	}

@@ -28,7 +28,7 @@
 // `onecast sim --protocol bracha --n 7 --byzantine 2:any --seeds 1000`.
 //
 // Config.F defaults to MaxF, the largest f the protocol tolerates at N
-// (n−1 for Dolev–Strong). PBFTConfig and DolevStrongConfig are the default
+// (n−1 for Dolev–Strong); NoFaults asks for f = 0. PBFTConfig and DolevStrongConfig are the default
 // runs of those protocols: PBFT with checkpoints every
 // PBFTCheckpointInterval sequence numbers and PBFTRequestsPerNode
 // requests per client in batches of PBFTBatch, so that every run crosses

@@ -24,12 +24,14 @@ func SynchronousNetwork(delta time.Duration) Network {
 // checker, every node submitting one value within the first two rounds, and
 // a horizon two rounds past the last instance's decision (SyncDeadline).
 // f = 0 means the largest f the protocol tolerates at n (MaxF: n−1), as in
-// Config: the horizon must cover f+1 rounds of the f the nodes run with.
+// Config, and NoFaults f = 0: the horizon must cover f+1 rounds of the f
+// the nodes run with.
 // A caller that changes the Workload sets Horizon (or zero, to have it
 // derived again from Deadline).
 func DolevStrongConfig(spec broadcast.Spec, n, f int, mode broadcast.Mode, delta time.Duration, byz []Assignment) Config {
+	f = effectiveF(spec, n, f)
 	if f == 0 {
-		f = MaxF(spec, n)
+		f = NoFaults // f = 0 in Config
 	}
 	round := dolevstrong.RoundFor(mode, delta)
 	wl := Workload{PerNode: 1, PayloadSize: 512, Spread: 2 * round}
@@ -39,7 +41,7 @@ func DolevStrongConfig(spec broadcast.Spec, n, f int, mode broadcast.Mode, delta
 		Net:       SynchronousNetwork(delta),
 		Byzantine: byz,
 		Workload:  wl,
-		Horizon:   SyncDeadline(round, f, wl) + 2*round,
+		Horizon:   SyncDeadline(round, max(f, 0), wl) + 2*round,
 		Checkers:  ByzantineBroadcastCheckers,
 	}
 }

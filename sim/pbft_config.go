@@ -27,7 +27,7 @@ const (
 // PBFTConfig is the simulator's default PBFT run: PBFTSpec with a
 // checkpoint every PBFTCheckpointInterval sequence numbers (tweak, if set,
 // adjusts each replica's Config further), the SMR checker, the hostile
-// network, and the default PBFT workload. f = 0 means MaxF(n).
+// network, and the default PBFT workload. f = 0 means MaxF(n), NoFaults f = 0.
 func PBFTConfig(n, f int, mode broadcast.Mode, byz []Assignment, tweak func(*pbft.Config)) Config {
 	return Config{
 		Spec: PBFTSpec(func(c *pbft.Config) {

@@ -32,7 +32,11 @@
 // Without root the namespace parts are replaced by in-process clusters over
 // loopback UDP and the AF_XDP configurations are left out, and the report
 // says so. The quick profile (Options.Quick) keeps every section with fewer
-// points and shorter windows: under 10 minutes on 2 cores.
+// points and shorter windows: under 10 minutes on 2 cores. Options.Repeat
+// runs every point and the head-to-head several times (3 for headline
+// figures, in 3× the time): each figure is then the median of the runs,
+// the summary gives each ratio the range of the runs' own ratios, and the
+// report states the load average at the start and the end.
 //
 // Usage:
 //

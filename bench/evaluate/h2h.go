@@ -31,6 +31,10 @@ type H2HResult struct {
 	WireBytesPerRequest float64 `json:"wire_bytes_per_request"`
 	MessagesPerRequest  float64 `json:"messages_per_request"`
 	Error               string  `json:"error,omitempty"`
+	// RunsPerSec is every run's requests/s when the head-to-head ran
+	// several times (Options.Repeat); the other figures are the median
+	// run's.
+	RunsPerSec []float64 `json:"runs_per_sec,omitempty"`
 }
 
 // h2hArgs are the harness flags of a profile.

@@ -55,13 +55,19 @@ func profileFor(quick bool) profile {
 type part struct {
 	sweeps []bench.Sweep
 	points []bench.Point
+	// repeat is how many times each point runs (Options.Repeat).
+	repeat int
 }
 
 // Commands returns one `onecast bench` command per sweep of the part.
 func (p *part) Commands() []string {
 	var out []string
 	for _, s := range p.sweeps {
-		out = append(out, benchCommand(s))
+		c := benchCommand(s)
+		if p.repeat > 1 {
+			c += fmt.Sprintf(" --repeat %d", p.repeat)
+		}
+		out = append(out, c)
 	}
 	return out
 }

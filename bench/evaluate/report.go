@@ -285,7 +285,7 @@ func (ev *Evaluation) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(w, "All clusters run on this one machine: n nodes share its cores, so absolute throughput is a lower bound of what n hosts reach; "+
 		"the ratios between configurations are the result. Deliveries/s are per correct node; latency runs from submission at the origin to delivery at each correct node; "+
 		"the duplication factor is payload bytes received in user space ÷ payload bytes delivered from other nodes (1.00 is the limit); the wire factor counts every onecast message byte instead; "+
-		"On this shared 2-core machine, repeating a point moves its throughput by up to about ±15%%: smaller differences are not results, and the duplication, wire and copy figures (exact counts) are the firm ones. "+
+		"On a shared machine, repeating a point moves its throughput (by 2× and more on 2 cores under other work: see the ranges when the run was repeated); the duplication, wire and copy figures (exact counts) are the firm ones. "+
 		"copies/B are user-space payload bytes copied per payload byte delivered; CPU µs/delivery is the process's CPU time ÷ the deliveries of all its nodes (one node's average cost per payload); RSS the peak resident set of the process (all nodes).\n\n")
 
 	ev.writeSummary(w)
@@ -310,14 +310,22 @@ func (ev *Evaluation) pointCount() int {
 func (ev *Evaluation) writeSummary(w io.Writer) {
 	p := ev.plan
 	fmt.Fprintf(w, "## Summary\n\n")
+	if ev.Repeat > 1 {
+		fmt.Fprintf(w, "Each figure is the median of %d runs of its point (`--repeat %d`); a ratio's range in parentheses is over the runs' own ratios (the first run of one side over the first of the other, …). "+
+			"Load average (1, 5, 15 min) at the start %s, at the end %s.\n\n", ev.Repeat, ev.Repeat, orUnknown(ev.LoadAverage[0]), orUnknown(ev.LoadAverage[1]))
+	} else {
+		fmt.Fprintf(w, "One run per point: a headline figure wants `--repeat 3` (the median of three runs, with their range). Load average (1, 5, 15 min) at the start %s, at the end %s.\n\n",
+			orUnknown(ev.LoadAverage[0]), orUnknown(ev.LoadAverage[1]))
+	}
 	n, size := p.prof.matrixNs[0], 16<<10
 	var lines []string
 	for _, proto := range p.protocols {
 		full := find(ev.Matrix, proto, "full", "udp", n, size, 1, "")
 		dig := find(ev.Matrix, proto, "digest", "udp", n, size, 1, "")
 		if ok(full) && ok(dig) {
-			lines = append(lines, fmt.Sprintf("- **Digest vs full, %s** (n = %d, 16 KiB, UDP): %s the throughput (%.0f vs %.0f deliveries/s), duplication factor %.2f → %.2f, wire bytes per delivery %s.",
-				proto, n, ratio(dig.DeliveriesPerSec, full.DeliveriesPerSec), dig.DeliveriesPerSec, full.DeliveriesPerSec,
+			lines = append(lines, fmt.Sprintf("- **Digest vs full, %s** (n = %d, 16 KiB, UDP): %s the throughput%s (%.0f vs %.0f deliveries/s), duplication factor %.2f → %.2f, wire bytes per delivery %s.",
+				proto, n, ratio(dig.DeliveriesPerSec, full.DeliveriesPerSec), runsRange(figureRuns(dig, "deliveries/s"), figureRuns(full, "deliveries/s")),
+				dig.DeliveriesPerSec, full.DeliveriesPerSec,
 				full.PayloadDupFactor, dig.PayloadDupFactor, ratio(dig.WireBytesPerDelivery, full.WireBytesPerDelivery)))
 		}
 	}
@@ -325,20 +333,23 @@ func (ev *Evaluation) writeSummary(w io.Writer) {
 		cp := find(ev.Ablation, "bracha", "digest", "xdp-copy", 4, 16<<10, 1, "")
 		ref := find(ev.Ablation, "bracha", "digest", "xdp-ref", 4, 16<<10, 1, "")
 		if ok(cp) && ok(ref) {
-			lines = append(lines, fmt.Sprintf("- **Reference passing vs copying** (Bracha digest, AF_XDP, n = 4, 16 KiB): copies %.2f → %.2f per payload byte, CPU %.0f → %.0f µs per delivery, throughput %s.",
-				cp.CopiesPerPayloadByte, ref.CopiesPerPayloadByte, cp.CPUMicrosPerDelivery, ref.CPUMicrosPerDelivery, ratio(ref.DeliveriesPerSec, cp.DeliveriesPerSec)))
+			lines = append(lines, fmt.Sprintf("- **Reference passing vs copying** (Bracha digest, AF_XDP, n = 4, 16 KiB): copies %.2f → %.2f per payload byte, CPU %.0f → %.0f µs per delivery, throughput %s%s.",
+				cp.CopiesPerPayloadByte, ref.CopiesPerPayloadByte, cp.CPUMicrosPerDelivery, ref.CPUMicrosPerDelivery, ratio(ref.DeliveriesPerSec, cp.DeliveriesPerSec),
+				runsRange(figureRuns(ref, "deliveries/s"), figureRuns(cp, "deliveries/s"))))
 		}
 		off := find(ev.Ablation, "bracha", "full", "xdp-ref", 4, 16<<10, 1, "")
 		on := find(ev.Ablation, "bracha", "full", "xdp", 4, 16<<10, 1, "")
 		if ok(off) && ok(on) {
-			lines = append(lines, fmt.Sprintf("- **In-kernel strip on vs off** (Bracha full mode, AF_XDP, n = 4, 16 KiB): payload bytes reaching user space per byte delivered %.2f → %.2f, throughput %s, CPU per delivery %s.",
-				off.PayloadDupFactor, on.PayloadDupFactor, ratio(on.DeliveriesPerSec, off.DeliveriesPerSec), ratio(on.CPUMicrosPerDelivery, off.CPUMicrosPerDelivery)))
+			lines = append(lines, fmt.Sprintf("- **In-kernel strip on vs off** (Bracha full mode, AF_XDP, n = 4, 16 KiB): payload bytes reaching user space per byte delivered %.2f → %.2f, throughput %s%s, CPU per delivery %s.",
+				off.PayloadDupFactor, on.PayloadDupFactor, ratio(on.DeliveriesPerSec, off.DeliveriesPerSec),
+				runsRange(figureRuns(on, "deliveries/s"), figureRuns(off, "deliveries/s")), ratio(on.CPUMicrosPerDelivery, off.CPUMicrosPerDelivery)))
 		}
 		offD := find(ev.Ablation, "bracha", "digest", "xdp-ref", 4, 16<<10, 1, "")
 		onD := find(ev.Ablation, "bracha", "digest", "xdp", 4, 16<<10, 1, "")
 		if ok(offD) && ok(onD) {
-			lines = append(lines, fmt.Sprintf("  In digest mode, where a payload crosses the wire once already, the strip has little left to cut: dup factor %.2f → %.2f, throughput %s.",
-				offD.PayloadDupFactor, onD.PayloadDupFactor, ratio(onD.DeliveriesPerSec, offD.DeliveriesPerSec)))
+			lines = append(lines, fmt.Sprintf("  In digest mode, where a payload crosses the wire once already, the strip has little left to cut: dup factor %.2f → %.2f, throughput %s%s.",
+				offD.PayloadDupFactor, onD.PayloadDupFactor, ratio(onD.DeliveriesPerSec, offD.DeliveriesPerSec),
+				runsRange(figureRuns(onD, "deliveries/s"), figureRuns(offD, "deliveries/s"))))
 		}
 	}
 	var ours, smart, signed *H2HResult
@@ -353,12 +364,13 @@ func (ev *Evaluation) writeSummary(w io.Writer) {
 		}
 	}
 	if ours != nil && smart != nil && ours.Error == "" && smart.Error == "" {
-		lines = append(lines, fmt.Sprintf("- **onecast pbft vs SmartBFT** (n = 4, %s requests, one in-memory network): %.0f vs %.0f requests/s (%s), p99 %.1f vs %.1f ms, %.0f vs %.0f wire bytes per request (%s).",
+		lines = append(lines, fmt.Sprintf("- **onecast pbft vs SmartBFT** (n = 4, %s requests, one in-memory network): %.0f vs %.0f requests/s (%s%s), p99 %.1f vs %.1f ms, %.0f vs %.0f wire bytes per request (%s).",
 			bench.FormatSize(ev.H2HPayload), ours.RequestsPerSec, smart.RequestsPerSec, ratio(ours.RequestsPerSec, smart.RequestsPerSec),
+			commaSpan(ours.RunsPerSec, smart.RunsPerSec),
 			ours.LatencyP99Ms, smart.LatencyP99Ms, ours.WireBytesPerRequest, smart.WireBytesPerRequest, ratio(ours.WireBytesPerRequest, smart.WireBytesPerRequest)))
 		if signed != nil && signed.Error == "" {
-			lines = append(lines, fmt.Sprintf("  SmartBFT does less cryptography by default (unsigned client requests); with client-signed requests checked by every follower, as pbft's are, it serves %.0f requests/s (onecast %s).",
-				signed.RequestsPerSec, ratio(ours.RequestsPerSec, signed.RequestsPerSec)))
+			lines = append(lines, fmt.Sprintf("  SmartBFT does less cryptography by default (unsigned client requests); with client-signed requests checked by every follower, as pbft's are, it serves %.0f requests/s (onecast %s%s).",
+				signed.RequestsPerSec, ratio(ours.RequestsPerSec, signed.RequestsPerSec), commaSpan(ours.RunsPerSec, signed.RunsPerSec)))
 		}
 	} else if ev.H2HError != "" {
 		lines = append(lines, "- **onecast vs SmartBFT**: not measured in this run: "+ev.H2HError)
@@ -605,4 +617,14 @@ func (ev *Evaluation) writeH2H(w io.Writer) {
 		fmt.Fprintf(w, "The head-to-head did not complete: %s\n\n", ev.H2HError)
 	}
 	fmt.Fprintf(w, "Reproduce:\n\n```sh\n%s\n```\n\n", H2HCommand(ev.Quick, ev.H2HPayload))
+	if ev.Repeat > 1 {
+		fmt.Fprintf(w, "Run %d times: each figure is the median run's (by requests/s).\n\n", ev.Repeat)
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

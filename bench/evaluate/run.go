@@ -26,10 +26,16 @@ type Options struct {
 	// H2HDir is the head-to-head harness module (bench/h2h); empty skips
 	// the head-to-head.
 	H2HDir string
-	// Progress, when set, shows progress bars there.
-	Progress io.Writer
+	// Progress, when set, shows progress there: a bar, or with
+	// ProgressLines a line every ProgressLines (bench.Options).
+	Progress      io.Writer
+	ProgressLines time.Duration
 	// Log receives one line per step. Nil: discard.
 	Log *slog.Logger
+	// Repeat runs every point, and the head-to-head, this many times: each
+	// figure is then the median of the runs, and the summary gives the
+	// runs' range (bench.Summarize). 0 or 1: one run.
+	Repeat int
 }
 
 // Evaluation is the outcome of one run: every result, grouped as the
@@ -40,6 +46,11 @@ type Evaluation struct {
 	Netns       bool
 	Interrupted bool
 	Took        time.Duration
+	// Repeat is how many runs each figure is the median of (1: one run).
+	Repeat int
+	// LoadAverage is /proc/loadavg's 1-, 5- and 15-minute load at the
+	// start and at the end of the run (empty where unknown).
+	LoadAverage [2]string
 
 	plan      *plan
 	Matrix    []bench.Result
@@ -73,13 +84,20 @@ func Run(ctx context.Context, args []string, opts Options) (*Evaluation, error) 
 	if err != nil {
 		return nil, err
 	}
-	ev := &Evaluation{Env: bench.CurrentEnvironment(args), Quick: opts.Quick, Netns: opts.Netns, plan: p, H2HPayload: 1 << 10}
+	repeat := max(opts.Repeat, 1)
+	ev := &Evaluation{Env: bench.CurrentEnvironment(args), Quick: opts.Quick, Netns: opts.Netns, plan: p, H2HPayload: 1 << 10,
+		Repeat: repeat}
+	ev.LoadAverage[0] = loadAverage()
+	defer func() { ev.LoadAverage[1] = loadAverage() }()
+	for _, pt := range p.parts() {
+		pt.repeat = repeat
+	}
 	outs := []*[]bench.Result{&ev.Matrix, &ev.Byzantine, &ev.Ablation, &ev.ScaleMem, &ev.ScaleNet}
 	names := []string{"matrix", "byzantine", "ablation", "scaling (in process)", "scaling (throughput)"}
 	for i, pt := range p.parts() {
 		log.Info("evaluate: running", "part", names[i], "points", len(pt.points))
 		res, interrupted := bench.Run(ctx, pt.points, bench.Options{Specs: opts.Specs, Clusters: opts.Clusters,
-			Progress: opts.Progress, Logger: log})
+			Progress: opts.Progress, ProgressLines: opts.ProgressLines, Logger: log, Repeat: repeat})
 		*outs[i] = res
 		if interrupted {
 			ev.Interrupted = true
@@ -91,12 +109,19 @@ func Run(ctx context.Context, args []string, opts Options) (*Evaluation, error) 
 	ev.ByzSim = runByzSim()
 	if opts.H2HDir != "" {
 		log.Info("evaluate: head-to-head", "dir", opts.H2HDir)
-		res, err := runH2H(ctx, opts.H2HDir, h2hArgs(opts.Quick, ev.H2HPayload), 10*time.Minute)
-		if err != nil {
-			ev.H2HError = err.Error()
-			log.Warn("evaluate: head-to-head failed", "err", err)
+		var runs [][]H2HResult
+		for range repeat {
+			res, err := runH2H(ctx, opts.H2HDir, h2hArgs(opts.Quick, ev.H2HPayload), 10*time.Minute)
+			if err != nil {
+				ev.H2HError = err.Error()
+				log.Warn("evaluate: head-to-head failed", "err", err)
+				break
+			}
+			runs = append(runs, res)
 		}
-		ev.H2H = res
+		if ev.H2HError == "" {
+			ev.H2H = medianH2H(runs)
+		}
 	} else {
 		ev.H2HError = "not run (no harness directory given)"
 	}

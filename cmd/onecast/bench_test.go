@@ -172,6 +172,12 @@ func TestBenchLocalClusterOfNodeProcesses(t *testing.T) {
 	assert.Greater(t, r["deliveries_per_sec"].(float64), 0.0)
 	assert.InDelta(t, 1.0, r["payload_dup_factor"].(float64), 0.02)
 	assert.Greater(t, r["cpu_us_per_delivery"].(float64), 0.0, "the nodes report their own CPU")
+	// The counters the notes under the table come from cross the control
+	// port too.
+	health, ok := r["health"].(map[string]any)
+	require.True(t, ok, "health counters in the JSON: %v", r)
+	assert.Greater(t, health["frames_sent"].(float64), 0.0, "the nodes' links sent data frames")
+	assert.Greater(t, health["receive_frames"].(float64), 0.0, "the size of a node's receive pool")
 }
 
 func TestBenchRejectsBadFlags(t *testing.T) {
@@ -186,4 +192,30 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		var out, errb bytes.Buffer
 		assert.Equal(t, 2, run(context.Background(), args, &out, &errb), "%v: %s", args, errb.String())
 	}
+}
+
+// TestBenchLegendUnderEveryTable runs a point with and without a Byzantine
+// node, which prints two tables (the figures and the resource budgets), and
+// checks that every column of each table has its line in the legend under
+// them.
+func TestBenchLegendUnderEveryTable(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"bench", "--byzantine-sweep", "none,1:silent", "--mode", "digest", "--payload", "1KiB",
+		"--duration", "300ms", "--warmup", "100ms"}, &out, &errb)
+	require.Equal(t, 0, code, errb.String())
+	s := out.String()
+	columns := regexp.MustCompile(` {2,}`)
+	tables := 0
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, "point ") && !strings.HasPrefix(l, "resource budgets (correct nodes) ") {
+			continue
+		}
+		tables++
+		cols := columns.Split(strings.TrimSpace(l), -1)
+		require.Greater(t, len(cols), 5, l)
+		for _, col := range cols[1:] {
+			assert.Regexp(t, `(?m)^  `+regexp.QuoteMeta(col)+` +\S`, s, "a legend line for %q of the table %q", col, cols[0])
+		}
+	}
+	assert.Equal(t, 2, tables, s)
 }

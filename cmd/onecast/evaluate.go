@@ -29,6 +29,7 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	h2h := fs.String("h2h", "bench/h2h", "directory of the head-to-head harness module (empty: skip the head-to-head)")
 	useNetns := fs.Bool("netns", true, "run the namespace and AF_XDP parts (needs root; without it they run in process over loopback UDP)")
 	verbose := fs.Bool("v", false, "log every point")
+	repeat := fs.Int("repeat", 1, "run every point and the head-to-head this many times: each figure the median, the summary with the runs' range (3 for headline figures; 3× the time)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: onecast evaluate [--quick] [flags]\n\nRun from the repository root, as root for the AF_XDP parts. The quick profile takes about 3 minutes on 2 cores, the full one about 16.\n\n")
 		fs.PrintDefaults()
@@ -38,6 +39,9 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %v", errUsage, fs.Args())
+	}
+	if *repeat < 1 {
+		return fmt.Errorf("%w: --repeat %d: want 1 or more", errUsage, *repeat)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -51,9 +55,13 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			withNetns = false
 		}
 	}
+	progressLines := progressEvery // a line every few seconds, as bench
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		progressLines = 0 // a bar, redrawn in place
+	}
 	ev, err := evaluate.Run(ctx, append([]string{"evaluate"}, args...), evaluate.Options{
 		Quick: *quick, Specs: protocolSpecs(), Clusters: clusterFactories(nil, "", nil), Netns: withNetns,
-		H2HDir: *h2h, Progress: stderr, Log: log})
+		H2HDir: *h2h, Progress: stderr, ProgressLines: progressLines, Log: log, Repeat: *repeat})
 	if err != nil && ev == nil {
 		return fmt.Errorf("evaluate: %w", err)
 	}

@@ -24,7 +24,7 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 4, "number of nodes")
-	f := fs.Int("f", 0, "faults tolerated (default (n-1)/3)")
+	f := fs.Int("f", 0, "faults tolerated (default (n-1)/3; 0 is f = 0)")
 	out := fs.String("out", "", "directory for cluster.yaml and node<i>.key (required)")
 	protocol := fs.String("protocol", "bracha", "protocol: bracha, pbft, dolevstrong")
 	mode := fs.String("mode", "digest", "full or digest")
@@ -68,9 +68,14 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if *f < 0 {
 		return fmt.Errorf("%w: --f %d is negative", errUsage, *f)
 	}
+	// Without --f, config.Generate's default (n-1)/3; an explicit --f 0
+	// is f = 0 (config.NoFaults, as Generate's zero F is the default).
 	faults := *f
-	if faults == 0 {
-		faults = (nodes - 1) / 3 // config.Generate's default
+	switch {
+	case !flagSet(fs, "f"):
+		faults = (nodes - 1) / 3
+	case faults == 0:
+		o.F = config.NoFaults
 	}
 	if nodes < spec.MinN(faults) || faults >= nodes {
 		return fmt.Errorf("%w: %s needs n ≥ %d for f = %d, got n = %d", errUsage, spec.Name, max(spec.MinN(faults), faults+1), faults, nodes)

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,4 +78,58 @@ func TestBenchInterruptStopsWithinASecond(t *testing.T) {
 	assert.Contains(t, errb.String(), "interrupted: reporting the 0 of 1 points that finished")
 	assert.True(t, strings.HasPrefix(out.String(), "onecast bench"), "the (empty) table is still printed")
 	assert.Empty(t, leftovers(t, tmp), "the cluster's directory is removed")
+}
+
+// TestSignalsStopSimAndBench sends real signals to the CLI in a process of
+// its own (this test binary acting as onecast): SIGTERM to a sweep of a
+// million sim seeds, SIGINT to a bench in its 8 s window. Each stops within
+// a second (bounded at 2 s here for a loaded machine), prints what
+// finished, and exits 130.
+func TestSignalsStopSimAndBench(t *testing.T) {
+	for _, tc := range []struct {
+		sig      os.Signal
+		args     []string
+		started  string // on stderr or stdout once the work is under way
+		finished string
+	}{
+		{syscall.SIGTERM, []string{"sim", "--protocol", "pbft", "--n", "4", "--seeds", "1000000"}, "sim pbft", "of 1000000 runs finished"},
+		{syscall.SIGINT, []string{"bench", "--duration", "8s", "--warmup", "300ms", "--payload", "1KiB"}, "bench: point 1 of 2", "interrupted: reporting the 0 of 2 points that finished"},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], tc.args...)
+			cmd.Env = append(os.Environ(), runMainEnv+"=1", "TMPDIR="+t.TempDir())
+			var out syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			require.NoError(t, cmd.Start())
+			require.Eventually(t, func() bool { return strings.Contains(out.String(), tc.started) }, 20*time.Second, 10*time.Millisecond)
+			time.Sleep(time.Second) // well into the work
+			require.NoError(t, cmd.Process.Signal(tc.sig))
+			sent := time.Now()
+			err := cmd.Wait()
+			took := time.Since(sent)
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, out.String())
+			assert.Equal(t, 130, exit.ExitCode(), out.String())
+			assert.Less(t, took, 2*time.Second, "stopped soon after the signal")
+			assert.Contains(t, out.String(), tc.finished)
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's two output streams.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -262,7 +262,8 @@ func (nd *clusterNode) counters() bench.NodeCounters {
 	return bench.NodeCounters{Metrics: m.Broadcast, CopiedBytes: m.Pool.CopiedBytes + m.UMEM.CopiedBytes, // the link's receive copies are in m.Broadcast
 		SendCopiedBytes: m.Conduit.SendCopiedBytes, KernelCopiedBytes: bench.KernelCopiedPayload(m.Broadcast, m.Conduit),
 		SendCopyFallback: m.XDP.SendCopyFallback,
-		Retransmissions:  m.Link.Retransmits, Refusals: bench.NodeRefusals(m, &nd.protos, nd.free.Min())}
+		Retransmissions:  m.Link.Retransmits, Refusals: bench.NodeRefusals(m, &nd.protos, nd.free.Min()),
+		Health: bench.NodeHealth(m)}
 }
 
 func (nd *clusterNode) logStats(msg string) {

@@ -32,6 +32,24 @@ const runMainEnv = "ONECAST_TEST_RUN_MAIN"
 // node of a local cluster dies).
 const crashNodeEnv = "ONECAST_TEST_CRASH_NODE"
 
+// copyConfigEnv makes a node started by a test binary acting as the CLI
+// copy its --config file into the directory it names, as node<id>.yaml
+// (a test of what configuration bench gave a local cluster's nodes).
+const copyConfigEnv = "ONECAST_TEST_COPY_CONFIG"
+
+// copyNodeConfig copies the --config file of a `node` command line into
+// dir; it does nothing for other commands.
+func copyNodeConfig(dir string, args []string) {
+	i := slices.Index(args, "--config")
+	j := slices.Index(args, "--id")
+	if !slices.Contains(args, "node") || i < 0 || i+1 >= len(args) || j < 0 || j+1 >= len(args) {
+		return
+	}
+	if data, err := os.ReadFile(args[i+1]); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "node"+args[j+1]+".yaml"), data, 0o600)
+	}
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {
 		if id := os.Getenv(crashNodeEnv); id != "" && slices.Contains(os.Args, "node") && slices.Contains(os.Args, id) {
@@ -39,6 +57,9 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, "simulated crash of node", id)
 				os.Exit(3)
 			})
+		}
+		if dir := os.Getenv(copyConfigEnv); dir != "" {
+			copyNodeConfig(dir, os.Args)
 		}
 		main()
 		return

@@ -53,7 +53,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		protocol   = fs.String("protocol", "bracha", "protocol to simulate")
 		mode       = fs.String("mode", "digest", "payload mode: full or digest")
 		n          = fs.Int("n", 4, "nodes")
-		f          = fs.Int("f", 0, "faults tolerated (0: the largest the protocol allows at n: n-1 for dolevstrong, (n-1)/3 otherwise)")
+		f          = fs.Int("f", 0, "faults tolerated (unset: the largest the protocol allows at n: n-1 for dolevstrong, (n-1)/3 otherwise; 0 is f = 0)")
 		byz        = fs.String("byzantine", "", "Byzantine nodes, e.g. 2:equivocate, 1:crash,1:twins, 2:equivocate|replay, 2:any")
 		seeds      = fs.Uint64("seeds", 100, "number of seeds to run")
 		seed       = fs.Uint64("seed", 1, "first seed")
@@ -196,26 +196,33 @@ flags:
 	if *bandwidth >= 0 {
 		nw.Bandwidth = *bandwidth
 	}
-	// f = 0 is the largest f the protocol tolerates at n, here and in
-	// sim.Config, so that the header names it and Dolev–Strong runs (and
-	// times) the f+1 rounds its nodes need.
-	fv := *f
-	if fv == 0 {
+	// Without --f, f is the largest the protocol tolerates at n, so that
+	// the header names it and Dolev–Strong runs (and times) the f+1 rounds
+	// its nodes need; an explicit --f 0 is f = 0 (sim.NoFaults, as
+	// sim.Config's zero F means the largest).
+	fv, cfgF := *f, *f
+	if !flagSet(fs, "f") {
 		fv = sim.MaxF(spec, *n)
+		cfgF = fv
+	} else if fv == 0 {
+		cfgF = sim.NoFaults
+	}
+	if spec.MinN(fv) > *n {
+		return usage("%s needs n ≥ %d for f = %d, got n = %d", spec.Name, spec.MinN(fv), fv, *n)
 	}
 	var cfg sim.Config
 	switch {
 	case spec.Class == broadcast.ByzantineBroadcast:
 		// A synchronous protocol: rounds of Δ sized for the network, every
 		// value submitted within the first rounds.
-		cfg = sim.DolevStrongConfig(spec, *n, fv, md, syncDelta, as)
+		cfg = sim.DolevStrongConfig(spec, *n, cfgF, md, syncDelta, as)
 	case spec.Name == "pbft":
 		// Checkpoints every sim.PBFTCheckpointInterval and the default PBFT
 		// workload; requests as large as the payload.
 		size := payloadSize
-		cfg = sim.PBFTConfig(*n, fv, md, as, func(c *pbft.Config) { c.MaxRequest = max(c.MaxRequest, size) })
+		cfg = sim.PBFTConfig(*n, cfgF, md, as, func(c *pbft.Config) { c.MaxRequest = max(c.MaxRequest, size) })
 	default:
-		cfg = sim.Config{Spec: spec, N: *n, F: fv, Mode: md, Byzantine: as}
+		cfg = sim.Config{Spec: spec, N: *n, F: cfgF, Mode: md, Byzantine: as}
 	}
 	cfg.Net = nw
 	cfg.Schedule = sched
@@ -271,7 +278,8 @@ flags:
 		fmt.Fprintf(stdout, "interrupted: %d of %d runs finished (runs under way were dropped)\n", sum.Runs, *seeds)
 	}
 	if sum.Failed == 0 && ctx.Err() != nil {
-		return fmt.Errorf("interrupted after %d of %d runs, none failed: %w", sum.Runs, *seeds, ctx.Err())
+		// Exit 130, as bench: said above ("interrupted: …").
+		return fmt.Errorf("%w after %d of %d runs, none failed: %w", errInterrupted, sum.Runs, *seeds, ctx.Err())
 	}
 	if sum.Failed == 0 {
 		if *traceFile != "" {

@@ -79,11 +79,8 @@ func TestUsageErrorPrintsUsageOnceAndExits2(t *testing.T) {
 		}
 		assert.Empty(t, out.String(), "%v: nothing on stdout", args)
 	}
-	// Every command but sim (which has its own owner) the same way.
+	// Every command the same way.
 	for _, c := range commands() {
-		if c.name == "sim" {
-			continue
-		}
 		var out, usage, errb bytes.Buffer
 		require.Equal(t, 0, run(context.Background(), []string{c.name, "-h"}, &out, &usage), c.name)
 		require.NotEmpty(t, usage.String(), c.name)

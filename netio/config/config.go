@@ -308,7 +308,7 @@ func (c *Cluster) Keyring(id int) (*broadcast.Keyring, error) {
 // GenerateOptions describe a loopback cluster for Generate.
 type GenerateOptions struct {
 	N        int
-	F        int // default (N-1)/3
+	F        int // default (N-1)/3; NoFaults for f = 0
 	Protocol string
 	Mode     string
 	Auth     string
@@ -330,6 +330,10 @@ type GenerateOptions struct {
 	Rand io.Reader
 }
 
+// NoFaults, as GenerateOptions.F, generates a cluster with f = 0 (F's zero
+// value means the default, ⌊(n−1)/3⌋).
+const NoFaults = -1
+
 // ConfigFile is the name Generate gives the configuration file.
 const ConfigFile = "cluster.yaml"
 
@@ -348,7 +352,10 @@ func Generate(o GenerateOptions) (*Cluster, error) {
 	if o.N <= 0 {
 		return nil, fmt.Errorf("config: n must be positive, got %d", o.N)
 	}
-	if o.F == 0 {
+	switch o.F {
+	case NoFaults:
+		o.F = 0
+	case 0:
 		o.F = (o.N - 1) / 3
 	}
 	if o.Protocol == "" {

@@ -127,3 +127,13 @@ func TestGenerateWritesNothingForABadOption(t *testing.T) {
 		assert.True(t, os.IsNotExist(statErr), "%+v: nothing written", o)
 	}
 }
+
+// TestGenerateFaultsDefaultAndNoFaults checks that a zero F is the default
+// ⌊(n−1)/3⌋ and NoFaults is f = 0.
+func TestGenerateFaultsDefaultAndNoFaults(t *testing.T) {
+	for f, want := range map[int]int{0: 2, config.NoFaults: 0, 1: 1} {
+		c, err := config.Generate(config.GenerateOptions{N: 7, F: f, Dir: t.TempDir()})
+		require.NoError(t, err)
+		assert.Equal(t, want, c.F, "F: %d", f)
+	}
+}
