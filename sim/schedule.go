@@ -39,7 +39,9 @@ const (
 	// (its Round: the view of a PRE-PREPARE, PREPARE or COMMIT, the view
 	// asked for by a VIEW-CHANGE, the view a NEW-VIEW installs) is v is
 	// delivered or held by view v's own rules, drawn per run for the first
-	// 3–6 views (see viewRound). A view's PREPAREs may reach only its
+	// views (see viewRound; three runs in four the relay template of
+	// relayRounds, around the Byzantine node, else free rules for 3–6
+	// views). A view's PREPAREs may reach only its
 	// primary (and perhaps one more replica), so that one replica alone
 	// prepares; one replica may be cut out of a view, so that its
 	// VIEW-CHANGE and its certificates are missing from that view's
@@ -50,7 +52,7 @@ const (
 	// in a later one — the schedules under which a replica that counts
 	// COMMITs of other views (mutant pbft-commits-any-view) executes a
 	// batch the others do not. Held messages arrive after GST, raised to
-	// at least 3 s to make room for six view changes.
+	// at least 10 s to make room for six view changes in a row.
 	ScheduleViewSplit Schedule = "viewsplit"
 )
 
@@ -117,8 +119,6 @@ type storm struct {
 type scheduler struct {
 	storms []storm     // ScheduleViewChange
 	views  []viewRound // ScheduleViewSplit: the rules of view v are views[v]
-	// held counts the messages ScheduleViewSplit held, by message type.
-	held [pbft.TypeNewView + 1]uint64
 }
 
 // newScheduler draws the run's storms or view rounds (nil for

@@ -139,7 +139,6 @@ func (sc *scheduler) holdByView(e *engine, from, to broadcast.NodeID, m *broadca
 	if !hold {
 		return at
 	}
-	sc.held[m.Type]++
 	return max(at, gst+e.latency())
 }
 
