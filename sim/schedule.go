@@ -39,19 +39,22 @@ const (
 	// (its Round: the view of a PRE-PREPARE, PREPARE or COMMIT, the view
 	// asked for by a VIEW-CHANGE, the view a NEW-VIEW installs) is v is
 	// delivered or held by view v's own rules, drawn per run for the first
-	// views (see viewRound; three runs in four the relay template of
-	// relayRounds, around the Byzantine node, else free rules for 3–6
-	// views). A view's PREPAREs may reach only its
-	// primary (and perhaps one more replica), so that one replica alone
-	// prepares; one replica may be cut out of a view, so that its
-	// VIEW-CHANGE and its certificates are missing from that view's
-	// NEW-VIEW and it stays in an earlier view; its COMMITs may reach only
-	// some replicas. Consecutive views then prepare different batches at
+	// views (see viewRound; half the runs follow the relay template of
+	// relayRounds, around the Byzantine node, three in eight the late
+	// NEW-VIEW template of lateNewViewRounds, the others free rules for
+	// 3–6 views). A view's PREPAREs may reach only its primary (and
+	// perhaps one more replica), so that one replica alone prepares; one
+	// replica may be cut out of a view, so that its VIEW-CHANGE and its
+	// certificates are missing from that view's NEW-VIEW and it stays in
+	// an earlier view; its COMMITs may reach only some replicas; its
+	// NEW-VIEWs or VIEW-CHANGEs may arrive late, after replicas gave up on
+	// it. Consecutive views then prepare different batches at
 	// one sequence number, each on one replica, and COMMITs of an earlier
 	// view sit in the logs of replicas that prepare the same batch again
 	// in a later one — the schedules under which a replica that counts
-	// COMMITs of other views (mutant pbft-commits-any-view) executes a
-	// batch the others do not. Held messages arrive after GST, raised to
+	// COMMITs of other views (mutant pbft-commits-any-view) or enters a
+	// view below the one it asked for (pbft-newview-below-target)
+	// executes a batch the others do not. Held messages arrive after GST, raised to
 	// at least 10 s to make room for six view changes in a row.
 	ScheduleViewSplit Schedule = "viewsplit"
 )

@@ -27,6 +27,11 @@ type viewRound struct {
 	// certificates are missing from the view's NEW-VIEW and it stays in
 	// an earlier view.
 	cut broadcast.NodeID
+	// lateNewView and lateViewChange, if not 0, hold the view's NEW-VIEWs
+	// and VIEW-CHANGEs that long (to GST at most): replicas give up on a
+	// view before its NEW-VIEW reaches them, and ask for a view whose
+	// VIEW-CHANGEs the others hear only later.
+	lateNewView, lateViewChange time.Duration
 	// commitTo, if not nil, are the only replicas the view's COMMITs
 	// reach.
 	commitTo []bool
@@ -48,6 +53,12 @@ func (r viewRound) String() string {
 	if r.cut != noNode {
 		fmt.Fprintf(&b, "-%d", r.cut)
 	}
+	if r.lateNewView > 0 {
+		fmt.Fprintf(&b, "N+%v", r.lateNewView)
+	}
+	if r.lateViewChange > 0 {
+		fmt.Fprintf(&b, "V+%v", r.lateViewChange)
+	}
 	if r.commitTo != nil {
 		b.WriteString("C{")
 		for i, ok := range r.commitTo {
@@ -63,16 +74,25 @@ func (r viewRound) String() string {
 	return b.String()
 }
 
-// drawViewRounds draws the rules of a ScheduleViewSplit run: three
-// times in four the relay template (relayRounds) around the first
-// Byzantine node (a random node when there is none), else free rules for
-// the first 3–6 views: in each, with probability 2/3 the PREPAREs reach
+// drawViewRounds draws the rules of a ScheduleViewSplit run: half the
+// time the relay template (relayRounds) around the first Byzantine node
+// (a random node when there is none), three times in eight the late
+// NEW-VIEW template (lateNewViewRounds), else free rules for the first 3–6
+// views: in each, with probability 2/3 the PREPAREs reach
 // only the primary (and, one time in three, one more replica); from view 1
 // on, with probability 2/3 one replica other than the primary is cut out;
 // with probability 1/3 the COMMITs reach only a random set of replicas.
 func (e *engine) drawViewRounds() []viewRound {
 	n := e.cfg.N
-	if e.rng.IntN(4) != 0 {
+	switch k := e.rng.IntN(8); {
+	case k < 3:
+		timeout := e.cfg.Tuning.Timeout
+		if timeout <= 0 {
+			timeout = 100 * time.Millisecond // PBFTSpec's
+		}
+		nv := 5*timeout/2 + time.Duration(e.rng.Int64N(int64(6*timeout)))
+		return lateNewViewRounds(n, nv, nv+time.Duration(e.rng.Int64N(int64(5*timeout))))
+	case k < 7:
 		z := broadcast.NodeID(e.rng.IntN(n))
 		for i, nd := range e.nodes {
 			if !nd.correct {
@@ -137,7 +157,17 @@ func (sc *scheduler) holdByView(e *engine, from, to broadcast.NodeID, m *broadca
 		hold = hold || r.commitTo != nil && !r.commitTo[to]
 	}
 	if !hold {
-		return at
+		late := time.Duration(0)
+		switch m.Type {
+		case pbft.TypeNewView:
+			late = r.lateNewView
+		case pbft.TypeViewChange:
+			late = r.lateViewChange
+		}
+		if late == 0 {
+			return at
+		}
+		return max(at, min(e.now+late, gst)+e.latency())
 	}
 	return max(at, gst+e.latency())
 }
@@ -188,4 +218,23 @@ func relayRounds(n int, z broadcast.NodeID) []viewRound {
 		rounds = append(rounds, r)
 	}
 	return rounds
+}
+
+// lateNewViewRounds is ScheduleViewSplit's late NEW-VIEW template, the
+// schedule TOCS §4.4 rules out (a replica that asked for view v+1 accepts
+// no message of view v): view 0's primary p is cut out of views 0 and 1;
+// the others change to view 1, and view 1's NEW-VIEW reaches them only
+// after nv, when their timers have made them ask for view 2 (with no
+// certificate); view 1's primary is cut out of view 2, whose VIEW-CHANGEs
+// arrive only after vc, once view 1 could have run. A replica that still
+// entered view 1 (pbft-newview-below-target) commits a batch there that
+// view 2's NEW-VIEW, built on VIEW-CHANGEs sent before, does not carry: p
+// executes another at the same sequence number.
+func lateNewViewRounds(n int, nv, vc time.Duration) []viewRound {
+	p, q := broadcast.NodeID(0), broadcast.NodeID(1%n)
+	return []viewRound{
+		{also: noNode, cut: p},
+		{also: noNode, cut: p, lateNewView: nv},
+		{also: noNode, cut: q, lateViewChange: vc},
+	}
 }

@@ -36,6 +36,17 @@ func TestViewSplitRelayTemplate(t *testing.T) {
 	}
 }
 
+// TestViewSplitLateNewViewTemplate: the late NEW-VIEW template cuts view
+// 0's primary out of views 0 and 1, delays view 1's NEW-VIEWs, and cuts
+// view 1's primary out of view 2, whose VIEW-CHANGEs it delays.
+func TestViewSplitLateNewViewTemplate(t *testing.T) {
+	var got []string
+	for _, r := range lateNewViewRounds(4, 300*time.Millisecond, 500*time.Millisecond) {
+		got = append(got, r.String())
+	}
+	assert.Equal(t, []string{"-0", "-0N+300ms", "-1V+500ms"}, got)
+}
+
 // TestViewSplitHoldsByViewRule: a message is held to after GST exactly
 // when its own view's rule says so — PREPAREs of a star view reach only
 // the primary and the extra replica, everything of a view to or from the
@@ -49,6 +60,7 @@ func TestViewSplitHoldsByViewRule(t *testing.T) {
 		{star: true, also: 3, cut: noNode},
 		{star: true, also: noNode, cut: 0},
 		{also: noNode, cut: noNode, commitTo: []bool{true, false, true, false}},
+		{also: noNode, cut: noNode, lateNewView: 300 * time.Millisecond, lateViewChange: 20 * time.Second},
 	}}
 	at := e.now + time.Millisecond
 	held := func(typ broadcast.MsgType, view uint32, from, to broadcast.NodeID) bool {
@@ -77,8 +89,15 @@ func TestViewSplitHoldsByViewRule(t *testing.T) {
 	assert.True(t, held(pbft.TypeCommit, 2, 1, 3))
 	assert.False(t, held(pbft.TypeCommit, 2, 1, 2))
 	assert.False(t, held(pbft.TypePrepare, 2, 1, 3))
+	// View 3: NEW-VIEWs 300 ms late, VIEW-CHANGEs to GST (20 s is past it).
+	m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoPBFT, Type: pbft.TypeNewView, Round: 3}}
+	late := sc.hold(e, 3, 1, &m, at)
+	assert.GreaterOrEqual(t, late, e.now+300*time.Millisecond)
+	assert.Less(t, late, gst)
+	assert.True(t, held(pbft.TypeViewChange, 3, 0, 1))
+	assert.False(t, held(pbft.TypePrepare, 3, 0, 1))
 	// Past the drawn views, messages without a view, after GST: nothing.
-	assert.False(t, held(pbft.TypeViewChange, 3, 0, 1))
+	assert.False(t, held(pbft.TypeViewChange, 4, 0, 1))
 	assert.False(t, held(pbft.TypeRequest, 1, 0, 1))
 	assert.False(t, held(pbft.TypeCheckpoint, 0, 0, 1))
 	e.now = gst
@@ -100,19 +119,25 @@ func viewSplitConfig(t *testing.T, muts mutant.Set) Config {
 	return cfg
 }
 
-// TestViewSplitCatchesCommitsAnyView: under ScheduleViewSplit a replica
-// that counts COMMITs of other views (pbft-commits-any-view) executes a
-// batch the other correct replicas do not — the mutation check's first
-// catch, seed 1043 — while the correct protocol passes the same seed.
-func TestViewSplitCatchesCommitsAnyView(t *testing.T) {
-	const seed = 1043
-	res, err := Run(viewSplitConfig(t, mutant.Of(mutant.PBFTCommitsAnyView)), seed)
-	require.NoError(t, err)
-	require.NotEmpty(t, res.Violations, "%v", res.Byzantine)
-	assert.Equal(t, "smr/agreement", res.Violations[0].Property, "%v", res.Violations[0])
-	res, err = Run(viewSplitConfig(t, 0), seed)
-	require.NoError(t, err)
-	assert.Empty(t, res.Violations, "the correct protocol passes seed %d", seed)
+// TestViewSplitCatchesViewMutants: under ScheduleViewSplit a replica that
+// counts COMMITs of other views (pbft-commits-any-view, relay template) or
+// enters a view below the one it asked for (pbft-newview-below-target,
+// late NEW-VIEW template) executes a batch another correct replica does
+// not — the mutation check's first catches — while the correct protocol
+// passes the same seeds.
+func TestViewSplitCatchesViewMutants(t *testing.T) {
+	for _, c := range []struct {
+		m    mutant.ID
+		seed uint64
+	}{{mutant.PBFTCommitsAnyView, 1043}, {mutant.PBFTNewViewBelowTarget, 1315}} {
+		res, err := Run(viewSplitConfig(t, mutant.Of(c.m)), c.seed)
+		require.NoError(t, err)
+		require.NotEmpty(t, res.Violations, "mutant %d seed %d %v", c.m, c.seed, res.Byzantine)
+		assert.Equal(t, "smr/agreement", res.Violations[0].Property, "%v", res.Violations[0])
+		res, err = Run(viewSplitConfig(t, 0), c.seed)
+		require.NoError(t, err)
+		assert.Empty(t, res.Violations, "the correct protocol passes seed %d", c.seed)
+	}
 }
 
 // TestViewSplitReachesViewChangesInARow: runs under ScheduleViewSplit,

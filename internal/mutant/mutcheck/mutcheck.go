@@ -135,10 +135,11 @@ func PBFTVariant(seed uint64) string {
 //     changes, COMMITs of earlier views in the logs), with Byzantine
 //     replicas drawn from the behaviours that lie across views —
 //     ViewSplitBehaviours(): forged VIEW-CHANGEs, twins, NEW-VIEWs on
-//     chosen quorums, stale and split votes. The only configuration that
-//     catches pbft-commits-any-view: a replica must count a COMMIT of an
+//     chosen quorums, stale and split votes. The configuration that
+//     catches pbft-commits-any-view (a replica must count a COMMIT of an
 //     earlier view while a Byzantine replica hides the certificate behind
-//     it from one NEW-VIEW.
+//     it from one NEW-VIEW) and pbft-newview-below-target (a NEW-VIEW that
+//     arrives after its replicas asked for the next view).
 func ConfigForSeed(protocol string, muts mutant.Set, opts Options, seed uint64) (sim.Config, error) {
 	cfg, err := ConfigWith(protocol, muts, opts)
 	if err != nil || protocol != "pbft" {
