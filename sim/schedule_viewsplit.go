@@ -15,7 +15,8 @@ import (
 const vsMinGST = 10 * time.Second
 
 // viewRound is ScheduleViewSplit's rule for the messages of one view.
-// Nothing is dropped: what a rule holds arrives after GST.
+// Nothing is dropped: what a rule holds arrives after GST, or, for a late
+// NEW-VIEW or VIEW-CHANGE, after its delay.
 type viewRound struct {
 	// star: the view's PREPAREs reach only its primary and, if not
 	// noNode, also — so that the primary (with also) alone prepares.
@@ -40,8 +41,9 @@ type viewRound struct {
 // noNode marks an unused NodeID field of a viewRound.
 const noNode = broadcast.NodeID(255)
 
-// String is a compact form: "*p+a" (PREPAREs only to primary p and a),
-// "-c" (c cut out), "C{…}" (COMMITs only to those), "·" (no rule).
+// String is a compact form: "*" (PREPAREs only to the primary), "*+a"
+// (and to a), "-c" (c cut out), "N+d" and "V+d" (NEW-VIEWs and
+// VIEW-CHANGEs d late), "C{…}" (COMMITs only to those), "·" (no rule).
 func (r viewRound) String() string {
 	var b strings.Builder
 	if r.star {
