@@ -118,9 +118,6 @@ type Config struct {
 	// Schedule is an adversarial message schedule on top of Net (default
 	// ScheduleNone). See Schedule.
 	Schedule Schedule
-	// viewRounds, when set, replaces the rules ScheduleViewSplit draws
-	// (tests replay one scenario on purpose).
-	viewRounds []viewRound
 	// Checkers, when set, replaces the checkers chosen by Spec.Class.
 	Checkers func(n int) []Checker
 	// Pool, when set, makes every payload buffer of the run (workload and

@@ -48,14 +48,14 @@ const (
 	// certificates are missing from that view's NEW-VIEW and it stays in
 	// an earlier view; its COMMITs may reach only some replicas; its
 	// NEW-VIEWs or VIEW-CHANGEs may arrive late, after replicas gave up on
-	// it. Consecutive views then prepare different batches at
-	// one sequence number, each on one replica, and COMMITs of an earlier
-	// view sit in the logs of replicas that prepare the same batch again
-	// in a later one — the schedules under which a replica that counts
-	// COMMITs of other views (mutant pbft-commits-any-view) or enters a
-	// view below the one it asked for (pbft-newview-below-target)
-	// executes a batch the others do not. Held messages arrive after GST, raised to
-	// at least 10 s to make room for six view changes in a row.
+	// it. Consecutive views then prepare different batches at one
+	// sequence number, each on one replica, and COMMITs of an earlier view
+	// sit in the logs of replicas that prepare the same batch again in a
+	// later one — the schedules under which a replica that counts COMMITs
+	// of other views (mutant pbft-commits-any-view) or enters a view below
+	// the one it asked for (pbft-newview-below-target) executes a batch the
+	// others do not. Held messages arrive after GST, raised to at least
+	// 10 s to make room for six view changes in a row.
 	ScheduleViewSplit Schedule = "viewsplit"
 )
 
@@ -129,9 +129,6 @@ type scheduler struct {
 func (e *engine) newScheduler() *scheduler {
 	switch e.cfg.Schedule {
 	case ScheduleViewSplit:
-		if e.cfg.viewRounds != nil {
-			return &scheduler{views: e.cfg.viewRounds}
-		}
 		return &scheduler{views: e.drawViewRounds()}
 	case ScheduleViewChange:
 	default:
