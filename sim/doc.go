@@ -141,6 +141,22 @@
 // of them, isolate the current primary (from the views correct replicas
 // entered), so that backups time out view after view and NEW-VIEWs carry
 // prepared certificates across consecutive view changes.
+// ScheduleViewSplit (PBFT) plays Twins-style rounds (Bano et al., 2022)
+// with the network: round v is view v, and each of the first views has
+// its own rule for the messages of that view — its PREPAREs reach only its
+// primary (and perhaps one more replica), one replica is cut out of it
+// (its VIEW-CHANGE missing from the NEW-VIEW), its COMMITs reach only some
+// replicas, its NEW-VIEWs or VIEW-CHANGEs arrive late. Half the runs
+// follow a relay template around the Byzantine node (the network
+// adversary and the Byzantine node are one): a batch prepared by one
+// primary alone is hidden from the next view's NEW-VIEW and re-ordered in
+// the view after, so that lone certificates of different batches follow
+// one another and COMMITs of an earlier view sit in the logs of a replica
+// that prepares the same batch again. Three in eight follow a late
+// NEW-VIEW template: a view's NEW-VIEW reaches replicas only after they
+// asked for the next view (TOCS §4.4's schedule). It is the schedule that
+// catches pbft-commits-any-view (a replica counting COMMITs of other
+// views) and pbft-newview-below-target in the mutation check.
 //
 // # Properties
 //

@@ -90,6 +90,9 @@ func runUntil(done <-chan struct{}, cfg Config, seed uint64) (*Result, error) {
 			for _, st := range e.sched.storms {
 				fmt.Fprintf(e.trace, "# storm %v–%v isolate-primary=%v\n", st.from, st.to, st.isolate)
 			}
+			for v, r := range e.sched.views {
+				fmt.Fprintf(e.trace, "# view %d: %v\n", v, r)
+			}
 		}
 	}
 	if !e.loop() {

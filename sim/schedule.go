@@ -33,20 +33,47 @@ const (
 	// are then carried by one NEW-VIEW after another. GST is raised to at
 	// least 1.2 s to make room.
 	ScheduleViewChange Schedule = "viewchange"
+	// ScheduleViewSplit (PBFT) plays Twins-style rounds with the network
+	// alone (Bano et al., 2022: a partition per round, the leader changing
+	// with the round): round v is PBFT view v — every message whose view
+	// (its Round: the view of a PRE-PREPARE, PREPARE or COMMIT, the view
+	// asked for by a VIEW-CHANGE, the view a NEW-VIEW installs) is v is
+	// delivered or held by view v's own rules, drawn per run for the first
+	// views (see viewRound; half the runs follow the relay template of
+	// relayRounds, around the Byzantine node, three in eight the late
+	// NEW-VIEW template of lateNewViewRounds, the others free rules for
+	// 3–6 views). A view's PREPAREs may reach only its primary (and
+	// perhaps one more replica), so that one replica alone prepares; one
+	// replica may be cut out of a view, so that its VIEW-CHANGE and its
+	// certificates are missing from that view's NEW-VIEW and it stays in
+	// an earlier view; its COMMITs may reach only some replicas; its
+	// NEW-VIEWs or VIEW-CHANGEs may arrive late, after replicas gave up on
+	// it. Consecutive views then prepare different batches at one
+	// sequence number, each on one replica, and COMMITs of an earlier view
+	// sit in the logs of replicas that prepare the same batch again in a
+	// later one — the schedules under which a replica that counts COMMITs
+	// of other views (mutant pbft-commits-any-view) or enters a view below
+	// the one it asked for (pbft-newview-below-target) executes a batch the
+	// others do not. Held messages arrive after GST, raised to at least
+	// 10 s to make room for six view changes in a row.
+	ScheduleViewSplit Schedule = "viewsplit"
 )
 
 // Schedules lists the schedules by name, for usage text.
-func Schedules() []Schedule { return []Schedule{ScheduleNone, ScheduleViewChange} }
+func Schedules() []Schedule { return []Schedule{ScheduleNone, ScheduleViewChange, ScheduleViewSplit} }
 
-// ParseSchedule reads a schedule name ("", "none" or "viewchange").
+// ParseSchedule reads a schedule name ("", "none", "viewchange" or
+// "viewsplit").
 func ParseSchedule(s string) (Schedule, error) {
 	switch s {
 	case "", "none":
 		return ScheduleNone, nil
 	case string(ScheduleViewChange):
 		return ScheduleViewChange, nil
+	case string(ScheduleViewSplit):
+		return ScheduleViewSplit, nil
 	}
-	return ScheduleNone, fmt.Errorf("unknown schedule %q (want none or viewchange)", s)
+	return ScheduleNone, fmt.Errorf("unknown schedule %q (want none, viewchange or viewsplit)", s)
 }
 
 func (s Schedule) String() string {
@@ -66,11 +93,15 @@ func (s Schedule) check(cfg *Config) error {
 	switch s {
 	case ScheduleNone:
 		return nil
-	case ScheduleViewChange:
+	case ScheduleViewChange, ScheduleViewSplit:
 		if cfg.Spec.Class != broadcast.StateMachineReplication {
 			return configErr("schedule %s needs PBFT (a state machine replication protocol), not %s", s, cfg.Spec.Name)
 		}
-		cfg.Net.GST = max(cfg.Net.GST, vcMinGST)
+		gst := vcMinGST
+		if s == ScheduleViewSplit {
+			gst = vsMinGST
+		}
+		cfg.Net.GST = max(cfg.Net.GST, gst)
 		return nil
 	}
 	return configErr("unknown schedule %q", string(s))
@@ -89,12 +120,18 @@ type storm struct {
 
 // scheduler carries out a Schedule in one run.
 type scheduler struct {
-	storms []storm
+	storms []storm     // ScheduleViewChange
+	views  []viewRound // ScheduleViewSplit: the rules of view v are views[v]
 }
 
-// newScheduler draws the run's storms (nil for ScheduleNone).
+// newScheduler draws the run's storms or view rounds (nil for
+// ScheduleNone).
 func (e *engine) newScheduler() *scheduler {
-	if e.cfg.Schedule != ScheduleViewChange {
+	switch e.cfg.Schedule {
+	case ScheduleViewSplit:
+		return &scheduler{views: e.drawViewRounds()}
+	case ScheduleViewChange:
+	default:
 		return nil
 	}
 	gst := e.cfg.Net.GST
@@ -124,6 +161,9 @@ func (e *engine) newScheduler() *scheduler {
 func (sc *scheduler) hold(e *engine, from, to broadcast.NodeID, m *broadcast.Message, at time.Duration) time.Duration {
 	if m.Protocol != broadcast.ProtoPBFT {
 		return at
+	}
+	if sc.views != nil {
+		return sc.holdByView(e, from, to, m, at)
 	}
 	for i := range sc.storms {
 		st := &sc.storms[i]

@@ -71,7 +71,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		payload    = fs.String("payload", "", "payload size: 1024, 512B, 16KiB, 1MiB (at most 64MiB; default: 512B for dolevstrong, 1KiB otherwise)")
 		perNode    = fs.Int("per-node", 0, fmt.Sprintf("payloads each node submits (0: protocol default: %d for pbft, 1 otherwise)", sim.PBFTRequestsPerNode))
 		batch      = fs.Int("batch", 0, fmt.Sprintf("Tuning.Batch (0: protocol default; the simulator's pbft orders %d request per batch, with a checkpoint every %d)", sim.PBFTBatch, sim.PBFTCheckpointInterval))
-		schedule   = fs.String("schedule", "", "adversarial schedule before GST: none, or viewchange (pbft: storms that hold COMMITs and isolate the current primary, for view changes in a row)")
+		schedule   = fs.String("schedule", "", "adversarial schedule before GST: none, viewchange (pbft: storms that hold COMMITs and isolate the current primary, for view changes in a row), or viewsplit (pbft: each view partitioned its own way — PREPAREs to one replica, one replica cut out of the view change, NEW-VIEWs late — so that lone certificates of different batches follow one another and COMMITs of earlier views wait in the logs)")
 		memLimit   = fs.String("mem-limit", "", "refuse to start when the estimated memory exceeds this size (default: the machine's available memory); raise it to override")
 		round      = fs.Duration("round", 0, "Tuning.RoundDuration (0: protocol default)")
 		timeout    = fs.Duration("timeout", 0, "Tuning.Timeout (0: protocol default)")

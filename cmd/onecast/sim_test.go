@@ -103,6 +103,22 @@ func TestSimPBFTDefaultsReachCheckpointsAndScheduleReachesViewChanges(t *testing
 	assert.Equal(t, 2, code, "the view-change schedule needs PBFT")
 }
 
+// TestSimScheduleViewSplit: --schedule viewsplit runs PBFT, passes, and
+// reaches view changes in a row; it needs PBFT.
+func TestSimScheduleViewSplit(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := runSim(context.Background(), []string{"--protocol", "pbft", "--n", "4", "--byzantine", "1:any", "--seeds", "16", "--schedule", "viewsplit"}, &out, &errOut)
+	require.NoError(t, err, out.String())
+	assert.Contains(t, out.String(), "schedule=viewsplit")
+	m := regexp.MustCompile(`≥2 consecutive: ([0-9.]+)%`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, out.String())
+	pct, _ := strconv.ParseFloat(m[1], 64)
+	assert.GreaterOrEqual(t, pct, 25.0, out.String())
+
+	code := run(context.Background(), []string{"sim", "--protocol", "bracha", "--schedule", "viewsplit"}, &out, &errOut)
+	assert.Equal(t, 2, code, "the viewsplit schedule needs PBFT")
+}
+
 // TestSimUsesEveryCore: without --workers the sweep runs one run per CPU,
 // and the report (but for the speed line) is the one of a single worker.
 func TestSimUsesEveryCore(t *testing.T) {

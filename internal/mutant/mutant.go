@@ -47,8 +47,9 @@
 //
 // pbft-commits-any-view, also suspected, is not equivalent: the schedule
 // of pbft's TestMutantCommitsAnyViewBreaksAgreement (four views, one
-// preparer each, a stale COMMIT counted) breaks agreement with it. No
-// simulator configuration reaches that schedule yet.
+// preparer each, a stale COMMIT counted) breaks agreement with it. The
+// mutation check reaches that schedule in its viewsplit configuration
+// (sim.ScheduleViewSplit's relay template).
 //
 // Adding a mutant: a constant below, its entry in all, and one line in the
 // protocol that consults Config.Mutations (Has for a check left out, Bit for

@@ -113,13 +113,13 @@ func ConfigWith(protocol string, muts mutant.Set, opts Options) (sim.Config, err
 // PBFTVariant names the PBFT configuration a seed runs under (see
 // ConfigForSeed).
 func PBFTVariant(seed uint64) string {
-	return [...]string{"default", "viewchange", "short-timeout"}[seed%3]
+	return [...]string{"default", "viewchange", "short-timeout", "viewsplit"}[seed%4]
 }
 
 // ConfigForSeed is ConfigWith for one seed. PBFT's seeds take turns over
-// three configurations, so that a search covers the paths each reaches:
+// four configurations, so that a search covers the paths each reaches:
 //
-//   - seed ≡ 0 (mod 3): the simulator's default (sim.PBFTConfig);
+//   - seed ≡ 0 (mod 4): the simulator's default (sim.PBFTConfig);
 //   - seed ≡ 1: the same under sim.ScheduleViewChange (view changes in a
 //     row, certificates carried across them);
 //   - seed ≡ 2: a short timeout (20 ms, near the network's latency), one
@@ -129,7 +129,17 @@ func PBFTVariant(seed uint64) string {
 //     agreement violation of a NEW-VIEW below the asked-for view. The
 //     view-change storm is left out here: it attacks the join rule, which
 //     the other two configurations reach, and would only thin out the
-//     attacks this one is for.
+//     attacks this one is for;
+//   - seed ≡ 3: the same as the default under sim.ScheduleViewSplit (views
+//     partitioned one by one: lone preparers, replicas cut out of view
+//     changes, COMMITs of earlier views in the logs), with Byzantine
+//     replicas drawn from the behaviours that lie across views —
+//     ViewSplitBehaviours(): forged VIEW-CHANGEs, twins, NEW-VIEWs on
+//     chosen quorums, stale and split votes. The configuration that
+//     catches pbft-commits-any-view (a replica must count a COMMIT of an
+//     earlier view while a Byzantine replica hides the certificate behind
+//     it from one NEW-VIEW) and pbft-newview-below-target (a NEW-VIEW that
+//     arrives after its replicas asked for the next view).
 func ConfigForSeed(protocol string, muts mutant.Set, opts Options, seed uint64) (sim.Config, error) {
 	cfg, err := ConfigWith(protocol, muts, opts)
 	if err != nil || protocol != "pbft" {
@@ -151,8 +161,23 @@ func ConfigForSeed(protocol string, muts mutant.Set, opts Options, seed uint64) 
 			}
 		}
 		cfg.Byzantine = []sim.Assignment{{Count: cfg.F, Behaviours: byz}}
+	case "viewsplit":
+		cfg.Schedule = sim.ScheduleViewSplit
+		var byz []sim.BehaviourSpec
+		for _, b := range sim.PBFTBehaviours() {
+			if slices.Contains(ViewSplitBehaviours(), b.Name) {
+				byz = append(byz, b)
+			}
+		}
+		cfg.Byzantine = []sim.Assignment{{Count: cfg.F, Behaviours: byz}}
 	}
 	return cfg, nil
+}
+
+// ViewSplitBehaviours are the Byzantine behaviours of the viewsplit
+// configuration of ConfigForSeed: those that lie across views.
+func ViewSplitBehaviours() []string {
+	return []string{"pbft-forgevc", "pbft-twins", "pbft-newview", "pbft-stale", "pbft-splitvote"}
 }
 
 // Outcome is what the search for one mutant found.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/onecast/onecast/internal/mutant"
+	"github.com/onecast/onecast/sim"
 )
 
 func TestConfigCoversEveryMutantsProtocol(t *testing.T) {
@@ -64,11 +65,12 @@ func TestSearchCatchesAndReplays(t *testing.T) {
 func TestCoverageCountsCorrectNodesEvents(t *testing.T) {
 	m, err := mutant.Lookup("pbft-join-f")
 	require.NoError(t, err)
-	o, err := Search(context.Background(), m, 1, 30, 2)
+	// Its first catch is seed 20 (sim/testdata/mutants.json).
+	o, err := Search(context.Background(), m, 1, 16, 2)
 	require.NoError(t, err)
 	require.False(t, o.Caught)
 	c := o.Coverage
-	assert.Equal(t, 30, c.Runs)
+	assert.Equal(t, 16, c.Runs)
 	require.Equal(t, coverageEvents["pbft"], c.Events)
 	for i, e := range c.Events {
 		assert.LessOrEqual(t, c.Reached[i], c.Runs, e)
@@ -76,4 +78,27 @@ func TestCoverageCountsCorrectNodesEvents(t *testing.T) {
 	assert.Positive(t, c.Reached[0], "some run changes view: %v", c)
 	assert.GreaterOrEqual(t, c.Reached[0], c.Reached[1], "a new view is entered only after a view change")
 	assert.Contains(t, c.String(), "view change ")
+}
+
+// TestPBFTSeedsRotateOverFourConfigurations: PBFT seeds take turns over the
+// default, viewchange, short-timeout and viewsplit configurations; the
+// viewsplit one runs sim.ScheduleViewSplit against the behaviours that lie
+// across views only.
+func TestPBFTSeedsRotateOverFourConfigurations(t *testing.T) {
+	want := []string{"default", "viewchange", "short-timeout", "viewsplit"}
+	for seed := range uint64(8) {
+		assert.Equal(t, want[seed%4], PBFTVariant(seed))
+	}
+	cfg, err := ConfigForSeed("pbft", 0, Options{}, 7)
+	require.NoError(t, err)
+	assert.Equal(t, sim.ScheduleViewSplit, cfg.Schedule)
+	require.Len(t, cfg.Byzantine, 1)
+	var names []string
+	for _, b := range cfg.Byzantine[0].Behaviours {
+		names = append(names, b.Name)
+	}
+	assert.ElementsMatch(t, ViewSplitBehaviours(), names)
+	cfg, err = ConfigForSeed("pbft", 0, Options{}, 4)
+	require.NoError(t, err)
+	assert.Equal(t, sim.ScheduleNone, cfg.Schedule)
 }
