@@ -40,7 +40,7 @@ var ErrTooLarge = errors.New("link: payload exceeds the link's maximum")
 // peers.
 const (
 	DefaultRecvRate     = 16384
-	DefaultRecvByteRate = 256 << 20
+	DefaultRecvByteRate = 32 << 20
 )
 
 // RefusalLogInterval is the least time between two log lines about one
@@ -121,7 +121,7 @@ type Config struct {
 	PartialTimeout time.Duration
 	// RecvRate and RecvByteRate are the node's receive capacity, in
 	// messages and bytes per second, of which each of the N-1 peers is
-	// owed a fair share (default 16384 messages and 256 MiB per second;
+	// owed a fair share (default 16384 messages and 32 MiB per second;
 	// negative: no limit). A peer's messages are handed up at most at
 	// RateFactor times the rate of the median peer over the last
 	// RateInterval, and never held below that fair share: a peer that
