@@ -116,12 +116,12 @@
 //	                              one per peer
 //	receive queue (link)          RecvQueue/(N-1) messages       taken by Recv               waits in the window (flow control):
 //	                                                                                         PeerStats.Pending
-//	receive rate (link)           max(RecvRate/(N-1), RateFactor the bucket refills; the    waits in the window undecoded, unacked
-//	                              × the median peer's rate) per  rate is re-derived every    (the peer's window closes):
+//	receive rate (link)           max(RecvRate/(N-1),            bucket refills; the rate    waits in the window undecoded, unacked
+//	                              RateFactor × median peer) per  re-derived every            (the peer's window closes):
 //	                              second, messages and bytes     RateInterval (100 ms)       Stats.RateDeferred, PeerStats.RateDeferred
 //	send queue (link, to a peer)  MaxQueue silent, ×8 live       on ack                      ErrBacklog, Stats.Backlogged
 //	pending acks (link)           none needed: a cumulative ack  sent within Tick or after   —
-//	                              and a 64-bit bitmap per peer   AckEvery frames; for
+//	                              and a 64-bit bitmap per peer   AckEvery frames; after      Stats.Duplicates
 //	                                                             duplicates and replays one
 //	                                                             at once per Tick
 //	unpinned payloads             SenderQuota bytes per sender   sender's oldest first       StoreStats.QuotaRejects, QuotaEvictions

@@ -9,9 +9,14 @@ import (
 )
 
 // RateInterval is how often the link re-derives each peer's receive rate
-// from what its peers sent in the last interval (Config.RateFactor), and
-// the span of traffic a peer's token bucket holds (its burst).
+// from what its peers sent in the last interval (Config.RateFactor).
 const RateInterval = 100 * time.Millisecond
+
+// RateBurst is the span of traffic a peer's token buckets hold: a peer may
+// send this long's worth of its rate at once. It is longer than
+// RateInterval so that traffic that starts at once from every peer passes
+// at full speed until the rates follow it.
+const RateBurst = time.Second
 
 // bucket is a token bucket: rate tokens per second, at most burst of them
 // saved up. A rate of 0 or less means no limit.
@@ -21,10 +26,10 @@ type bucket struct {
 }
 
 // set changes the rate (tokens per second); the burst follows it
-// (RateInterval of traffic, at least least tokens).
+// (RateBurst of traffic, at least least tokens).
 func (b *bucket) set(rate, least float64) {
 	b.rate = rate
-	b.burst = max(rate*RateInterval.Seconds(), least)
+	b.burst = max(rate*RateBurst.Seconds(), least)
 	b.tokens = min(b.tokens, b.burst)
 }
 

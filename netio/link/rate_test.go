@@ -47,10 +47,10 @@ func (w *wire) receiveAt(from broadcast.NodeID, b []byte, now time.Time) {
 func TestPeerOverItsRateIsHeldBeforeDecoding(t *testing.T) {
 	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 1024, Checked: true})
 	cd := &countingConduit{poolConduit: poolConduit{nullConduit{done: make(chan struct{})}, pool}}
-	// 3 nodes: 2 peers, each a fair share of 200 messages per second:
-	// a burst of 64 (rateBurstMsgs).
+	// 3 nodes: 2 peers, each a fair share of 50 messages per second:
+	// a burst of 64 (rateBurstMsgs, more than a second's 50).
 	l, err := New(Config{Self: 0, N: 3, Conduit: cd, Epoch: fuzzEpoch, Tick: time.Hour,
-		RecvRate: 400, RecvByteRate: 1 << 30})
+		RecvRate: 100, RecvByteRate: 1 << 30})
 	require.NoError(t, err)
 	w := newWire(t, l, pool)
 	now := time.Now()
@@ -79,12 +79,12 @@ func TestPeerOverItsRateIsHeldBeforeDecoding(t *testing.T) {
 	assert.Equal(t, broadcast.NodeID(2), got[0].From)
 	got[0].Release()
 
-	// 100 ms later the bucket holds 20 more messages: the tick hands them
+	// 400 ms later the bucket holds 20 more messages: the tick hands them
 	// up and acknowledges them at once.
 	p := l.peers[1]
 	acks := cd.acks
 	p.mu.Lock()
-	p.tick(now.Add(100 * time.Millisecond))
+	p.tick(now.Add(400 * time.Millisecond))
 	p.mu.Unlock()
 	got = w.drain()
 	assert.Len(t, got, 20)
@@ -98,7 +98,7 @@ func TestPeerOverItsRateIsHeldBeforeDecoding(t *testing.T) {
 	// A second later everything is through; the malformed frame is
 	// rejected only now that it is decoded.
 	p.mu.Lock()
-	p.tick(now.Add(1100 * time.Millisecond))
+	p.tick(now.Add(1400 * time.Millisecond))
 	p.mu.Unlock()
 	got = w.drain()
 	assert.Len(t, got, 100-rateBurstMsgs-20)
