@@ -19,7 +19,8 @@
 // each unacknowledged frame in a retransmit buffer — the link header and
 // the onecast prefix bytes (small), and a retained reference to the payload
 // chunk, never a copy — and releases it on ack. Lost frames are resent when
-// selective acks show a gap (at most once per smoothed round trip), or
+// selective acks show a gap (at most once per two least round trips, each
+// further resend of a frame waiting twice as long), or
 // after a timeout that adapts to the measured round trip (RFC 6298, with
 // Karn's rule and no samples from frames that waited behind a gap), doubled
 // on each timeout up to RTOMax. At most Window frames are in flight, and

@@ -219,6 +219,11 @@ func newPeer(l *Link, id broadcast.NodeID) *peer {
 	return p
 }
 
+// maxResendShift bounds the doubling of the fast-retransmit threshold of
+// a frame sent again and again (2^8 × FastRetransmitMin ≈ 0.5 s; the
+// retransmission timeout covers the rest).
+const maxResendShift = 8
+
 // FastRetransmitMin is the least time between two sends of a frame that
 // selective acks show missing: enough to ride out reordering on the path.
 const FastRetransmitMin = 2 * time.Millisecond
@@ -440,9 +445,12 @@ func (p *peer) onAck(h *Header, now time.Time) {
 	// path's least round trip, not the smoothed one: with a wide window the
 	// smoothed round trip grows with the link's own queueing, and repairs
 	// that wait for it stall the in-order stream behind every gap.
+	// Each further resend of one frame waits twice as long: a frame the
+	// peer holds without acknowledging it (its receive queue or its rate
+	// for this node is full) is not resent on every ack meanwhile.
 	thresh := max(2*p.minRTT, FastRetransmitMin)
 	for s := p.una; s < highest; s++ {
-		if e := p.ring[s%w]; !e.sacked && now.Sub(e.sentAt) >= thresh {
+		if e := p.ring[s%w]; !e.sacked && now.Sub(e.sentAt) >= thresh<<min(max(e.xmits-1, 0), maxResendShift) {
 			p.transmit(e, now)
 		}
 	}

@@ -247,3 +247,36 @@ func TestStaleSelectiveAcksDoNotTriggerRetransmissions(t *testing.T) {
 	require.NoError(t, l.Close())
 	require.NoError(t, pool.CheckLeaks())
 }
+
+// TestHeldFrameIsNotResentOnEveryAck: a peer that holds the next frame in
+// order without acknowledging it (its receive queue, or this node's rate
+// there, is full) while it acknowledges later frames selectively gets that
+// frame again with a doubling interval, not on every ack.
+func TestHeldFrameIsNotResentOnEveryAck(t *testing.T) {
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 256, Checked: true})
+	cd := &countingConduit{poolConduit: poolConduit{nullConduit{done: make(chan struct{})}, pool}}
+	l, err := New(Config{Self: 0, N: 2, Conduit: cd, Epoch: fuzzEpoch, Tick: time.Hour, RTOMax: time.Hour, RTOInit: time.Hour, RTOMin: time.Hour})
+	require.NoError(t, err)
+	w := newWire(t, l, pool)
+	hello := linkFrame(KindAck, fuzzEpoch, 0, nil)
+	binary.LittleEndian.PutUint32(hello[4:], 64)
+	w.send(1, hello)
+	for s := range 4 {
+		m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoTest, Type: 1, Instance: broadcast.Instance{Seq: uint64(s)}}}
+		require.NoError(t, l.Send(1, &m))
+	}
+	ack := make([]byte, HeaderSize)
+	h := Header{Kind: KindAck, Window: 64, SrcEpoch: fuzzPeerEpoch, DstEpoch: fuzzEpoch, Ack: 0, SACK: 0b111} // 2–4 held, 1 not acked
+	h.Put(ack)
+	start := time.Now()
+	for i := range 200 { // an ack every 2 ms for 400 ms
+		w.receiveAt(1, ack, start.Add(time.Duration(i+1)*2*time.Millisecond))
+	}
+	// Resent at about 2, 4, 8, … 256 ms after the previous send: 8 times
+	// in 400 ms, not 200.
+	got := l.Stats().Retransmits
+	assert.GreaterOrEqual(t, got, uint64(6))
+	assert.LessOrEqual(t, got, uint64(10))
+	require.NoError(t, l.Close())
+	require.NoError(t, pool.CheckLeaks())
+}
