@@ -121,8 +121,8 @@ type Config struct {
 	PartialTimeout time.Duration
 	// RecvRate and RecvByteRate are the node's receive capacity, in
 	// messages and bytes per second, of which each of the N-1 peers is
-	// owed a fair share (default 16384 messages and 32 MiB per second;
-	// negative: no limit). A peer's messages are handed up at most at
+	// owed a fair share (default 16384 messages and 32 MiB per second; a
+	// negative RecvRate: no receive rate at all). A peer's messages are handed up at most at
 	// RateFactor times the rate of the median peer over the last
 	// RateInterval, and never held below that fair share: a peer that
 	// sends faster has its frames held in its reorder window,

@@ -280,3 +280,30 @@ func TestHeldFrameIsNotResentOnEveryAck(t *testing.T) {
 	require.NoError(t, l.Close())
 	require.NoError(t, pool.CheckLeaks())
 }
+
+// TestReceiveRateConfig: a RateFactor below 1 and a RecvRate without a
+// byte rate are refused by name; a negative RecvRate turns the receive
+// rate off.
+func TestReceiveRateConfig(t *testing.T) {
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 256, Checked: true})
+	cd := func() *poolConduit { return &poolConduit{nullConduit{done: make(chan struct{})}, pool} }
+	_, err := New(Config{Self: 0, N: 2, Conduit: cd(), RateFactor: 0.5})
+	assert.ErrorContains(t, err, "RateFactor")
+	_, err = New(Config{Self: 0, N: 2, Conduit: cd(), RecvRate: 10, RecvByteRate: -1})
+	assert.ErrorContains(t, err, "RecvByteRate")
+	l, err := New(Config{Self: 0, N: 3, Conduit: cd(), Epoch: fuzzEpoch, Tick: time.Hour, RecvRate: -1})
+	require.NoError(t, err)
+	w := newWire(t, l, pool)
+	for s := range 200 {
+		_, fr := onecastFrames(1, uint64(s), 10, 10)
+		w.data(1, fr[0])
+	}
+	got := w.drain()
+	assert.Len(t, got, 200, "no rate: every message goes up")
+	for _, in := range got {
+		in.Release()
+	}
+	assert.Zero(t, l.PeerStats(1).RateMsgs)
+	require.NoError(t, l.Close())
+	require.NoError(t, pool.CheckLeaks())
+}
