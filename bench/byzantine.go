@@ -68,6 +68,11 @@ type Refusals struct {
 	// LinkQuotaDrops counts frames dropped because their peer held its
 	// reorder-window quota (link Stats.QuotaDrops).
 	LinkQuotaDrops uint64 `json:"link_quota_drops"`
+	// RateDeferred counts frames the link held back because their peer
+	// had used its receive rate (link Stats.RateDeferred): held before
+	// they were decoded, verified or stepped, while the peer's window
+	// closed.
+	RateDeferred uint64 `json:"rate_deferred"`
 	// PartialsExpired counts partly received messages dropped after the
 	// link's PartialTimeout.
 	PartialsExpired uint64 `json:"partials_expired"`
@@ -96,6 +101,7 @@ type Refusals struct {
 // add sums counters over nodes and keeps the smallest MinFreeFrames.
 func (r *Refusals) add(o Refusals) {
 	r.LinkQuotaDrops += o.LinkQuotaDrops
+	r.RateDeferred += o.RateDeferred
 	r.PartialsExpired += o.PartialsExpired
 	r.HeapReassembled += o.HeapReassembled
 	r.LinkRejected += o.LinkRejected
@@ -116,7 +122,7 @@ func (r *Refusals) add(o Refusals) {
 // protocol's counters (ProtocolCounters; nil when not counted); minFree is
 // the sampled minimum of free receive frames (-1: unknown).
 func NodeRefusals(m node.Metrics, proto *ProtocolCounters, minFree int) Refusals {
-	r := Refusals{LinkQuotaDrops: m.Link.QuotaDrops, PartialsExpired: m.Link.PartialsExpired,
+	r := Refusals{LinkQuotaDrops: m.Link.QuotaDrops, RateDeferred: m.Link.RateDeferred, PartialsExpired: m.Link.PartialsExpired,
 		HeapReassembled: m.Link.HeapReassembled, LinkRejected: m.Link.Rejected,
 		HeldQuotaEvictions: m.XDP.Held.QuotaEvictions,
 		StoreQuotaRefusals: m.Store.QuotaRejects + m.Store.QuotaEvictions, MinFreeFrames: minFree}
@@ -250,8 +256,17 @@ func startByzantine(cl *config.Cluster, spec broadcast.Spec, id broadcast.NodeID
 		_ = cd.Close()
 		return nil, err
 	}
+	// The load pauses while the node's own link queue is full (see
+	// wireadv.Options.Backlog): the nodes share the bench's cores.
+	var started atomic.Pointer[node.Node]
+	backlog := func() int {
+		if nd := started.Load(); nd != nil {
+			return nd.Metrics().Link.Queued
+		}
+		return 0
+	}
 	adv, err := wireadv.New(wireadv.Options{Behaviour: b, Inner: spec, PerTick: perTick, Duration: pt.Warmup + pt.Duration + pt.Drain(),
-		SprayBytes: max(pt.PayloadBytes, 1024), Logger: logger.With("byzantine", id)})
+		SprayBytes: max(pt.PayloadBytes, 1024), Backlog: backlog, Logger: logger.With("byzantine", id)})
 	if err != nil {
 		_ = cd.Close()
 		return nil, err
@@ -262,6 +277,7 @@ func startByzantine(cl *config.Cluster, spec broadcast.Spec, id broadcast.NodeID
 	if err != nil {
 		return nil, fmt.Errorf("byzantine node %d (%s): %w", id, beh, err)
 	}
+	started.Store(nd)
 	return &byzantineNode{adv: adv, node: nd}, nil
 }
 

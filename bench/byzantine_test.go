@@ -12,6 +12,7 @@ import (
 	"github.com/onecast/onecast/bracha"
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
+	"github.com/onecast/onecast/pbft"
 )
 
 // TestInprocWireByzantineOverUDP runs a wire-level Byzantine node in an
@@ -123,4 +124,43 @@ func TestFreeSamplerKeepsTheMinimum(t *testing.T) {
 	assert.Eventually(t, func() bool { return s.Min() == 7 }, 2*sampleEvery*10, sampleEvery)
 	b.Release()
 	assert.Never(t, func() bool { return s.Min() != 7 }, 3*sampleEvery, sampleEvery, "the minimum stays")
+}
+
+// TestCorrectPeersStayWithinTheirReceiveRate: in fault-free runs over
+// the reliable link (an in-process UDP cluster, the nodes' default link
+// configuration), no correct peer ever has a frame held for its receive
+// rate (netio/link Config.RecvRate) or dropped for its frame quota: the
+// budgets that hold a flooding peer back cost correct peers nothing,
+// whether their traffic is payload-heavy (Bracha full mode, 16 KiB) or
+// message-heavy (1 KiB payloads, PBFT's three phases).
+func TestCorrectPeersStayWithinTheirReceiveRate(t *testing.T) {
+	var points []Point
+	for _, c := range []struct {
+		protocol string
+		mode     broadcast.Mode
+		size     int
+	}{
+		{"bracha", broadcast.ModeDigest, 16 << 10},
+		{"bracha", broadcast.ModeFull, 16 << 10},
+		{"bracha", broadcast.ModeDigest, 1 << 10},
+		{"pbft", broadcast.ModeDigest, 16 << 10},
+		{"pbft", broadcast.ModeDigest, 1 << 10},
+	} {
+		pt := shortPoint(c.mode, "udp")
+		pt.Protocol, pt.PayloadBytes, pt.Inflight = c.protocol, c.size, 32
+		points = append(points, pt)
+	}
+	opts := inprocOpts()
+	opts.Specs = append(opts.Specs, pbft.Spec)
+	results, interrupted := Run(context.Background(), points, opts)
+	require.False(t, interrupted)
+	require.Len(t, results, len(points))
+	for _, r := range results {
+		name := r.Protocol + "/" + r.Mode + "/" + FormatSize(r.PayloadBytes)
+		require.Empty(t, r.Error, name)
+		assert.Positive(t, r.Deliveries, name)
+		assert.Zero(t, r.Refusals.RateDeferred, "%s: a correct peer held for its receive rate", name)
+		assert.Zero(t, r.Refusals.LinkQuotaDrops, name)
+		t.Logf("%s: %.0f deliveries/s, %+v", name, r.DeliveriesPerSec, r.Refusals)
+	}
 }

@@ -33,6 +33,8 @@ var budgetColumns = []budgetColumn{
 	}, "fewest free receive frames (UDP pool or AF_XDP UMEM) of any correct node, sampled every 10 ms"},
 	{"quota drops", func(r *Result) string { return uintCell(r.Refusals.LinkQuotaDrops) },
 		"frames the link dropped because their peer held its reorder-window quota (the peer resends)"},
+	{"rate held", func(r *Result) string { return uintCell(r.Refusals.RateDeferred) },
+		"frames the link held back, before decoding or verifying them, because their peer had used its receive rate (its window closes)"},
 	{"partials exp", func(r *Result) string { return uintCell(r.Refusals.PartialsExpired) },
 		"partly received messages the link dropped after PartialTimeout without progress"},
 	{"heap reasm", func(r *Result) string { return uintCell(r.Refusals.HeapReassembled) },

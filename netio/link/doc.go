@@ -19,7 +19,8 @@
 // each unacknowledged frame in a retransmit buffer — the link header and
 // the onecast prefix bytes (small), and a retained reference to the payload
 // chunk, never a copy — and releases it on ack. Lost frames are resent when
-// selective acks show a gap (at most once per smoothed round trip), or
+// selective acks show a gap (at most once per two least round trips, each
+// further resend of a frame waiting twice as long), or
 // after a timeout that adapts to the measured round trip (RFC 6298, with
 // Karn's rule and no samples from frames that waited behind a gap), doubled
 // on each timeout up to RTOMax. At most Window frames are in flight, and
@@ -81,6 +82,27 @@
 // payloads the store keeps (moved to the heap, longest held first, under
 // the conduit's free-frame watermark).
 //
+// Memory is not all a peer can take: every message it sends costs the node
+// CPU (decoding, authenticating, stepping). So each peer also has a receive
+// rate, in messages and bytes per second, checked when its next frame is
+// about to be handed up — before anything decodes it — with two bytes read
+// at fixed offsets. A frame over the rate stays in the reorder window,
+// unacknowledged: the sender's window closes and it slows to its budget,
+// and what it sends beyond its credit meanwhile is dropped at the cost of
+// a header read. A peer's rate is RateFactor (default 2) times what the
+// median peer offered over the last RateInterval, and never less than its
+// fair share of the node's RecvRate and RecvByteRate (default 16384
+// messages and 32 MiB per second, over the N-1 peers). While fewer than
+// half the peers are faulty the median is at most a correct peer's rate,
+// so a flooder cannot raise the limits, and a correct peer — which sends
+// about what the others send, at most 1.5 times the median's messages as
+// the only broadcaster of a Bracha cluster — keeps within it
+// (bench's TestCorrectPeersStayWithinTheirReceiveRate: no frame held in
+// fault-free runs). Frames that bring nothing new (duplicates, replays,
+// frames for another incarnation) get one ack at once per Tick and the
+// rest with the next tick; an acknowledgement state older than the current
+// one (a replayed frame's) moves no retransmission.
+//
 //	resource (where)              per-peer quota                 expiry                      refusal, counter
 //	reorder-window frames (link)  PeerFrames/2, the credit told  until in order              frame not next in order dropped, unacked
 //	                              the peer (Header.Window);                                  (the peer resends): Stats.QuotaDrops,
@@ -95,9 +117,14 @@
 //	                              one per peer
 //	receive queue (link)          RecvQueue/(N-1) messages       taken by Recv               waits in the window (flow control):
 //	                                                                                         PeerStats.Pending
+//	receive rate (link)           max(RecvRate/(N-1),            bucket refills; the rate    waits in the window undecoded, unacked
+//	                              RateFactor × median peer) per  re-derived every            (the peer's window closes):
+//	                              second, messages and bytes     RateInterval (100 ms)       Stats.RateDeferred, PeerStats.RateDeferred
 //	send queue (link, to a peer)  MaxQueue silent, ×8 live       on ack                      ErrBacklog, Stats.Backlogged
 //	pending acks (link)           none needed: a cumulative ack  sent within Tick or after   —
-//	                              and a 64-bit bitmap per peer   AckEvery frames
+//	                              and a 64-bit bitmap per peer   AckEvery frames; after      Stats.Duplicates
+//	                                                             duplicates and replays one
+//	                                                             at once per Tick
 //	unpinned payloads             SenderQuota bytes per sender   sender's oldest first       StoreStats.QuotaRejects, QuotaEvictions
 //	(broadcast.PayloadStore)      (default 64 MiB)
 //	payload frames in the store   — (shared)                     copied to the heap, oldest  udp/xdp Stats.RehomedPayloads, Bytes

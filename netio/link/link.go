@@ -35,6 +35,14 @@ var ErrBacklog = errors.New("link: peer send queue full")
 // Config.MaxPayload; the error names the limit.
 var ErrTooLarge = errors.New("link: payload exceeds the link's maximum")
 
+// DefaultRecvRate and DefaultRecvByteRate are the default receive
+// capacity of a node (Config.RecvRate, Config.RecvByteRate), shared by its
+// peers.
+const (
+	DefaultRecvRate     = 16384
+	DefaultRecvByteRate = 32 << 20
+)
+
 // RefusalLogInterval is the least time between two log lines about one
 // peer's refused data (frames over its quota, expired partial messages):
 // the counters count every refusal, the log says that they happen.
@@ -111,6 +119,23 @@ type Config struct {
 	// the link waited on its sender, and counts it (Stats.PartialsExpired).
 	// Default 10 s.
 	PartialTimeout time.Duration
+	// RecvRate and RecvByteRate are the node's receive capacity, in
+	// messages and bytes per second, of which each of the N-1 peers is
+	// owed a fair share (default 16384 messages and 32 MiB per second; a
+	// negative RecvRate: no receive rate at all). A peer's messages are handed up at most at
+	// RateFactor times the rate of the median peer over the last
+	// RateInterval, and never held below that fair share: a peer that
+	// sends faster has its frames held in its reorder window,
+	// unacknowledged, before anything decodes or verifies them, so its
+	// window closes and it slows to its budget (Stats.RateDeferred). The
+	// limit is checked before a message is decoded, authenticated or
+	// stepped: one refused frame costs a header read. See the package
+	// doc's resource table.
+	RecvRate     int
+	RecvByteRate int64
+	// RateFactor is how many times the median peer's rate a peer may send
+	// before it is held back (default 2; at least 1).
+	RateFactor float64
 	// Metrics, when set, receives user-space copies on the receive path and
 	// rejected frames.
 	Metrics *broadcast.Metrics
@@ -155,6 +180,15 @@ func (c *Config) fill() error {
 	if c.PartialTimeout == 0 {
 		c.PartialTimeout = 10 * time.Second
 	}
+	if c.RecvRate == 0 {
+		c.RecvRate = DefaultRecvRate
+	}
+	if c.RecvByteRate == 0 {
+		c.RecvByteRate = DefaultRecvByteRate
+	}
+	if c.RateFactor == 0 {
+		c.RateFactor = 2
+	}
 	if c.Epoch == 0 {
 		c.Epoch = uint64(time.Now().UnixNano())
 	}
@@ -182,6 +216,10 @@ func (c *Config) fill() error {
 		return fmt.Errorf("link: Config.MaxPayload %d outside [1, Limits.MaxPayload %d]", c.MaxPayload, c.Limits.MaxPayload)
 	case c.PartialTimeout < 0:
 		return fmt.Errorf("link: Config.PartialTimeout must not be negative, got %v", c.PartialTimeout)
+	case c.RateFactor < 1:
+		return fmt.Errorf("link: Config.RateFactor must be at least 1, got %v", c.RateFactor)
+	case c.RecvRate > 0 && c.RecvByteRate <= 0:
+		return fmt.Errorf("link: Config.RecvByteRate must be positive with a RecvRate, got %d", c.RecvByteRate)
 	}
 	if frags := (c.MaxPayload + chunkRoom(c.Conduit.MTU()) - 1) / chunkRoom(c.Conduit.MTU()); frags >= 1<<16 {
 		return fmt.Errorf("link: Config.MaxPayload %d needs %d fragments at MTU %d, more than 65535", c.MaxPayload, frags, c.Conduit.MTU())
@@ -234,6 +272,9 @@ type Stats struct {
 	MessagesReceived, Reassembled uint64
 	// Backlogged counts Send calls refused with ErrBacklog.
 	Backlogged uint64
+	// Queued is the frames waiting for a peer's window now, summed over
+	// the peers (a gauge, not a counter).
+	Queued int
 	// Rejected counts frames refused as malformed.
 	Rejected uint64
 	// Restarts counts peers seen to restart (a new epoch).
@@ -258,6 +299,9 @@ type Stats struct {
 	// HeapCopiedBytes the payload bytes copied there (also in
 	// Metrics.CopiedBytes).
 	HeapReassembled, HeapCopiedBytes uint64
+	// RateDeferred counts frames held back because their peer had used
+	// its receive rate (Config.RecvRate): each such frame once.
+	RateDeferred uint64
 }
 
 // PeerStats describe the link with one peer.
@@ -275,6 +319,11 @@ type PeerStats struct {
 	// QuotaDrops and PartialsExpired are the peer's share of the Stats
 	// counters of the same names.
 	QuotaDrops, PartialsExpired uint64
+	// RateDeferred is the peer's share of Stats.RateDeferred; RateMsgs and
+	// RateBytes its receive rate now (messages and bytes per second; 0:
+	// no limit).
+	RateDeferred        uint64
+	RateMsgs, RateBytes float64
 	// Pending is the peer's messages handed up and not yet taken by Recv,
 	// at most RecvQueue/(N-1).
 	Pending int
@@ -328,6 +377,7 @@ type Link struct {
 	framesRecv, dups, ooo, beyond, messagesRecv, reassembled             atomic.Uint64
 	backlogged, rejected, restarts, copiedPayload, spilt                 atomic.Uint64
 	quotaDrops, partialsExpired, tooLarge, heapReassembled, heapCopied   atomic.Uint64
+	rateDeferred                                                         atomic.Uint64
 }
 
 var _ netio.Transport = (*Link)(nil)
@@ -584,7 +634,15 @@ func (l *Link) Congested() bool {
 
 // Stats returns the link's counters.
 func (l *Link) Stats() Stats {
-	return Stats{
+	queued := 0
+	for _, p := range l.peers {
+		if p != nil {
+			p.mu.Lock()
+			queued += p.queue.len()
+			p.mu.Unlock()
+		}
+	}
+	return Stats{Queued: queued,
 		MessagesSent: l.messagesSent.Load(), FramesSent: l.framesSent.Load(), Fragments: l.fragments.Load(),
 		Retransmits: l.retransmits.Load(), Timeouts: l.timeouts.Load(), AcksSent: l.acksSent.Load(),
 		FramesReceived: l.framesRecv.Load(), Duplicates: l.dups.Load(), OutOfOrder: l.ooo.Load(),
@@ -593,6 +651,7 @@ func (l *Link) Stats() Stats {
 		RecvCopiedPayload: l.copiedPayload.Load(), SpiltPrefixes: l.spilt.Load(),
 		QuotaDrops: l.quotaDrops.Load(), PartialsExpired: l.partialsExpired.Load(), TooLarge: l.tooLarge.Load(),
 		HeapReassembled: l.heapReassembled.Load(), HeapCopiedBytes: l.heapCopied.Load(),
+		RateDeferred: l.rateDeferred.Load(),
 	}
 }
 
@@ -611,6 +670,7 @@ func (l *Link) PeerStats(id broadcast.NodeID) PeerStats {
 	return PeerStats{Epoch: p.epoch, FramesSent: p.framesSent, Retransmits: p.retransmits,
 		InFlight: int(p.nxt - p.una), Queued: p.queue.len(), RTO: p.rto(), SRTT: p.srtt, Backoff: p.backoff,
 		HeldFrames: p.heldFrames(), PartialBytes: partial, QuotaDrops: p.quotaDrops, PartialsExpired: p.partialsExpired,
+		RateDeferred: p.rateDeferred, RateMsgs: max(p.rate.msgs.rate, 0), RateBytes: max(p.rate.bytes.rate, 0),
 		Pending: int(p.pending.Load())}
 }
 
@@ -746,11 +806,16 @@ func (l *Link) dispatch(d netio.Datagram, now time.Time) {
 func (l *Link) timerLoop() {
 	t := time.NewTicker(l.cfg.Tick)
 	defer t.Stop()
+	rated := time.Now()
 	for {
 		select {
 		case <-l.stopper.ShouldStop():
 			return
 		case now := <-t.C:
+			if d := now.Sub(rated); d >= RateInterval {
+				l.setRates(d)
+				rated = now
+			}
 			for _, p := range l.peers {
 				if p != nil {
 					p.mu.Lock()

@@ -156,6 +156,15 @@ type peer struct {
 	quotaDrops, partialsExpired uint64
 	refusalLogAt                time.Time // last log line about a refusal
 
+	// rate is the peer's receive budget (Config.RecvRate), rateDeferred
+	// the frames it held back.
+	rate         rateLimit
+	rateDeferred uint64
+	// quickAckAt is when a duplicate or misaddressed frame last got an
+	// ack at once: more of them within a Tick wait for the timer, so that
+	// replayed frames cannot make the node send one ack each.
+	quickAckAt time.Time
+
 	// pending counts the peer's messages in the link's receive queue,
 	// at most recvShare.
 	pending atomic.Int64
@@ -182,13 +191,38 @@ func (p *peer) refused(now time.Time, what string, args ...any) {
 	}
 	p.refusalLogAt = now
 	p.l.log.Warn(what, append([]any{"peer", p.id, "held_frames", p.heldFrames(), "peer_frames", p.l.cfg.PeerFrames,
-		"quota_drops", p.quotaDrops, "partials_expired", p.partialsExpired}, args...)...)
+		"quota_drops", p.quotaDrops, "partials_expired", p.partialsExpired, "rate_deferred", p.rateDeferred}, args...)...)
+}
+
+// ackSoon asks for an ack of the receive stream's state after a frame
+// that needs one but brings nothing new (a duplicate, a frame beyond the
+// window, a frame for another incarnation): at once at most once per
+// Tick, else with the next tick, so that a flood of replayed frames costs
+// the node at most one ack per Tick.
+func (p *peer) ackSoon(now time.Time) {
+	if now.Sub(p.quickAckAt) >= p.l.cfg.Tick {
+		p.quickAckAt = now
+		p.ackNow = true
+		return
+	}
+	p.ackOwed = max(p.ackOwed, 1)
 }
 
 func newPeer(l *Link, id broadcast.NodeID) *peer {
-	return &peer{l: l, id: id, ring: make([]*entry, l.cfg.Window), rcvRing: make([]bufpool.Buf, l.cfg.Window),
+	p := &peer{l: l, id: id, ring: make([]*entry, l.cfg.Window), rcvRing: make([]bufpool.Buf, l.cfg.Window),
 		una: 1, nxt: 1, rcvNxt: 1}
+	if l.cfg.RecvRate > 0 {
+		msgs, bytes := l.cfg.rateFloor()
+		p.rate.msgs.set(msgs, rateBurstMsgs)
+		p.rate.bytes.set(bytes, float64(rateBurstMsgs*l.mtu))
+	}
+	return p
 }
+
+// maxResendShift bounds the doubling of the fast-retransmit threshold of
+// a frame sent again and again (2^8 × FastRetransmitMin ≈ 0.5 s; the
+// retransmission timeout covers the rest).
+const maxResendShift = 8
 
 // FastRetransmitMin is the least time between two sends of a frame that
 // selective acks show missing: enough to ride out reordering on the path.
@@ -314,6 +348,11 @@ func (p *peer) tick(now time.Time) {
 		}
 		return
 	}
+	// Hand up what waited for the receive queue or the peer's rate first,
+	// so that the ack below tells the peer its window opened.
+	if next := p.rcvNxt; p.deliver(now) > next {
+		p.ackNow = true
+	}
 	if p.ackOwed > 0 || p.ackNow {
 		p.sendAck()
 	}
@@ -332,7 +371,6 @@ func (p *peer) tick(now time.Time) {
 			p.transmit(oldest, now)
 		}
 	}
-	p.deliver()
 }
 
 // expirePartial drops the peer's partly received message when it made no
@@ -380,7 +418,11 @@ func (p *peer) onAck(h *Header, now time.Time) {
 		p.una = h.Ack + 1
 		p.backoff = 0
 	}
-	if h.SACK == 0 {
+	if h.SACK == 0 || h.Ack+1 < p.una {
+		// No selective acks, or stale ones (a reordered or replayed
+		// frame): only the current cumulative ack's bitmap drives
+		// retransmissions, so that old frames sent again cannot make
+		// this node resend what the peer has.
 		return
 	}
 	var highest uint64
@@ -403,9 +445,12 @@ func (p *peer) onAck(h *Header, now time.Time) {
 	// path's least round trip, not the smoothed one: with a wide window the
 	// smoothed round trip grows with the link's own queueing, and repairs
 	// that wait for it stall the in-order stream behind every gap.
+	// Each further resend of one frame waits twice as long: a frame the
+	// peer holds without acknowledging it (its receive queue or its rate
+	// for this node is full) is not resent on every ack meanwhile.
 	thresh := max(2*p.minRTT, FastRetransmitMin)
 	for s := p.una; s < highest; s++ {
-		if e := p.ring[s%w]; !e.sacked && now.Sub(e.sentAt) >= thresh {
+		if e := p.ring[s%w]; !e.sacked && now.Sub(e.sentAt) >= thresh<<min(max(e.xmits-1, 0), maxResendShift) {
 			p.transmit(e, now)
 		}
 	}
@@ -446,7 +491,10 @@ func (p *peer) receive(frame bufpool.Buf, now time.Time) {
 		// A probe, or a frame for an older incarnation of this node: tell
 		// the peer who is here now.
 		frame.Release()
-		p.sendAck()
+		p.ackSoon(now)
+		if p.ackNow {
+			p.sendAck()
+		}
 		p.fill(now)
 		return
 	}
@@ -475,12 +523,12 @@ func (p *peer) onData(seq uint64, frame bufpool.Buf, now time.Time) {
 	case seq < p.rcvNxt:
 		l.dups.Add(1)
 		frame.Release()
-		p.ackNow = true // the sender missed an ack
+		p.ackSoon(now) // the sender missed an ack, or the frame is replayed
 		return
 	case seq >= p.rcvNxt+w:
 		l.beyond.Add(1)
 		frame.Release()
-		p.ackNow = true
+		p.ackSoon(now)
 		return
 	}
 	slot := seq % w
@@ -498,6 +546,9 @@ func (p *peer) onData(seq uint64, frame bufpool.Buf, now time.Time) {
 	}
 	p.rcvRing[slot] = frame
 	p.ringHeld++
+	if l.cfg.RecvRate > 0 {
+		p.offered(frame.Bytes())
+	}
 	if seq != p.rcvNxt {
 		l.ooo.Add(1)
 		// Ack at once when the frame opens a new gap or fills one, so
@@ -509,19 +560,25 @@ func (p *peer) onData(seq uint64, frame bufpool.Buf, now time.Time) {
 	}
 	p.rcvHigh = max(p.rcvHigh, seq)
 	p.ackOwed++
-	p.deliver()
+	p.deliver(now)
 }
 
 // deliver hands up the frames that are next in order, while the receive
-// queue has room.
-func (p *peer) deliver() {
+// queue has room and the peer's receive rate allows (admit: checked
+// before the frame is decoded). It returns the next sequence number it
+// waits for.
+func (p *peer) deliver(now time.Time) uint64 {
 	l := p.l
 	w := uint64(len(p.rcvRing))
 	for {
 		slot := p.rcvNxt % w
 		f := p.rcvRing[slot]
 		if f.IsZero() || p.pending.Load() >= p.recvShare() || !l.tryReserve() {
-			return
+			return p.rcvNxt
+		}
+		if !p.admit(f.Bytes(), p.rcvNxt, now) {
+			l.reserved.Add(-1)
+			return p.rcvNxt
 		}
 		p.rcvRing[slot] = bufpool.Buf{}
 		p.ringHeld--

@@ -44,7 +44,12 @@
 // Every load loop is bounded in count (Options.MaxInjections) and time
 // (Options.Duration), sends only to the cluster's own addresses (the
 // conduit's peers: loopback or the test's namespaces), and stops when the
-// node closes.
+// node closes. With Options.Backlog, the protocol-side load pauses while the
+// node's own link queue holds more than MaxBacklog frames: the flood still
+// keeps every budget the correct nodes grant it full (their receive rate,
+// netio/link Config.RecvRate, closes its window), but the node does not
+// spend its CPU building messages its link cannot send — on a bench whose
+// nodes share the cores, that waste would be charged to the correct nodes.
 //
 // # Usage
 //

@@ -161,6 +161,10 @@ func (pr *protocol) Tick(now time.Duration) {
 
 func (pr *protocol) inject() {
 	a := pr.a
+	if a.opts.Backlog != nil && a.opts.Backlog() > a.opts.MaxBacklog {
+		a.paused.Add(1)
+		return // the link's queues are full: the peers take no more now
+	}
 	switch a.opts.Behaviour {
 	case FetchFlood:
 		if len(pr.targets) == 0 {

@@ -79,6 +79,21 @@ type Options struct {
 	// SprayBytes is the payload size of held-spray's broadcasts (default
 	// 16 KiB).
 	SprayBytes int
+	// Backlog, when set, returns the frames the Byzantine node's link
+	// holds queued for its peers (link Stats.Queued): the protocol-side
+	// load (FETCHes, forged PRE-PREPAREs, replayed messages, spray and
+	// large broadcasts) pauses while it exceeds MaxBacklog. The flood
+	// still fills every budget the correct nodes grant it — its queue
+	// stays full — but the node does not spend its own CPU building
+	// messages its link cannot send: on a bench whose nodes share the
+	// cores, that work would be charged to the correct nodes, which a
+	// Byzantine node on a machine of its own would not cost them. The
+	// datagrams the conduit injects (garbage, replayed frames) do not
+	// pass through the link and are not paced.
+	Backlog func() int
+	// MaxBacklog is the queued frames above which the protocol-side load
+	// pauses (default 4096).
+	MaxBacklog int
 	// Seed seeds the random content (default: the time).
 	Seed uint64
 	// Logger receives a line when the load starts and ends.
@@ -96,6 +111,9 @@ type Stats struct {
 	DroppedFragments uint64
 	// WithheldAcks counts outgoing link headers whose ack state was zeroed.
 	WithheldAcks uint64
+	// Paused counts load ticks skipped because the node's link queue held
+	// more than Options.MaxBacklog frames.
+	Paused uint64
 }
 
 // Adversary is one Byzantine peer: its protocol (Spec) and its conduit
@@ -106,6 +124,7 @@ type Adversary struct {
 	datagrams atomic.Uint64
 	dropped   atomic.Uint64
 	withheld  atomic.Uint64
+	paused    atomic.Uint64
 	// active says the load window is open (set by the protocol's clock,
 	// read by the conduit's injector).
 	active atomic.Bool
@@ -146,6 +165,9 @@ func New(opts Options) (*Adversary, error) {
 	if opts.SprayBytes <= 0 {
 		opts.SprayBytes = 16 << 10
 	}
+	if opts.MaxBacklog <= 0 {
+		opts.MaxBacklog = 4096
+	}
 	if opts.Seed == 0 {
 		opts.Seed = uint64(time.Now().UnixNano())
 	}
@@ -161,7 +183,7 @@ func (a *Adversary) Behaviour() Behaviour { return a.opts.Behaviour }
 // Stats returns what the adversary has sent so far. Safe from any goroutine.
 func (a *Adversary) Stats() Stats {
 	return Stats{Injected: a.injected.Load(), Datagrams: a.datagrams.Load(),
-		DroppedFragments: a.dropped.Load(), WithheldAcks: a.withheld.Load()}
+		DroppedFragments: a.dropped.Load(), WithheldAcks: a.withheld.Load(), Paused: a.paused.Load()}
 }
 
 // take reserves up to n injections within MaxInjections and returns how

@@ -325,3 +325,26 @@ func TestReplayResendsOldDatagrams(t *testing.T) {
 		assert.Equal(t, old, d.b, "the old frame, byte for byte")
 	}
 }
+
+// TestLoadPausesWhileTheLinkQueueIsFull: the protocol-side load injects
+// nothing while the node's link holds more than MaxBacklog frames queued,
+// and resumes once they drain.
+func TestLoadPausesWhileTheLinkQueueIsFull(t *testing.T) {
+	queued := 5000
+	a, err := New(Options{Behaviour: FetchFlood, Inner: bracha.Spec, Seed: 7, MaxBacklog: 4096,
+		Backlog: func() int { return queued }})
+	require.NoError(t, err)
+	store := broadcast.NewPayloadStore(broadcast.StoreConfig{})
+	t.Cleanup(store.Close)
+	p, err := a.Spec().New(broadcast.Params{N: testN, F: 1, Self: byzID, Mode: broadcast.ModeDigest},
+		broadcast.Env{Store: store, Keys: keyrings(t)[byzID]})
+	require.NoError(t, err)
+	t.Cleanup(func() { p.(interface{ Close() }).Close() })
+	echo := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoBracha, Type: bracha.TypeEcho, Sender: 1,
+		Instance: broadcast.Instance{Origin: 0, Seq: 5}, Round: 2, Digest: broadcast.DigestOfBytes([]byte("held")), PayloadLen: 4}}
+	require.NoError(t, p.Step(1, &echo))
+	assert.Empty(t, drain(p, 0, 5), "the queue is full")
+	assert.Equal(t, uint64(5), a.Stats().Paused)
+	queued = 100
+	assert.Len(t, drain(p, 10*time.Millisecond, 2), 2*32, "drained: the flood goes on")
+}
