@@ -109,6 +109,7 @@
 //	pbft-forgevc       VIEW-CHANGEs with unprovable certificates/checkpoints, older certificates, omissions
 //	pbft-stale         replays its messages of earlier views, re-signs votes for earlier views
 //	pbft-future        PRE-PREPAREs beyond the watermarks and in far-future views
+//	pbft-newview-to-one  as new primary, NEW-VIEW to one replica that did not ask for the view; no VIEW-CHANGEs, no ordering
 //	pbft-twins         Twins with a new partition every view
 //	pbft-viewchange-storm  valid empty VIEW-CHANGEs for view after view, faster than one installs; no votes
 //	ds-equivocate      as sender, two signed values to different peers
@@ -132,6 +133,9 @@
 // pbft-viewchange-storm a PBFT that joins a view change on f VIEW-CHANGEs
 // (pbft-join-f, a liveness bug), ds-forge-origin a Dolev–Strong that
 // accepts a chain without the origin's signature (ds-no-origin-sig).
+// pbft-newview-to-one splits the correct replicas across views (the stall
+// of seed 635998) and catches a PBFT that does not hand the NEW-VIEW of an
+// entered view on to replicas still asking for it (pbft-no-newview-relay).
 //
 // # Schedules
 //
