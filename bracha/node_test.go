@@ -371,3 +371,43 @@ func TestFetchSlotsAreBounded(t *testing.T) {
 	require.NoError(t, nd.Step(peer, withPayload(vote(broadcast.TypePayload, peer, broadcast.Instance{Origin: 0}, broadcast.DigestOfBytes(payloads[0]), len(payloads[0])), bufpool.Wrap(payloads[0]))))
 	assert.Equal(t, []broadcast.Instance{{Origin: 0, Seq: 1}}, fetches(), "the slot passed on")
 }
+
+// TestDefaultServeRateBoundsAFetchFlooder: with the default configuration,
+// a peer that asks again and again for every payload a node holds gets at
+// most ServeBurst plus a second of ServeRate in a second — 24 MiB, where
+// the old defaults (1 GiB/s, 64 MiB) let it draw every payload the four
+// times maxServes allows, 160 MiB here, and the node's CPU and uplink
+// with them (bench --byzantine 1:fetch-flood: 0.41–0.47× the fault-free
+// throughput then, 0.85–0.88× now).
+func TestDefaultServeRateBoundsAFetchFlooder(t *testing.T) {
+	nd := testNode(t, 1, broadcast.ModeDigest, nil)
+	const instances, size = 40, 1 << 20
+	digests := make([]broadcast.Digest, instances)
+	for seq := range uint64(instances) {
+		p := make([]byte, size)
+		p[0], p[1] = byte(seq), byte(seq>>8)
+		digests[seq] = broadcast.DigestOfBytes(p)
+		b := bufpool.Wrap(p)
+		require.NoError(t, nd.Step(0, withPayload(vote(TypeSend, 0, broadcast.Instance{Origin: 0, Seq: seq}, digests[seq], size), b)))
+		b.Release()
+	}
+	rd := nd.Ready()
+	rd.Release()
+	served := 0
+	for round := range 4 {
+		nd.Tick(time.Duration(round) * 250 * time.Millisecond)
+		for seq := range uint64(instances) {
+			_ = nd.Step(2, vote(broadcast.TypeFetch, 2, broadcast.Instance{Origin: 0, Seq: seq}, digests[seq], size))
+			rd := nd.Ready()
+			for _, o := range rd.Messages {
+				if o.Msg.Type == broadcast.TypePayload {
+					served += o.Msg.Payload.Len()
+				}
+			}
+			rd.Release()
+		}
+	}
+	assert.LessOrEqual(t, served, 24<<20, "a flooder draws at most the burst and a second of the rate")
+	assert.GreaterOrEqual(t, served, 16<<20, "the burst is served at once")
+	assert.Positive(t, nd.Stats().ServeDenied)
+}
