@@ -382,3 +382,36 @@ func (c *recordingConduit) Send(_ broadcast.NodeID, hdr []byte, body bufpool.Buf
 	c.last = append(append(c.last[:0], hdr...), body.Bytes()...)
 	return nil
 }
+
+// TestCongestedIgnoresAPeerThatDoesNotAcknowledge: a live peer whose queue
+// has grown slows the application down (Congested) only while its acks
+// move; once its oldest frame timed out, waiting does not drain it, and a
+// Byzantine peer that receives and never acknowledges (wireadv
+// ack-withhold) must not stall the node's submissions. Before, Congested
+// held until the peer counted as silent, after DeadBackoff timeouts — over
+// a second at the default timeouts, during which nothing was submitted.
+func TestCongestedIgnoresAPeerThatDoesNotAcknowledge(t *testing.T) {
+	pool := bufpool.MustNew(bufpool.Config{FrameSize: 2048, Frames: 64, Checked: true})
+	l, err := New(Config{Self: 0, N: 2, Conduit: &poolConduit{nullConduit{done: make(chan struct{})}, pool},
+		Epoch: fuzzEpoch, Tick: time.Hour, MaxQueue: 16})
+	require.NoError(t, err)
+	hello := linkFrame(KindAck, fuzzEpoch, 0, nil)
+	binary.LittleEndian.PutUint32(hello[4:], 2) // a credit of 2 frames: the rest queue
+	w := &wire{t: t, l: l, pool: pool, seq: make([]uint64, 2)}
+	w.send(1, hello)
+	for s := range 10 {
+		m := broadcast.Message{Header: broadcast.Header{Protocol: broadcast.ProtoTest, Type: 1, Instance: broadcast.Instance{Seq: uint64(s)}}}
+		require.NoError(t, l.Send(1, &m))
+	}
+	require.Greater(t, l.PeerStats(1).Queued, 16/4)
+	assert.True(t, l.Congested(), "a live peer with a long queue whose acks may still come")
+	p := l.peers[1]
+	p.mu.Lock()
+	p.tick(time.Now().Add(time.Minute)) // its oldest frame times out: no ack
+	silent := p.silent()
+	p.mu.Unlock()
+	require.False(t, silent, "one timeout: the peer still counts as live")
+	assert.False(t, l.Congested(), "a peer that does not acknowledge is not waited for")
+	require.NoError(t, l.Close())
+	require.NoError(t, pool.CheckLeaks())
+}

@@ -612,18 +612,23 @@ func (l *Link) Close() error {
 	return nil
 }
 
-// Congested reports whether the send queue of a live peer holds more than
-// a quarter of MaxQueue: the runner then stops taking new submissions until
-// the queues drain, so that a fast application slows down instead of
-// growing the queues. Silent peers (see MaxQueue) do not count: a dead node
-// must not stall the rest.
+// Congested reports whether the send queue of a live, draining peer holds
+// more than a quarter of MaxQueue: the runner then stops taking new
+// submissions until the queues drain, so that a fast application slows
+// down instead of growing the queues. Only a peer whose acknowledgements
+// move counts — one whose oldest frame has timed out since its last ack
+// (backoff ≥ 1) is not drained by waiting, and silent peers (see MaxQueue)
+// not at all: neither a dead node nor a Byzantine one that receives and
+// never acknowledges (bench --byzantine 1:ack-withhold) may stall the
+// node's submissions. Such a peer's queue grows to its limit, then Send
+// refuses it with ErrBacklog.
 func (l *Link) Congested() bool {
 	for _, p := range l.peers {
 		if p == nil {
 			continue
 		}
 		p.mu.Lock()
-		c := !p.silent() && p.queue.len() > l.cfg.MaxQueue/4
+		c := !p.silent() && p.backoff == 0 && p.queue.len() > l.cfg.MaxQueue/4
 		p.mu.Unlock()
 		if c {
 			return true
