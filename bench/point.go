@@ -9,6 +9,7 @@ import (
 
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/internal/units"
+	"github.com/onecast/onecast/netio/link"
 )
 
 // Point is one benchmark configuration: one cluster, one protocol setting,
@@ -84,9 +85,26 @@ func (p Point) Key() string {
 	return s
 }
 
-// MaxPayload is the largest payload a point may have (64 MiB): the control
-// port's and the node's bound on a submitted payload.
-const MaxPayload = 64 << 20
+// MaxPayload is the largest payload a point may have: the nodes' default
+// bound on a payload (link.DefaultMaxPayload, 8 MiB), which a node's
+// Submit refuses beyond, naming the limit.
+const MaxPayload = link.DefaultMaxPayload
+
+// WindowBytes bounds a closed-loop point's payload bytes in flight: the
+// window is Inflight payloads, or fewer when they would hold more than
+// WindowBytes (at least one), so that large payloads do not hold more
+// than the nodes' default pools can carry (32 payloads of 8 MiB in flight
+// ran the AF_XDP UMEM out of frames; 2 deliver).
+const WindowBytes = 16 << 20
+
+// window is pt's closed-loop window: Inflight, capped by WindowBytes.
+func (pt Point) window() int {
+	w := pt.Inflight
+	if pt.PayloadBytes > 0 {
+		w = min(w, max(1, WindowBytes/pt.PayloadBytes))
+	}
+	return w
+}
 
 // ParseSize parses a payload size with units.ParseSize (512, 16KiB, 1MiB,
 // 1GiB) and refuses what exceeds MaxPayload, saying so.
@@ -96,7 +114,7 @@ func ParseSize(s string) (int, error) {
 		return 0, err
 	}
 	if n > MaxPayload {
-		return 0, fmt.Errorf("size %q (%s) exceeds the %s payload limit", s, units.FormatSize(n), units.FormatSize(MaxPayload))
+		return 0, fmt.Errorf("size %q (%s) exceeds the %s payload limit (the nodes' default MaxPayload)", s, units.FormatSize(n), units.FormatSize(MaxPayload))
 	}
 	return int(n), nil
 }

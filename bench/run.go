@@ -239,7 +239,7 @@ func runPoint(ctx context.Context, pt Point, opts Options) (Result, error) {
 	if !ok {
 		return res, fmt.Errorf("cluster kind %q is not available in this build", pt.Cluster)
 	}
-	window := pt.Inflight
+	window := pt.window()
 	if pt.Rate > 0 {
 		window = 0
 	}

@@ -79,7 +79,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(payloads, "payload", "payload sizes, e.g. 1KiB,16KiB,64KiB")
 	fs.Var(batches, "batch", "application payloads per protocol instance")
 	fs.Var(rates, "rate", "open-loop offered load, payloads/s across the cluster (overrides --inflight)")
-	fs.Var(inflight, "inflight", "closed-loop window: payloads outstanding until delivered by every correct node")
+	fs.Var(inflight, "inflight", "closed-loop window: payloads outstanding until delivered by every correct node (capped at 16 MiB of payload in flight, at least one)")
 	fs.Var(transports, "transport", "transports: mem, udp (inproc, netns, local); xdp-copy, xdp-ref, xdp, xdp-busy (netns: AF_XDP copying out, passing references, plus in-kernel strip, plus busy-polling the RX ring)")
 	fs.Var(clusters, "cluster", "cluster kinds: inproc (one process), local (a process per node, udp), netns (a namespace per node, udp or xdp; root), remote (nodes started by the operator, --config)")
 	fs.Var(byz, "byzantine", "k:behaviour, Byzantine nodes in every point (e.g. 1:silent); behaviours: silent, crash (not started)\nand, attacking the wire with the cluster's real keys (--transport udp or xdp): partial-large, fetch-flood,\nheld-spray, future-view (pbft), garbage, replay, ack-withhold; BEHAVIOUR@N paces it at N messages per ms")

@@ -95,7 +95,10 @@ func TestPayloadSizesTakeEveryBinaryUnit(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"bench", "--payload", "1GiB"}, &out, &errb)
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errb.String(), "exceeds the 64MiB payload limit")
+	assert.Contains(t, errb.String(), "exceeds the 8MiB payload limit")
+	code = run(context.Background(), []string{"bench", "--payload", "16MiB"}, &out, &errb)
+	assert.Equal(t, 2, code, "16 MiB is over the nodes' default MaxPayload: refused before anything runs")
+	assert.Contains(t, errb.String(), "exceeds the 8MiB payload limit (the nodes' default MaxPayload)")
 	assert.NotContains(t, errb.String(), "want a positive size")
 }
 

@@ -137,7 +137,9 @@
 //	                              the pool from running dry)
 //
 // The largest payload is a config field (Config.MaxPayload, default
-// Limits.MaxPayload, 64 MiB): Send refuses a larger one with ErrTooLarge,
+// DefaultMaxPayload, 8 MiB; netio/node's Config.MaxPayload, whose Submit
+// refuses a larger payload before it is broadcast): Send refuses a larger
+// one with ErrTooLarge,
 // naming the limit. A payload needing more frames than half of PeerFrames
 // is received into a heap buffer as it arrives (one counted copy), so that
 // an 8 MiB payload arrives through the AF_XDP conduit's default 8 MiB UMEM.

@@ -31,6 +31,13 @@ const LiveQueueFactor = 8
 // bounds the memory it spends on it. The message is not sent to that peer.
 var ErrBacklog = errors.New("link: peer send queue full")
 
+// DefaultMaxPayload is Config.MaxPayload's default, 8 MiB: what the
+// default frame pools carry (8 MiB arrives over the default UDP pool and
+// AF_XDP UMEM, held frames rehomed as they arrive); a larger payload is
+// refused at the sender, naming the limit. Raise it, with the pools, for
+// larger payloads (at most the decoder's Limits.MaxPayload, 64 MiB).
+const DefaultMaxPayload = 8 << 20
+
 // ErrTooLarge is returned by Send for a payload larger than
 // Config.MaxPayload; the error names the limit.
 var ErrTooLarge = errors.New("link: payload exceeds the link's maximum")
@@ -92,7 +99,7 @@ type Config struct {
 	// Its MaxPayload is lowered to Config.MaxPayload.
 	Limits *broadcast.Limits
 	// MaxPayload is the largest payload the link carries, in bytes
-	// (default Limits.MaxPayload, 64 MiB by default; at most that). Send
+	// (default DefaultMaxPayload, 8 MiB; at most Limits.MaxPayload). Send
 	// refuses a larger one with ErrTooLarge, and a first frame that
 	// announces a larger one is rejected. Whatever the frame pool, a
 	// payload up to MaxPayload arrives: one that needs more frames than
@@ -175,7 +182,7 @@ func (c *Config) fill() error {
 		c.Limits = &broadcast.DefaultLimits
 	}
 	if c.MaxPayload == 0 {
-		c.MaxPayload = int(c.Limits.MaxPayload)
+		c.MaxPayload = int(min(DefaultMaxPayload, int64(c.Limits.MaxPayload)))
 	}
 	if c.PartialTimeout == 0 {
 		c.PartialTimeout = 10 * time.Second

@@ -76,6 +76,10 @@ type Config struct {
 	Frames, FrameSize int
 	// Window is the reliable link's per-peer window (default: link's).
 	Window int
+	// MaxPayload is the largest payload the node submits and receives
+	// (default link.DefaultMaxPayload, 8 MiB): Submit refuses a larger one
+	// with an error naming the limit (errors.Is link.ErrTooLarge).
+	MaxPayload int
 	// Store bounds the payload store (its sender quota).
 	Store broadcast.StoreConfig
 	// Epoch is the origin of the protocol clock (default: the Unix
@@ -110,23 +114,24 @@ type Config struct {
 // Node is a running node: its buffer pool, payload store, protocol,
 // conduit, reliable link, authenticator and runner, assembled once.
 type Node struct {
-	id        broadcast.NodeID
-	logger    *slog.Logger
-	spec      broadcast.Spec
-	params    broadcast.Params
-	pool      *bufpool.Pool
-	store     *broadcast.PayloadStore
-	proto     broadcast.Protocol
-	udp       *udp.Conduit // when the node opened a UDP conduit
-	xdp       *xdp.Conduit // when the node opened an AF_XDP conduit
-	conduit   netio.Conduit
-	link      *link.Link
-	runner    *netio.Runner
-	metrics   *broadcast.Metrics
-	transport string
-	fallback  string
-	onDeliver func(broadcast.Delivery)
-	out       chan<- broadcast.Delivery
+	maxPayload int
+	id         broadcast.NodeID
+	logger     *slog.Logger
+	spec       broadcast.Spec
+	params     broadcast.Params
+	pool       *bufpool.Pool
+	store      *broadcast.PayloadStore
+	proto      broadcast.Protocol
+	udp        *udp.Conduit // when the node opened a UDP conduit
+	xdp        *xdp.Conduit // when the node opened an AF_XDP conduit
+	conduit    netio.Conduit
+	link       *link.Link
+	runner     *netio.Runner
+	metrics    *broadcast.Metrics
+	transport  string
+	fallback   string
+	onDeliver  func(broadcast.Delivery)
+	out        chan<- broadcast.Delivery
 
 	closing chan struct{}
 	once    sync.Once
@@ -220,7 +225,13 @@ func Start(cfg Config) (_ *Node, err error) {
 	if cfg.Frames == 0 {
 		cfg.Frames = DefaultFrames
 	}
-	nd := &Node{id: id, logger: cfg.Logger.With("node", cfg.ID), spec: spec, params: params, metrics: cfg.Metrics,
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = link.DefaultMaxPayload
+	}
+	if cfg.MaxPayload < 0 || int64(cfg.MaxPayload) > int64(broadcast.DefaultLimits.MaxPayload) {
+		return nil, fmt.Errorf("node: Config.MaxPayload %d outside [1, %d]", cfg.MaxPayload, broadcast.DefaultLimits.MaxPayload)
+	}
+	nd := &Node{maxPayload: cfg.MaxPayload, id: id, logger: cfg.Logger.With("node", cfg.ID), spec: spec, params: params, metrics: cfg.Metrics,
 		onDeliver: cfg.OnDeliver, out: cfg.Deliveries, closing: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -263,7 +274,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		w.WatchStore(nd.store) // long-held payloads leave the receive frames when they run low
 	}
 	if nd.conduit != nil {
-		nd.link, err = link.New(link.Config{Self: id, N: c.N(), Conduit: nd.conduit, Window: cfg.Window,
+		nd.link, err = link.New(link.Config{Self: id, N: c.N(), Conduit: nd.conduit, Window: cfg.Window, MaxPayload: cfg.MaxPayload,
 			Metrics: nd.metrics, Logger: nd.logger})
 		if err != nil {
 			return nil, fmt.Errorf("node: link: %w", err)
@@ -405,6 +416,11 @@ func (nd *Node) LocalAddr() netip.AddrPort {
 // takes p's reference, also when it fails. It blocks while the node's
 // transport is congested, until ctx is done.
 func (nd *Node) Submit(ctx context.Context, p bufpool.Buf) error {
+	if max := nd.maxPayload; max > 0 && p.Len() > max {
+		n := p.Len()
+		p.Release()
+		return fmt.Errorf("node: payload of %d bytes exceeds MaxPayload of %d bytes (Config.MaxPayload): %w", n, max, link.ErrTooLarge)
+	}
 	return nd.runner.Submit(ctx, p)
 }
 

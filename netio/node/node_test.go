@@ -16,6 +16,7 @@ import (
 	"github.com/onecast/onecast/broadcast"
 	"github.com/onecast/onecast/bufpool"
 	"github.com/onecast/onecast/netio/config"
+	"github.com/onecast/onecast/netio/link"
 	"github.com/onecast/onecast/netio/netns"
 	"github.com/onecast/onecast/netio/node"
 )
@@ -269,4 +270,20 @@ func TestNodeCloseReleasesWhatNobodyTook(t *testing.T) {
 		st := nd.Pool().Stats()
 		assert.Equal(t, st.Frames, st.Free, "node %d: every frame back in the pool", i)
 	}
+}
+
+// TestNodeSubmitRefusesAPayloadOverMaxPayload: the default MaxPayload is
+// link.DefaultMaxPayload (8 MiB); Submit refuses a larger payload at once,
+// naming the limit, instead of broadcasting what no peer will take.
+func TestNodeSubmitRefusesAPayloadOverMaxPayload(t *testing.T) {
+	dir := t.TempDir()
+	c, err := config.Generate(config.GenerateOptions{N: 4, Dir: dir, BasePort: 27640})
+	require.NoError(t, err)
+	c, err = config.Load(filepath.Join(dir, config.ConfigFile))
+	require.NoError(t, err)
+	nodes, _ := startCluster(t, c, nil)
+	err = nodes[0].Submit(context.Background(), bufpool.Wrap(make([]byte, link.DefaultMaxPayload+1)))
+	require.ErrorIs(t, err, link.ErrTooLarge)
+	assert.Contains(t, err.Error(), "exceeds MaxPayload of 8388608 bytes")
+	assert.Zero(t, nodes[0].Metrics().Link.MessagesSent, "nothing was sent")
 }
