@@ -31,28 +31,7 @@ type envelope struct {
 
 func newScript(t *testing.T, n, f int) *script {
 	t.Helper()
-	s := &script{t: t}
-	var secret [32]byte
-	secret[0] = 9
-	for i := range n {
-		exec := map[uint64]broadcast.Digest{}
-		s.executed = append(s.executed, exec)
-		nd, err := New(Config{Params: broadcast.Params{N: n, F: f, Self: broadcast.NodeID(i), Mode: broadcast.ModeDigest},
-			Store: broadcast.NewPayloadStore(broadcast.StoreConfig{}), StateMachine: &HashChain{}, Batch: 1,
-			Timeout: 100 * time.Millisecond, Signer: OracleSigner{Secret: secret, Self: broadcast.NodeID(i)},
-			OnExecute: func(seq uint64, d broadcast.Digest, _ []Entry) { exec[seq] = d }})
-		require.NoError(t, err)
-		s.nodes = append(s.nodes, nd)
-	}
-	t.Cleanup(func() {
-		for _, b := range s.held {
-			b.Release()
-		}
-		for _, nd := range s.nodes {
-			nd.Close()
-		}
-	})
-	return s
+	return newMutatedScript(t, n, f, 0)
 }
 
 // collect queues replica i's output, one envelope per recipient.

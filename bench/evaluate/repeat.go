@@ -1,6 +1,7 @@
 package evaluate
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"os"
@@ -50,7 +51,7 @@ func medianH2H(runs [][]H2HResult) []H2HResult {
 			}
 			continue
 		}
-		slices.SortStableFunc(all, func(a, b H2HResult) int { return cmpFloat(a.RequestsPerSec, b.RequestsPerSec) })
+		slices.SortStableFunc(all, func(a, b H2HResult) int { return cmp.Compare(a.RequestsPerSec, b.RequestsPerSec) })
 		med := all[(len(all)-1)/2]
 		for _, r := range runs {
 			med.RunsPerSec = append(med.RunsPerSec, r[i].RequestsPerSec)
@@ -58,16 +59,6 @@ func medianH2H(runs [][]H2HResult) []H2HResult {
 		out[i] = med
 	}
 	return out
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // runsRange is " (runs lo–hi×)": the smallest and largest ratio a ÷ b of

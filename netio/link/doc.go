@@ -30,9 +30,11 @@
 // queue. A peer that stops acknowledging is probed with one frame
 // per timeout and, after DeadBackoff timeouts, counts as silent: its queue
 // is bounded by MaxQueue and Send to it fails with ErrBacklog. A live
-// peer's queue may grow further; the runner slows the application down
-// instead (Link.Congested), because a dropped message costs a protocol its
-// liveness. The receiver suppresses duplicates, holds frames that arrive
+// peer's queue may grow further; while its acknowledgements move, the
+// runner slows the application down instead (Link.Congested), because a
+// dropped message costs a protocol its liveness — a peer whose oldest
+// frame timed out is not waited for, so that one that receives and never
+// acknowledges cannot stall the node. The receiver suppresses duplicates, holds frames that arrive
 // early in a reorder window, and hands up in order while its receive queue
 // has room (a full queue leaves frames unacknowledged, which closes the
 // senders' windows: flow control end to end).
